@@ -1,0 +1,3 @@
+module github.com/nfqfw/nfqfw
+
+go 1.26.8
