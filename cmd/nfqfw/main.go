@@ -1,0 +1,131 @@
+// Command nfqfw is a stateful firewall daemon and its command-line client.
+//
+// Run "nfqfw help" for the subcommands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand. Each lives in its own file and registers itself
+// with register from an init function.
+type command struct {
+	name    string
+	args    string // argument synopsis, e.g. "[-c FILE]"
+	summary string // one line
+	help    string // paragraphs after the synopsis
+	// setup declares the flags; run gets the parsed flag set's remaining
+	// arguments. Output goes to stdout; errors are returned.
+	setup func(fs *flag.FlagSet)
+	run   func(ctx context.Context, args []string, stdout io.Writer) error
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+// errUsage makes main print the subcommand's usage and exit 2.
+var errUsage = errors.New("usage")
+
+// version is stamped at build time: -ldflags "-X main.version=..."
+var version = "dev"
+
+func main() {
+	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func runMain(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) == 0 || argv[0] == "help" || argv[0] == "-h" || argv[0] == "--help" {
+		if len(argv) > 1 {
+			if c, ok := commands[argv[1]]; ok {
+				fs := newFlagSet(c, stdout)
+				fs.Usage()
+				return 0
+			}
+		}
+		usage(stdout)
+		if len(argv) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[argv[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "nfqfw: unknown command %q\n\n", argv[0])
+		usage(stderr)
+		return 2
+	}
+	fs := newFlagSet(c, stderr)
+	if err := fs.Parse(argv[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := c.run(ctx, fs.Args(), stdout); err != nil {
+		if errors.Is(err, errUsage) {
+			fs.Usage()
+			return 2
+		}
+		fmt.Fprintf(stderr, "nfqfw %s: %v\n", c.name, err)
+		return 1
+	}
+	return 0
+}
+
+func newFlagSet(c *command, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("nfqfw "+c.name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	if c.setup != nil {
+		c.setup(fs)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: nfqfw %s %s\n\n%s\n", c.name, c.args, c.summary)
+		if c.help != "" {
+			fmt.Fprintf(out, "\n%s\n", strings.TrimSpace(c.help))
+		}
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintf(out, "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `nfqfw is a stateful firewall: the kernel keeps established traffic, every
+NEW flow is decided by the nfqfw engine through NFQUEUE.
+
+Usage: nfqfw COMMAND [flags] [args]
+
+Commands:
+`)
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-13s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun \"nfqfw help COMMAND\" or \"nfqfw COMMAND -h\" for a command's flags.\n")
+}
+
+// defaultConfig is where the daemon and the CLI look for the config file.
+const defaultConfig = "/etc/nfqfw/nfqfw.yaml"
+
+// defaultSocket is the control socket path used when no config names one.
+const defaultSocket = "/run/nfqfw/nfqfw.sock"
