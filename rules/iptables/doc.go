@@ -1,0 +1,80 @@
+// Package iptables turns a validated rules.Config into the kernel side of
+// nfqfw: iptables-restore input for IPv4 and IPv6, and an Installer that
+// installs, replaces and removes it atomically in the network namespace the
+// process runs in.
+//
+// # Chains
+//
+// nfqfw owns every chain whose name starts with NFQFW- and nothing else. In
+// the filter table NFQFW-INPUT, NFQFW-FORWARD and NFQFW-OUTPUT are hooked
+// first (-I 1) into INPUT, FORWARD and OUTPUT; NFQFW-REJECT answers packets
+// the engine repeated with a reject mark. In the nat table NFQFW-PREROUTING
+// (port forwards) and NFQFW-POSTROUTING (masquerade, SNAT) exist, and are
+// hooked, only when the family has NAT rules.
+//
+// Each filter chain reads, top to bottom:
+//
+//  1. IPv6 input and output only: ICMPv6 types 133-137 (router and
+//     neighbour discovery, redirect) with hop limit 255 are accepted
+//     whatever their conntrack state.
+//  2. Trusted interfaces are accepted (-i on input and forward, -o on
+//     output).
+//  3. ctstate INVALID gets the chain's Invalid action (drop by default).
+//  4. With the FTP helper enabled: ESTABLISHED TCP to and from each control
+//     port goes to the queue, so the helper reads the commands and replies
+//     the fast path would otherwise accept unseen.
+//  5. ctstate RELATED,ESTABLISHED is accepted: the fast path.
+//  6. A packet whose mark (within Queue.MarkBits) is not zero jumps to
+//     NFQFW-REJECT, which holds one REJECT per reject kind. The engine
+//     answers NF_REPEAT with the mark rules.Queue.RejectMark returns, and
+//     the repeated packet is rejected here by the kernel. tcp-reset is
+//     limited to TCP; a non-TCP packet marked tcp-reset gets a
+//     port-unreachable instead.
+//  7. With guards configured (input and forward): sources in the ipset
+//     nfqfw-ban4 / nfqfw-ban6 are dropped. The sets must exist before the
+//     ruleset is installed, or iptables-restore refuses it.
+//  8. ctstate NEW goes to NFQUEUE (--queue-num N, or --queue-balance
+//     N:N+Count-1, and --queue-bypass when configured).
+//  9. What is left (UNTRACKED) gets the chain policy.
+//
+// # Kernel-only chains
+//
+// Generation decides once, per chain and family, whether the engine has
+// anything to decide. A chain with no rule that can match the family, no
+// policy log and no helper that could admit its flows (FTP data
+// connections, or port forwards on the forward chain, when the policy is
+// not accept) does not queue at all: after the fast path its NEW packets
+// get the policy in the kernel (for example output with policy accept and
+// no rules ends in -j ACCEPT), and steps 6 to 8 are left out.
+//
+// # Reject kinds per family
+//
+// ip6tables has no protocol-unreachable: icmp-proto-unreachable is answered
+// with icmp6-adm-prohibited in IPv6. icmp-host-unreachable becomes
+// icmp6-addr-unreachable, icmp-port-unreachable icmp6-port-unreachable; in
+// IPv4 the ICMPv6 kinds become icmp-admin-prohibited and
+// icmp-port-unreachable. A reject with no kind is tcp-reset for TCP and
+// port-unreachable for the rest.
+//
+// # NAT
+//
+// Masquerade and SNAT without sources apply to IPv4 only: NAT66 is
+// generated only for IPv6 sources named in the config. A port forward is
+// generated in the family of its target address (IPv6 targets in brackets
+// when a port is given). Forwarded NEW flows are queued like any other;
+// the engine admits them only toward their forwarded destination.
+//
+// # Transactions
+//
+// iptables-restore --noflush commits table by table. Reinstall builds one
+// input per family that first removes whatever nfqfw chains and jumps
+// iptables-save shows (stale ones left by a crash included) and then
+// declares and fills the new chains, so each table switches atomically.
+// Filter is written first: it is the table most likely to be refused, and
+// a refusal then commits nothing. If a later table is refused, the
+// Installer restores the previous state.
+//
+// Every rule carries a comment "nfqfw: ..." so that iptables -S explains
+// it. Rules are written in the order and spelling iptables-save prints
+// them back, so a saved ruleset can be compared with the generated one.
+package iptables
