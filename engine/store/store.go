@@ -1,0 +1,118 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Version is the envelope version Save writes and Load reads.
+const Version = 1
+
+// envelope is the on-disk shape of a state file.
+type envelope struct {
+	Version int             `json:"version"`
+	SavedAt time.Time       `json:"saved_at"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Save writes v as JSON inside a versioned envelope to path, atomically and
+// durably: temporary file in the same directory (mode 0600), fsync, rename,
+// fsync of the directory. The directory must exist.
+func Save(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("store: save %s: encode: %w", path, err)
+	}
+	b, err := json.Marshal(envelope{Version: Version, SavedAt: time.Now().UTC(), Data: data})
+	if err != nil {
+		return fmt.Errorf("store: save %s: encode envelope: %w", path, err)
+	}
+	b = append(b, '\n')
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("store: save %s: %w", path, err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("store: save %s: chmod: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("store: save %s: write: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("store: save %s: fsync: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("store: save %s: close: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("store: save %s: rename: %w", path, err)
+	}
+	ok = true
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("store: save %s: fsync directory: %w", path, err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Load reads the state file at path into v. A missing file is not an error:
+// v is left untouched (the empty state). A file that cannot be decoded is
+// moved aside to path+".corrupt-<unixtime>" and an error wrapping ErrCorrupt
+// (or ErrVersion) is returned that names where it went; v is then left in an
+// unspecified state and should be discarded by the caller. Other I/O errors
+// (e.g. permission denied) are returned as they are.
+func Load(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: load %s: %w", path, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(b, &env); err != nil {
+		return moveAside(path, ErrCorrupt, err.Error())
+	}
+	switch {
+	case env.Version == 0 || len(env.Data) == 0:
+		return moveAside(path, ErrCorrupt, "no version or data")
+	case env.Version != Version:
+		return moveAside(path, ErrVersion, "version "+strconv.Itoa(env.Version))
+	}
+	if err := json.Unmarshal(env.Data, v); err != nil {
+		return moveAside(path, ErrCorrupt, err.Error())
+	}
+	return nil
+}
+
+// moveAside renames a bad state file out of the way so the next start does
+// not trip over it, keeping it for inspection.
+func moveAside(path string, sentinel error, detail string) error {
+	aside := path + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+	if err := os.Rename(path, aside); err != nil {
+		return fmt.Errorf("store: load %s: %w (%s), and moving it aside failed: %v", path, sentinel, detail, err)
+	}
+	return fmt.Errorf("store: load %s: %w (%s); moved to %s", path, sentinel, detail, aside)
+}
