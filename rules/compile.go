@@ -1,0 +1,501 @@
+package rules
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Compile builds the immutable Policy of a configuration. c is normally the
+// result of Parse; a hand-built Config is accepted too, with the same
+// defaults for what it leaves zero (chain policies, reject kinds). c must
+// not be modified afterwards. Compile fails, wrapping ErrBadValue or
+// ErrConflict, on a Config that Parse would have refused in ways the policy
+// cannot represent.
+func Compile(c *Config) (*Policy, error) {
+	if c == nil {
+		return nil, fmt.Errorf("compile: nil config: %w", ErrMissing)
+	}
+	p := &Policy{cfg: c}
+	chains := [NumHooks]*Chain{HookInput: &c.Input, HookForward: &c.Forward, HookOutput: &c.Output}
+	for h, ch := range chains {
+		cp := ChainPolicy{Action: ch.Policy, RejectWith: ch.RejectWith, Log: ch.Log}
+		if cp.Action == ActionNone {
+			cp.Action = ActionDrop
+			if Hook(h) == HookOutput {
+				cp.Action = ActionAccept
+			}
+		}
+		if cp.Action == ActionReject && cp.RejectWith == RejectNone {
+			cp.RejectWith = RejectICMPPortUnreachable
+		}
+		if cp.Action != ActionReject {
+			cp.RejectWith = RejectNone
+		}
+		p.chains[h] = cp
+		for i := range ch.Rules {
+			r := &ch.Rules[i]
+			cr, err := compileRule(Hook(h), r)
+			if err != nil {
+				return nil, err
+			}
+			p.rules = append(p.rules, cr)
+		}
+	}
+	if len(p.rules) > 1<<31-1 {
+		return nil, fmt.Errorf("compile: %d rules: %w", len(p.rules), ErrBadValue)
+	}
+	for f, fam := range []Family{FamilyIPv4, FamilyIPv6} {
+		p.match[f] = make([]matcher, len(p.rules))
+		usable := make([]bool, len(p.rules))
+		for id := range p.rules {
+			p.match[f][id], usable[id] = newMatcher(p.rules[id].Src, fam)
+		}
+		for h := range NumHooks {
+			p.cand[h][f] = candidates(p.rules, usable, h)
+		}
+	}
+	hash, err := canonicalHash(c)
+	if err != nil {
+		return nil, err
+	}
+	p.hash = hash
+	return p, nil
+}
+
+func compileRule(h Hook, r *Rule) (CompiledRule, error) {
+	cr := CompiledRule{
+		Name:       r.Name,
+		Hook:       h,
+		Action:     r.Action,
+		RejectWith: r.RejectWith,
+		Log:        r.Log,
+		HasState:   r.Recent != nil || r.Guard != "" || r.Knock != "",
+		Src:        r,
+	}
+	bad := func(sentinel error, format string, args ...any) error {
+		return fmt.Errorf("compile %s rule %q (line %d): %s: %w", h, r.Name, r.Line, fmt.Sprintf(format, args...), sentinel)
+	}
+	switch r.Action {
+	case ActionAccept, ActionDrop:
+		cr.RejectWith = RejectNone
+	case ActionReject:
+		if cr.RejectWith == RejectNone {
+			cr.RejectWith = defaultReject(r.Proto)
+		}
+		if cr.RejectWith >= NumRejectKinds {
+			return cr, bad(ErrBadValue, "unknown reject kind %d", cr.RejectWith)
+		}
+		if cr.RejectWith == RejectTCPReset && r.Proto != protoTCP {
+			return cr, bad(ErrConflict, "tcp-reset on proto %s", protoName(r.Proto))
+		}
+	default:
+		return cr, bad(ErrBadValue, "no action")
+	}
+	switch r.Family {
+	case FamilyAny, FamilyIPv4, FamilyIPv6:
+	default:
+		return cr, bad(ErrBadValue, "unknown family %d", r.Family)
+	}
+	for _, pr := range slices.Concat(r.SPort, r.DPort) {
+		if pr.First > pr.Last {
+			return cr, bad(ErrBadValue, "port range %d-%d is reversed", pr.First, pr.Last)
+		}
+	}
+	if (len(r.SPort) > 0 || len(r.DPort) > 0) && !hasPorts(r.Proto) {
+		return cr, bad(ErrConflict, "ports on proto %s", protoName(r.Proto))
+	}
+	if len(r.ICMP) > 0 && r.Proto != protoICMP && r.Proto != protoICMPv6 {
+		return cr, bad(ErrConflict, "icmp types on proto %s", protoName(r.Proto))
+	}
+	for _, pf := range slices.Concat(r.Src, r.Dst) {
+		if !pf.IsValid() {
+			return cr, bad(ErrBadValue, "invalid prefix")
+		}
+	}
+	if cr.Name == "" {
+		cr.Name = fmt.Sprintf("%s-line%d", h, r.Line)
+	}
+	return cr, nil
+}
+
+// candidates returns, per protocol, the ids of hook h's usable rules that
+// can match that protocol, in rule order. Protocols that no rule names share
+// the list of protocol-independent rules.
+func candidates(rules []CompiledRule, usable []bool, h Hook) [256][]int32 {
+	var out [256][]int32
+	var anyProto []int32
+	named := map[uint8]bool{}
+	for id, cr := range rules {
+		if cr.Hook != h || !usable[id] {
+			continue
+		}
+		if cr.Src.Proto == 0 {
+			anyProto = append(anyProto, int32(id))
+		} else {
+			named[cr.Src.Proto] = true
+		}
+	}
+	for proto := range 256 {
+		if !named[uint8(proto)] {
+			out[proto] = anyProto
+			continue
+		}
+		var ids []int32
+		for id, cr := range rules {
+			if cr.Hook == h && usable[id] && (cr.Src.Proto == 0 || cr.Src.Proto == uint8(proto)) {
+				ids = append(ids, int32(id))
+			}
+		}
+		out[proto] = ids
+	}
+	return out
+}
+
+// matcher is a rule's static match for one address family. Empty sets
+// match anything.
+type matcher struct {
+	sport, dport portSet
+	src, dst     addrSet
+	in, out      ifaceSet
+	icmp         []ICMPMatch
+}
+
+// newMatcher compiles r for family fam. usable is false when the rule can
+// never match a packet of that family.
+func newMatcher(r *Rule, fam Family) (m matcher, usable bool) {
+	if r.Family != FamilyAny && r.Family != fam {
+		return m, false
+	}
+	if (r.Proto == protoICMP && fam != FamilyIPv4) || (r.Proto == protoICMPv6 && fam != FamilyIPv6) {
+		return m, false
+	}
+	var ok bool
+	if m.src, ok = newAddrSet(r.Src, fam); !ok {
+		return m, false
+	}
+	if m.dst, ok = newAddrSet(r.Dst, fam); !ok {
+		return m, false
+	}
+	m.sport = newPortSet(r.SPort)
+	m.dport = newPortSet(r.DPort)
+	m.in = newIfaceSet(r.In)
+	m.out = newIfaceSet(r.Out)
+	m.icmp = r.ICMP
+	return m, true
+}
+
+func (m *matcher) match(pkt *Packet) bool {
+	if !m.dport.contains(pkt.DstPort) || !m.sport.contains(pkt.SrcPort) {
+		return false
+	}
+	if len(m.icmp) > 0 && !matchICMP(m.icmp, pkt.ICMPType, pkt.ICMPCode) {
+		return false
+	}
+	if !m.src.contains(&pkt.Src) || !m.dst.contains(&pkt.Dst) {
+		return false
+	}
+	return m.in.contains(pkt.InIface) && m.out.contains(pkt.OutIface)
+}
+
+func matchICMP(ms []ICMPMatch, typ, code uint8) bool {
+	for _, m := range ms {
+		if m.Type == typ && (m.Code < 0 || m.Code == int16(code)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Address sets. Addresses are 128-bit numbers (IPv4 in its IPv4-mapped
+// form, as in Packet), prefixes are inclusive spans of them.
+
+type u128 struct{ hi, lo uint64 }
+
+func load128(b *[16]byte) u128 {
+	return u128{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}
+}
+
+func (a u128) less(b u128) bool { return a.hi < b.hi || (a.hi == b.hi && a.lo < b.lo) }
+
+func (a u128) next() (u128, bool) {
+	if a.lo != ^uint64(0) {
+		return u128{a.hi, a.lo + 1}, true
+	}
+	if a.hi != ^uint64(0) {
+		return u128{a.hi + 1, 0}, true
+	}
+	return a, false
+}
+
+type span struct{ lo, hi u128 }
+
+func (s span) contains(a u128) bool { return !a.less(s.lo) && !s.hi.less(a) }
+
+func prefixSpan(p netip.Prefix) span {
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	b := p.Addr().As16()
+	a := load128(&b)
+	var mask u128
+	switch {
+	case bits >= 128:
+		mask = u128{^uint64(0), ^uint64(0)}
+	case bits > 64:
+		mask = u128{^uint64(0), ^uint64(0) << (128 - bits)}
+	case bits == 64:
+		mask = u128{^uint64(0), 0}
+	case bits > 0:
+		mask = u128{^uint64(0) << (64 - bits), 0}
+	}
+	lo := u128{a.hi & mask.hi, a.lo & mask.lo}
+	return span{lo, u128{lo.hi | ^mask.hi, lo.lo | ^mask.lo}}
+}
+
+// addrKind is the lookup shape of an address set.
+type addrKind uint8
+
+const (
+	addrAny    addrKind = iota // no addresses given: anything matches
+	addrOne                    // one prefix
+	addrLinear                 // a few spans, scanned
+	addrHosts                  // many single addresses: a map
+	addrSorted                 // many spans, merged and sorted: binary search
+)
+
+// maxLinear is the largest set scanned linearly.
+const maxLinear = 6
+
+type addrSet struct {
+	kind  addrKind
+	one   span
+	spans []span
+	hosts map[[16]byte]struct{}
+}
+
+// newAddrSet builds the set of ps's prefixes of family fam. ok is false
+// when ps is not empty but has no prefix of that family (nothing matches).
+func newAddrSet(ps []netip.Prefix, fam Family) (s addrSet, ok bool) {
+	if len(ps) == 0 {
+		return addrSet{kind: addrAny}, true
+	}
+	var spans []span
+	allHosts := true
+	for _, p := range ps {
+		if familyOf(p) != fam {
+			continue
+		}
+		spans = append(spans, prefixSpan(p))
+		allHosts = allHosts && p.IsSingleIP()
+	}
+	if len(spans) == 0 {
+		return addrSet{}, false
+	}
+	if allHosts && len(spans) > maxLinear {
+		s = addrSet{kind: addrHosts, hosts: make(map[[16]byte]struct{}, len(spans))}
+		for _, sp := range spans {
+			var k [16]byte
+			binary.BigEndian.PutUint64(k[:8], sp.lo.hi)
+			binary.BigEndian.PutUint64(k[8:], sp.lo.lo)
+			s.hosts[k] = struct{}{}
+		}
+		return s, true
+	}
+	spans = mergeSpans(spans)
+	switch {
+	case len(spans) == 1:
+		return addrSet{kind: addrOne, one: spans[0]}, true
+	case len(spans) <= maxLinear:
+		return addrSet{kind: addrLinear, spans: spans}, true
+	}
+	return addrSet{kind: addrSorted, spans: spans}, true
+}
+
+// mergeSpans sorts spans and merges overlapping and adjacent ones.
+func mergeSpans(spans []span) []span {
+	slices.SortFunc(spans, func(a, b span) int {
+		switch {
+		case a.lo.less(b.lo):
+			return -1
+		case b.lo.less(a.lo):
+			return 1
+		}
+		return 0
+	})
+	out := spans[:1]
+	for _, s := range spans[1:] {
+		last := &out[len(out)-1]
+		next, ok := last.hi.next()
+		if !ok || !next.less(s.lo) { // overlaps or touches
+			if last.hi.less(s.hi) {
+				last.hi = s.hi
+			}
+			continue
+		}
+		out = append(out, s)
+	}
+	return slices.Clip(out)
+}
+
+func (s *addrSet) contains(b *[16]byte) bool {
+	switch s.kind {
+	case addrAny:
+		return true
+	case addrOne:
+		return s.one.contains(load128(b))
+	case addrLinear:
+		a := load128(b)
+		for _, sp := range s.spans {
+			if sp.contains(a) {
+				return true
+			}
+		}
+		return false
+	case addrHosts:
+		_, ok := s.hosts[*b]
+		return ok
+	}
+	a := load128(b)
+	// First span whose hi >= a; it holds a if its lo <= a.
+	lo, hi := 0, len(s.spans)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if s.spans[mid].hi.less(a) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	return lo < len(s.spans) && !a.less(s.spans[lo].lo)
+}
+
+// portKind is the lookup shape of a port set.
+type portKind uint8
+
+const (
+	portAny    portKind = iota // no ports given
+	portOne                    // one port or range
+	portList                   // a few ranges, scanned
+	portBitmap                 // many: one bit per port
+)
+
+const maxPortList = 8
+
+type portSet struct {
+	kind   portKind
+	one    PortRange
+	list   []PortRange
+	bitmap *[65536 / 64]uint64
+}
+
+func newPortSet(rs []PortRange) portSet {
+	if len(rs) == 0 {
+		return portSet{kind: portAny}
+	}
+	rs = slices.Clone(rs)
+	slices.SortFunc(rs, func(a, b PortRange) int { return int(a.First) - int(b.First) })
+	merged := rs[:1]
+	for _, r := range rs[1:] {
+		last := &merged[len(merged)-1]
+		if int(r.First) <= int(last.Last)+1 {
+			last.Last = max(last.Last, r.Last)
+			continue
+		}
+		merged = append(merged, r)
+	}
+	switch {
+	case len(merged) == 1:
+		return portSet{kind: portOne, one: merged[0]}
+	case len(merged) <= maxPortList:
+		return portSet{kind: portList, list: slices.Clip(merged)}
+	}
+	bm := new([65536 / 64]uint64)
+	for _, r := range merged {
+		for p := int(r.First); p <= int(r.Last); p++ {
+			bm[p>>6] |= 1 << (p & 63)
+		}
+	}
+	return portSet{kind: portBitmap, bitmap: bm}
+}
+
+func (s *portSet) contains(port uint16) bool {
+	switch s.kind {
+	case portAny:
+		return true
+	case portOne:
+		return port >= s.one.First && port <= s.one.Last
+	case portList:
+		for _, r := range s.list {
+			if port >= r.First && port <= r.Last {
+				return true
+			}
+		}
+		return false
+	}
+	return s.bitmap[port>>6]&(1<<(port&63)) != 0
+}
+
+// ifaceSet matches interface names; a name ending in "+" matches every
+// name with that prefix (iptables' wildcard). Empty matches anything,
+// including an unknown ("") interface.
+type ifaceSet struct {
+	names []ifName
+}
+
+type ifName struct {
+	name   string
+	prefix bool
+}
+
+func newIfaceSet(names []string) ifaceSet {
+	var s ifaceSet
+	for _, n := range names {
+		if base, ok := strings.CutSuffix(n, "+"); ok {
+			s.names = append(s.names, ifName{base, true})
+		} else {
+			s.names = append(s.names, ifName{n, false})
+		}
+	}
+	return s
+}
+
+func (s *ifaceSet) contains(name string) bool {
+	if len(s.names) == 0 {
+		return true
+	}
+	if name == "" {
+		return false
+	}
+	for _, n := range s.names {
+		if n.name == name || (n.prefix && strings.HasPrefix(name, n.name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalHash hashes the JSON form of c without what does not change the
+// firewall's behaviour (the file name and rule line numbers).
+func canonicalHash(c *Config) (string, error) {
+	cc := *c
+	cc.File = ""
+	for _, ch := range []*Chain{&cc.Input, &cc.Forward, &cc.Output} {
+		ch.Rules = slices.Clone(ch.Rules)
+		for i := range ch.Rules {
+			ch.Rules[i].Line = 0
+		}
+	}
+	b, err := json.Marshal(&cc)
+	if err != nil {
+		return "", fmt.Errorf("compile: hash config: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
