@@ -1,0 +1,36 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// banCollector exports the ban list.
+type banCollector struct {
+	src    BanSource
+	active *prometheus.Desc
+	issued *prometheus.Desc
+}
+
+func newBanCollector(src BanSource) *banCollector {
+	return &banCollector{
+		src: src,
+		active: newDesc("bans_active",
+			"Sources banned now."),
+		issued: newDesc("bans_issued_total",
+			"Bans issued, per mechanism that banned (guard, recent, manual).",
+			"source"),
+	}
+}
+
+func (c *banCollector) describe(ch chan<- *prometheus.Desc) {
+	ch <- c.active
+	ch <- c.issued
+}
+
+func (c *banCollector) update(ch chan<- prometheus.Metric) error {
+	ch <- prometheus.MustNewConstMetric(c.active, prometheus.GaugeValue, float64(c.src.BansActive()))
+	issued := newSamples(c.issued, prometheus.CounterValue)
+	c.src.BansIssued(func(source string, n uint64) {
+		issued.add(float64(n), source)
+	})
+	issued.emit(ch)
+	return nil
+}

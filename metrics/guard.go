@@ -1,0 +1,31 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// guardCollector exports the rate guards' judgements.
+type guardCollector struct {
+	src      GuardSource
+	attempts *prometheus.Desc
+}
+
+func newGuardCollector(src GuardSource) *guardCollector {
+	return &guardCollector{
+		src: src,
+		attempts: newDesc("guard_attempts_total",
+			"New connections a rate guard judged, per result (allowed, limited).",
+			"guard", "result"),
+	}
+}
+
+func (c *guardCollector) describe(ch chan<- *prometheus.Desc) {
+	ch <- c.attempts
+}
+
+func (c *guardCollector) update(ch chan<- prometheus.Metric) error {
+	attempts := newSamples(c.attempts, prometheus.CounterValue)
+	c.src.GuardAttempts(func(guard, result string, n uint64) {
+		attempts.add(float64(n), guard, result)
+	})
+	attempts.emit(ch)
+	return nil
+}

@@ -1,0 +1,143 @@
+package metrics
+
+// The sources below are what the collectors read at scrape time. Each is
+// called from the scrape goroutine, concurrently with the packet path, so an
+// implementation must be safe for that (atomic loads, or a short lock that
+// the packet path does not take). Callbacks are called synchronously, before
+// the method returns. Samples reported twice with equal label values are
+// summed.
+
+// RuleCount is the number of packets one rule, or one chain's default
+// policy, decided with one action.
+type RuleCount struct {
+	Chain   string // hook name: input, forward, output
+	Rule    string // rule name; "" for the chain's default policy
+	Action  string // accept, drop, reject
+	Packets uint64
+}
+
+// EngineSource is the policy engine's counters.
+type EngineSource interface {
+	// RuleCounts calls fn for every rule and chain policy counter.
+	RuleCounts(fn func(RuleCount))
+	// ReasonCounts calls fn with the packets decided per reason (the
+	// engine's Reason names: rule, policy, invalid, recent, ...) and action.
+	ReasonCounts(fn func(reason, action string, packets uint64))
+	// NewFlowCounts calls fn with the flows admitted per protocol label
+	// (tcp, udp, icmp, icmpv6, other).
+	NewFlowCounts(fn func(proto string, flows uint64))
+	// LogCounts returns the packet log lines written and those suppressed
+	// by the log rate limit.
+	LogCounts() (written, suppressed uint64)
+}
+
+// FlowStats are the flow table's totals since start.
+type FlowStats struct {
+	Evictions uint64 // live flows evicted to make room for a new one
+	TableFull uint64 // new flows refused because the table was full and nothing could be evicted
+	Expired   uint64 // flows removed because their timeout passed
+}
+
+// FlowSource is the engine's flow table.
+type FlowSource interface {
+	// FlowCounts calls fn with the number of flows in the table per state
+	// (the state names of the flow table, e.g. syn_sent, established).
+	FlowCounts(fn func(state string, flows int))
+	// FlowStats returns the table's totals.
+	FlowStats() FlowStats
+}
+
+// QueueStats are one queue reader's totals since it opened its queue.
+type QueueStats struct {
+	Queue         uint16 // NFQUEUE number
+	Packets       uint64 // packets received from the queue
+	ENOBUFS       uint64 // receive buffer overruns: the kernel lost messages for the reader
+	VerdictErrors uint64 // verdicts the kernel did not take
+	OtherErrors   uint64 // any other receive error the reader survived (malformed messages included)
+	Panics        uint64 // recovered panics while deciding a packet
+}
+
+// QueueSource is the set of queue readers.
+type QueueSource interface {
+	// QueueStats calls fn once per queue reader.
+	QueueStats(fn func(QueueStats))
+}
+
+// ProcQueue is the kernel's view of one bound queue, one line of
+// /proc/net/netfilter/nfnetlink_queue. The kernel keeps the counters in 32
+// bits: they wrap, which Prometheus' rate() reads as a counter reset.
+type ProcQueue struct {
+	Queue       uint16 // queue number
+	Length      uint64 // packets waiting for a verdict now (queue_total)
+	Dropped     uint64 // packets dropped because the queue was full (queue_dropped)
+	UserDropped uint64 // packets lost because the reader's socket buffer was full (queue_user_dropped)
+}
+
+// ProcSource reads the kernel's queue table. ProcFS returns one built on
+// procfs; the daemon may as well adapt engine/nfq's reader of the same file.
+type ProcSource func() ([]ProcQueue, error)
+
+// RecentList is one recent list's state.
+type RecentList struct {
+	List      string // list name from the config
+	Entries   int    // addresses on the list now
+	Hits      uint64 // packets whose source matched the list
+	Evictions uint64 // entries evicted because the list was full
+}
+
+// RecentSource is the set of recent lists.
+type RecentSource interface {
+	// RecentLists calls fn once per list.
+	RecentLists(fn func(RecentList))
+}
+
+// GuardSource is the set of rate guards (for example the SSH brute-force
+// guard).
+type GuardSource interface {
+	// GuardAttempts calls fn with the new connections each guard judged, by
+	// result (allowed, limited).
+	GuardAttempts(fn func(guard, result string, attempts uint64))
+}
+
+// BanSource is the ban list.
+type BanSource interface {
+	// BansActive returns the number of sources banned now.
+	BansActive() int
+	// BansIssued calls fn with the bans issued per source of the ban: the
+	// mechanism that banned (guard, recent, manual), never the address.
+	BansIssued(fn func(source string, bans uint64))
+}
+
+// KnockSequence is the state of one knock sequence.
+type KnockSequence struct {
+	Sequence    string // sequence name from the config
+	InProgress  int    // sources part way through the sequence now
+	WindowsOpen int    // sources whose completed sequence holds a window open now
+	Successes   uint64 // sequences completed
+}
+
+// KnockSource is the set of knock sequences.
+type KnockSource interface {
+	// KnockSequences calls fn once per sequence.
+	KnockSequences(fn func(KnockSequence))
+	// KnockFailures calls fn with the failed attempts per sequence and
+	// reason (wrong_port, timeout, ...).
+	KnockFailures(fn func(sequence, reason string, failures uint64))
+}
+
+// FTPStats are the FTP helper's totals.
+type FTPStats struct {
+	Created   uint64 // expectations created from PASV/EPSV/PORT/EPRT
+	Used      uint64 // expectations that admitted a data connection
+	Expired   uint64 // expectations that timed out unused
+	Malformed uint64 // control lines that could not be parsed
+}
+
+// FTPSource is the FTP helper.
+type FTPSource interface {
+	// FTPStats returns the helper's totals.
+	FTPStats() FTPStats
+	// FTPRefusals calls fn with the expectations refused per reason (for
+	// example bounce: a PORT naming a third host, or table_full).
+	FTPRefusals(fn func(reason string, refused uint64))
+}
