@@ -1,0 +1,12 @@
+package knock
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrUnknownReason is returned when decoding a failure reason that has
+	// no name.
+	ErrUnknownReason = errors.New("unknown failure reason")
+	// ErrUnknownKnock is returned by Find for a name no sequence has.
+	ErrUnknownKnock = errors.New("unknown knock sequence")
+)
