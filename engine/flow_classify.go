@@ -88,6 +88,7 @@ func classifyUntracked(p *Parsed) Class {
 // direction fd. Caller holds s.mu.
 func (t *Table) track(s *shard, k FlowKey, e entry, p *Parsed, fd flowDir, now int64) Class {
 	old := e
+	renew := true
 	switch k.proto {
 	case ctTCP:
 		next := tcpNext(fd, e.state, p.TCPFlags)
@@ -110,9 +111,9 @@ func (t *Table) track(s *shard, k FlowKey, e entry, p *Parsed, fd flowDir, now i
 				t.n.Add(-1)
 				return ClassEstablished
 			}
-			if tcpIndexOf(p.TCPFlags) == tcpSynSet && e.state == TCPSynSent {
-				return ClassEstablished // retransmitted SYN: the timer is not renewed
-			}
+			// A SYN while in SYN_SENT (retransmitted, or the other
+			// side's in a simultaneous open) does not renew the timer.
+			renew = tcpIndexOf(p.TCPFlags) != tcpSynSet || e.state != TCPSynSent
 		}
 		if (e.state == TCPSynRecv || e.state == TCPEstablished) && next == TCPEstablished {
 			e.flags |= flagAssured
@@ -126,7 +127,9 @@ func (t *Table) track(s *shard, k FlowKey, e entry, p *Parsed, fd flowDir, now i
 	if fd == dirReply {
 		e.flags |= flagReplied
 	}
-	e.expires = now + t.to.of(k.proto, &e)
+	if renew {
+		e.expires = now + t.to.of(k.proto, &e)
+	}
 	s.account(k.proto, &old, -1)
 	s.account(k.proto, &e, 1)
 	s.m[k] = e
