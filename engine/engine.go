@@ -1,0 +1,218 @@
+package engine
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+// Engine decides queued packets. It owns the flow table and the running
+// policy; queue readers each use their own Worker. The policy is swapped
+// atomically by SetPolicy while readers run; flows and counters survive the
+// swap.
+type Engine struct {
+	active atomic.Pointer[active]
+	flows  *Table
+	ifs    ifNames
+	log    *packetLog
+
+	// stateful matchers and helpers; nil when not configured.
+	stateful atomic.Pointer[statefulRef]
+
+	reasons  [NumReasons][numActions]atomic.Uint64
+	newFlows [numProtoLabels]atomic.Uint64
+	ruleCnt  counterSet
+}
+
+// active is a policy together with the counters of its rules, swapped as one.
+type active struct {
+	policy *rules.Policy
+	rules  []*ruleCounter // index = rule id
+	chains [rules.NumHooks]*ruleCounter
+}
+
+// Stateful decides the stateful conditions of rules (recent lists, guards,
+// knock windows) and may look at every NEW packet before the policy does.
+// It is implemented by the stateful matchers of the daemon. Every method is
+// called from queue readers concurrently and must not allocate.
+type Stateful interface {
+	rules.Stateful
+	// Before is called for every NEW packet before the policy is evaluated.
+	// A verdict with ok true decides the packet (e.g. a banned source, a
+	// knock step, an expected helper connection).
+	Before(p *Parsed, now int64) (v Verdict, ok bool)
+	// After is called with the verdict the policy gave (for counting
+	// connections of a guard, setting recent lists, ...).
+	After(p *Parsed, v Verdict, now int64)
+	// Inspect is called for packets of tracked flows that reach the engine
+	// (the FTP control channel); b is the whole packet.
+	Inspect(p *Parsed, b []byte, now int64)
+}
+
+type statefulRef struct{ s Stateful }
+
+// Options configure an Engine.
+type Options struct {
+	Logger  *slog.Logger // drop/reject log lines; nil discards them
+	LogRate int          // log lines per second on the packet path (0: 10)
+}
+
+// New returns an engine running policy p.
+func New(p *rules.Policy, opts Options) *Engine {
+	c := p.Config()
+	e := &Engine{
+		flows: NewTable(c.Flows.Max, c.Flows.Timeouts),
+		log:   newPacketLog(opts.Logger, opts.LogRate),
+	}
+	e.SetPolicy(p)
+	return e
+}
+
+// SetPolicy swaps in a new policy. Packets being decided keep the old one;
+// the next packet sees the new one. Counters of rules that keep their name
+// keep counting.
+func (e *Engine) SetPolicy(p *rules.Policy) {
+	a := &active{policy: p}
+	for _, r := range p.Rules() {
+		a.rules = append(a.rules, e.ruleCnt.get(r.Name, r.Hook, false))
+	}
+	for h := rules.Hook(0); h < rules.NumHooks; h++ {
+		a.chains[h] = e.ruleCnt.get("", h, true)
+	}
+	e.active.Store(a)
+}
+
+// Policy returns the running policy.
+func (e *Engine) Policy() *rules.Policy { return e.active.Load().policy }
+
+// SetStateful installs the stateful matchers (nil removes them).
+func (e *Engine) SetStateful(s Stateful) {
+	if s == nil {
+		e.stateful.Store(nil)
+		return
+	}
+	e.stateful.Store(&statefulRef{s})
+}
+
+// Flows returns the engine's flow table.
+func (e *Engine) Flows() *Table { return e.flows }
+
+// RefreshInterfaces re-reads the interface names used to match in/out rules.
+func (e *Engine) RefreshInterfaces() error { return e.ifs.refresh() }
+
+// Worker decides packets for one queue reader. It owns the decode state and
+// is not safe for concurrent use; create one per reader with NewWorker.
+type Worker struct {
+	e   *Engine
+	dec *Decoder
+	p   Parsed
+}
+
+// NewWorker returns a Worker for one queue reader.
+func (e *Engine) NewWorker() *Worker {
+	return &Worker{e: e, dec: NewDecoder()}
+}
+
+// Parsed returns the packet the worker decided last. Valid until the next
+// call of Decide; for tests and logging.
+func (w *Worker) Parsed() *Parsed { return &w.p }
+
+// Decide decodes b (starting at the IP header), classifies it against the
+// flow table and returns the verdict. now is the packet's time in unix
+// nanoseconds. It does not allocate unless it logs.
+func (w *Worker) Decide(b []byte, hook rules.Hook, inIf, outIf, mark uint32, now int64) Verdict {
+	e := w.e
+	a := e.active.Load()
+	p := &w.p
+	w.dec.Decode(b, p)
+	p.Hook = hook
+	p.InIface = e.ifs.name(inIf)
+	p.OutIface = e.ifs.name(outIf)
+	p.Mark = mark
+
+	var v Verdict
+	switch p.Kind {
+	case KindOK:
+		v = w.decide(a, b, now)
+	case KindFragment:
+		v = Verdict{Action: rules.ActionDrop, Rule: -1, Reason: ReasonFragment}
+	case KindUnsupported:
+		v = Verdict{Action: rules.ActionDrop, Rule: -1, Reason: ReasonUnsupported}
+	default:
+		v = Verdict{Action: rules.ActionDrop, Rule: -1, Reason: ReasonMalformed}
+	}
+	e.count(a, p, v)
+	if v.Log {
+		e.log.packet(a.policy, p, v)
+	}
+	return v
+}
+
+func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
+	e := w.e
+	p := &w.p
+	var st Stateful
+	if ref := e.stateful.Load(); ref != nil {
+		st = ref.s
+	}
+	switch e.flows.Classify(p, now) {
+	case ClassEstablished:
+		if st != nil {
+			st.Inspect(p, b, now)
+		}
+		return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonEstablished}
+	case ClassRelated:
+		return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonRelated}
+	case ClassInvalid:
+		return Verdict{Action: chainConfig(a.policy.Config(), p.Hook).Invalid, Rule: -1, Reason: ReasonInvalid}
+	}
+
+	// NEW.
+	var v Verdict
+	decided := false
+	if st != nil {
+		v, decided = st.Before(p, now)
+	}
+	if !decided {
+		var sr rules.Stateful = noState{}
+		if st != nil {
+			sr = st
+		}
+		if i := a.policy.Eval(&p.Packet, sr); i >= 0 {
+			r := &a.policy.Rules()[i]
+			v = Verdict{Action: r.Action, Reject: r.RejectWith, Log: r.Log != nil, Rule: i, Reason: ReasonRule}
+		} else {
+			c := a.policy.Chain(p.Hook)
+			v = Verdict{Action: c.Action, Reject: c.RejectWith, Log: c.Log != nil, Rule: -1, Reason: ReasonPolicy}
+		}
+	}
+	if v.Action == rules.ActionAccept && v.Reason != ReasonRelated {
+		if !e.flows.Admit(p, v.Rule, now) {
+			v = Verdict{Action: a.policy.Config().Queue.FailureVerdict, Rule: -1, Reason: ReasonTableFull}
+		} else {
+			e.newFlows[protoLabel(p.Proto)].Add(1)
+		}
+	}
+	if st != nil {
+		st.After(p, v, now)
+	}
+	return v
+}
+
+// noState is the Stateful of an engine without stateful matchers: every
+// stateful condition holds.
+type noState struct{}
+
+func (noState) Allow(int, *rules.Packet) bool { return true }
+
+// chainConfig returns the configuration of the chain of hook h.
+func chainConfig(c *rules.Config, h rules.Hook) *rules.Chain {
+	switch h {
+	case rules.HookForward:
+		return &c.Forward
+	case rules.HookOutput:
+		return &c.Output
+	}
+	return &c.Input
+}

@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+// packetLog writes the log lines rules ask for, at most rate lines per
+// second; lines over the rate are counted as suppressed, never queued.
+type packetLog struct {
+	l          *slog.Logger
+	rate       int64
+	second     atomic.Int64 // unix second of the current window
+	inWindow   atomic.Int64
+	written    atomic.Uint64
+	suppressed atomic.Uint64
+}
+
+func newPacketLog(l *slog.Logger, rate int) *packetLog {
+	if rate <= 0 {
+		rate = 10
+	}
+	return &packetLog{l: l, rate: int64(rate)}
+}
+
+// allow reports whether one more line fits in the current second.
+func (pl *packetLog) allow(now time.Time) bool {
+	sec := now.Unix()
+	if old := pl.second.Load(); old != sec && pl.second.CompareAndSwap(old, sec) {
+		pl.inWindow.Store(0)
+	}
+	if pl.inWindow.Add(1) > pl.rate {
+		pl.suppressed.Add(1)
+		return false
+	}
+	return true
+}
+
+func (pl *packetLog) packet(pol *rules.Policy, p *Parsed, v Verdict) {
+	if pl.l == nil || !pl.allow(time.Now()) {
+		return
+	}
+	pl.written.Add(1)
+	prefix, rule := "", ""
+	if v.Rule >= 0 {
+		r := &pol.Rules()[v.Rule]
+		rule = r.Name
+		if r.Log != nil {
+			prefix = r.Log.Prefix
+		}
+	} else if c := pol.Chain(p.Hook); c.Log != nil {
+		prefix = c.Log.Prefix
+	}
+	action := v.Action.String()
+	if v.Action == rules.ActionReject {
+		action += ":" + v.Reject.String()
+	}
+	pl.l.LogAttrs(context.Background(), slog.LevelInfo, "packet",
+		slog.String("prefix", prefix),
+		slog.String("action", action),
+		slog.String("rule", rule),
+		slog.String("reason", v.Reason.String()),
+		slog.String("chain", p.Hook.String()),
+		slog.String("in", p.InIface),
+		slog.String("out", p.OutIface),
+		slog.String("proto", protoName(p.Proto)),
+		slog.String("src", addrString(p.Src)),
+		slog.String("dst", addrString(p.Dst)),
+		slog.Int("sport", int(p.SrcPort)),
+		slog.Int("dport", int(p.DstPort)),
+	)
+}
+
+// LogCounts returns the packet log lines written and suppressed by the rate
+// limit.
+func (e *Engine) LogCounts() (written, suppressed uint64) {
+	return e.log.written.Load(), e.log.suppressed.Load()
+}
+
+func addrString(a [16]byte) string {
+	return netip.AddrFrom16(a).Unmap().String()
+}
