@@ -141,7 +141,7 @@ func (p *parser) syntax(err error) error {
 	} else {
 		msg = strings.TrimPrefix(msg, "yaml: ")
 	}
-	return &Error{File: p.file, Line: line, Msg: msg, Err: ErrSyntax}
+	return &Error{File: p.file, Line: line, Msg: "invalid YAML: " + msg, Err: ErrSyntax}
 }
 
 // errf builds an *Error at node n.
@@ -389,6 +389,9 @@ func (p *parser) duration(n *yaml.Node, path string, min time.Duration) (time.Du
 		return 0, err
 	}
 	d, err := parseDuration(s.Value)
+	if err != nil && strings.HasPrefix(s.Value, "-") {
+		return 0, p.errf(s, path, ErrBadValue, "duration %s must be positive", s.Value)
+	}
 	if err != nil {
 		return 0, p.errf(s, path, ErrBadValue, "%q is not a duration (want e.g. 30s, 10m, 5d, 1d12h)", s.Value)
 	}

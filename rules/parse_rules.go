@@ -255,7 +255,7 @@ func (p *parser) rule(n *yaml.Node, path string, hook Hook, idx int) (Rule, erro
 		}
 		for _, pf := range ps {
 			if famBit(familyOf(pf))&fams == 0 {
-				return r, p.errf(nodes[f], field(f), ErrConflict, "%s is %s but the rule only matches %s (%s)", pf, famBit(familyOf(pf)), fams, why)
+				return r, p.errf(nodes[f], field(f), ErrConflict, "%s is %s but the rule only matches %s (%s)", fmtPrefix(pf), famBit(familyOf(pf)), fams, why)
 			}
 		}
 		if pfs := prefixFams(ps); pfs&fams != fams {
@@ -738,7 +738,7 @@ func (p *parser) nat(n *yaml.Node, path string, nat *NAT) error {
 func (p *parser) sameFamily(n *yaml.Node, path string, src []netip.Prefix, to netip.Addr) error {
 	for _, pf := range src {
 		if pf.Addr().Is4() != to.Is4() {
-			return p.errf(n, path, ErrConflict, "%s and the target %s are of different address families", pf, to)
+			return p.errf(n, path, ErrConflict, "%s and the target %s are of different address families", fmtPrefix(pf), to)
 		}
 	}
 	return nil
@@ -781,4 +781,12 @@ func (p *parser) portForward(n *yaml.Node, path string, idx int) (PortForward, *
 		return f, m, p.errf(nodes["to_port"], join(path, "to_port"), ErrConflict, "to_port needs a single port, not the range %d-%d", f.Port.First, f.Port.Last)
 	}
 	return f, m, p.sameFamily(nodes["src"], join(path, "src"), f.Src, f.To)
+}
+
+// fmtPrefix writes a single address without its /32 or /128.
+func fmtPrefix(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
+	}
+	return p.String()
 }
