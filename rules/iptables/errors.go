@@ -1,6 +1,9 @@
 package iptables
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Functions wrap them with %w and the operation; test with
 // errors.Is.
@@ -25,3 +28,30 @@ var (
 	// than Linux.
 	ErrUnsupported = errors.New("kernel rules are only supported on linux")
 )
+
+// RestoreError is iptables-restore refusing a ruleset. It matches
+// ErrRestore with errors.Is.
+type RestoreError struct {
+	Command string // the restore binary, e.g. iptables-nft-restore
+	Line    int    // the input line it reported, 0 when it named none
+	Text    string // that line of the input, "" when Line is 0
+	Stderr  string // its message, trimmed
+	Err     error  // the exec error (exit status)
+}
+
+func (e *RestoreError) Error() string {
+	msg := e.Command + ": " + e.Stderr
+	if e.Stderr == "" && e.Err != nil {
+		msg = e.Command + ": " + e.Err.Error()
+	}
+	if e.Line > 0 {
+		msg += fmt.Sprintf(" (input line %d: %s)", e.Line, e.Text)
+	}
+	return msg
+}
+
+// Is reports whether target is ErrRestore.
+func (e *RestoreError) Is(target error) bool { return target == ErrRestore }
+
+// Unwrap returns the exec error.
+func (e *RestoreError) Unwrap() error { return e.Err }
