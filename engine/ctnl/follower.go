@@ -1,0 +1,358 @@
+package ctnl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
+	"golang.org/x/sys/unix"
+)
+
+// Defaults and limits.
+const (
+	DefaultReadBuffer = 8 << 20 // bytes of event socket receive buffer
+	// MaxConsecutiveErrors receive errors in a row, with no event in
+	// between, stop Run: the socket is broken, not busy.
+	MaxConsecutiveErrors = 1000
+	// logEvery is the least time between two error lines of Run.
+	logEvery = time.Second
+)
+
+// Options configure a Follower and the package-level queries.
+type Options struct {
+	// NetNS is a network namespace file descriptor; 0 is the caller's.
+	// The sockets stay in that namespace.
+	NetNS int
+	// ReadBuffer is the event socket's receive buffer in bytes; 0 means
+	// DefaultReadBuffer. As root the system limit is overridden.
+	ReadBuffer int
+	// Resync, when set, is called from Run's goroutine with the whole
+	// table after the kernel dropped events (ENOBUFS): flows the consumer
+	// knows that are absent from table are gone. When nil, the dumped
+	// flows are passed to Run's callback as EventDump events instead.
+	Resync func(table []Event)
+	// Logger receives error lines (rate-limited); nil discards them.
+	Logger *slog.Logger
+}
+
+// Stats are a Follower's counters since Listen.
+type Stats struct {
+	Events       uint64 // events delivered to Run's callback
+	DecodeErrors uint64 // messages that were not a decodable conntrack event (skipped)
+	Errors       uint64 // receive errors other than ENOBUFS (Run went on)
+	ENOBUFS      uint64 // event socket overruns: the kernel dropped events
+	Resyncs      uint64 // table dumps done after an overrun
+	ResyncErrors uint64 // resync dumps that failed
+}
+
+// Follower follows the conntrack table. Run reads events in one goroutine;
+// Dump and DeleteBySource may be called from any goroutine, also while Run
+// runs (they use a separate socket, serialized).
+type Follower struct {
+	opts Options
+	log  *slog.Logger
+	ev   *netfilter.Conn
+	q    querier
+
+	events, decodeErrs, errs, enobufs, resyncs, resyncErrs atomic.Uint64
+
+	runOnce, closeOnce sync.Once
+	closed             chan struct{}
+}
+
+// Listen opens the event socket, subscribes it to the new, update and
+// destroy groups, and returns a Follower. Events queue in the socket until
+// Run reads them.
+func Listen(opts Options) (*Follower, error) {
+	if opts.ReadBuffer == 0 {
+		opts.ReadBuffer = DefaultReadBuffer
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ev, err := netfilter.Dial(&netlink.Config{NetNS: opts.NetNS})
+	if err != nil {
+		return nil, fmt.Errorf("ctnl: dial event socket: %w", err)
+	}
+	if err := ev.SetReadBuffer(opts.ReadBuffer); err != nil {
+		ev.Close()
+		return nil, fmt.Errorf("ctnl: set event read buffer %d: %w", opts.ReadBuffer, err)
+	}
+	if err := ev.JoinGroups(netfilter.GroupsCT); err != nil {
+		ev.Close()
+		return nil, fmt.Errorf("ctnl: join conntrack event groups: %w", err)
+	}
+	return &Follower{opts: opts, log: log, ev: ev, q: querier{netns: opts.NetNS}, closed: make(chan struct{})}, nil
+}
+
+// Stats returns the counters so far.
+func (f *Follower) Stats() Stats {
+	return Stats{
+		Events:       f.events.Load(),
+		DecodeErrors: f.decodeErrs.Load(),
+		Errors:       f.errs.Load(),
+		ENOBUFS:      f.enobufs.Load(),
+		Resyncs:      f.resyncs.Load(),
+		ResyncErrors: f.resyncErrs.Load(),
+	}
+}
+
+// Close closes both sockets; a running Run returns ErrClosed. Idempotent.
+func (f *Follower) Close() error {
+	var err error
+	f.closeOnce.Do(func() {
+		close(f.closed)
+		err = f.ev.Close()
+		f.q.close()
+	})
+	return err
+}
+
+// Run reads events and calls fn for each, in this goroutine, until ctx ends
+// (returning nil) or the event socket breaks. fn must not block for long:
+// while it runs, events queue in the socket buffer, and an overrun costs a
+// table dump. An overrun (ENOBUFS) is counted and logged, then the table
+// is dumped (see Options.Resync) and Run goes on. The Follower is closed
+// when Run returns.
+func (f *Follower) Run(ctx context.Context, fn func(Event)) error {
+	err := ErrRunTwice
+	f.runOnce.Do(func() {
+		stop := context.AfterFunc(ctx, func() {
+			// Wake the blocked Receive.
+			f.ev.SetReadDeadline(time.Now().Add(-time.Second))
+		})
+		defer stop()
+		err = f.loop(ctx, fn)
+		f.Close()
+	})
+	return err
+}
+
+func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
+	var lim limiter
+	consecutive := 0
+	for {
+		msgs, err := f.ev.Receive()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			switch {
+			case errors.Is(err, unix.ENOBUFS):
+				f.enobufs.Add(1)
+				if ok, n := lim.allow(time.Now()); ok {
+					f.log.Warn("ctnl: event socket overrun, kernel dropped conntrack events; resyncing", "suppressed", n)
+				}
+				f.resync(ctx, fn)
+				continue
+			case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
+				return fmt.Errorf("ctnl: receive events: %w", ErrClosed)
+			}
+			f.errs.Add(1)
+			consecutive++
+			if consecutive >= MaxConsecutiveErrors {
+				return fmt.Errorf("ctnl: receive events: %w (last: %v)", ErrTooManyErrors, err)
+			}
+			if ok, n := lim.allow(time.Now()); ok {
+				f.log.Warn("ctnl: receive error, follower goes on", "err", err, "suppressed", n)
+			}
+			continue
+		}
+		consecutive = 0
+		for _, m := range msgs {
+			var ev conntrack.Event
+			if err := ev.Unmarshal(m); err != nil || ev.Flow == nil {
+				f.decodeErrs.Add(1)
+				continue
+			}
+			t := EventUnknown
+			switch ev.Type {
+			case conntrack.EventNew:
+				t = EventNew
+			case conntrack.EventUpdate:
+				t = EventUpdate
+			case conntrack.EventDestroy:
+				t = EventDestroy
+			}
+			f.events.Add(1)
+			fn(fromFlow(t, ev.Flow))
+		}
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// resync dumps the table after an overrun and hands it to the consumer.
+func (f *Follower) resync(ctx context.Context, fn func(Event)) {
+	table, err := f.Dump(ctx)
+	if err != nil {
+		f.resyncErrs.Add(1)
+		f.log.Error("ctnl: resync dump failed", "err", err)
+		return
+	}
+	f.resyncs.Add(1)
+	if f.opts.Resync != nil {
+		f.opts.Resync(table)
+		return
+	}
+	for _, e := range table {
+		fn(e)
+	}
+}
+
+// Dump returns the whole conntrack table (IPv4 and IPv6) as EventDump
+// events. When ctx ends first, the query is abandoned and ctx's error
+// returned.
+func (f *Follower) Dump(ctx context.Context) ([]Event, error) {
+	var out []Event
+	err := f.q.do(ctx, func(c *conntrack.Conn) error {
+		flows, err := c.Dump(nil)
+		if err != nil {
+			return fmt.Errorf("ctnl: dump: %w", err)
+		}
+		out = make([]Event, len(flows))
+		for i := range flows {
+			out[i] = fromFlow(EventDump, &flows[i])
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteBySource deletes every kernel flow whose original source is addr
+// and returns how many it deleted. Flows that vanish meanwhile are not
+// errors.
+func (f *Follower) DeleteBySource(ctx context.Context, addr netip.Addr) (int, error) {
+	if !addr.IsValid() {
+		return 0, fmt.Errorf("ctnl: delete by source: %w", ErrInvalidAddr)
+	}
+	addr = addr.Unmap()
+	n := 0
+	err := f.q.do(ctx, func(c *conntrack.Conn) error {
+		flows, err := c.Dump(nil)
+		if err != nil {
+			return fmt.Errorf("ctnl: delete by source %s: dump: %w", addr, err)
+		}
+		for i := range flows {
+			if flows[i].TupleOrig.IP.SourceAddress.Unmap() != addr {
+				continue
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			err := c.Delete(flows[i])
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, unix.ENOENT):
+				// gone already
+			default:
+				return fmt.Errorf("ctnl: delete by source %s: delete flow %d: %w", addr, flows[i].ID, err)
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Dump returns the conntrack table of the namespace in opts, over a
+// socket of its own.
+func Dump(ctx context.Context, opts Options) ([]Event, error) {
+	f := &Follower{q: querier{netns: opts.NetNS}}
+	defer f.q.close()
+	return f.Dump(ctx)
+}
+
+// DeleteBySource deletes the flows whose original source is addr in the
+// namespace in opts, over a socket of its own.
+func DeleteBySource(ctx context.Context, opts Options, addr netip.Addr) (int, error) {
+	f := &Follower{q: querier{netns: opts.NetNS}}
+	defer f.q.close()
+	return f.DeleteBySource(ctx, addr)
+}
+
+// querier owns the query socket: dialed on first use, one query at a time,
+// and thrown away when a query is abandoned.
+type querier struct {
+	netns int
+	mu    sync.Mutex
+	c     *conntrack.Conn
+	done  bool
+}
+
+func (q *querier) do(ctx context.Context, fn func(*conntrack.Conn) error) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.done {
+		return fmt.Errorf("ctnl: query: %w", ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if q.c == nil {
+		c, err := conntrack.Dial(&netlink.Config{NetNS: q.netns})
+		if err != nil {
+			return fmt.Errorf("ctnl: dial query socket: %w", err)
+		}
+		q.c = c
+	}
+	errc := make(chan error, 1)
+	c := q.c
+	go func() { errc <- fn(c) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		// Closing the socket ends the blocked query; the next query
+		// dials a fresh one.
+		c.Close()
+		<-errc
+		q.c = nil
+		return ctx.Err()
+	}
+}
+
+func (q *querier) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.done = true
+	if q.c != nil {
+		q.c.Close()
+		q.c = nil
+	}
+}
+
+// limiter lets one log line through per logEvery and counts the rest. Used
+// by the Run goroutine only.
+type limiter struct {
+	next       time.Time
+	suppressed uint64
+}
+
+func (l *limiter) allow(now time.Time) (bool, uint64) {
+	if now.Before(l.next) {
+		l.suppressed++
+		return false, 0
+	}
+	l.next = now.Add(logEvery)
+	n := l.suppressed
+	l.suppressed = 0
+	return true, n
+}
