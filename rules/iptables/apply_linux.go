@@ -46,7 +46,10 @@ func (in *Installer) Replace(ctx context.Context, c *rules.Config) error {
 // Remove deletes nfqfw's jump rules and chains from every table (filter,
 // nat and any other) of both families, atomically per table, leaving the
 // rest of the tables as they were before Install. Everything named NFQFW-*
-// is nfqfw's: Remove also deletes such chains it did not install.
+// is nfqfw's: Remove also deletes such chains it did not install. A table
+// that did not exist before Install is left empty (iptables-nft keeps the
+// built-in chains it created, with policy ACCEPT, as a kernel would have
+// them).
 func (in *Installer) Remove(ctx context.Context) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
