@@ -499,3 +499,73 @@ func TestInstallExamples(t *testing.T) {
 		}
 	})
 }
+
+// connect opens a TCP connection to 127.0.0.1:port inside the namespace
+// and reports how it went: "connected", "refused" or "timeout".
+func connect(t *testing.T, ns []string, port int) string {
+	t.Helper()
+	argv := append(append([]string(nil), ns...), "timeout", "2", "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d", port))
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "connected"
+	case strings.Contains(string(out), "refused"):
+		return "refused"
+	case errors.As(err, &ee) && ee.ExitCode() == 124:
+		return "timeout"
+	}
+	t.Fatalf("connect to port %d: %v: %s", port, err, out)
+	return ""
+}
+
+// TestKernelContract runs real loopback TCP through an installed ruleset
+// with no daemon reading the queue: --queue-bypass accepts NEW, its
+// absence drops it, and a SYN carrying the engine's tcp-reset mark is
+// answered with a RST by NFQFW-REJECT even though a listener is there.
+// The mark is set in mangle OUTPUT, as the engine's NF_REPEAT would.
+func TestKernelContract(t *testing.T) {
+	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
+		inNetns(t, ns, "", "ip", "link", "set", "lo", "up")
+		argv := append(append([]string(nil), ns...), "nc", "-lk", "127.0.0.1", "9001")
+		nc := exec.Command(argv[0], argv[1:]...)
+		if err := nc.Start(); err != nil {
+			t.Skipf("nc -l: %v", err)
+		}
+		t.Cleanup(func() { _ = nc.Process.Kill(); _ = nc.Wait() })
+		for i := 0; i < 40 && connect(t, ns, 9001) != "connected"; i++ {
+			time.Sleep(50 * time.Millisecond)
+		}
+
+		c := base()
+		c.IPv6 = false
+		c.Trusted = nil // loopback goes through the chains
+		c.Input.Rules = []rules.Rule{tcp("anything", 1)}
+		c.Queue.Bypass = true
+		in := NewInstaller(c, b)
+		if err := in.Install(ctx(t)); err != nil {
+			t.Fatalf("Install: %v", err)
+		}
+		if got := connect(t, ns, 9001); got != "connected" {
+			t.Errorf("with --queue-bypass and no reader: %s, want connected", got)
+		}
+
+		mark := fmt.Sprintf("%#x/%#x", c.Queue.RejectMark(rules.RejectTCPReset), c.Queue.MarkBits())
+		inNetns(t, ns, "*mangle\n-A OUTPUT -p tcp -m tcp --dport 9001 --tcp-flags SYN,ACK SYN -j MARK --set-xmark "+mark+"\nCOMMIT\n", b.Restore4, "--noflush")
+		if got := connect(t, ns, 9001); got != "refused" {
+			t.Errorf("SYN marked tcp-reset: %s, want refused", got)
+		}
+		inNetns(t, ns, "*mangle\n-F OUTPUT\nCOMMIT\n", b.Restore4, "--noflush")
+		if got := connect(t, ns, 9001); got != "connected" {
+			t.Errorf("listener gone after the marked SYN: %s", got)
+		}
+
+		c.Queue.Bypass = false
+		if err := in.Replace(ctx(t), c); err != nil {
+			t.Fatalf("Replace: %v", err)
+		}
+		if got := connect(t, ns, 9001); got != "timeout" {
+			t.Errorf("without --queue-bypass and no reader: %s, want timeout (dropped)", got)
+		}
+	})
+}
