@@ -1,0 +1,58 @@
+# nfqfw — see README.md. Every target runs from a fresh clone.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+PKGS      := ./...
+# Fuzz targets: package:Target. `make fuzz-short` runs each briefly (CI),
+# `make fuzz` longer.
+FUZZ_TARGETS := \
+	./engine:FuzzDecode \
+	./rules:FuzzParse \
+	./engine/control:FuzzRequest
+FUZZ_SHORT ?= 10s
+FUZZ_LONG  ?= 5m
+
+.PHONY: all build test unit e2e fuzz fuzz-short bench bench-e2e demo deps lint clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nfqfw ./cmd/nfqfw
+
+deps:
+	bash scripts/install-deps.sh
+
+# The whole suite: vet, unit and privileged end-to-end tests (root), then a
+# short run of every fuzz target. CI runs exactly this.
+test: build
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 40m $(PKGS)
+	$(MAKE) fuzz-short
+
+unit:
+	$(GO) test -count=1 -short $(PKGS)
+
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZ_SHORT))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_SHORT) $$pkg || exit 1; \
+	done
+
+fuzz:
+	$(MAKE) fuzz-short FUZZ_SHORT=$(FUZZ_LONG)
+
+# Engine micro-benchmarks: ns/packet, allocs/op, bytes per tracked flow.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1s ./engine/... ./rules/...
+
+# Side-by-side kernel benchmark in the namespace sandbox (root).
+bench-e2e: build
+	bash scripts/bench
+
+# The demo: installs what it needs, builds, runs nfqfw in the namespace
+# sandbox with the example gateway config and drives real traffic.
+demo: deps build
+	bash scripts/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"runtime/debug"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+// clientFlags are the flags of every subcommand that talks to the daemon.
+type clientFlags struct {
+	socket string
+	config string
+	json   bool
+}
+
+func (f *clientFlags) setup(fs *flag.FlagSet) {
+	fs.StringVar(&f.socket, "s", "", "control socket `path` (default: the config's, else "+defaultSocket+")")
+	fs.StringVar(&f.config, "c", "", "read the control socket path from this config `file`")
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+}
+
+// socketPath resolves the control socket: -s, else the config's, else the
+// default.
+func (f *clientFlags) socketPath() (string, error) {
+	if f.socket != "" {
+		return f.socket, nil
+	}
+	if f.config != "" {
+		c, err := rules.Load(f.config)
+		if err != nil {
+			return "", err
+		}
+		return c.Control.Socket, nil
+	}
+	return defaultSocket, nil
+}
+
+// call sends one request to the daemon.
+func (f *clientFlags) call(ctx context.Context, cmd string, args, out any) error {
+	path, err := f.socketPath()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return control.Call(ctx, path, cmd, args, out)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// buildVersion is the stamped version, else the module version go install
+// recorded, else "dev".
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return version
+}

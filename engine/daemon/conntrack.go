@@ -1,0 +1,81 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/ctnl"
+)
+
+// followConntrack keeps the engine's flow table in step with the kernel's:
+// an admitted flow becomes ESTABLISHED/ASSURED when the kernel says so and
+// is forgotten when the kernel forgets it.
+func (d *Daemon) followConntrack(ctx context.Context) error {
+	f, err := ctnl.Listen(ctnl.Options{Logger: d.log, Resync: d.resync})
+	if err != nil {
+		return err
+	}
+	d.obs.setConntrack(f)
+	defer f.Close()
+	return f.Run(ctx, d.conntrackEvent)
+}
+
+// keysOf returns the flow keys an event may be tracked under: its original
+// tuple, and the mirror of its reply tuple (which differs under NAT: the
+// engine saw a forwarded flow after DNAT).
+func keysOf(ev *ctnl.Event) (engine.FlowKey, engine.FlowKey, bool) {
+	k1, _ := engine.KeyOfTuple(ev.Proto, netip.AddrPortFrom(ev.Src, ev.SPort), netip.AddrPortFrom(ev.Dst, ev.DPort))
+	if !ev.ReplySrc.IsValid() {
+		return k1, k1, false
+	}
+	k2, _ := engine.KeyOfTuple(ev.Proto, netip.AddrPortFrom(ev.ReplyDst, ev.ReplyDPort), netip.AddrPortFrom(ev.ReplySrc, ev.ReplySPort))
+	return k1, k2, k1 != k2
+}
+
+func (d *Daemon) conntrackEvent(ev ctnl.Event) {
+	t := d.eng.Flows()
+	now := time.Now().UnixNano()
+	k1, k2, two := keysOf(&ev)
+	switch ev.Type {
+	case ctnl.EventDestroy:
+		if !t.Delete(k1) && two {
+			t.Delete(k2)
+		}
+	case ctnl.EventNew, ctnl.EventUpdate, ctnl.EventDump:
+		u := engine.FlowUpdate{
+			TCPState: engine.TCPState(ev.TCPState),
+			Replied:  ev.SeenReply,
+			Assured:  ev.Assured,
+			Timeout:  time.Duration(ev.Timeout) * time.Second,
+		}
+		if ev.TCPState > uint8(engine.TCPClose) {
+			u.TCPState = engine.TCPNone
+		}
+		if !t.Update(k1, u, now) && two {
+			t.Update(k2, u, now)
+		}
+	}
+}
+
+// resync is called with the whole kernel table after events were lost:
+// flows the engine tracks that the kernel no longer has are removed.
+func (d *Daemon) resync(table []ctnl.Event) {
+	live := make(map[engine.FlowKey]bool, 2*len(table))
+	for i := range table {
+		k1, k2, _ := keysOf(&table[i])
+		live[k1], live[k2] = true, true
+		d.conntrackEvent(table[i])
+	}
+	var gone []engine.FlowKey
+	d.eng.Flows().Walk(func(fi engine.FlowInfo) bool {
+		if !live[fi.Key] {
+			gone = append(gone, fi.Key)
+		}
+		return true
+	})
+	for _, k := range gone {
+		d.eng.Flows().Delete(k)
+	}
+}

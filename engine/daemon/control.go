@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+// StateRequest filters the flows "state" returns. Empty fields match all.
+type StateRequest struct {
+	Proto string `json:"proto,omitempty"` // tcp, udp, icmp, icmpv6, or a number
+	Addr  string `json:"addr,omitempty"`  // an address on either side of either tuple
+	Port  uint16 `json:"port,omitempty"`  // a port on either side of either tuple
+	State string `json:"state,omitempty"` // a TCP state (ESTABLISHED), UNREPLIED, ASSURED or RELATED
+	Limit int    `json:"limit,omitempty"` // at most this many flows (0: all)
+}
+
+// StateFlow is one flow of the state view.
+type StateFlow struct {
+	Proto    string `json:"proto"`
+	ProtoNum uint8  `json:"proto_num"`
+	State    string `json:"state,omitempty"`
+	Timeout  int64  `json:"timeout"`
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	SPort    uint16 `json:"sport,omitempty"`
+	DPort    uint16 `json:"dport,omitempty"`
+	RSrc     string `json:"reply_src"`
+	RDst     string `json:"reply_dst"`
+	RSPort   uint16 `json:"reply_sport,omitempty"`
+	RDPort   uint16 `json:"reply_dport,omitempty"`
+	Replied  bool   `json:"replied"`
+	Assured  bool   `json:"assured"`
+	Rule     string `json:"rule,omitempty"`
+	Related  bool   `json:"related,omitempty"`
+	Parent   string `json:"parent,omitempty"`
+	Line     string `json:"line"` // as conntrack -L prints it
+}
+
+// StateResponse is the answer to "state".
+type StateResponse struct {
+	Flows   []StateFlow    `json:"flows"`
+	Total   int            `json:"total"`   // flows in the table
+	Matched int            `json:"matched"` // flows that matched the filter
+	ByState map[string]int `json:"by_state"`
+	Max     int            `json:"max"`
+}
+
+// StatusResponse is the answer to "status".
+type StatusResponse struct {
+	Version    string    `json:"version"`
+	PID        int       `json:"pid"`
+	Config     string    `json:"config"`
+	ConfigHash string    `json:"config_hash"`
+	Started    time.Time `json:"started"`
+	Queues     []uint16  `json:"queues"`
+	Flows      int       `json:"flows"`
+}
+
+func (d *Daemon) registerControl(s *control.Server) {
+	s.Handle("status", func(context.Context, json.RawMessage) (any, error) {
+		d.mu.Lock()
+		cfg := d.cfg
+		d.mu.Unlock()
+		r := StatusResponse{Version: d.opts.Version, PID: os.Getpid(), Config: cfg.File, ConfigHash: d.eng.Policy().Hash(),
+			Started: d.start, Flows: d.eng.Flows().Len()}
+		for _, q := range d.queues {
+			r.Queues = append(r.Queues, q.num)
+		}
+		return r, nil
+	})
+	s.Handle("reload", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		if err := d.Reload(ctx); err != nil {
+			return nil, err
+		}
+		return map[string]string{"hash": d.eng.Policy().Hash()}, nil
+	})
+	s.Handle("state", func(_ context.Context, args json.RawMessage) (any, error) {
+		var req StateRequest
+		if len(args) > 0 {
+			if err := json.Unmarshal(args, &req); err != nil {
+				return nil, fmt.Errorf("state: %w", err)
+			}
+		}
+		return d.stateView(req)
+	})
+	for name, h := range d.state.controlHandlers() {
+		s.Handle(name, h)
+	}
+}
+
+func (d *Daemon) stateView(req StateRequest) (*StateResponse, error) {
+	var addr netip.Addr
+	if req.Addr != "" {
+		a, err := netip.ParseAddr(req.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("state: addr %q: %w", req.Addr, err)
+		}
+		addr = a.Unmap()
+	}
+	proto := strings.ToLower(req.Proto)
+	state := strings.ToUpper(req.State)
+	pol := d.eng.Policy()
+	resp := &StateResponse{ByState: map[string]int{}, Max: d.eng.Flows().Max(), Flows: []StateFlow{}}
+	d.eng.Flows().Walk(func(fi engine.FlowInfo) bool {
+		resp.Total++
+		f := stateFlow(fi, pol)
+		resp.ByState[f.Proto+" "+stateLabel(f)]++
+		if !matches(&f, fi, proto, addr, req.Port, state) {
+			return true
+		}
+		resp.Matched++
+		if req.Limit == 0 || len(resp.Flows) < req.Limit {
+			resp.Flows = append(resp.Flows, f)
+		}
+		return true
+	})
+	sort.Slice(resp.Flows, func(i, j int) bool { return resp.Flows[i].Line < resp.Flows[j].Line })
+	return resp, nil
+}
+
+func stateLabel(f StateFlow) string {
+	if f.State != "" {
+		return f.State
+	}
+	if f.Replied {
+		return "REPLIED"
+	}
+	return "UNREPLIED"
+}
+
+func stateFlow(fi engine.FlowInfo, pol *rules.Policy) StateFlow {
+	f := StateFlow{
+		Proto: protoName(fi.Proto), ProtoNum: fi.Proto, Timeout: fi.Timeout,
+		Src: fi.Orig.Src.Addr().String(), Dst: fi.Orig.Dst.Addr().String(),
+		SPort: fi.Orig.Src.Port(), DPort: fi.Orig.Dst.Port(),
+		RSrc: fi.Reply.Src.Addr().String(), RDst: fi.Reply.Dst.Addr().String(),
+		RSPort: fi.Reply.Src.Port(), RDPort: fi.Reply.Dst.Port(),
+		Replied: fi.Replied, Assured: fi.Assured, Related: fi.Related,
+		Line: fi.String(),
+	}
+	if fi.Proto == 6 {
+		f.State = fi.TCPState.String()
+	}
+	if rs := pol.Rules(); fi.Rule >= 0 && fi.Rule < len(rs) {
+		f.Rule = rs[fi.Rule].Name
+	}
+	if fi.Related {
+		f.Parent = fmt.Sprintf("%s %s -> %s", protoName(fi.ParentProto), fi.Parent.Src, fi.Parent.Dst)
+	}
+	return f
+}
+
+func matches(f *StateFlow, fi engine.FlowInfo, proto string, addr netip.Addr, port uint16, state string) bool {
+	if proto != "" && proto != f.Proto && proto != fmt.Sprint(f.ProtoNum) {
+		return false
+	}
+	if addr.IsValid() {
+		ok := false
+		for _, a := range []netip.Addr{fi.Orig.Src.Addr(), fi.Orig.Dst.Addr(), fi.Reply.Src.Addr(), fi.Reply.Dst.Addr()} {
+			if a.Unmap() == addr {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if port != 0 && f.SPort != port && f.DPort != port && f.RSPort != port && f.RDPort != port {
+		return false
+	}
+	switch state {
+	case "":
+	case "UNREPLIED":
+		return !f.Replied
+	case "ASSURED":
+		return f.Assured
+	case "RELATED":
+		return f.Related
+	default:
+		return f.State == state
+	}
+	return true
+}
+
+func protoName(p uint8) string {
+	switch p {
+	case 6:
+		return "tcp"
+	case 17:
+		return "udp"
+	case 1:
+		return "icmp"
+	case 58:
+		return "icmpv6"
+	case 132:
+		return "sctp"
+	}
+	return fmt.Sprint(p)
+}

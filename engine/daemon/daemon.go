@@ -1,0 +1,313 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/nfq"
+	"github.com/nfqfw/nfqfw/rules"
+	"github.com/nfqfw/nfqfw/rules/iptables"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Backend    rules.Backend // overrides the config's backend when not empty
+	Version    string        // for the build-info metric
+	Logger     *slog.Logger  // nil: built from the config's log section on stderr
+	Pprof      string        // loopback address for net/http/pprof; "" disables
+	Confirm    time.Duration // > 0: roll back a reload unless confirmed in time
+}
+
+// Daemon is a running nfqfw.
+type Daemon struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex // serialises reloads and confirmations
+	cfg    *rules.Config
+	eng    *engine.Engine
+	inst   *iptables.Installer
+	state  *stateful
+	obs    *observer
+	start  time.Time
+	queues []*queueReader
+}
+
+// Run starts the daemon and blocks until ctx ends or a fatal error occurs.
+// A config error is returned before anything is installed.
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := rules.Load(opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if opts.Backend != "" {
+		cfg.Backend = opts.Backend
+	}
+	pol, err := rules.Compile(cfg)
+	if err != nil {
+		return err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = NewLogger(cfg.Log, os.Stderr)
+	}
+	d := &Daemon{opts: opts, log: log, cfg: cfg, start: time.Now()}
+	d.eng = engine.New(pol, engine.Options{Logger: log, LogRate: cfg.Log.Rate})
+	if err := d.eng.RefreshInterfaces(); err != nil {
+		log.Warn("read interfaces", "err", err)
+	}
+	d.state, err = newStateful(cfg, d.eng, log)
+	if err != nil {
+		return err
+	}
+	defer d.state.close()
+	d.eng.SetStateful(d.state)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 16)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	goRun := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+
+	d.obs = newObserver(d)
+
+	// Bind the queues before the rules send packets to them.
+	for i := 0; i < int(cfg.Queue.Count); i++ {
+		q, err := d.openQueue(cfg.Queue.Number+uint16(i), cfg)
+		if err != nil {
+			d.closeQueues()
+			return err
+		}
+		d.queues = append(d.queues, q)
+	}
+	for _, q := range d.queues {
+		goRun(fmt.Sprintf("queue %d", q.num), q.r.Run)
+	}
+
+	backend, err := iptables.DetectBackend(cfg.Backend)
+	if err != nil {
+		cancel()
+		return err
+	}
+	if err := d.state.prepareKernel(ctx); err != nil {
+		cancel()
+		return err
+	}
+	d.inst = iptables.NewInstaller(cfg, backend)
+	if err := d.inst.Install(ctx); err != nil {
+		cancel()
+		return fmt.Errorf("install kernel ruleset: %w", err)
+	}
+	log.Info("nfqfw running", "config", cfg.File, "hash", pol.Hash(), "backend", backend.Kind,
+		"queues", len(d.queues), "first_queue", cfg.Queue.Number, "bypass", cfg.Queue.Bypass, "fail_open", cfg.Queue.FailOpen)
+	defer func() {
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer rcancel()
+		if err := d.inst.Remove(rctx); err != nil {
+			log.Error("remove kernel ruleset", "err", err)
+		} else {
+			log.Info("kernel ruleset removed")
+		}
+	}()
+
+	goRun("conntrack", d.followConntrack)
+	goRun("housekeeping", d.housekeeping)
+	if cfg.Metrics.Listen != "" {
+		goRun("metrics", func(ctx context.Context) error { return d.obs.metrics.Serve(ctx, cfg.Metrics.Listen) })
+	}
+	if opts.Pprof != "" {
+		goRun("pprof", func(ctx context.Context) error { return servePprof(ctx, opts.Pprof) })
+	}
+	ctl := control.NewServer(cfg.Control.Socket, log)
+	d.registerControl(ctl)
+	if err := ctl.Listen(); err != nil {
+		cancel()
+		return err
+	}
+	goRun("control", ctl.Serve)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("nfqfw stopping")
+			return nil
+		case <-hup:
+			if err := d.Reload(ctx); err != nil {
+				log.Error("reload refused; the running policy stays", "err", err)
+			}
+		case err := <-errc:
+			log.Error("nfqfw stopping on error", "err", err)
+			cancel()
+			return err
+		}
+	}
+}
+
+// Reload reads the config file again. A config that does not parse, compile
+// or install leaves the running policy and kernel rules exactly as they were.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.reloadLocked(ctx)
+	hash := d.eng.Policy().Hash()
+	if err != nil {
+		d.obs.reloaded(false, hash)
+		return err
+	}
+	d.obs.reloaded(true, hash)
+	d.log.Info("config reloaded", "config", d.cfg.File, "hash", hash)
+	return nil
+}
+
+func (d *Daemon) reloadLocked(ctx context.Context) error {
+	cfg, err := rules.Load(d.opts.ConfigPath)
+	if err != nil {
+		return err
+	}
+	if d.opts.Backend != "" {
+		cfg.Backend = d.opts.Backend
+	}
+	pol, err := rules.Compile(cfg)
+	if err != nil {
+		return err
+	}
+	if err := immutable(d.cfg, cfg); err != nil {
+		return err
+	}
+	st, err := d.state.reloaded(cfg)
+	if err != nil {
+		return err
+	}
+	if err := d.inst.Replace(ctx, cfg); err != nil {
+		return fmt.Errorf("install kernel ruleset: %w", err)
+	}
+	d.state = st
+	d.eng.SetStateful(st)
+	d.eng.SetPolicy(pol)
+	d.cfg = cfg
+	return nil
+}
+
+// immutable refuses a reload that changes what needs a restart.
+func immutable(old, cur *rules.Config) error {
+	switch {
+	case old.Queue.Number != cur.Queue.Number || old.Queue.Count != cur.Queue.Count:
+		return fmt.Errorf("%w: queue.number and queue.count need a restart", errRestart)
+	case old.Control.Socket != cur.Control.Socket:
+		return fmt.Errorf("%w: control.socket needs a restart", errRestart)
+	case old.Metrics.Listen != cur.Metrics.Listen:
+		return fmt.Errorf("%w: metrics.listen needs a restart", errRestart)
+	case old.Flows.Max != cur.Flows.Max:
+		return fmt.Errorf("%w: flows.max needs a restart", errRestart)
+	}
+	return nil
+}
+
+var errRestart = errors.New("change refused on reload")
+
+// housekeeping runs the periodic work that must stay off the packet path.
+func (d *Daemon) housekeeping(ctx context.Context) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			d.state.save()
+			return nil
+		case now := <-tick.C:
+			n++
+			d.eng.Flows().Expire(now.UnixNano())
+			d.state.expire(now)
+			if n%10 == 0 {
+				if err := d.eng.RefreshInterfaces(); err != nil {
+					d.log.Warn("read interfaces", "err", err)
+				}
+				d.state.save()
+			}
+		}
+	}
+}
+
+// queueReader is one NFQUEUE reader with its engine worker.
+type queueReader struct {
+	num uint16
+	r   *nfq.Reader
+}
+
+func (d *Daemon) closeQueues() {
+	for _, q := range d.queues {
+		q.r.Close()
+	}
+	d.queues = nil
+}
+
+func (d *Daemon) openQueue(num uint16, cfg *rules.Config) (*queueReader, error) {
+	dec := &decider{w: d.eng.NewWorker(), eng: d.eng, latency: d.obs.metrics.LatencyObserver(num)}
+	r, err := nfq.Open(nfq.Config{
+		Queue:         num,
+		MaxLen:        cfg.Queue.MaxLen,
+		FailOpen:      cfg.Queue.FailOpen,
+		FailureAccept: cfg.Queue.FailureVerdict == rules.ActionAccept,
+		Logger:        d.log,
+	}, dec)
+	if err != nil {
+		return nil, err
+	}
+	return &queueReader{num: num, r: r}, nil
+}
+
+// decider adapts an engine.Worker to the queue reader.
+type decider struct {
+	w       *engine.Worker
+	eng     *engine.Engine
+	latency prometheus.Observer // verdict latency of this queue, resolved once
+}
+
+func (dc *decider) Decide(pkt []byte, m nfq.Meta) nfq.Verdict {
+	var hook rules.Hook
+	switch m.Hook {
+	case nfq.HookInput:
+		hook = rules.HookInput
+	case nfq.HookForward:
+		hook = rules.HookForward
+	case nfq.HookOutput:
+		hook = rules.HookOutput
+	default:
+		return nfq.Accept
+	}
+	start := time.Now()
+	v := dc.w.Decide(pkt, hook, m.InDev, m.OutDev, m.Mark, start.UnixNano())
+	dc.latency.Observe(time.Since(start).Seconds())
+	switch v.Action {
+	case rules.ActionAccept:
+		return nfq.Accept
+	case rules.ActionReject:
+		q := dc.eng.Policy().Config().Queue
+		return nfq.RepeatWithMark(m.Mark&^q.MarkBits() | q.RejectMark(v.Reject))
+	}
+	return nfq.Drop
+}
