@@ -143,3 +143,12 @@ const flowNow = int64(1704067200) * 1e9
 
 // sec is one second in unix nanoseconds.
 const sec = int64(1e9)
+
+// flowSrc and flowDst return a decoded packet's endpoints.
+func flowSrc(p *Parsed) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(p.Src).Unmap(), p.SrcPort)
+}
+
+func flowDst(p *Parsed) netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(p.Dst).Unmap(), p.DstPort)
+}
