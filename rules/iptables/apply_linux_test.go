@@ -223,9 +223,11 @@ func TestInstallRemove(t *testing.T) {
 
 		c := gateway()
 		in := NewInstaller(c, b)
+		start := time.Now()
 		if err := in.Install(ctx(t)); err != nil {
 			t.Fatalf("Install: %v", err)
 		}
+		t.Logf("Install (both families, filter and nat) took %v", time.Since(start))
 		for _, fam := range families {
 			got := ourRules(t, ns, b, fam)
 			if diff := cmp.Diff(expected(t, c, fam), got); diff != "" {

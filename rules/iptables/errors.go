@@ -39,6 +39,7 @@ type RestoreError struct {
 	Err     error  // the exec error (exit status)
 }
 
+// Error returns the restore binary's message and the input line it blamed.
 func (e *RestoreError) Error() string {
 	msg := e.Command + ": " + e.Stderr
 	if e.Stderr == "" && e.Err != nil {
