@@ -297,7 +297,7 @@ func (k *Knocker) Observe(src, dst [16]byte, proto uint8, dport uint16, now int6
 		}
 		sh.nprog.Store(int32(sh.prog.len()))
 	}
-	return true
+	return knock
 }
 
 func anyProgress(ps []progress) bool {
