@@ -19,8 +19,8 @@ type configMetrics struct {
 	mu          sync.Mutex // orders reloads: info's hash and the timestamp move together
 	reloads     *prometheus.CounterVec
 	info        *prometheus.GaugeVec
-	lastReload  prometheus.Gauge
-	lastSuccess prometheus.Gauge
+	lastReload  *prometheus.GaugeVec // no labels: absent until the first load
+	lastSuccess *prometheus.GaugeVec
 }
 
 func newConfigMetrics() *configMetrics {
@@ -33,14 +33,14 @@ func newConfigMetrics() *configMetrics {
 			Namespace: namespace, Name: "config_info",
 			Help: "Always 1; the hash label names the config in force and changes on each successful reload that changes the config.",
 		}, []string{"hash"}),
-		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+		lastReload: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "config_last_reload_timestamp_seconds",
 			Help: "Unix time of the last config load or reload attempt.",
-		}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, nil),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace, Name: "config_last_reload_success",
 			Help: "Whether the last config load or reload attempt succeeded (1) or left the previous config in force (0).",
-		}),
+		}, nil),
 	}
 	c.reloads.WithLabelValues(ReloadSuccess)
 	c.reloads.WithLabelValues(ReloadFailure)
@@ -58,13 +58,14 @@ func (c *configMetrics) loaded(hash string, ok bool, at time.Time) {
 	if ok {
 		c.info.Reset()
 		c.info.WithLabelValues(hash).Set(1)
-		c.lastSuccess.Set(1)
+		c.lastSuccess.WithLabelValues().Set(1)
 	} else {
-		c.lastSuccess.Set(0)
+		c.lastSuccess.WithLabelValues().Set(0)
 	}
-	if !at.IsZero() {
-		c.lastReload.Set(float64(at.UnixNano()) / 1e9)
+	if at.IsZero() {
+		at = time.Now()
 	}
+	c.lastReload.WithLabelValues().Set(float64(at.UnixNano()) / 1e9)
 }
 
 // ReloadObserved records a config reload attempt at time at. result is

@@ -38,9 +38,9 @@ type Options struct {
 	FTP    FTPSource
 
 	// ConfigHash names the config loaded at start; with ConfigLoaded (its
-	// load time) it sets nfqfw_config_info and the last-reload families
-	// without counting a reload. Empty leaves them unset until the first
-	// ReloadObserved.
+	// load time; zero means now) it sets nfqfw_config_info and the
+	// last-reload families without counting a reload. Empty leaves those
+	// families out until the first ReloadObserved.
 	ConfigHash   string
 	ConfigLoaded time.Time
 

@@ -1,0 +1,198 @@
+package metrics
+
+// Fake sources with fixed values, as the daemon's adapters would report
+// them for a server with one knock sequence, an SSH guard and FTP.
+
+type fakeEngine struct {
+	rules      []RuleCount
+	reasons    []fakeReason
+	newFlows   map[string]uint64
+	written    uint64
+	suppressed uint64
+}
+
+type fakeReason struct {
+	reason, action string
+	n              uint64
+}
+
+func (f fakeEngine) RuleCounts(fn func(RuleCount)) {
+	for _, r := range f.rules {
+		fn(r)
+	}
+}
+
+func (f fakeEngine) ReasonCounts(fn func(reason, action string, n uint64)) {
+	for _, r := range f.reasons {
+		fn(r.reason, r.action, r.n)
+	}
+}
+
+func (f fakeEngine) NewFlowCounts(fn func(proto string, n uint64)) {
+	for p, n := range f.newFlows {
+		fn(p, n)
+	}
+}
+
+func (f fakeEngine) LogCounts() (uint64, uint64) { return f.written, f.suppressed }
+
+var testEngine = fakeEngine{
+	rules: []RuleCount{
+		{Chain: "input", Rule: "ssh", Action: "accept", Packets: 120},
+		{Chain: "input", Rule: "web", Action: "accept", Packets: 4000},
+		{Chain: "input", Rule: "closed-tcp", Action: "reject", Packets: 37},
+		{Chain: "input", Rule: "", Action: "drop", Packets: 912},
+		{Chain: "forward", Rule: "lan-out", Action: "accept", Packets: 55},
+	},
+	reasons: []fakeReason{
+		{"rule", "accept", 4175},
+		{"rule", "reject", 37},
+		{"policy", "drop", 912},
+		{"invalid", "drop", 8},
+		{"rate_limit", "drop", 3},
+	},
+	newFlows:   map[string]uint64{"tcp": 4100, "udp": 75, "icmp": 2, "icmpv6": 0, "other": 0},
+	written:    950,
+	suppressed: 10,
+}
+
+type fakeFlows struct {
+	states map[string]int
+	stats  FlowStats
+}
+
+func (f fakeFlows) FlowCounts(fn func(string, int)) {
+	for s, n := range f.states {
+		fn(s, n)
+	}
+}
+
+func (f fakeFlows) FlowStats() FlowStats { return f.stats }
+
+var testFlows = fakeFlows{
+	states: map[string]int{"syn_sent": 3, "established": 41, "time_wait": 7, "udp_replied": 2},
+	stats:  FlowStats{Evictions: 5, TableFull: 1, Expired: 4030},
+}
+
+type fakeQueues []QueueStats
+
+func (f fakeQueues) QueueStats(fn func(QueueStats)) {
+	for _, q := range f {
+		fn(q)
+	}
+}
+
+var testQueues = fakeQueues{
+	{Queue: 0, Packets: 3000, ENOBUFS: 2, VerdictErrors: 0, OtherErrors: 1, Panics: 0},
+	{Queue: 1, Packets: 2150, Panics: 1},
+}
+
+type fakeRecent []RecentList
+
+func (f fakeRecent) RecentLists(fn func(RecentList)) {
+	for _, l := range f {
+		fn(l)
+	}
+}
+
+var testRecent = fakeRecent{
+	{List: "portscan", Entries: 12, Hits: 340, Evictions: 0},
+	{List: "ssh", Entries: 3, Hits: 9, Evictions: 1},
+}
+
+type fakeGuards []struct {
+	guard, result string
+	n             uint64
+}
+
+func (f fakeGuards) GuardAttempts(fn func(string, string, uint64)) {
+	for _, g := range f {
+		fn(g.guard, g.result, g.n)
+	}
+}
+
+var testGuards = fakeGuards{
+	{"ssh", "allowed", 117},
+	{"ssh", "limited", 3},
+}
+
+type fakeBans struct {
+	active int
+	issued map[string]uint64
+}
+
+func (f fakeBans) BansActive() int { return f.active }
+
+func (f fakeBans) BansIssued(fn func(string, uint64)) {
+	for s, n := range f.issued {
+		fn(s, n)
+	}
+}
+
+var testBans = fakeBans{active: 2, issued: map[string]uint64{"guard": 3, "manual": 1}}
+
+type fakeKnock struct {
+	seqs     []KnockSequence
+	failures []struct {
+		seq, reason string
+		n           uint64
+	}
+}
+
+func (f fakeKnock) KnockSequences(fn func(KnockSequence)) {
+	for _, s := range f.seqs {
+		fn(s)
+	}
+}
+
+func (f fakeKnock) KnockFailures(fn func(string, string, uint64)) {
+	for _, x := range f.failures {
+		fn(x.seq, x.reason, x.n)
+	}
+}
+
+var testKnock = fakeKnock{
+	seqs: []KnockSequence{{Sequence: "ssh-open", InProgress: 1, WindowsOpen: 2, Successes: 6}},
+	failures: []struct {
+		seq, reason string
+		n           uint64
+	}{
+		{"ssh-open", "wrong_port", 4},
+		{"ssh-open", "timeout", 2},
+	},
+}
+
+type fakeFTP struct {
+	stats   FTPStats
+	refused map[string]uint64
+}
+
+func (f fakeFTP) FTPStats() FTPStats { return f.stats }
+
+func (f fakeFTP) FTPRefusals(fn func(string, uint64)) {
+	for r, n := range f.refused {
+		fn(r, n)
+	}
+}
+
+var testFTP = fakeFTP{
+	stats:   FTPStats{Created: 30, Used: 28, Expired: 2, Malformed: 1},
+	refused: map[string]uint64{"bounce": 1},
+}
+
+// testOptions has every source set to the fakes above and the kernel table
+// read from the fixture.
+func testOptions() Options {
+	return Options{
+		Version: "v0.1.0-test",
+		Engine:  testEngine,
+		Flows:   testFlows,
+		Queues:  testQueues,
+		Kernel:  ProcFS("testdata/proc"),
+		Recent:  testRecent,
+		Guards:  testGuards,
+		Bans:    testBans,
+		Knock:   testKnock,
+		FTP:     testFTP,
+	}
+}
