@@ -153,6 +153,12 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 				if ok, n := lim.allow(time.Now()); ok {
 					f.log.Warn("ctnl: event socket overrun, kernel dropped conntrack events; resyncing", "suppressed", n)
 				}
+				if err := f.drain(ctx, fn); err != nil {
+					return err
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
 				f.resync(ctx, fn)
 				continue
 			case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
@@ -169,24 +175,68 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 			continue
 		}
 		consecutive = 0
-		for _, m := range msgs {
-			var ev conntrack.Event
-			if err := ev.Unmarshal(m); err != nil || ev.Flow == nil {
-				f.decodeErrs.Add(1)
-				continue
-			}
-			t := EventUnknown
-			switch ev.Type {
-			case conntrack.EventNew:
-				t = EventNew
-			case conntrack.EventUpdate:
-				t = EventUpdate
-			case conntrack.EventDestroy:
-				t = EventDestroy
-			}
-			f.events.Add(1)
-			fn(fromFlow(t, ev.Flow))
+		f.deliver(msgs, fn)
+	}
+}
+
+// drainWait is how long drain waits for one more queued message before it
+// takes the socket queue for empty.
+const drainWait = 20 * time.Millisecond
+
+// drain delivers what is queued in the event socket until it is empty.
+// After an overrun the kernel marks the socket congested and drops further
+// events silently until its queue has been emptied: only a dump taken after
+// that sees everything the lost events would have told.
+func (f *Follower) drain(ctx context.Context, fn func(Event)) error {
+	defer func() {
+		// Block again; a cancel that came meanwhile re-arms the past
+		// deadline after this, or is seen by the caller's ctx check.
+		f.ev.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			f.ev.SetReadDeadline(time.Now().Add(-time.Second))
 		}
+	}()
+	for ctx.Err() == nil {
+		f.ev.SetReadDeadline(time.Now().Add(drainWait))
+		msgs, err := f.ev.Receive()
+		var ne net.Error
+		switch {
+		case err == nil:
+			f.deliver(msgs, fn)
+		case errors.As(err, &ne) && ne.Timeout():
+			return nil // empty
+		case errors.Is(err, unix.ENOBUFS):
+			f.enobufs.Add(1) // lost more while draining: the dump covers it
+		case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
+			return fmt.Errorf("ctnl: receive events: %w", ErrClosed)
+		default:
+			f.errs.Add(1)
+			return nil
+		}
+	}
+	return nil
+}
+
+// deliver decodes msgs and passes each conntrack event to fn; other
+// messages are counted and skipped.
+func (f *Follower) deliver(msgs []netlink.Message, fn func(Event)) {
+	for _, m := range msgs {
+		var ev conntrack.Event
+		if err := ev.Unmarshal(m); err != nil || ev.Flow == nil {
+			f.decodeErrs.Add(1)
+			continue
+		}
+		t := EventUnknown
+		switch ev.Type {
+		case conntrack.EventNew:
+			t = EventNew
+		case conntrack.EventUpdate:
+			t = EventUpdate
+		case conntrack.EventDestroy:
+			t = EventDestroy
+		}
+		f.events.Add(1)
+		fn(fromFlow(t, ev.Flow))
 	}
 }
 

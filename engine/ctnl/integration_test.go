@@ -283,30 +283,34 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestFollowerResyncsAfterOverrun stalls the consumer while the kernel
-// produces more events than a tiny socket buffer holds: Run must count the
-// overrun, dump the table into Options.Resync, and go on.
+// TestFollowerResyncsAfterOverrun lets the kernel produce more events
+// than a tiny socket buffer holds before Run reads: Run must count the
+// overrun, drain the socket, dump the table into Options.Resync, and go on.
 func TestFollowerResyncsAfterOverrun(t *testing.T) {
 	sandbox.Require(t, "iptables")
 	ns := sandbox.NewNetns(t, "ctovr")
 	ns.MustExec("iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
 	const flows = 300
-	resynced := make(chan int, 4)
+	resynced := make(chan int, 64)
 	f, err := Listen(Options{
 		NetNS:      ns.Handle(),
 		ReadBuffer: 4096, // a few events' worth
-		Resync:     func(table []Event) { resynced <- len(table) },
+		Resync: func(table []Event) {
+			select {
+			case resynced <- len(table):
+			default:
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	release := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); f.Close() })
-	go f.Run(ctx, func(Event) { <-release }) // stalls on the first event
 
-	// 300 UDP flows to a closed port: each one a New event (and a
-	// Destroy later), far more than 4 KiB of socket buffer.
+	// 300 UDP flows to closed ports while nobody reads: each one a New
+	// event, far more than 4 KiB of socket buffer. Unreplied UDP flows
+	// live 30 s, so the dump still holds them all.
 	if err := ns.Do(func() error {
 		for i := range flows {
 			c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", 20000+i))
@@ -320,7 +324,9 @@ func TestFollowerResyncsAfterOverrun(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	close(release)
+	events := 0
+	runErr := make(chan error, 1)
+	go func() { runErr <- f.Run(ctx, func(Event) { events++ }) }()
 	select {
 	case n := <-resynced:
 		if n < flows {
@@ -329,7 +335,15 @@ func TestFollowerResyncsAfterOverrun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("no resync within 5 s; stats %+v", f.Stats())
 	}
-	if s := f.Stats(); s.ENOBUFS == 0 || s.Resyncs == 0 {
-		t.Errorf("Stats = %+v, want ENOBUFS and Resyncs counted", s)
+	cancel()
+	if err := <-runErr; err != nil {
+		t.Errorf("Run = %v, want nil", err)
+	}
+	s := f.Stats()
+	if s.ENOBUFS == 0 || s.Resyncs != 1 || s.Events == 0 || s.Events >= flows {
+		t.Errorf("Stats = %+v, want an overrun, one resync, and some but not all %d events", s, flows)
+	}
+	if uint64(events) != s.Events {
+		t.Errorf("callback saw %d events, Stats.Events = %d", events, s.Events)
 	}
 }
