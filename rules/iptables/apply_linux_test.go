@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +42,7 @@ func requireRoot(t *testing.T) {
 func newNetns(t *testing.T) []string {
 	t.Helper()
 	requireRoot(t)
+	sweepOnce.Do(func() { sweepDeadNetns(t) })
 	var r [4]byte
 	if _, err := rand.Read(r[:]); err != nil {
 		t.Fatal(err)
@@ -54,6 +57,36 @@ func newNetns(t *testing.T) []string {
 		}
 	})
 	return []string{"ip", "netns", "exec", name}
+}
+
+var sweepOnce sync.Once
+
+// sweepDeadNetns deletes namespaces this test file created in a run that
+// was killed before its cleanup ran: nfqfw-ipt-PID-* whose PID is gone
+// and that no process uses.
+func sweepDeadNetns(t *testing.T) {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(l, " ")
+		rest, ok := strings.CutPrefix(name, "nfqfw-ipt-")
+		pidStr, _, ok2 := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidStr)
+		if !ok || !ok2 || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			continue // its test run is still going
+		}
+		if pids, _ := exec.Command("ip", "netns", "pids", name).Output(); len(strings.TrimSpace(string(pids))) > 0 {
+			continue
+		}
+		if err := exec.Command("ip", "netns", "del", name).Run(); err == nil {
+			t.Logf("deleted namespace %s left by a killed test run", name)
+		}
+	}
 }
 
 // inNetns runs a command inside the namespace.
