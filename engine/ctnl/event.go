@@ -20,6 +20,7 @@ const (
 
 var eventNames = [...]string{"unknown", "new", "update", "destroy", "dump"}
 
+// String returns the event type's name ("new", "update", ...).
 func (t EventType) String() string {
 	if int(t) < len(eventNames) {
 		return eventNames[t]

@@ -189,3 +189,72 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestFailOpenInNetns fills a one-packet queue while the decider is stuck
+// and proves the FailOpen choice: the kernel accepts the overflow when set,
+// drops it when not. Measured here: only the drops are counted in the queue
+// table (queue_dropped); fail-open accepts leave no kernel counter.
+func TestFailOpenInNetns(t *testing.T) {
+	sandbox.Require(t, "iptables")
+	tests := []struct {
+		name        string
+		failOpen    bool
+		wantGot     int    // overflow datagrams that reach the listener
+		wantDropped uint32 // queue_dropped in the kernel's queue table
+	}{
+		{name: "fail open accepts the overflow, uncounted", failOpen: true, wantGot: 4, wantDropped: 0},
+		{name: "fail closed drops the overflow, counted", failOpen: false, wantGot: 0, wantDropped: 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns := sandbox.NewNetns(t, "nfqfo")
+			ns.MustExec("iptables", "-A", "OUTPUT", "-o", "lo", "-p", "udp", "--dport", "9999",
+				"-j", "NFQUEUE", "--queue-num", "7")
+			release := make(chan struct{})
+			stuck := DeciderFunc(func([]byte, Meta) Verdict {
+				<-release // a stuck engine: never do this in a real Decider
+				return Drop
+			})
+			r, err := Open(Config{Queue: testQueue, MaxLen: 1, FailOpen: tt.failOpen, NetNS: ns.Handle()}, stuck)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close() })
+			t.Cleanup(func() { close(release) }) // runs first: unblock, then close
+			var lis *net.UDPConn
+			if err := ns.Do(func() (err error) {
+				lis, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testPort})
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { lis.Close() })
+			c := dialInNetns(t, ns)
+			for i := range 5 {
+				send(t, c, "overflow "+string(rune('1'+i)))
+			}
+			got := 0
+			for {
+				if _, err := recv(lis, 300*time.Millisecond); err != nil {
+					break
+				}
+				got++
+			}
+			// 5 sent: the first waits in the queue for the stuck
+			// decider, the other 4 overflow the one-packet queue.
+			if got != tt.wantGot {
+				t.Errorf("listener got %d datagrams, want %d", got, tt.wantGot)
+			}
+			var qs []QueueProcStats
+			if err := ns.Do(func() (err error) {
+				qs, err = ReadProcStats("/proc/thread-self/net/netfilter/nfnetlink_queue")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if len(qs) != 1 || qs[0].Dropped != tt.wantDropped || qs[0].QueueTotal != 1 {
+				t.Errorf("queue table = %+v, want 1 waiting and queue_dropped %d", qs, tt.wantDropped)
+			}
+		})
+	}
+}
