@@ -1,0 +1,98 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/control"
+)
+
+// Control commands served by Bans.ControlHandlers.
+const (
+	CmdListBans = "bans.list"
+	CmdAddBan   = "bans.add"
+	CmdDelBan   = "bans.del"
+)
+
+// ListBansResponse is the answer to CmdListBans (which takes no arguments).
+type ListBansResponse struct {
+	Now  time.Time `json:"now"`  // the daemon's clock, to judge Until against
+	Bans []Ban     `json:"bans"` // sorted by address
+}
+
+// AddBanRequest is the argument of CmdAddBan.
+type AddBanRequest struct {
+	Addr       netip.Addr `json:"addr"`
+	ForSeconds int64      `json:"for_seconds"`
+	Reason     string     `json:"reason,omitempty"` // default DefaultManualReason
+}
+
+// DefaultManualReason is the reason of a manual ban added without one.
+const DefaultManualReason = "banned by the operator"
+
+// AddBanResponse is the answer to CmdAddBan.
+type AddBanResponse struct {
+	Ban Ban `json:"ban"`
+}
+
+// DelBanRequest is the argument of CmdDelBan.
+type DelBanRequest struct {
+	Addr netip.Addr `json:"addr"`
+}
+
+// DelBanResponse is the answer to CmdDelBan.
+type DelBanResponse struct {
+	Deleted bool `json:"deleted"` // false: the address was not banned
+}
+
+// ControlHandlers returns the handlers the daemon registers on its control
+// socket (CmdListBans, CmdAddBan, CmdDelBan). now is the daemon's clock
+// (nil: time.Now).
+func (b *Bans) ControlHandlers(now func() time.Time) map[string]control.Handler {
+	if now == nil {
+		now = time.Now
+	}
+	return map[string]control.Handler{
+		CmdListBans: func(context.Context, json.RawMessage) (any, error) {
+			t := now()
+			return ListBansResponse{Now: t, Bans: b.List(t.UnixNano())}, nil
+		},
+		CmdAddBan: func(_ context.Context, args json.RawMessage) (any, error) {
+			var req AddBanRequest
+			if err := decode(CmdAddBan, args, &req); err != nil {
+				return nil, err
+			}
+			if req.Reason == "" {
+				req.Reason = DefaultManualReason
+			}
+			ban, err := b.Add(req.Addr, time.Duration(req.ForSeconds)*time.Second, req.Reason, now().UnixNano())
+			if err != nil {
+				return nil, err
+			}
+			return AddBanResponse{Ban: ban}, nil
+		},
+		CmdDelBan: func(_ context.Context, args json.RawMessage) (any, error) {
+			var req DelBanRequest
+			if err := decode(CmdDelBan, args, &req); err != nil {
+				return nil, err
+			}
+			if !req.Addr.IsValid() {
+				return nil, fmt.Errorf("%s: %w", CmdDelBan, ErrBadAddress)
+			}
+			return DelBanResponse{Deleted: b.Del(req.Addr)}, nil
+		},
+	}
+}
+
+func decode(cmd string, args json.RawMessage, v any) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%s: %w: missing arguments", cmd, ErrBadRequest)
+	}
+	if err := json.Unmarshal(args, v); err != nil {
+		return fmt.Errorf("%s: %w: %v", cmd, ErrBadRequest, err)
+	}
+	return nil
+}

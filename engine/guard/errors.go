@@ -1,0 +1,14 @@
+package guard
+
+import "errors"
+
+// Sentinel errors.
+var (
+	// ErrBadAddress is returned for an invalid address.
+	ErrBadAddress = errors.New("invalid address")
+	// ErrBadDuration is returned for a ban duration that is not positive.
+	ErrBadDuration = errors.New("ban duration must be positive")
+	// ErrBadRequest is returned by the control handlers for arguments that
+	// do not decode.
+	ErrBadRequest = errors.New("bad request")
+)
