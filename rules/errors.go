@@ -44,6 +44,7 @@ type Error struct {
 	Err  error  // sentinel
 }
 
+// Error formats the error as "file:line: path: message".
 func (e *Error) Error() string {
 	loc := e.File
 	if e.Line > 0 {
