@@ -17,17 +17,16 @@ type Engine struct {
 	ifs    ifNames
 	log    *packetLog
 
-	// stateful matchers and helpers; nil when not configured.
-	stateful atomic.Pointer[statefulRef]
-
 	reasons  [NumReasons][numActions]atomic.Uint64
 	newFlows [numProtoLabels]atomic.Uint64
 	ruleCnt  counterSet
 }
 
-// active is a policy together with the counters of its rules, swapped as one.
+// active is a policy together with the counters of its rules and the
+// stateful matchers built for it, swapped as one.
 type active struct {
 	policy *rules.Policy
+	st     Stateful // nil when the policy has no stateful features
 	rules  []*ruleCounter // index = rule id
 	chains [rules.NumHooks]*ruleCounter
 }
@@ -42,15 +41,16 @@ type Stateful interface {
 	// A verdict with ok true decides the packet (e.g. a banned source, a
 	// knock step, an expected helper connection).
 	Before(p *Parsed, now int64) (v Verdict, ok bool)
-	// After is called with the verdict the policy gave (for counting
-	// connections of a guard, setting recent lists, ...).
+	// Limit is called when rule (which has stateful conditions) matched:
+	// a rate guard may override the rule's verdict (limited true), e.g. to
+	// drop and log the 4th SSH connection within 10 s.
+	Limit(rule int, p *Parsed, now int64) (v Verdict, limited bool)
+	// After is called with the verdict given to a NEW packet.
 	After(p *Parsed, v Verdict, now int64)
 	// Inspect is called for packets of tracked flows that reach the engine
 	// (the FTP control channel); b is the whole packet.
 	Inspect(p *Parsed, b []byte, now int64)
 }
-
-type statefulRef struct{ s Stateful }
 
 // Options configure an Engine.
 type Options struct {
@@ -65,15 +65,15 @@ func New(p *rules.Policy, opts Options) *Engine {
 		flows: NewTable(c.Flows.Max, c.Flows.Timeouts),
 		log:   newPacketLog(opts.Logger, opts.LogRate),
 	}
-	e.SetPolicy(p)
+	e.SetPolicy(p, nil)
 	return e
 }
 
-// SetPolicy swaps in a new policy. Packets being decided keep the old one;
-// the next packet sees the new one. Counters of rules that keep their name
-// keep counting.
-func (e *Engine) SetPolicy(p *rules.Policy) {
-	a := &active{policy: p}
+// SetPolicy swaps in a new policy and the stateful matchers built for it
+// (nil for none). Packets being decided keep the old pair; the next packet
+// sees the new one. Counters of rules that keep their name keep counting.
+func (e *Engine) SetPolicy(p *rules.Policy, st Stateful) {
+	a := &active{policy: p, st: st}
 	for _, r := range p.Rules() {
 		a.rules = append(a.rules, e.ruleCnt.get(r.Name, r.Hook, false))
 	}
@@ -85,15 +85,6 @@ func (e *Engine) SetPolicy(p *rules.Policy) {
 
 // Policy returns the running policy.
 func (e *Engine) Policy() *rules.Policy { return e.active.Load().policy }
-
-// SetStateful installs the stateful matchers (nil removes them).
-func (e *Engine) SetStateful(s Stateful) {
-	if s == nil {
-		e.stateful.Store(nil)
-		return
-	}
-	e.stateful.Store(&statefulRef{s})
-}
 
 // Flows returns the engine's flow table.
 func (e *Engine) Flows() *Table { return e.flows }
@@ -152,10 +143,7 @@ func (w *Worker) Decide(b []byte, hook rules.Hook, inIf, outIf, mark uint32, now
 func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 	e := w.e
 	p := &w.p
-	var st Stateful
-	if ref := e.stateful.Load(); ref != nil {
-		st = ref.s
-	}
+	st := a.st
 	switch e.flows.Classify(p, now) {
 	case ClassEstablished:
 		if st != nil {
@@ -182,6 +170,11 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 		if i := a.policy.Eval(&p.Packet, sr); i >= 0 {
 			r := &a.policy.Rules()[i]
 			v = Verdict{Action: r.Action, Reject: r.RejectWith, Log: r.Log != nil, Rule: i, Reason: ReasonRule}
+			if r.HasState && st != nil {
+				if lv, limited := st.Limit(i, p, now); limited {
+					v = lv
+				}
+			}
 		} else {
 			c := a.policy.Chain(p.Hook)
 			v = Verdict{Action: c.Action, Reject: c.RejectWith, Log: c.Log != nil, Rule: -1, Reason: ReasonPolicy}

@@ -138,7 +138,7 @@ func TestReloadKeepsFlowsAndCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.SetPolicy(p2)
+	e.SetPolicy(p2, nil)
 	if v := w.Decide(syn.b, rules.HookInput, uplinkIndex, 0, 0, flowNow+sec); v.Reason != ReasonEstablished {
 		t.Errorf("after reload: reason %v, want established", v.Reason)
 	}

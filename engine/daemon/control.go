@@ -93,7 +93,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 		}
 		return d.stateView(req)
 	})
-	for name, h := range d.state.controlHandlers() {
+	for name, h := range d.state.controlHandlers(d.currentState) {
 		s.Handle(name, h)
 	}
 }
@@ -206,4 +206,11 @@ func protoName(p uint8) string {
 		return "sctp"
 	}
 	return fmt.Sprint(p)
+}
+
+// currentState returns the stateful matchers in force.
+func (d *Daemon) currentState() *stateful {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.state
 }

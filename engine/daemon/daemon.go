@@ -67,12 +67,12 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.eng.RefreshInterfaces(); err != nil {
 		log.Warn("read interfaces", "err", err)
 	}
-	d.state, err = newStateful(cfg, d.eng, log)
+	d.state, err = newStateful(cfg, pol, log)
 	if err != nil {
 		return err
 	}
-	defer d.state.close()
-	d.eng.SetStateful(d.state)
+	defer func() { d.currentState().close() }()
+	d.eng.SetPolicy(pol, d.state)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -197,16 +197,12 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 	if err := immutable(d.cfg, cfg); err != nil {
 		return err
 	}
-	st, err := d.state.reloaded(cfg)
-	if err != nil {
-		return err
-	}
 	if err := d.inst.Replace(ctx, cfg); err != nil {
 		return fmt.Errorf("install kernel ruleset: %w", err)
 	}
+	st := d.state.reloaded(cfg, pol)
+	d.eng.SetPolicy(pol, st)
 	d.state = st
-	d.eng.SetStateful(st)
-	d.eng.SetPolicy(pol)
 	d.cfg = cfg
 	return nil
 }
@@ -236,17 +232,17 @@ func (d *Daemon) housekeeping(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			d.state.save()
 			return nil
 		case now := <-tick.C:
 			n++
 			d.eng.Flows().Expire(now.UnixNano())
-			d.state.expire(now)
+			st := d.currentState()
+			st.expire(now)
 			if n%10 == 0 {
 				if err := d.eng.RefreshInterfaces(); err != nil {
 					d.log.Warn("read interfaces", "err", err)
 				}
-				d.state.save()
+				st.save()
 			}
 		}
 	}

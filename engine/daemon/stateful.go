@@ -2,50 +2,237 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/guard"
+	"github.com/nfqfw/nfqfw/engine/knock"
+	"github.com/nfqfw/nfqfw/engine/recent"
+	"github.com/nfqfw/nfqfw/engine/store"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
+// stateFile is the name of the persisted state under state.dir.
+const stateFile = "state.json"
+
+// persisted is what survives a restart: absolute times throughout, so a
+// restored ban or window ends when it would have ended.
+type persisted struct {
+	Recent []recent.EntrySnapshot `json:"recent,omitempty"`
+	Knock  knock.Snap             `json:"knock"`
+	Bans   []guard.BanSnapshot    `json:"bans,omitempty"`
+}
+
 // stateful composes the engine's stateful matchers (recent lists, rate
-// guards and bans, knock sequences, the FTP helper) into engine.Stateful.
-// A reload builds a new one that takes over the state of the old.
+// guards and bans, knock sequences) into engine.Stateful for one compiled
+// policy. A reload builds a new one that takes over the state of the old;
+// the bans are shared by all of them.
 type stateful struct {
-	cfg *rules.Config
-	eng *engine.Engine
-	log *slog.Logger
+	cfg   *rules.Config
+	pol   *rules.Policy
+	log   *slog.Logger
+	conds []ruleCond // index = rule id
+
+	recent *recent.Lists
+	knock  *knock.Knocker
+	guards *guard.Guards
+	shared *sharedState
 }
 
-func newStateful(cfg *rules.Config, eng *engine.Engine, log *slog.Logger) (*stateful, error) {
-	return &stateful{cfg: cfg, eng: eng, log: log}, nil
+// ruleCond is a rule's stateful conditions, resolved to indexes once.
+type ruleCond struct {
+	recent      int // list index, -1 none
+	recentMatch *rules.RecentMatch
+	guard       int // guard index, -1 none
+	guardLog    bool
+	knock       int // knock index, -1 none
 }
 
-// reloaded returns the stateful matchers for cfg, carrying the state over.
-func (s *stateful) reloaded(cfg *rules.Config) (*stateful, error) {
-	n := *s
-	n.cfg = cfg
-	return &n, nil
+// sharedState lives as long as the daemon, across reloads.
+type sharedState struct {
+	path   string
+	bans   *guard.Bans
+	kernel *kernelBans
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	saveMu sync.Mutex
 }
 
-// prepareKernel creates what the kernel ruleset refers to (ban sets).
-func (s *stateful) prepareKernel(ctx context.Context) error { return nil }
+// newStateful builds the stateful matchers for pol and restores what the
+// last run persisted. A corrupt state file is reported and set aside; the
+// daemon then starts with empty state.
+func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger) (*stateful, error) {
+	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile)}
+	sh.kernel = newKernelBans(cfg, log)
+	sh.bans = guard.NewBans(guard.BanOptions{OnBan: sh.kernel.ban, OnUnban: sh.kernel.unban})
+	ctx, cancel := context.WithCancel(context.Background())
+	sh.cancel = cancel
+	sh.wg.Add(1)
+	go func() { defer sh.wg.Done(); sh.bans.Run(ctx) }()
 
-func (s *stateful) expire(now time.Time) {}
-func (s *stateful) save()                {}
-func (s *stateful) close()               {}
+	s := build(cfg, pol, log, sh)
+	var p persisted
+	now := time.Now().UnixNano()
+	if err := store.Load(sh.path, &p); err != nil {
+		if !errors.Is(err, store.ErrCorrupt) {
+			cancel()
+			return nil, err
+		}
+		log.Error("state file is corrupt: moved aside, starting with empty state", "err", err)
+	} else {
+		s.recent.Restore(p.Recent, now)
+		s.knock.Restore(p.Knock, now)
+		n := sh.bans.Restore(p.Bans, now)
+		log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n)
+	}
+	return s, nil
+}
+
+func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedState) *stateful {
+	s := &stateful{cfg: cfg, pol: pol, log: log, shared: sh,
+		recent: recent.New(cfg.Recent),
+		knock:  knock.New(cfg.Knocks),
+		guards: guard.New(cfg.Guards, cfg.Allowlist, sh.bans),
+	}
+	for _, r := range pol.Rules() {
+		c := ruleCond{recent: -1, guard: -1, knock: -1}
+		if src := r.Src; src != nil {
+			if src.Recent != nil {
+				c.recent = s.recent.Index(src.Recent.List)
+				c.recentMatch = src.Recent
+			}
+			if src.Guard != "" {
+				c.guard = s.guards.Index(src.Guard)
+				for _, g := range cfg.Guards {
+					if g.Name == src.Guard {
+						c.guardLog = g.Log != nil
+					}
+				}
+			}
+			if src.Knock != "" {
+				c.knock = s.knock.Index(src.Knock)
+			}
+		}
+		s.conds = append(s.conds, c)
+	}
+	return s
+}
+
+// reloaded returns the stateful matchers for a new config and policy,
+// carrying recent lists, knock progress and windows over.
+func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
+	n := build(cfg, pol, s.log, s.shared)
+	now := time.Now().UnixNano()
+	n.recent.Restore(s.recent.Snapshot(), now)
+	n.knock.Restore(s.knock.Snapshot(), now)
+	return n
+}
+
+// prepareKernel creates the kernel ban sets the ruleset refers to.
+func (s *stateful) prepareKernel(ctx context.Context) error {
+	return s.shared.kernel.prepare(s.cfg)
+}
+
+func (s *stateful) expire(now time.Time) {
+	n := now.UnixNano()
+	s.knock.Expire(n)
+	s.guards.Expire(n)
+	s.shared.bans.Expire(n)
+}
+
+// save persists the state atomically; errors are logged, never fatal.
+func (s *stateful) save() {
+	sh := s.shared
+	sh.saveMu.Lock()
+	defer sh.saveMu.Unlock()
+	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot()}
+	if err := store.Save(sh.path, &p); err != nil {
+		s.log.Error("save state", "file", sh.path, "err", err)
+	}
+}
+
+// close saves the state and stops the ban worker.
+func (s *stateful) close() {
+	s.save()
+	s.shared.cancel()
+	s.shared.wg.Wait()
+}
 
 // controlHandlers returns the control commands of the stateful matchers.
-func (s *stateful) controlHandlers() map[string]control.Handler { return nil }
+func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Handler {
+	hs := map[string]control.Handler{}
+	for k, h := range s.shared.bans.ControlHandlers(nil) {
+		hs[k] = h
+	}
+	// Recent lists and knocks are rebuilt by a reload: look up the current
+	// ones per request.
+	for k := range s.recent.ControlHandlers(nil) {
+		hs[k] = func(ctx context.Context, args json.RawMessage) (any, error) {
+			return cur().recent.ControlHandlers(nil)[k](ctx, args)
+		}
+	}
+	for k := range s.knock.ControlHandlers() {
+		hs[k] = func(ctx context.Context, args json.RawMessage) (any, error) {
+			return cur().knock.ControlHandlers()[k](ctx, args)
+		}
+	}
+	return hs
+}
 
-// Allow implements rules.Stateful.
-func (s *stateful) Allow(rule int, pkt *rules.Packet) bool { return true }
+// Allow implements rules.Stateful: knock windows and recent lists decide
+// whether a rule matches.
+func (s *stateful) Allow(rule int, pkt *rules.Packet) bool {
+	if rule < 0 || rule >= len(s.conds) {
+		return true
+	}
+	c := &s.conds[rule]
+	now := time.Now().UnixNano()
+	if c.knock >= 0 && !s.knock.Allowed(c.knock, pkt.Src, pkt.Dst, pkt.Proto, pkt.DstPort, now) {
+		return false
+	}
+	if c.recent >= 0 {
+		addr := pkt.Src
+		if c.recentMatch.ByDst {
+			addr = pkt.Dst
+		}
+		if !s.recent.Match(c.recent, c.recentMatch, addr, pkt.TTL, now) {
+			return false
+		}
+	}
+	return true
+}
 
-// Before implements engine.Stateful.
+// Before implements engine.Stateful: banned sources are dropped, knock
+// steps are observed (and dropped, so the sequence stays invisible).
 func (s *stateful) Before(p *engine.Parsed, now int64) (engine.Verdict, bool) {
+	if s.shared.bans.IsBanned(p.Src, now) {
+		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonBanned}, true
+	}
+	if (p.Proto == 6 || p.Proto == 17) && s.knock.Observe(p.Src, p.Dst, p.Proto, p.DstPort, now) {
+		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonKnock}, true
+	}
 	return engine.Verdict{}, false
+}
+
+// Limit implements engine.Stateful: a rule's rate guard drops (and logs)
+// what exceeds it.
+func (s *stateful) Limit(rule int, p *engine.Parsed, now int64) (engine.Verdict, bool) {
+	if rule < 0 || rule >= len(s.conds) {
+		return engine.Verdict{}, false
+	}
+	c := &s.conds[rule]
+	if c.guard < 0 || s.guards.Allow(c.guard, p.Src, now) {
+		return engine.Verdict{}, false
+	}
+	return engine.Verdict{Action: rules.ActionDrop, Rule: rule, Reason: engine.ReasonRateLimit, Log: c.guardLog}, true
 }
 
 // After implements engine.Stateful.
@@ -53,3 +240,25 @@ func (s *stateful) After(p *engine.Parsed, v engine.Verdict, now int64) {}
 
 // Inspect implements engine.Stateful.
 func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {}
+
+// kernelBans mirrors bans into the kernel: the banned source's flows are
+// deleted (ctnetlink) and it is added to the ipset the ruleset drops in the
+// kernel, with the time left so the entry expires by itself.
+type kernelBans struct {
+	log     *slog.Logger
+	enabled bool
+}
+
+func newKernelBans(cfg *rules.Config, log *slog.Logger) *kernelBans {
+	return &kernelBans{log: log, enabled: len(cfg.Guards) > 0}
+}
+
+func (k *kernelBans) prepare(cfg *rules.Config) error { return nil }
+
+func (k *kernelBans) ban(addr netip.Addr, until time.Time) {
+	k.log.Info("banned", "src", addr, "until", until.Format(time.RFC3339))
+}
+
+func (k *kernelBans) unban(addr netip.Addr) {
+	k.log.Info("ban ended", "src", addr)
+}
