@@ -1,0 +1,212 @@
+package ipset
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nfqfw/nfqfw/rules"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// The ban sets' names, one per family.
+const (
+	Ban4 = "nfqfw-ban4"
+	Ban6 = "nfqfw-ban6"
+)
+
+// MaxTimeout is the longest entry timeout the kernel accepts
+// (IPSET_MAX_TIMEOUT, 2147483 s). Longer timeouts are clamped to it.
+const MaxTimeout = 2147483 * time.Second
+
+// BanSet returns the ban set for addr's family.
+func BanSet(addr netip.Addr) string {
+	if addr.Unmap().Is4() {
+		return Ban4
+	}
+	return Ban6
+}
+
+// Sets manages ipsets in one network namespace.
+type Sets struct {
+	mu sync.Mutex
+	h  *netlink.Handle
+}
+
+// Open returns a Sets for the calling thread's network namespace.
+func Open() (*Sets, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("ipset: open netlink: %w", err)
+	}
+	return &Sets{h: h}, nil
+}
+
+// OpenAt returns a Sets for the namespace ns (for tests and for a daemon
+// managing a namespace other than its own).
+func OpenAt(ns netns.NsHandle) (*Sets, error) {
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("ipset: open netlink in namespace: %w", err)
+	}
+	return &Sets{h: h}, nil
+}
+
+// Close releases the netlink socket.
+func (s *Sets) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h != nil {
+		s.h.Close()
+		s.h = nil
+	}
+}
+
+// Ensure creates the hash:ip set name for family (IPv4 or IPv6) if it does
+// not exist. With timeoutSupport, entries may carry a timeout (the set's
+// default being "no timeout"). An existing set with the same options is
+// left as it is, entries included; one with other options is reported as
+// ErrSetMismatch.
+func (s *Sets) Ensure(name string, family rules.Family, timeoutSupport bool) error {
+	opts := netlink.IpsetCreateOptions{Replace: true} // "-exist": no error if identical
+	switch family {
+	case rules.FamilyIPv4:
+		opts.Family = unix.AF_INET
+	case rules.FamilyIPv6:
+		opts.Family = unix.AF_INET6
+	default:
+		return fmt.Errorf("ipset: create %s: %w: family %d", name, ErrFamily, family)
+	}
+	if timeoutSupport {
+		zero := uint32(0)
+		opts.Timeout = &zero
+	}
+	return s.do("create "+name, false, func(h *netlink.Handle) error { return h.IpsetCreate(name, "hash:ip", opts) })
+}
+
+// Add puts addr into the set with the given timeout (rounded up to whole
+// seconds, clamped to MaxTimeout; 0: the set's default). Adding an address
+// already there replaces its timeout.
+func (s *Sets) Add(name string, addr netip.Addr, timeout time.Duration) error {
+	e := entry(addr)
+	e.Replace = true
+	if timeout > 0 {
+		secs := uint32((min(timeout, MaxTimeout) + time.Second - 1) / time.Second)
+		e.Timeout = &secs
+	}
+	return s.do("add "+addr.String()+" to "+name, true, func(h *netlink.Handle) error { return h.IpsetAdd(name, e) })
+}
+
+// Del removes addr from the set. An address not in the set is not an error
+// (it may have expired in the kernel already).
+func (s *Sets) Del(name string, addr netip.Addr) error {
+	e := entry(addr)
+	e.Replace = true // no NLM_F_EXCL: deleting a missing element succeeds
+	return s.do("del "+addr.String()+" from "+name, true, func(h *netlink.Handle) error { return h.IpsetDel(name, e) })
+}
+
+// Destroy removes the set. A set that does not exist is not an error; one
+// still referenced by a kernel rule is ErrInUse.
+func (s *Sets) Destroy(name string) error {
+	err := s.do("destroy "+name, false, func(h *netlink.Handle) error { return h.IpsetDestroy(name) })
+	if errors.Is(err, ErrNoSet) {
+		return nil
+	}
+	return err
+}
+
+// Entry is one address in a set.
+type Entry struct {
+	Addr    netip.Addr
+	Timeout time.Duration // time left; 0: no timeout
+}
+
+// List returns the set's entries sorted by address.
+func (s *Sets) List(name string) ([]Entry, error) {
+	var res *netlink.IPSetResult
+	err := s.do("list "+name, false, func(h *netlink.Handle) (err error) {
+		res, err = h.IpsetList(name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(res.Entries))
+	for _, e := range res.Entries {
+		a, ok := netip.AddrFromSlice(e.IP)
+		if !ok {
+			continue
+		}
+		en := Entry{Addr: a.Unmap()}
+		if e.Timeout != nil {
+			en.Timeout = time.Duration(*e.Timeout) * time.Second
+		}
+		out = append(out, en)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	return out, nil
+}
+
+func entry(addr netip.Addr) *netlink.IPSetEntry {
+	addr = addr.Unmap()
+	return &netlink.IPSetEntry{IP: net.IP(addr.AsSlice())}
+}
+
+// do runs one netlink operation, naming it in errors and mapping kernel
+// answers to the package's sentinels. The library type-asserts netlink
+// errors to syscall.Errno and would panic on any other error: that panic is
+// turned into an error here.
+func (s *Sets) do(op string, entryOp bool, fn func(h *netlink.Handle) error) (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil {
+		return fmt.Errorf("ipset: %s: closed", op)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("ipset: %s: netlink: %v", op, r)
+		}
+	}()
+	if err := fn(s.h); err != nil {
+		return fmt.Errorf("ipset: %s: %w", op, classify(err, entryOp))
+	}
+	return nil
+}
+
+// classify wraps the kernel's answer in a sentinel where one applies;
+// entryOp says the request carried an address (add, del).
+func classify(err error, entryOp bool) error {
+	var ie nl.IPSetError
+	if errors.As(err, &ie) {
+		switch int(ie) {
+		case nl.IPSET_ERR_BUSY, nl.IPSET_ERR_REFERENCED:
+			return fmt.Errorf("%w (%v)", ErrInUse, err)
+		case nl.IPSET_ERR_IPADDR_IPV4, nl.IPSET_ERR_IPADDR_IPV6, nl.IPSET_ERR_INVALID_FAMILY:
+			return fmt.Errorf("%w (%v)", ErrFamily, err)
+		case nl.IPSET_ERR_PROTOCOL:
+			// What the kernel answers for an address attribute of
+			// the other family (measured on this kernel).
+			if entryOp {
+				return fmt.Errorf("%w (%v)", ErrFamily, err)
+			}
+		case nl.IPSET_ERR_EXIST_SETNAME2, nl.IPSET_ERR_TYPE_MISMATCH:
+			return fmt.Errorf("%w (%v)", ErrSetMismatch, err)
+		}
+		return err
+	}
+	switch {
+	case errors.Is(err, syscall.ENOENT):
+		return fmt.Errorf("%w (%v)", ErrNoSet, err)
+	case errors.Is(err, syscall.EEXIST):
+		return fmt.Errorf("%w (%v)", ErrSetMismatch, err)
+	}
+	return err
+}
