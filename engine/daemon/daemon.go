@@ -109,7 +109,7 @@ func Run(ctx context.Context, opts Options) error {
 		cancel()
 		return err
 	}
-	if err := d.state.prepareKernel(ctx); err != nil {
+	if err := d.state.prepareKernel(cfg); err != nil {
 		cancel()
 		return err
 	}
@@ -127,6 +127,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Error("remove kernel ruleset", "err", err)
 		} else {
 			log.Info("kernel ruleset removed")
+			d.currentState().shared.kernel.destroy()
 		}
 	}()
 
@@ -195,6 +196,9 @@ func (d *Daemon) reloadLocked(ctx context.Context) error {
 		return err
 	}
 	if err := immutable(d.cfg, cfg); err != nil {
+		return err
+	}
+	if err := d.state.prepareKernel(cfg); err != nil {
 		return err
 	}
 	if err := d.inst.Replace(ctx, cfg); err != nil {

@@ -12,11 +12,14 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/guard"
+	"github.com/nfqfw/nfqfw/engine/ipset"
 	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/engine/store"
 	"github.com/nfqfw/nfqfw/rules"
+	"github.com/nfqfw/nfqfw/rules/iptables"
 )
 
 // stateFile is the name of the persisted state under state.dir.
@@ -136,9 +139,9 @@ func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	return n
 }
 
-// prepareKernel creates the kernel ban sets the ruleset refers to.
-func (s *stateful) prepareKernel(ctx context.Context) error {
-	return s.shared.kernel.prepare(s.cfg)
+// prepareKernel creates the kernel ban sets the ruleset of cfg refers to.
+func (s *stateful) prepareKernel(cfg *rules.Config) error {
+	return s.shared.kernel.prepare(cfg, s.shared.bans.List(time.Now().UnixNano()))
 }
 
 func (s *stateful) expire(now time.Time) {
@@ -243,22 +246,92 @@ func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {}
 
 // kernelBans mirrors bans into the kernel: the banned source's flows are
 // deleted (ctnetlink) and it is added to the ipset the ruleset drops in the
-// kernel, with the time left so the entry expires by itself.
+// kernel, with the time left so the entry expires by itself. Its methods
+// run on the ban worker's goroutine (ban, unban) or at start (prepare).
 type kernelBans struct {
-	log     *slog.Logger
-	enabled bool
+	log  *slog.Logger
+	mu   sync.Mutex
+	sets *ipset.Sets // nil until prepare, and when no guard is configured
 }
 
 func newKernelBans(cfg *rules.Config, log *slog.Logger) *kernelBans {
-	return &kernelBans{log: log, enabled: len(cfg.Guards) > 0}
+	return &kernelBans{log: log}
 }
 
-func (k *kernelBans) prepare(cfg *rules.Config) error { return nil }
+// prepare creates the ban sets the kernel ruleset matches (it refers to them
+// whenever guards are configured) and loads the bans still active.
+func (k *kernelBans) prepare(cfg *rules.Config, active []guard.Ban) error {
+	k.mu.Lock()
+	ready := k.sets != nil
+	k.mu.Unlock()
+	if len(cfg.Guards) == 0 || ready {
+		return nil
+	}
+	sets, err := ipset.Open()
+	if err != nil {
+		return err
+	}
+	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
+		if err := sets.Ensure(iptables.BanSet(f), f, true); err != nil {
+			sets.Close()
+			return err
+		}
+	}
+	k.mu.Lock()
+	k.sets = sets
+	k.mu.Unlock()
+	for _, b := range active {
+		k.ban(b.Addr, b.Until)
+	}
+	return nil
+}
 
 func (k *kernelBans) ban(addr netip.Addr, until time.Time) {
-	k.log.Info("banned", "src", addr, "until", until.Format(time.RFC3339))
+	k.log.Warn("banned", "src", addr, "until", until.UTC().Format(time.RFC3339))
+	k.mu.Lock()
+	sets := k.sets
+	k.mu.Unlock()
+	if sets == nil {
+		return
+	}
+	if err := sets.Add(ipset.BanSet(addr), addr, time.Until(until)); err != nil {
+		k.log.Error("add ban to kernel set", "src", addr, "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if n, err := ctnl.DeleteBySource(ctx, ctnl.Options{}, addr); err != nil {
+		k.log.Error("delete banned source's flows", "src", addr, "err", err)
+	} else if n > 0 {
+		k.log.Info("deleted banned source's flows", "src", addr, "flows", n)
+	}
 }
 
 func (k *kernelBans) unban(addr netip.Addr) {
 	k.log.Info("ban ended", "src", addr)
+	k.mu.Lock()
+	sets := k.sets
+	k.mu.Unlock()
+	if sets == nil {
+		return
+	}
+	if err := sets.Del(ipset.BanSet(addr), addr); err != nil {
+		k.log.Debug("remove ban from kernel set", "src", addr, "err", err)
+	}
+}
+
+// destroy removes the ban sets; called after the ruleset that refers to
+// them is gone.
+func (k *kernelBans) destroy() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.sets == nil {
+		return
+	}
+	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
+		if err := k.sets.Destroy(iptables.BanSet(f)); err != nil {
+			k.log.Warn("destroy ban set", "set", iptables.BanSet(f), "err", err)
+		}
+	}
+	k.sets.Close()
+	k.sets = nil
 }
