@@ -78,6 +78,7 @@ func BenchmarkClassifyAdmitNewParallel(b *testing.B) {
 	tbl := NewTable(DefaultMaxFlows, DefaultTimeouts())
 	var reader atomic.Int32
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		var p, old Parsed
 		r := byte(reader.Add(1))
