@@ -53,6 +53,13 @@ func (pl *packetLog) packet(pol *rules.Policy, p *Parsed, v Verdict) {
 		if r.Log != nil {
 			prefix = r.Log.Prefix
 		}
+		if v.Reason == ReasonRateLimit && r.Src != nil {
+			for _, g := range pol.Config().Guards {
+				if g.Name == r.Src.Guard && g.Log != nil {
+					prefix = g.Log.Prefix
+				}
+			}
+		}
 	} else if c := pol.Chain(p.Hook); c.Log != nil {
 		prefix = c.Log.Prefix
 	}

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -73,6 +75,9 @@ type sharedState struct {
 // last run persisted. A corrupt state file is reported and set aside; the
 // daemon then starts with empty state.
 func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger) (*stateful, error) {
+	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
 	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile)}
 	sh.kernel = newKernelBans(cfg, log)
 	sh.bans = guard.NewBans(guard.BanOptions{OnBan: sh.kernel.ban, OnUnban: sh.kernel.unban})
