@@ -22,6 +22,14 @@ type Config struct {
 	Zones   []Zone   // named interface groups, usable wherever an interface is
 	Trusted []string // interfaces whose traffic is accepted in the kernel (e.g. lo)
 
+	// RPFilter drops, in the kernel before connection tracking (raw table,
+	// PREROUTING), every packet whose source address would not be routed
+	// back out of the interface it arrived on: spoofed sources. It applies
+	// to IPv4 and, when IPv6 is on, to IPv6 (where neighbour solicitations
+	// and router advertisements are exempt). YAML key: rpfilter. Default
+	// false.
+	RPFilter bool
+
 	Input   Chain
 	Forward Chain
 	Output  Chain

@@ -465,7 +465,7 @@ func (p *parser) config(root *yaml.Node, c *Config) error {
 		return nil
 	}
 	sections := map[string]*yaml.Node{}
-	order := []string{"zones", "recent", "guards", "knocks", "backend", "ipv6", "queue", "flows",
+	order := []string{"zones", "recent", "guards", "knocks", "backend", "ipv6", "rpfilter", "queue", "flows",
 		"trusted", "allowlist", "input", "forward", "output", "nat", "ftp", "log", "metrics", "control", "state"}
 	hs := make(map[string]handler, len(order))
 	for _, name := range order {
@@ -500,6 +500,8 @@ func (p *parser) section(name string, v *yaml.Node, c *Config) error {
 		c.Backend = Backend(s)
 	case "ipv6":
 		c.IPv6, err = p.boolean(v, name)
+	case "rpfilter":
+		c.RPFilter, err = p.boolean(v, name)
 	case "queue":
 		err = p.queue(v, name, &c.Queue)
 	case "flows":

@@ -47,6 +47,7 @@ var parseErrorCases = []struct {
 	{"duplicate key", lines("input:", "  policy: drop", "  policy: accept"), "t.yaml:3: input.policy: key given twice (first on line 2)", ErrDuplicate},
 	{"string for a boolean", `ipv6: "yes"`, `t.yaml:1: ipv6: want true or false, got "yes"`, ErrBadType},
 	{"yaml 1.1 yes is not a boolean", `ipv6: yes`, `t.yaml:1: ipv6: want true or false, got "yes"`, ErrBadType},
+	{"rpfilter is a boolean", `rpfilter: strict`, `t.yaml:1: rpfilter: want true or false, got "strict"`, ErrBadType},
 	{"list for a number", lines("queue:", "  count: [1]"), "t.yaml:2: queue.count: want an integer, got a list", ErrBadType},
 	{"mapping for a list", lines("input:", "  rules: {proto: tcp}"), "t.yaml:2: input.rules: want a list, got a mapping", ErrBadType},
 	{"queue count zero", "queue: {count: 0}", "t.yaml:1: queue.count: 0 out of range (1-65535)", ErrBadValue},
@@ -405,11 +406,12 @@ func TestParseFull(t *testing.T) {
 	}
 	pfx := netip.MustParsePrefix
 	want := &Config{
-		File:    filepath.Join("testdata", "parse", "full.yaml"),
-		Backend: BackendNft,
-		IPv6:    false,
-		Queue:   Queue{Number: 10, Count: 2, MaxLen: 1024, Bypass: true, FailOpen: true, FailureVerdict: ActionAccept, MarkMask: 0x0000ff00},
-		Flows:   wantDefaults("").Flows,
+		File:     filepath.Join("testdata", "parse", "full.yaml"),
+		Backend:  BackendNft,
+		IPv6:     false,
+		RPFilter: true,
+		Queue:    Queue{Number: 10, Count: 2, MaxLen: 1024, Bypass: true, FailOpen: true, FailureVerdict: ActionAccept, MarkMask: 0x0000ff00},
+		Flows:    wantDefaults("").Flows,
 		Zones: []Zone{
 			{Name: "wan", Interfaces: []string{"eth0"}},
 			{Name: "lan", Interfaces: []string{"veth-lan1", "eth+"}},
