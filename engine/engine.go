@@ -26,7 +26,7 @@ type Engine struct {
 // stateful matchers built for it, swapped as one.
 type active struct {
 	policy *rules.Policy
-	st     Stateful // nil when the policy has no stateful features
+	st     Stateful       // nil when the policy has no stateful features
 	rules  []*ruleCounter // index = rule id
 	chains [rules.NumHooks]*ruleCounter
 }

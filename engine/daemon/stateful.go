@@ -2,12 +2,12 @@ package daemon
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
