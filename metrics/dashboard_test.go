@@ -282,3 +282,30 @@ func TestDashboardQueriesParseWithPromtool(t *testing.T) {
 		t.Errorf("promtool check rules: %v\n%s", err, out)
 	}
 }
+
+func FuzzExpandQuery(f *testing.F) {
+	qs, err := DashboardQueries(dashboardFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	d, _ := loadDashboard(dashboardFile)
+	walkPanels(d.Panels, func(p *grafanaPanel) {
+		for _, tg := range p.Targets {
+			f.Add(tg.Expr)
+		}
+	})
+	for _, q := range qs {
+		f.Add(q)
+	}
+	f.Add("${queue:regex} $ ${ $__ ${}")
+	f.Fuzz(func(t *testing.T, expr string) {
+		got := expandQuery(expr)
+		// Every "$" that starts a variable reference is gone; a "$" that
+		// starts none (as in "$$x") is left as it was.
+		lone := strings.Count(expr, "$") - len(grafanaVar.FindAllString(expr, -1))
+		if n := strings.Count(got, "$"); n != lone {
+			t.Errorf("expandQuery(%q) = %q: %d \"$\" left, want %d", expr, got, n, lone)
+		}
+		metricNames(got) // must not panic
+	})
+}
