@@ -70,7 +70,7 @@ func (f fakeFlows) FlowCounts(fn func(string, int)) {
 func (f fakeFlows) FlowStats() FlowStats { return f.stats }
 
 var testFlows = fakeFlows{
-	states: map[string]int{"syn_sent": 3, "established": 41, "time_wait": 7, "udp_replied": 2},
+	states: map[string]int{"tcp_syn_sent": 3, "tcp_established": 41, "tcp_time_wait": 7, "udp": 2, "icmp": 1},
 	stats:  FlowStats{Evictions: 5, TableFull: 1, Expired: 4030},
 }
 

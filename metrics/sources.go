@@ -40,8 +40,11 @@ type FlowStats struct {
 
 // FlowSource is the engine's flow table.
 type FlowSource interface {
-	// FlowCounts calls fn with the number of flows in the table per state
-	// (the state names of the flow table, e.g. syn_sent, established).
+	// FlowCounts calls fn with the number of flows in the table per state.
+	// The states partition the table, so that the flows add up to its
+	// length: "tcp_" and the lower-case conntrack name of each TCP state
+	// (tcp_syn_sent, tcp_established, tcp_time_wait, ...), then udp, icmp
+	// and other. Cross-cutting flags (unreplied, assured) are not states.
 	FlowCounts(fn func(state string, flows int))
 	// FlowStats returns the table's totals.
 	FlowStats() FlowStats
