@@ -20,7 +20,7 @@ const (
 	ChainForward     = ChainPrefix + "FORWARD"     // filter, hooked first in FORWARD
 	ChainOutput      = ChainPrefix + "OUTPUT"      // filter, hooked first in OUTPUT
 	ChainReject      = ChainPrefix + "REJECT"      // filter, answers packets the engine marked for reject
-	ChainPrerouting  = ChainPrefix + "PREROUTING"  // nat, port forwards (DNAT)
+	ChainPrerouting  = ChainPrefix + "PREROUTING"  // nat, port forwards (DNAT); raw, the reverse path filter
 	ChainPostrouting = ChainPrefix + "POSTROUTING" // nat, masquerade and SNAT
 )
 
@@ -194,6 +194,9 @@ func generate(c *rules.Config, fam rules.Family) (*ruleset, error) {
 	if err := g.nat(r.table("nat")); err != nil {
 		return nil, err
 	}
+	if c.RPFilter {
+		g.rpfilter(r.table("raw"))
+	}
 	return r, nil
 }
 
@@ -365,6 +368,15 @@ func (g gen) chain(t *table, h hookSpec) error {
 	}
 	for _, ifc := range g.ifaces(g.c.Trusted) {
 		add(dir+ifc, "trusted interface", "-j ACCEPT")
+	}
+
+	// b2. The management allowlist: accepted in the kernel before anything
+	// else can refuse it, so that no rule, ban, guard or a stopped daemon
+	// locks the operator out.
+	if h.hook == rules.HookInput {
+		for _, p := range g.prefixes(g.c.Allowlist) {
+			add(" -s "+p, "management allowlist", "-j ACCEPT")
+		}
 	}
 
 	// c. Invalid packets.
@@ -540,6 +552,29 @@ func (g gen) nat(t *table) error {
 		t.hooks = append(t.hooks, rule("-I POSTROUTING 1", "hook postrouting", "-j "+ChainPostrouting))
 	}
 	return nil
+}
+
+// rpfilterExempt are the ICMPv6 types the reverse path filter lets
+// through: a neighbour solicitation during duplicate address detection
+// comes from the unspecified address, and a router advertisement is what
+// makes the route back exist in the first place.
+var rpfilterExempt = []int{134, 135}
+
+// rpfilter fills the raw table's NFQFW-PREROUTING with the reverse path
+// filter: a packet whose source would not be routed back out of the
+// interface it came in on is dropped before conntrack sees it, so a spoofed
+// source neither reaches the engine nor creates a kernel flow. Loopback and
+// the unspecified IPv4 source of DHCP are judged by the kernel match itself.
+func (g gen) rpfilter(t *table) {
+	t.chains = append(t.chains, ChainPrerouting)
+	if g.fam == rules.FamilyIPv6 {
+		for _, typ := range rpfilterExempt {
+			t.rules = append(t.rules, rule("-A "+ChainPrerouting+" -p ipv6-icmp", "rpfilter exempts neighbour discovery",
+				"-m icmp6 --icmpv6-type "+strconv.Itoa(typ), "-j RETURN"))
+		}
+	}
+	t.rules = append(t.rules, rule("-A "+ChainPrerouting, "rpfilter spoofed source", "-m rpfilter --invert", "-j DROP"))
+	t.hooks = append(t.hooks, rule("-I PREROUTING 1", "hook prerouting", "-j "+ChainPrerouting))
 }
 
 // sourceOut returns the headers "-s SRC -o IF" for every source of this
