@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/guard"
+)
+
+func init() {
+	var cf clientFlags
+	register(&command{
+		name:    "bans",
+		args:    "[-s SOCKET | -c FILE] [--json] list | add ADDR [--for DURATION] [--reason TEXT] | del ADDR",
+		summary: "list, add or lift bans of sources",
+		help: `Talks to the running daemon about banned sources.
+
+  list      the banned sources: address, reason, who banned it (a guard's
+            name or "manual"), remembered offences, the ban's length and
+            the time left
+  add ADDR  ban ADDR (IPv4 or IPv6) for --for (default 1h); it is dropped
+            in the kernel and by the engine until then
+  del ADDR  lift the ban on ADDR and forget its offences
+
+Flags of add: --for DURATION (Go syntax: 90s, 30m, 2h; default 1h) and
+--reason TEXT (shown by list).
+
+Guards ban sources that exceed their limits; repeat offenders get longer
+bans. Flags may follow the action.`,
+		setup: cf.setup,
+		run: func(ctx context.Context, args []string, stdout io.Writer) error {
+			if len(args) == 0 {
+				return errUsage
+			}
+			action := args[0]
+			fs := flag.NewFlagSet("nfqfw bans "+action, flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var sub clientFlags
+			sub.setup(fs)
+			var (
+				dur    time.Duration
+				reason string
+			)
+			if action == "add" {
+				fs.DurationVar(&dur, "for", time.Hour, "ban `duration`")
+				fs.StringVar(&reason, "reason", "", "why, shown by bans list")
+			}
+			pos, err := parseInterspersed(fs, args[1:])
+			if err != nil {
+				return fmt.Errorf("%s: %w", action, err)
+			}
+			cf.merge(&sub)
+			switch {
+			case action == "list" && len(pos) == 0:
+				return listBans(ctx, &cf, stdout)
+			case action == "add" && len(pos) == 1:
+				return addBan(ctx, &cf, stdout, pos[0], dur, reason)
+			case action == "del" && len(pos) == 1:
+				return delBan(ctx, &cf, stdout, pos[0])
+			}
+			return errUsage
+		},
+	})
+}
+
+// parseInterspersed parses flags wherever they appear among the positional
+// arguments ("add 192.0.2.1 --for 2h"), returning the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// merge takes the client flags given after a sub-action.
+func (f *clientFlags) merge(sub *clientFlags) {
+	if sub.socket != "" {
+		f.socket = sub.socket
+	}
+	if sub.config != "" {
+		f.config = sub.config
+	}
+	f.json = f.json || sub.json
+}
+
+// callDaemon is cf.call with a hint when no daemon answers.
+func callDaemon(ctx context.Context, cf *clientFlags, cmd string, args, out any) error {
+	err := cf.call(ctx, cmd, args, out)
+	if errors.Is(err, control.ErrNotRunning) {
+		return fmt.Errorf("%w; start it with \"nfqfw run\", or name its socket with -s or -c", err)
+	}
+	return err
+}
+
+func listBans(ctx context.Context, cf *clientFlags, w io.Writer) error {
+	var resp guard.ListBansResponse
+	if err := callDaemon(ctx, cf, guard.CmdListBans, nil, &resp); err != nil {
+		return err
+	}
+	if cf.json {
+		return writeJSON(w, resp)
+	}
+	return writeBans(w, resp)
+}
+
+// writeBans prints the ban table.
+func writeBans(w io.Writer, resp guard.ListBansResponse) error {
+	if len(resp.Bans) == 0 {
+		_, err := fmt.Fprintln(w, "no sources are banned")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tREASON\tSOURCE\tOFFENCES\tBANNED-FOR\tLEFT")
+	for _, b := range resp.Bans {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Addr, b.Reason, b.Source, b.Offences,
+			shortDuration(b.Until.Sub(b.Since)), shortDuration(timeLeftUp(b.Until.Sub(resp.Now))))
+	}
+	return tw.Flush()
+}
+
+func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d time.Duration, reason string) error {
+	addr, err := netip.ParseAddr(arg)
+	if err != nil {
+		return fmt.Errorf("add: %w", err)
+	}
+	if d < time.Second {
+		return fmt.Errorf("add: --for %v: a ban lasts at least 1s", d)
+	}
+	req := guard.AddBanRequest{Addr: addr, ForSeconds: int64((d + time.Second - 1) / time.Second), Reason: reason}
+	var resp guard.AddBanResponse
+	if err := callDaemon(ctx, cf, guard.CmdAddBan, req, &resp); err != nil {
+		return err
+	}
+	if cf.json {
+		return writeJSON(w, resp)
+	}
+	_, err = fmt.Fprintf(w, "banned %s for %s (offence %d)\n", resp.Ban.Addr, shortDuration(resp.Ban.Until.Sub(resp.Ban.Since)), resp.Ban.Offences)
+	return err
+}
+
+func delBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string) error {
+	addr, err := netip.ParseAddr(arg)
+	if err != nil {
+		return fmt.Errorf("del: %w", err)
+	}
+	var resp guard.DelBanResponse
+	if err := callDaemon(ctx, cf, guard.CmdDelBan, guard.DelBanRequest{Addr: addr}, &resp); err != nil {
+		return err
+	}
+	if cf.json {
+		return writeJSON(w, resp)
+	}
+	if !resp.Deleted {
+		return fmt.Errorf("del: %s is not banned", addr.Unmap())
+	}
+	_, err = fmt.Fprintf(w, "unbanned %s\n", addr.Unmap())
+	return err
+}
+
+// timeLeftUp rounds d up to whole seconds (a running ban never shows 0s)
+// and never below zero.
+func timeLeftUp(d time.Duration) time.Duration {
+	return max(d+time.Second-1, 0).Truncate(time.Second)
+}
+
+// shortDuration prints d in whole seconds the way an operator writes it:
+// 45s, 10m, 1h30m, 26h0m5s.
+func shortDuration(d time.Duration) string {
+	s := d.Truncate(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

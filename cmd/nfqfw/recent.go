@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/recent"
+)
+
+func init() {
+	var cf clientFlags
+	register(&command{
+		name:    "recent",
+		args:    "[-s SOCKET | -c FILE] [--json] [LIST]",
+		summary: "list the entries of the recent lists",
+		help: `Asks the running daemon for the addresses on its recent lists (as
+/proc/net/xt_recent did): the list, the address, the hits remembered (at
+most 20), when it was last seen and the TTL of that packet. With LIST,
+only that list.`,
+		setup: cf.setup,
+		run: func(ctx context.Context, args []string, stdout io.Writer) error {
+			fs := flag.NewFlagSet("nfqfw recent", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var sub clientFlags
+			sub.setup(fs)
+			pos, err := parseInterspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			cf.merge(&sub)
+			if len(pos) > 1 {
+				return errUsage
+			}
+			var req recent.ListRequest
+			if len(pos) == 1 {
+				req.List = pos[0]
+			}
+			var resp recent.ListResponse
+			if err := callDaemon(ctx, &cf, recent.CmdList, req, &resp); err != nil {
+				return err
+			}
+			if cf.json {
+				return writeJSON(stdout, resp)
+			}
+			return writeRecent(stdout, resp)
+		},
+	})
+}
+
+// writeRecent prints the recent list entries as a table.
+func writeRecent(w io.Writer, resp recent.ListResponse) error {
+	if len(resp.Entries) == 0 {
+		_, err := fmt.Fprintln(w, "no entries")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "LIST\tADDRESS\tHITS\tLAST-SEEN\tTTL")
+	for _, e := range resp.Entries {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\n", e.List, e.Addr, e.Hits, seenAgo(resp.Now, e.LastSeen), e.TTL)
+	}
+	return tw.Flush()
+}
+
+// seenAgo prints how long before now t was, in whole seconds.
+func seenAgo(now, t time.Time) string {
+	d := max(now.Sub(t), 0)
+	if d < time.Second {
+		return "now"
+	}
+	return shortDuration(d) + " ago"
+}
