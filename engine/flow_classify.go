@@ -130,9 +130,11 @@ func (t *Table) track(s *shard, k FlowKey, e entry, p *Parsed, fd flowDir, now i
 	if renew {
 		e.expires = now + t.to.of(k.proto, &e)
 	}
-	s.account(k.proto, &old, -1)
-	s.account(k.proto, &e, 1)
-	s.m[k] = e
+	if e != old {
+		s.account(k.proto, &old, -1)
+		s.account(k.proto, &e, 1)
+		s.m[k] = e
+	}
 	return ClassEstablished
 }
 
