@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -574,8 +575,15 @@ func testAllocs(t *testing.T, maxSources int) {
 		k.Observe(src, server, rot[0].Proto, rot[0].Port, now)
 		k.Observe(src, server, rot[1].Proto, rot[1].Port, now)
 	}
+	// Grow the tables to the working set first: they start small.
+	for range 2 * len(srcs) {
+		observe()
+	}
 	if a := testing.AllocsPerRun(10000, observe); a != 0 {
 		t.Errorf("Observe: %v allocations per run, want 0", a)
+	}
+	if m := exactMallocs(20000, observe); m != 0 {
+		t.Errorf("Observe: %d allocations in 20000 runs, want 0", m)
 	}
 	ssh := k.Index("ssh")
 	allowed := func() {
@@ -587,6 +595,23 @@ func testAllocs(t *testing.T, maxSources int) {
 	if a := testing.AllocsPerRun(10000, allowed); a != 0 {
 		t.Errorf("Allowed: %v allocations per run, want 0", a)
 	}
+	if m := exactMallocs(20000, allowed); m != 0 {
+		t.Errorf("Allowed: %d allocations in 20000 runs, want 0", m)
+	}
+}
+
+// exactMallocs counts every allocation of runs calls of f, where
+// testing.AllocsPerRun rounds the average down and so hides an allocation
+// every few calls.
+func exactMallocs(runs int, f func()) uint64 {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return after.Mallocs - before.Mallocs
 }
 
 // benchSources returns n distinct sources, IPv4 and IPv6 mixed.
@@ -602,20 +627,38 @@ func benchSources(n int) [][16]byte {
 	return srcs
 }
 
-// BenchmarkObserve100k: 100k sources each knocking the ssh sequence in turn
-// (one step per operation), beyond the default capacity so evictions happen.
+// BenchmarkObserve100k: 100k sources knock the ssh sequence, one step per
+// operation in turn, all tracked (capacity above 100k); every third
+// operation completes a sequence and opens a window.
 func BenchmarkObserve100k(b *testing.B) {
-	k := New([]rules.Knock{seqSSH, seqWeb, seqOnce})
-	srcs := benchSources(100_000)
+	benchObserve(b, 100_000, WithMaxSources(1<<17))
+}
+
+// BenchmarkObserveFlood100k: 100k sources send first knocks to a Knocker
+// with the default capacity (65536): every operation evicts a source, as
+// under a flood of spoofed knocks.
+func BenchmarkObserveFlood100k(b *testing.B) {
+	benchObserve(b, 100_000)
+}
+
+func benchObserve(b *testing.B, sources int, opts ...Option) {
+	k := New([]rules.Knock{seqSSH, seqWeb, seqOnce}, opts...)
+	srcs := benchSources(sources)
 	steps := seqSSH.Steps
 	now := t0.UnixNano()
-	b.ReportAllocs()
 	i := 0
-	for b.Loop() {
+	op := func() {
 		src := srcs[i%len(srcs)]
 		st := steps[(i/len(srcs))%len(steps)]
 		k.Observe(src, server, st.Proto, st.Port, now)
 		i++
+	}
+	for range len(srcs) * len(steps) { // grow the tables to the working set
+		op()
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		op()
 	}
 }
 
@@ -637,7 +680,12 @@ func BenchmarkObserveParallel100k(b *testing.B) {
 	k := New([]rules.Knock{seqSSH, seqWeb, seqOnce})
 	srcs := benchSources(100_000)
 	now := t0.UnixNano()
+	for i, src := range srcs { // grow the tables to the working set
+		st := seqSSH.Steps[i%3]
+		k.Observe(src, server, st.Proto, st.Port, now)
+	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
@@ -663,5 +711,80 @@ func BenchmarkAllowed100k(b *testing.B) {
 	for b.Loop() {
 		k.Allowed(ssh, srcs[i%len(srcs)], server, tcp, 22, now)
 		i++
+	}
+}
+
+// TestConcurrent runs the packet path, Expire, Status, Stats and Snapshot
+// at once (run with -race): every source completes its sequence.
+func TestConcurrent(t *testing.T) {
+	k := New([]rules.Knock{seqSSH, seqWeb, seqRot}, WithMaxSources(1<<14))
+	srcs := benchSources(4096)
+	now := t0.Add(sec(1)).UnixNano()
+	ssh := k.Index("ssh")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			k.Expire(now)
+			k.Status(now)
+			k.Stats()
+			k.Snapshot()
+		}
+	}()
+	const workers = 4
+	errs := make(chan string, workers)
+	for w := range workers {
+		go func() {
+			bad := ""
+			for i := w; i < len(srcs); i += workers {
+				for _, st := range seqSSH.Steps {
+					k.Observe(srcs[i], server, st.Proto, st.Port, now)
+				}
+				if !k.Allowed(ssh, srcs[i], server, tcp, 22, now) && bad == "" {
+					bad = netip.AddrFrom16(srcs[i]).Unmap().String()
+				}
+			}
+			errs <- bad
+		}()
+	}
+	for range workers {
+		if bad := <-errs; bad != "" {
+			t.Errorf("%s completed ssh but is not admitted", bad)
+		}
+	}
+	<-done
+	if got := k.Stats().Sequences[ssh].Successes; got != uint64(len(srcs)) {
+		t.Errorf("ssh successes = %d, want %d", got, len(srcs))
+	}
+}
+
+// TestShardSpread: consecutive IPv4 and IPv6 sources spread evenly over the
+// shards, so a shard fills (and evicts) only when the whole Knocker is full.
+func TestShardSpread(t *testing.T) {
+	k := New(nil)
+	for _, tt := range []struct {
+		name string
+		src  func(i int) [16]byte
+	}{
+		{"IPv4 10.0.x.y", func(i int) [16]byte { return netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).As16() }},
+		{"IPv6 2001:db8::x", func(i int) [16]byte {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}).As16()
+		}},
+		{"IPv6 /64 prefixes", func(i int) [16]byte {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 6: byte(i >> 8), 7: byte(i), 15: 1}).As16()
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := 64 * len(k.shards)
+			load := map[*shard]int{}
+			for i := range n {
+				load[k.shard(tt.src(i))]++
+			}
+			for i, sh := range k.shards {
+				if l := load[sh]; l < 32 || l > 112 {
+					t.Errorf("shard %d holds %d of %d sources, want about 64", i, l, n)
+				}
+			}
+		})
 	}
 }

@@ -1,12 +1,14 @@
 package knock
 
 // table is a bounded map from a source address to nseq values of V (one per
-// knock sequence), evicting the least recently used source when full. All
-// storage is allocated by newTable and pointer-free, so get, insert, touch
-// and remove never allocate. It is not safe for concurrent use: the owning
-// shard's mutex guards it.
+// knock sequence), evicting the least recently used source when full.
+// Storage is pointer-free and grows by doubling up to max entries, so an
+// idle Knocker stays small; once it has grown to the working set, get,
+// insert, touch and remove do not allocate. It is not safe for concurrent
+// use: the owning shard's mutex guards it.
 type table[V any] struct {
 	nseq int
+	max  int
 	idx  map[[16]byte]int32
 	keys [][16]byte
 	vals []V // entry e owns vals[e*nseq : (e+1)*nseq]
@@ -21,23 +23,31 @@ type table[V any] struct {
 
 const none = -1
 
-func newTable[V any](capacity, nseq int) *table[V] {
-	t := &table[V]{
-		nseq: nseq,
-		idx:  make(map[[16]byte]int32, capacity),
-		keys: make([][16]byte, capacity),
-		vals: make([]V, capacity*nseq),
-		prev: make([]int32, capacity),
-		next: make([]int32, capacity),
-		head: none,
-		tail: none,
-	}
-	for i := range t.next {
-		t.next[i] = int32(i + 1)
-	}
-	t.next[capacity-1] = none
-	t.free = 0
+// initialEntries is the size of a new table.
+const initialEntries = 8
+
+func newTable[V any](max, nseq int) *table[V] {
+	t := &table[V]{nseq: nseq, max: max, head: none, tail: none, free: none}
+	t.grow()
 	return t
+}
+
+// grow doubles the storage (up to max entries) and chains the new entries
+// into the free list. The map grows by itself.
+func (t *table[V]) grow() {
+	old := len(t.keys)
+	n := min(max(2*old, initialEntries), t.max)
+	if t.idx == nil {
+		t.idx = make(map[[16]byte]int32, n)
+	}
+	t.keys = append(t.keys, make([][16]byte, n-old)...)
+	t.vals = append(t.vals, make([]V, (n-old)*t.nseq)...)
+	t.prev = append(t.prev, make([]int32, n-old)...)
+	t.next = append(t.next, make([]int32, n-old)...)
+	for i := n - 1; i >= old; i-- {
+		t.next[i] = t.free
+		t.free = int32(i)
+	}
 }
 
 // get returns the entry of src.
@@ -59,8 +69,12 @@ func (t *table[V]) key(e int32) [16]byte { return t.keys[e] }
 // evicted is true. src must not be present.
 func (t *table[V]) insert(src [16]byte) (e int32, evicted bool) {
 	if t.free == none {
-		t.remove(t.tail)
-		evicted = true
+		if len(t.keys) < t.max {
+			t.grow()
+		} else {
+			t.remove(t.tail)
+			evicted = true
+		}
 	}
 	e = t.free
 	t.free = t.next[e]
