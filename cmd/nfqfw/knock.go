@@ -32,7 +32,7 @@ func init() {
 		help: `Asks the running daemon for its port knocking state: each source's
 progress in each sequence (steps taken of the total, and the time left
 before it times out), the windows completed sequences have opened (what
-they open and for how long), and the 50 most recent failures (wrong-port,
+they open and for how long), and the 50 most recent failures (wrong_port,
 timeout, replay of a one-shot sequence).
 
 With --watch the view refreshes every second until interrupted.`,
