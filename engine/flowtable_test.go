@@ -537,3 +537,23 @@ func bytesPerFlow(tb testing.TB, n int) float64 {
 	runtime.KeepAlive(tbl)
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
+
+// TestShardsSpreadIPv4Flows guards the shard hash: IPv4-mapped addresses
+// share their first 12 bytes, and sequential sources and ports must still
+// spread evenly over the shards.
+func TestShardsSpreadIPv4Flows(t *testing.T) {
+	tbl := NewTable(1<<16, DefaultTimeouts())
+	p := flowUDP(t, "10.0.0.1:1", "10.0.0.2:53").p
+	const flows = 1 << 15
+	for i := range flows {
+		p.Src[14], p.Src[15] = byte(i>>8), byte(i)
+		p.SrcPort = uint16(1024 + i%64)
+		tbl.Admit(&p, 1, flowNow)
+	}
+	mean := flows / len(tbl.shards)
+	for i := range tbl.shards {
+		if n := len(tbl.shards[i].m); n < mean*3/4 || n > mean*5/4 {
+			t.Errorf("shard %d holds %d flows, mean %d", i, n, mean)
+		}
+	}
+}
