@@ -5,10 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/daemon"
 )
 
 func init() {
-	var cf clientFlags
+	var (
+		cf      clientFlags
+		confirm time.Duration
+	)
 	register(&command{
 		name:    "reload",
 		args:    "[-s SOCKET | -c FILE]",
@@ -16,17 +22,51 @@ func init() {
 		help: `Asks the running daemon to read its config file again (as SIGHUP does)
 and waits for the result. A config that does not parse, validate or install
 is refused with its error; the running policy and kernel rules stay exactly
-as they were. Flows, bans, recent lists and knock state are kept.`,
-		setup: func(fs *flag.FlagSet) { cf.setup(fs) },
+as they were. Flows, bans, recent lists and knock state are kept.
+
+With --confirm, the new config is rolled back to the previous one unless
+"nfqfw confirm" is run within the duration: open a new SSH connection to
+prove you are not locked out, then confirm from it.`,
+		setup: func(fs *flag.FlagSet) {
+			cf.setup(fs)
+			fs.DurationVar(&confirm, "confirm", 0, "roll the change back unless \"nfqfw confirm\" follows within this `duration` (like iptables-apply)")
+		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			if len(args) > 0 {
 				return errUsage
 			}
 			var out map[string]string
-			if err := cf.call(ctx, "reload", nil, &out); err != nil {
+			req := daemon.ReloadRequest{}
+			if confirm > 0 {
+				req.Confirm = confirm.String()
+			}
+			if err := cf.call(ctx, "reload", req, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "reloaded (config hash %.12s)\n", out["hash"])
+			if confirm > 0 {
+				fmt.Fprintf(stdout, "run \"nfqfw confirm\" within %s from a NEW connection, or the previous config comes back\n", confirm)
+			}
+			return nil
+		},
+	})
+}
+
+func init() {
+	var cf clientFlags
+	register(&command{
+		name:    "confirm",
+		args:    "[-s SOCKET | -c FILE]",
+		summary: "confirm a change made with --confirm so it is not rolled back",
+		setup:   func(fs *flag.FlagSet) { cf.setup(fs) },
+		run: func(ctx context.Context, args []string, stdout io.Writer) error {
+			if len(args) > 0 {
+				return errUsage
+			}
+			if err := cf.call(ctx, "confirm", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "confirmed")
 			return nil
 		},
 	})

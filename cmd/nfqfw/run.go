@@ -33,7 +33,7 @@ connection (an allowlist, or a rule for SSH) before you start it.`,
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&backend, "backend", "", "iptables backend: auto, legacy or nft (default: the config's)")
 			fs.StringVar(&pprof, "pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060)")
-			fs.DurationVar(&confirm, "confirm", 0, "roll a reload back unless confirmed within this `duration`")
+			fs.DurationVar(&confirm, "confirm", 0, "stop and remove the ruleset unless \"nfqfw confirm\" follows within this `duration`")
 		},
 		run: func(ctx context.Context, args []string, _ io.Writer) error {
 			if len(args) > 0 {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,6 +15,14 @@ import (
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/rules"
 )
+
+// ReloadRequest asks for a reload; with Confirm (a duration) the new
+// config is rolled back unless confirmed in time.
+type ReloadRequest struct {
+	Confirm string `json:"confirm,omitempty"`
+}
+
+var errNothingToConfirm = errors.New("no change is waiting for confirmation")
 
 // StateRequest filters the flows "state" returns. Empty fields match all.
 type StateRequest struct {
@@ -78,11 +87,31 @@ func (d *Daemon) registerControl(s *control.Server) {
 		}
 		return r, nil
 	})
-	s.Handle("reload", func(ctx context.Context, _ json.RawMessage) (any, error) {
-		if err := d.Reload(ctx); err != nil {
+	s.Handle("reload", func(ctx context.Context, args json.RawMessage) (any, error) {
+		var req ReloadRequest
+		if len(args) > 0 {
+			if err := json.Unmarshal(args, &req); err != nil {
+				return nil, fmt.Errorf("reload: %w", err)
+			}
+		}
+		var confirm time.Duration
+		if req.Confirm != "" {
+			c, err := time.ParseDuration(req.Confirm)
+			if err != nil || c <= 0 {
+				return nil, fmt.Errorf("reload: confirm %q: want a positive duration", req.Confirm)
+			}
+			confirm = c
+		}
+		if err := d.Reload(ctx, confirm); err != nil {
 			return nil, err
 		}
 		return map[string]string{"hash": d.eng.Policy().Hash()}, nil
+	})
+	s.Handle("confirm", func(context.Context, json.RawMessage) (any, error) {
+		if !d.Confirm() {
+			return nil, errNothingToConfirm
+		}
+		return map[string]bool{"confirmed": true}, nil
 	})
 	s.Handle("state", func(_ context.Context, args json.RawMessage) (any, error) {
 		var req StateRequest

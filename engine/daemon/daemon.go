@@ -34,14 +34,16 @@ type Daemon struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex // serialises reloads and confirmations
-	cfg    *rules.Config
-	eng    *engine.Engine
-	inst   *iptables.Installer
-	state  *stateful
-	obs    *observer
-	start  time.Time
-	queues []*queueReader
+	mu      sync.Mutex // serialises reloads and confirmations
+	pending *pendingChange
+	fatal   func(error) // stops Run with an error
+	cfg     *rules.Config
+	eng     *engine.Engine
+	inst    *iptables.Installer
+	state   *stateful
+	obs     *observer
+	start   time.Time
+	queues  []*queueReader
 }
 
 // Run starts the daemon and blocks until ctx ends or a fatal error occurs.
@@ -77,6 +79,12 @@ func Run(ctx context.Context, opts Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 16)
+	d.fatal = func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	goRun := func(name string, fn func(context.Context) error) {
@@ -146,6 +154,14 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	goRun("control", ctl.Serve)
+	if opts.Confirm > 0 {
+		d.mu.Lock()
+		p := &pendingChange{}
+		p.timer = time.AfterFunc(opts.Confirm, func() { d.rollback(p) })
+		d.pending = p
+		d.mu.Unlock()
+		log.Warn("start must be confirmed or nfqfw stops and removes its ruleset", "within", opts.Confirm, "confirm_with", "nfqfw confirm")
+	}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -156,7 +172,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Info("nfqfw stopping")
 			return nil
 		case <-hup:
-			if err := d.Reload(ctx); err != nil {
+			if err := d.Reload(ctx, 0); err != nil {
 				log.Error("reload refused; the running policy stays", "err", err)
 			}
 		case err := <-errc:
@@ -169,10 +185,16 @@ func Run(ctx context.Context, opts Options) error {
 
 // Reload reads the config file again. A config that does not parse, compile
 // or install leaves the running policy and kernel rules exactly as they were.
-func (d *Daemon) Reload(ctx context.Context) error {
+// With confirm > 0 the new config is rolled back to the one before it unless
+// Confirm is called within confirm (like iptables-apply).
+func (d *Daemon) Reload(ctx context.Context, confirm time.Duration) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	err := d.reloadLocked(ctx)
+	before := d.cfg
+	cfg, err := d.load()
+	if err == nil {
+		err = d.applyLocked(ctx, cfg)
+	}
 	hash := d.eng.Policy().Hash()
 	if err != nil {
 		d.obs.reloaded(false, hash)
@@ -180,17 +202,78 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.obs.reloaded(true, hash)
 	d.log.Info("config reloaded", "config", d.cfg.File, "hash", hash)
+	if confirm > 0 {
+		if d.pending == nil {
+			d.pending = &pendingChange{prev: before}
+		} else {
+			d.pending.timer.Stop() // a second change: roll back to the first's predecessor
+		}
+		p := d.pending
+		p.timer = time.AfterFunc(confirm, func() { d.rollback(p) })
+		d.log.Warn("config change must be confirmed", "within", confirm, "confirm_with", "nfqfw confirm")
+	}
 	return nil
 }
 
-func (d *Daemon) reloadLocked(ctx context.Context) error {
+// pendingChange is a config change not yet confirmed.
+type pendingChange struct {
+	prev  *rules.Config // nil: the start itself is unconfirmed
+	timer *time.Timer
+}
+
+// Confirm makes the pending change permanent. It reports whether there was
+// one.
+func (d *Daemon) Confirm() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending == nil {
+		return false
+	}
+	d.pending.timer.Stop()
+	d.pending = nil
+	d.log.Info("config change confirmed")
+	return true
+}
+
+// rollback restores the config in force before an unconfirmed change, or
+// stops the daemon when the start itself was not confirmed.
+func (d *Daemon) rollback(p *pendingChange) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending != p {
+		return // confirmed, or superseded
+	}
+	d.pending = nil
+	if p.prev == nil {
+		d.log.Error("start not confirmed in time: stopping and removing the ruleset")
+		d.fatal(errNotConfirmed)
+		return
+	}
+	if err := d.applyLocked(context.Background(), p.prev); err != nil {
+		d.log.Error("rollback of an unconfirmed change failed", "err", err)
+		return
+	}
+	d.obs.reloaded(true, d.eng.Policy().Hash())
+	d.log.Warn("config change not confirmed in time: rolled back", "hash", d.eng.Policy().Hash())
+}
+
+var errNotConfirmed = errors.New("start not confirmed in time (--confirm): rolled back")
+
+// load reads and validates the config file.
+func (d *Daemon) load() (*rules.Config, error) {
 	cfg, err := rules.Load(d.opts.ConfigPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if d.opts.Backend != "" {
 		cfg.Backend = d.opts.Backend
 	}
+	return cfg, nil
+}
+
+// applyLocked compiles cfg, installs its kernel ruleset atomically and swaps
+// the policy in; on any error nothing changed.
+func (d *Daemon) applyLocked(ctx context.Context, cfg *rules.Config) error {
 	pol, err := rules.Compile(cfg)
 	if err != nil {
 		return err
