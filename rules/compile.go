@@ -17,6 +17,13 @@ import (
 // not be modified afterwards. Compile fails, wrapping ErrBadValue or
 // ErrConflict, on a Config that Parse would have refused in ways the policy
 // cannot represent.
+//
+// Port forwards need no rule of their own: the forward hook's rules are the
+// config's, followed by one accept rule per port forward that admits it
+// toward its forwarded destination only (protocol, To, ToPort, the
+// forward's In and Src), named after the forward. A config forward rule
+// that names that destination itself replaces the automatic one. Rules
+// lists them after the config's forward rules.
 func Compile(c *Config) (*Policy, error) {
 	if c == nil {
 		return nil, fmt.Errorf("compile: nil config: %w", ErrMissing)
@@ -38,8 +45,16 @@ func Compile(c *Config) (*Policy, error) {
 			cp.RejectWith = RejectNone
 		}
 		p.chains[h] = cp
-		for i := range ch.Rules {
-			r := &ch.Rules[i]
+		rs := ch.Rules
+		if Hook(h) == HookForward {
+			adm, err := forwardAdmissions(c)
+			if err != nil {
+				return nil, err
+			}
+			rs = slices.Concat(rs, adm)
+		}
+		for i := range rs {
+			r := &rs[i]
 			cr, err := compileRule(Hook(h), r)
 			if err != nil {
 				return nil, err
@@ -122,6 +137,106 @@ func compileRule(h Hook, r *Rule) (CompiledRule, error) {
 		cr.Name = fmt.Sprintf("%s-line%d", h, r.Line)
 	}
 	return cr, nil
+}
+
+// forwardAdmissions returns the forward-hook rules that admit c's port
+// forwards: an operator expects a DNAT port forward to be reachable without
+// writing a second rule, and admitted only toward its forwarded destination.
+// The forward hook sees a forwarded packet after DNAT, so each rule accepts
+// proto to To, port ToPort (the forwarded range when ToPort is 0), arriving
+// on the forward's In interfaces from its Src, and nothing else. The rules
+// come after the operator's own forward rules, which may therefore refuse
+// part of a forward; they are named after the forward (Name, or
+// Name-port-forward when a rule already has that name) and have no line.
+//
+// A forward whose destination an operator's forward rule names explicitly
+// (same protocol, a dst prefix holding To and a dport holding the first
+// target port) gets no rule: that rule decides, so a guard or knock on it is
+// not bypassed by the automatic admission.
+func forwardAdmissions(c *Config) ([]Rule, error) {
+	names := map[string]bool{}
+	for _, ch := range []*Chain{&c.Input, &c.Forward, &c.Output} {
+		for _, r := range ch.Rules {
+			names[r.Name] = true
+		}
+	}
+	var out []Rule
+	for i, f := range c.NAT.Forwards {
+		to := f.To.Unmap()
+		if !to.IsValid() {
+			return nil, fmt.Errorf("compile port forward %d (%s): no destination: %w", i, f.Name, ErrBadValue)
+		}
+		ports := f.Port
+		if f.ToPort != 0 {
+			last := int(f.ToPort) + int(f.Port.Last) - int(f.Port.First)
+			if last > 65535 || f.Port.Last < f.Port.First {
+				return nil, fmt.Errorf("compile port forward %d (%s): target ports %d-%d: %w", i, f.Name, f.ToPort, last, ErrBadValue)
+			}
+			ports = PortRange{f.ToPort, uint16(last)}
+		}
+		if claimed(c.Forward.Rules, f.Proto, to, ports.First) {
+			continue
+		}
+		name := f.Name
+		if name == "" {
+			name = fmt.Sprintf("forward-%d", i)
+		}
+		if names[name] {
+			name += "-port-forward"
+		}
+		names[name] = true
+		fam := FamilyIPv4
+		if to.Is6() {
+			fam = FamilyIPv6
+		}
+		out = append(out, Rule{
+			Name:   name,
+			Family: fam,
+			Proto:  f.Proto,
+			In:     expandZones(c.Zones, f.In),
+			Src:    f.Src,
+			Dst:    []netip.Prefix{netip.PrefixFrom(to, to.BitLen())},
+			DPort:  []PortRange{ports},
+			Action: ActionAccept,
+		})
+	}
+	return out, nil
+}
+
+// claimed reports whether one of rs names the destination to:port for
+// proto explicitly.
+func claimed(rs []Rule, proto uint8, to netip.Addr, port uint16) bool {
+	for _, r := range rs {
+		if r.Proto != proto || len(r.Dst) == 0 || len(r.DPort) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(r.Dst, func(p netip.Prefix) bool { return p.Contains(to) }) &&
+			slices.ContainsFunc(r.DPort, func(pr PortRange) bool { return port >= pr.First && port <= pr.Last }) {
+			return true
+		}
+	}
+	return false
+}
+
+// expandZones replaces zone names by their interfaces, as Parse does; a
+// hand-built Config may still hold zone names.
+func expandZones(zones []Zone, names []string) []string {
+	var out []string
+	for _, n := range names {
+		ifs := []string{n}
+		for _, z := range zones {
+			if z.Name == n {
+				ifs = z.Interfaces
+				break
+			}
+		}
+		for _, i := range ifs {
+			if !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
+	}
+	return out
 }
 
 // candidates returns, per protocol, the ids of hook h's usable rules that
