@@ -8,7 +8,7 @@
 set -euo pipefail
 
 PACKAGES=(
-	iptables conntrack ipset iproute2 # kernel plumbing the daemon and tests drive
+	iptables conntrack ipset iproute2 iputils-ping procps # kernel plumbing the daemon and tests drive
 	nmap hping3 socat netcat-openbsd curl iperf3 # traffic for e2e tests and benchmarks
 	vsftpd lftp # FTP server and client (active/passive, v4/v6)
 	knockd # its `knock` client for the port-knocking setup
