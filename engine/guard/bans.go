@@ -63,10 +63,14 @@ type Bans struct {
 	shards [banShards]bshard
 }
 
+// bshard is one lock's worth of the table. until duplicates the end of
+// every ban in force (records with until != 0) in a compact map, so that
+// IsBanned touches small slots only.
 type bshard struct {
-	mu sync.Mutex
-	m  map[[16]byte]record
-	_  [64]byte
+	mu    sync.Mutex
+	m     map[[16]byte]record
+	until map[[16]byte]int64
+	_     [64]byte
 }
 
 // record is one source's ban and offence history. until == 0: not banned,
@@ -103,6 +107,7 @@ func NewBans(opts BanOptions) *Bans {
 	}
 	for i := range b.shards {
 		b.shards[i].m = make(map[[16]byte]record)
+		b.shards[i].until = make(map[[16]byte]int64)
 	}
 	return b
 }
@@ -168,6 +173,7 @@ func (b *Bans) set(s *bshard, addr [16]byte, existed bool, r record, now, until,
 	r.forget = until + remember
 	r.source, r.reason = source, reason
 	s.m[addr] = r
+	s.until[addr] = until
 	b.banned.Add(1)
 }
 
@@ -191,6 +197,7 @@ func (b *Bans) evictOne(s *bshard, now int64) {
 		return
 	}
 	delete(s.m, victim)
+	delete(s.until, victim)
 	b.evictions.Add(1)
 	if victimBanned {
 		b.active.Add(-1)
@@ -234,6 +241,7 @@ func (b *Bans) Del(addr netip.Addr) bool {
 	s.mu.Lock()
 	r, ok := s.m[a]
 	delete(s.m, a)
+	delete(s.until, a)
 	wasBanned := ok && r.until != 0
 	if wasBanned {
 		b.active.Add(-1)
@@ -254,7 +262,7 @@ func (b *Bans) IsBanned(addr [16]byte, now int64) bool {
 	}
 	s := b.shard(&addr)
 	s.mu.Lock()
-	until := s.m[addr].until
+	until := s.until[addr]
 	s.mu.Unlock()
 	return until > now
 }
@@ -310,6 +318,7 @@ func (b *Bans) Expire(now int64) int {
 			if r.until != 0 && r.until <= now {
 				r.until = 0
 				s.m[a] = r
+				delete(s.until, a)
 				b.active.Add(-1)
 				ended = append(ended, a)
 			}
@@ -460,6 +469,11 @@ func (b *Bans) Restore(snaps []BanSnapshot, now int64) int {
 			b.active.Add(1)
 		}
 		s.m[a] = r
+		if banned {
+			s.until[a] = r.until
+		} else {
+			delete(s.until, a)
+		}
 		s.mu.Unlock()
 		if banned {
 			n++
