@@ -13,6 +13,7 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -123,6 +124,9 @@ func (d *Daemon) registerControl(s *control.Server) {
 		return d.stateView(req)
 	})
 	for name, h := range d.state.controlHandlers(d.currentState) {
+		if name == guard.CmdAddBan {
+			h = d.obs.countManualBan(h)
+		}
 		s.Handle(name, h)
 	}
 }

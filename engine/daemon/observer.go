@@ -1,12 +1,18 @@
 package daemon
 
 import (
+	"context"
+	"encoding/json"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
+	"github.com/nfqfw/nfqfw/engine/guard"
+	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/metrics"
 	"github.com/nfqfw/nfqfw/rules"
@@ -18,6 +24,14 @@ type observer struct {
 	d       *Daemon
 	metrics *metrics.Metrics
 	ct      atomic.Pointer[ctnl.Follower]
+
+	// manualBans counts the bans added over the control socket, so that
+	// the ban table's total splits into guard and manual bans.
+	manualBans atomic.Uint64
+
+	// carry keeps the counters of the stateful matchers monotonic across
+	// reloads, which rebuild the matchers with fresh counters.
+	carry carry
 }
 
 func newObserver(d *Daemon) *observer {
@@ -28,6 +42,10 @@ func newObserver(d *Daemon) *observer {
 		Flows:        flowSource{d.eng.Flows()},
 		Queues:       queueSource{d},
 		Kernel:       procSource,
+		Recent:       recentSource{o},
+		Guards:       guardSource{o},
+		Bans:         banSource{o},
+		Knock:        knockSource{o},
 		ConfigHash:   d.eng.Policy().Hash(),
 		ConfigLoaded: time.Now(),
 		Logger:       d.log,
@@ -99,5 +117,152 @@ func (s queueSource) QueueStats(fn func(metrics.QueueStats)) {
 		st := q.r.Stats()
 		fn(metrics.QueueStats{Queue: q.num, Packets: st.Packets, ENOBUFS: st.ENOBUFS, VerdictErrors: st.VerdictErrors,
 			OtherErrors: st.Errors + st.Malformed, Panics: st.Panics})
+	}
+}
+
+// The sources below read the stateful matchers in force at scrape time
+// (d.currentState): a reload replaces them, so none may be kept.
+
+// Label values of the stateful families.
+const (
+	guardAllowed = "allowed"
+	guardLimited = "limited"
+	banByGuard   = "guard"
+	banManual    = guard.SourceManual
+)
+
+// countManualBan wraps the control handler of guard.CmdAddBan so that a
+// successful manual ban is counted.
+func (o *observer) countManualBan(h control.Handler) control.Handler {
+	return func(ctx context.Context, args json.RawMessage) (any, error) {
+		resp, err := h(ctx, args)
+		if err == nil {
+			o.manualBans.Add(1)
+		}
+		return resp, err
+	}
+}
+
+// carry makes the counters of one generation of stateful matchers
+// continue those of the generations before it. A reload builds new
+// matchers whose counters start at zero; when a scrape sees a new
+// generation it adds the old one's final counts to a base per series, so
+// the exported counters only grow.
+type carry struct {
+	mu   sync.Mutex
+	gen  *stateful         // generation the last scrape read
+	base map[string]uint64 // per series key: counts of earlier generations
+}
+
+// A generation replaced twice between two scrapes loses the counts of the
+// one in between; reloads are far rarer than scrapes.
+//
+// counters returns the base counts to add to st's counters, folding the
+// previous generation's counts (read by final, which calls add for every
+// counter of a generation) into the base when st is new.
+func (c *carry) counters(st *stateful, final func(st *stateful, add func(key string, n uint64))) map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.base == nil {
+		c.base = map[string]uint64{}
+	}
+	if c.gen != nil && c.gen != st {
+		// The old generation may still finish a packet or two after the
+		// swap; what it counts after this read is lost, never counted
+		// twice.
+		final(c.gen, func(key string, n uint64) { c.base[key] += n })
+	}
+	c.gen = st
+	out := make(map[string]uint64, len(c.base))
+	for k, v := range c.base {
+		out[k] = v
+	}
+	return out
+}
+
+// statefulCounters calls add for every counter of st's matchers, keyed by
+// family and label values.
+func statefulCounters(st *stateful, add func(key string, n uint64)) {
+	for _, l := range st.recent.Stats() {
+		add("recent_hits\x00"+l.Name, l.Hits)
+		add("recent_evictions\x00"+l.Name, l.Evictions)
+	}
+	for _, g := range st.guards.Stats() {
+		add("guard\x00"+g.Name+"\x00"+guardAllowed, g.Allowed+g.Allowlisted)
+		add("guard\x00"+g.Name+"\x00"+guardLimited, g.Refused)
+	}
+	for _, s := range st.knock.Stats().Sequences {
+		add("knock_success\x00"+s.Name, s.Successes)
+		for r, n := range s.Failures {
+			add("knock_failures\x00"+s.Name+"\x00"+knock.FailReason(r).String(), n)
+		}
+	}
+}
+
+// current returns the stateful matchers in force and the base counts of
+// the generations before them.
+func (o *observer) current() (*stateful, map[string]uint64) {
+	st := o.d.currentState()
+	return st, o.carry.counters(st, statefulCounters)
+}
+
+type recentSource struct{ o *observer }
+
+func (s recentSource) RecentLists(fn func(metrics.RecentList)) {
+	st, base := s.o.current()
+	for _, l := range st.recent.Stats() {
+		fn(metrics.RecentList{List: l.Name, Entries: l.Entries,
+			Hits:      base["recent_hits\x00"+l.Name] + l.Hits,
+			Evictions: base["recent_evictions\x00"+l.Name] + l.Evictions})
+	}
+}
+
+type guardSource struct{ o *observer }
+
+// GuardAttempts reports allowlisted sources' attempts as allowed: the
+// guard admitted them.
+func (s guardSource) GuardAttempts(fn func(guard, result string, attempts uint64)) {
+	st, base := s.o.current()
+	for _, g := range st.guards.Stats() {
+		k := "guard\x00" + g.Name + "\x00"
+		fn(g.Name, guardAllowed, base[k+guardAllowed]+g.Allowed+g.Allowlisted)
+		fn(g.Name, guardLimited, base[k+guardLimited]+g.Refused)
+	}
+}
+
+type banSource struct{ o *observer }
+
+func (s banSource) BansActive() int { return s.o.d.currentState().shared.bans.Stats().Active }
+
+// BansIssued splits the ban table's total into the bans added over the
+// control socket and those the guards issued (guards are the only other
+// mechanism that bans). Both series exist from the start, so that rate()
+// sees the first ban.
+func (s banSource) BansIssued(fn func(source string, bans uint64)) {
+	manual := s.o.manualBans.Load()
+	total := s.o.d.currentState().shared.bans.Stats().Banned
+	fn(banByGuard, total-min(manual, total))
+	fn(banManual, manual)
+}
+
+type knockSource struct{ o *observer }
+
+func (s knockSource) KnockSequences(fn func(metrics.KnockSequence)) {
+	st, base := s.o.current()
+	for _, q := range st.knock.Stats().Sequences {
+		fn(metrics.KnockSequence{Sequence: q.Name, InProgress: q.InProgress, WindowsOpen: q.Open,
+			Successes: base["knock_success\x00"+q.Name] + q.Successes})
+	}
+}
+
+// KnockFailures reports every reason of every sequence, zeros included,
+// so that rate() sees the first failure.
+func (s knockSource) KnockFailures(fn func(sequence, reason string, failures uint64)) {
+	st, base := s.o.current()
+	for _, q := range st.knock.Stats().Sequences {
+		for r, n := range q.Failures {
+			reason := knock.FailReason(r).String()
+			fn(q.Name, reason, base["knock_failures\x00"+q.Name+"\x00"+reason]+n)
+		}
 	}
 }
