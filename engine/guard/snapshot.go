@@ -51,8 +51,16 @@ func (g *Guards) Snapshot() []CounterSnapshot {
 // at now, are dropped; a guard keeps at most its ring's worth of the most
 // recent attempts. A source already tracked is replaced.
 func (g *Guards) Restore(snaps []CounterSnapshot, now int64) int {
+	// Oldest last attempt first: each shard's eviction order stays by last
+	// attempt, which Expire relies on.
+	order := make([]int, len(snaps))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return snaps[order[i]].Last.Before(snaps[order[j]].Last) })
 	n := 0
-	for _, sn := range snaps {
+	for _, oi := range order {
+		sn := &snaps[oi]
 		k, ok := g.names[sn.Guard]
 		if !ok || !sn.Addr.IsValid() {
 			continue
@@ -70,7 +78,10 @@ func (g *Guards) Restore(snaps []CounterSnapshot, now int64) int {
 		s := &gd.shards[hash(&a, g.seed)%guardShards]
 		s.mu.Lock()
 		i, ok := s.idx[a]
-		if !ok {
+		if ok {
+			s.unlink(i)
+			s.pushTail(i)
+		} else {
 			i = s.insert(&a)
 		}
 		e := &s.ents[i]
