@@ -30,9 +30,10 @@ const stateFile = "state.json"
 // persisted is what survives a restart: absolute times throughout, so a
 // restored ban or window ends when it would have ended.
 type persisted struct {
-	Recent []recent.EntrySnapshot `json:"recent,omitempty"`
-	Knock  knock.Snap             `json:"knock"`
-	Bans   []guard.BanSnapshot    `json:"bans,omitempty"`
+	Recent []recent.EntrySnapshot  `json:"recent,omitempty"`
+	Knock  knock.Snap              `json:"knock"`
+	Bans   []guard.BanSnapshot     `json:"bans,omitempty"`
+	Guards []guard.CounterSnapshot `json:"guards,omitempty"`
 }
 
 // stateful composes the engine's stateful matchers (recent lists, rate
@@ -99,7 +100,8 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger) (*state
 		s.recent.Restore(p.Recent, now)
 		s.knock.Restore(p.Knock, now)
 		n := sh.bans.Restore(p.Bans, now)
-		log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n)
+		g := s.guards.Restore(p.Guards, now)
+		log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g)
 	}
 	return s, nil
 }
@@ -135,12 +137,14 @@ func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedSta
 }
 
 // reloaded returns the stateful matchers for a new config and policy,
-// carrying recent lists, knock progress and windows over.
+// carrying recent lists, knock progress and windows, and guard counters
+// over.
 func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	n := build(cfg, pol, s.log, s.shared)
 	now := time.Now().UnixNano()
 	n.recent.Restore(s.recent.Snapshot(), now)
 	n.knock.Restore(s.knock.Snapshot(), now)
+	n.guards.Restore(s.guards.Snapshot(), now)
 	return n
 }
 
@@ -161,7 +165,7 @@ func (s *stateful) save() {
 	sh := s.shared
 	sh.saveMu.Lock()
 	defer sh.saveMu.Unlock()
-	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot()}
+	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot(), Guards: s.guards.Snapshot()}
 	if err := store.Save(sh.path, &p); err != nil {
 		s.log.Error("save state", "file", sh.path, "err", err)
 	}
