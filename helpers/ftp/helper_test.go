@@ -196,9 +196,9 @@ func TestAnnouncements(t *testing.T) {
 			in(C, "PORT 10,99,1,2,157,189\r\n"),
 			in(C, "PORT 10,99,1,2,157,190\r\n"),
 		}, want: []summary{{KindPORT, "10.99.2.2", "10.99.1.2:40382"}}, malformed: 1},
-		{name: "overlong line in one segment", steps: []step{in(C, strings.Repeat("x", MaxLine+1) + "\r\nPORT 10,99,1,2,157,189\r\n")},
+		{name: "overlong line in one segment", steps: []step{in(C, strings.Repeat("x", MaxLine+1)+"\r\nPORT 10,99,1,2,157,189\r\n")},
 			want: []summary{{KindPORT, "10.99.2.2", "10.99.1.2:40381"}}, malformed: 1},
-		{name: "overlong line completed by a later segment", steps: []step{in(C, strings.Repeat("x", 400)), in(C, strings.Repeat("x", 200) + "\r\nPORT 10,99,1,2,157,189\r\n")},
+		{name: "overlong line completed by a later segment", steps: []step{in(C, strings.Repeat("x", 400)), in(C, strings.Repeat("x", 200)+"\r\nPORT 10,99,1,2,157,189\r\n")},
 			want: []summary{{KindPORT, "10.99.2.2", "10.99.1.2:40381"}}, malformed: 1},
 		{name: "line of exactly MaxLine bytes", steps: []step{in(C, "PORT 10,99,1,2,157,189"+strings.Repeat(" ", MaxLine-22)), in(C, "\n")},
 			want: []summary{{KindPORT, "10.99.2.2", "10.99.1.2:40381"}}},
@@ -215,7 +215,7 @@ func TestAnnouncements(t *testing.T) {
 		{name: "gap: resync at the next line", steps: []step{
 			{d: C, data: "PORT 10,99,1,2,1", seq: 0},
 			{d: C, data: "57,189\r\nPORT 10,99,1,2,157,190\r\n", seq: 20}, // 3 bytes lost: the first line is dropped
-			{d: C, data: "0,9", seq: 16},                             // arrives late: ignored
+			{d: C, data: "0,9", seq: 16},                                  // arrives late: ignored
 		}, want: []summary{{KindPORT, "10.99.2.2", "10.99.1.2:40382"}}},
 		{name: "gap in the middle of the next line", steps: []step{
 			{d: C, data: "NOOP\r\n", seq: 0},
