@@ -125,6 +125,8 @@ func (li *list) shard(addr *[16]byte, seed uint64) *shard {
 
 // Match applies the recent match m on list (an Index) to addr, seen with
 // the given TTL at now (unix nanoseconds), and reports whether it matches.
+// addr is the packet's source, or its destination when m.ByDst (rdest): the
+// caller picks it.
 // See the package documentation for the semantics of each operation. An
 // out-of-range list never matches. Match does not allocate.
 func (l *Lists) Match(list int, m *rules.RecentMatch, addr [16]byte, ttl uint8, now int64) bool {

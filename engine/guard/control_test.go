@@ -1,0 +1,54 @@
+package guard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestControlHandlerErrors(t *testing.T) {
+	hs := NewBans(BanOptions{}).ControlHandlers(func() time.Time { return t0 })
+	tests := []struct {
+		name, cmd, args string
+		want            error
+	}{
+		{"add without arguments", CmdAddBan, "", ErrBadRequest},
+		{"add with a bad address", CmdAddBan, `{"addr":"300.1.1.1","for_seconds":60}`, ErrBadRequest},
+		{"add without an address", CmdAddBan, `{"for_seconds":60}`, ErrBadAddress},
+		{"add for no time", CmdAddBan, `{"addr":"192.0.2.1"}`, ErrBadDuration},
+		{"del without an address", CmdDelBan, `{}`, ErrBadAddress},
+		{"del with garbage", CmdDelBan, `[1]`, ErrBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := hs[tt.cmd](context.Background(), json.RawMessage(tt.args))
+			if !errors.Is(err, tt.want) {
+				t.Errorf("%s(%s) = %v, want %v", tt.cmd, tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzControlHandlers feeds arbitrary arguments to the ban handlers: they
+// must answer (a value or an error), never panic, and leave the table
+// consistent.
+func FuzzControlHandlers(f *testing.F) {
+	f.Add(`{"addr":"192.0.2.1","for_seconds":3600,"reason":"x"}`)
+	f.Add(`{"addr":"2001:db8::1","for_seconds":-5}`)
+	f.Add(`{"addr":"::ffff:192.0.2.1"}`)
+	f.Add(`{"addr":""}`)
+	f.Add(`null`)
+	f.Add(`{"for_seconds":9223372036854775807,"addr":"192.0.2.9"}`)
+	b := NewBans(BanOptions{})
+	hs := b.ControlHandlers(func() time.Time { return t0 })
+	f.Fuzz(func(t *testing.T, args string) {
+		for _, cmd := range []string{CmdAddBan, CmdDelBan, CmdListBans} {
+			hs[cmd](context.Background(), json.RawMessage(args))
+		}
+		if st := b.Stats(); st.Active < 0 || st.Active > st.Records {
+			t.Fatalf("inconsistent table after %q: %+v", args, st)
+		}
+	})
+}
