@@ -69,7 +69,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := d.eng.RefreshInterfaces(); err != nil {
 		log.Warn("read interfaces", "err", err)
 	}
-	d.state, err = newStateful(cfg, pol, log)
+	d.state, err = newStateful(cfg, pol, log, d.eng.Flows())
 	if err != nil {
 		return err
 	}

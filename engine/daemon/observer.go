@@ -42,6 +42,7 @@ func newObserver(d *Daemon) *observer {
 		Flows:        flowSource{d.eng.Flows()},
 		Queues:       queueSource{d},
 		Kernel:       procSource,
+		FTP:          d.state.shared.ftp,
 		Recent:       recentSource{o},
 		Guards:       guardSource{o},
 		Bans:         banSource{o},

@@ -20,6 +20,7 @@ import (
 	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/engine/store"
+	"github.com/nfqfw/nfqfw/helpers/ftp"
 	"github.com/nfqfw/nfqfw/rules"
 	"github.com/nfqfw/nfqfw/rules/iptables"
 )
@@ -49,6 +50,7 @@ type stateful struct {
 	recent *recent.Lists
 	knock  *knock.Knocker
 	guards *guard.Guards
+	ftp    *ftp.Helper // nil when the FTP helper is disabled
 	shared *sharedState
 }
 
@@ -66,6 +68,8 @@ type sharedState struct {
 	path   string
 	bans   *guard.Bans
 	kernel *kernelBans
+	flows  *engine.Table // the engine's: expected FTP data connections are admitted as RELATED here
+	ftp    *ftp.Helper   // control connections and expectations, kept across reloads
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -75,11 +79,12 @@ type sharedState struct {
 // newStateful builds the stateful matchers for pol and restores what the
 // last run persisted. A corrupt state file is reported and set aside; the
 // daemon then starts with empty state.
-func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger) (*stateful, error) {
+func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *engine.Table) (*stateful, error) {
 	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile)}
+	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile), flows: flows}
+	sh.ftp = ftp.New(ftp.Options{Config: cfg.FTP, Logger: log, LogRate: cfg.Log.Rate})
 	sh.kernel = newKernelBans(cfg, log)
 	sh.bans = guard.NewBans(guard.BanOptions{OnBan: sh.kernel.ban, OnUnban: sh.kernel.unban})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -112,6 +117,9 @@ func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedSta
 		knock:  knock.New(cfg.Knocks),
 		guards: guard.New(cfg.Guards, cfg.Allowlist, sh.bans),
 	}
+	if cfg.FTP.Enabled {
+		s.ftp = sh.ftp
+	}
 	for _, r := range pol.Rules() {
 		c := ruleCond{recent: -1, guard: -1, knock: -1}
 		if src := r.Src; src != nil {
@@ -139,7 +147,11 @@ func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedSta
 // reloaded returns the stateful matchers for a new config and policy,
 // carrying recent lists, knock progress and windows, and guard counters
 // over.
+//
+// The FTP helper's control connections and expectations are kept; its
+// settings follow the new config.
 func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
+	s.shared.ftp.SetConfig(cfg.FTP)
 	n := build(cfg, pol, s.log, s.shared)
 	now := time.Now().UnixNano()
 	n.recent.Restore(s.recent.Snapshot(), now)
@@ -158,6 +170,8 @@ func (s *stateful) expire(now time.Time) {
 	s.knock.Expire(n)
 	s.guards.Expire(n)
 	s.shared.bans.Expire(n)
+	flows := s.shared.flows
+	s.shared.ftp.Expire(n, func(k engine.FlowKey) bool { return flows == nil || flows.Lookup(k, n) })
 }
 
 // save persists the state atomically; errors are logged, never fatal.
@@ -222,11 +236,21 @@ func (s *stateful) Allow(rule int, pkt *rules.Packet) bool {
 	return true
 }
 
-// Before implements engine.Stateful: banned sources are dropped, knock
-// steps are observed (and dropped, so the sequence stays invisible).
+// Before implements engine.Stateful: banned sources are dropped, an
+// expected FTP data connection is admitted as RELATED to its control
+// connection, knock steps are observed (and dropped, so the sequence stays
+// invisible).
 func (s *stateful) Before(p *engine.Parsed, now int64) (engine.Verdict, bool) {
 	if s.shared.bans.IsBanned(p.Src, now) {
 		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonBanned}, true
+	}
+	if s.ftp != nil {
+		if parent, ok := s.ftp.Take(p, now); ok {
+			if s.shared.flows != nil && !s.shared.flows.AdmitRelated(p, parent, -1, now) {
+				return engine.Verdict{Action: s.cfg.Queue.FailureVerdict, Rule: -1, Reason: engine.ReasonTableFull}, true
+			}
+			return engine.Verdict{Action: rules.ActionAccept, Rule: -1, Reason: engine.ReasonRelated}, true
+		}
 	}
 	if (p.Proto == 6 || p.Proto == 17) && s.knock.Observe(p.Src, p.Dst, p.Proto, p.DstPort, now) {
 		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonKnock}, true
@@ -250,8 +274,13 @@ func (s *stateful) Limit(rule int, p *engine.Parsed, now int64) (engine.Verdict,
 // After implements engine.Stateful.
 func (s *stateful) After(p *engine.Parsed, v engine.Verdict, now int64) {}
 
-// Inspect implements engine.Stateful.
-func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {}
+// Inspect implements engine.Stateful: the FTP helper reads the control
+// connections.
+func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {
+	if s.ftp != nil {
+		s.ftp.Inspect(p, b, now)
+	}
+}
 
 // kernelBans mirrors bans into the kernel: the banned source's flows are
 // deleted (ctnetlink) and it is added to the ipset the ruleset drops in the
