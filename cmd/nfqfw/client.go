@@ -58,8 +58,10 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// buildVersion is the stamped version, else the module version go install
-// recorded, else "dev".
+// buildVersion is the stamped version, else the module version the Go
+// toolchain recorded: the tagged version for go install, or, since Go 1.24,
+// a pseudo-version with the commit for a build in a checkout with VCS
+// stamping on (v0.0.0-20260101120000-0123456789ab+dirty), else "dev".
 func buildVersion() string {
 	if version != "dev" {
 		return version

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/daemon"
+)
+
+// defaultHealthTimeout bounds a health probe. Container runtimes and
+// monitoring agents kill slow probes; a daemon that needs longer than this
+// to answer "status" is not healthy.
+const defaultHealthTimeout = 5 * time.Second
+
+func init() {
+	var (
+		cf      clientFlags
+		timeout time.Duration
+	)
+	register(&command{
+		name:    "health",
+		args:    "[-s SOCKET | -c FILE] [--json] [--timeout DURATION]",
+		summary: "exit 0 if the daemon answers on its control socket, 1 if not",
+		help: `Asks the running daemon for its status over the control socket and exits
+0 when it answers, printing one line: version, PID, uptime, queues, tracked
+flows and the config in force. Exits 1 with the reason otherwise: no daemon
+listens, the socket is not reachable (not root?), the daemon refused the
+request, or it did not answer within --timeout.
+
+It is the health check of the container image (HEALTHCHECK) and suits
+monitoring agents and scripts: "nfqfw health && echo up".`,
+		setup: func(fs *flag.FlagSet) {
+			cf.setup(fs)
+			fs.DurationVar(&timeout, "timeout", defaultHealthTimeout, "give up when the daemon has not answered within this `duration`")
+		},
+		run: func(ctx context.Context, args []string, stdout io.Writer) error {
+			if len(args) > 0 {
+				return errUsage
+			}
+			if timeout <= 0 {
+				return fmt.Errorf("--timeout %s: want a positive duration", timeout)
+			}
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			var st daemon.StatusResponse
+			if err := cf.call(ctx, "status", nil, &st); err != nil {
+				return healthError(err, timeout)
+			}
+			if cf.json {
+				return writeJSON(stdout, st)
+			}
+			fmt.Fprintln(stdout, healthLine(st, time.Now()))
+			return nil
+		},
+	})
+}
+
+// healthLine is the one line health prints for a daemon that answered.
+func healthLine(st daemon.StatusResponse, now time.Time) string {
+	up := "?"
+	if !st.Started.IsZero() {
+		up = now.Sub(st.Started).Truncate(time.Second).String()
+	}
+	return fmt.Sprintf("ok: nfqfw %s pid %d up %s, queues %v, %d flows, config %s (hash %.12s)",
+		st.Version, st.PID, up, st.Queues, st.Flows, st.Config, st.ConfigHash)
+}
+
+// healthError adds what an operator does next to the errors a probe meets.
+func healthError(err error, timeout time.Duration) error {
+	switch {
+	case errors.Is(err, os.ErrPermission):
+		return fmt.Errorf("%w (the control socket is root only: run as root)", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("daemon did not answer within %s: %w", timeout, err)
+	}
+	return err
+}
