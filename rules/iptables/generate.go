@@ -611,6 +611,10 @@ func (g gen) sourceOut(src []netip.Prefix, out []string) []string {
 	return hs
 }
 
+// forward returns the DNAT rules of port forward f. They match only
+// packets addressed to the gateway itself (addrtype LOCAL): traffic that
+// merely passes through toward another host on the forwarded port is
+// routed, not hijacked to the forward's target.
 func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 	proto := protoName(f.Proto)
 	if f.Proto != 6 && f.Proto != 17 && f.Proto != 132 {
@@ -655,6 +659,7 @@ func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 			h += " -p " + proto
 			out = append(out, rule("-A "+ChainPrerouting+h, comment,
 				"-m "+proto+" --dport "+portSpan(f.Port.First, f.Port.Last, ":"),
+				"-m addrtype --dst-type LOCAL",
 				"-j DNAT --to-destination "+to))
 		}
 	}
