@@ -110,13 +110,14 @@ output:
 
 // Scenario constants.
 const (
-	obsPromAddr   = "127.0.0.1:9470" // Prometheus' own listener, in the host namespace
-	obsDNSPort    = 40053            // the client's fixed source port of its DNS query
-	obsFloodCount = 300              // datagrams sent to the logging rule in one burst
-	obsLogRate    = 10               // log.rate of obsConfig
-	obsManualBan  = "192.0.2.55"     // banned by hand, never seen on the wire
-	obsScrapeWait = 20 * time.Second // bound for Prometheus to catch up with the daemon
-	obsAgreeWait  = 5 * time.Second  // bound for the engine's flags to agree with conntrack's
+	obsPromAddr    = "127.0.0.1:9470" // Prometheus' own listener, in the host namespace
+	obsDNSPort     = 40053            // the client's fixed source port of its DNS query
+	obsFloodCount  = 300              // datagrams sent to the logging rule
+	obsFloodBursts = 3                // in this many bursts, a second apart
+	obsLogRate     = 10               // log.rate of obsConfig
+	obsManualBan   = "192.0.2.55"     // banned by hand, never seen on the wire
+	obsScrapeWait  = 20 * time.Second // bound for Prometheus to catch up with the daemon
+	obsAgreeWait   = 5 * time.Second  // bound for the engine's flags to agree with conntrack's
 )
 
 // TestObservability runs a real Prometheus against the daemon while
@@ -152,7 +153,10 @@ func TestObservability(t *testing.T) {
 
 	t.Run("traffic", func(t *testing.T) {
 		runProbes(t, sb, cli, []probe{
-			{name: "knocked service is closed before the knock", kind: tcpConnect, dst: at(h4, 2222), want: timedOut},
+			// Without the knock the rule does not match: the port is as
+			// closed as any other.
+			{name: "knocked service is closed before the knock", kind: tcpConnect, dst: at(h4, 2222), want: refused,
+				seen: []string{"tcp RST from 10.99.2.2:2222"}},
 			{name: "web", kind: tcpConnect, dst: at(h4, 80), want: connected},
 			{name: "web over IPv6", kind: tcpConnect, dst: at(h6, 80), want: connected},
 			{name: "dns", kind: udpQuery, src: at(c4, obsDNSPort), dst: at(h4, 53), want: answered},
@@ -285,6 +289,7 @@ func TestObservability(t *testing.T) {
 					t.Errorf("query %d returned NaN for %v: %s", i, s.metric, q)
 				}
 			}
+			t.Logf("query %2d: %d series, first %v = %g: %s", i, len(res), res[0].metric, res[0].value, q)
 		}
 		t.Logf("%d dashboard queries evaluated by Prometheus; %d empty because their family is not exposed: %q",
 			len(queries), len(empty), empty)
@@ -434,8 +439,15 @@ func obsCheckLogs(t *testing.T, fw *firewall, cli *sandbox.Netns, dst netip.Addr
 		t.Errorf("drop log line has no time")
 	}
 
+	// The flood comes in bursts a second apart, so that the limit is
+	// seen per second and not only once.
 	start := time.Now()
-	obsSendUDP(t, cli, dst, obsFloodCount)
+	for i := range obsFloodBursts {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		obsSendUDP(t, cli, dst, obsFloodCount/obsFloodBursts)
+	}
 	sent := time.Since(start)
 	// Wait until every datagram is decided: written + suppressed grows
 	// by the flood.
@@ -475,6 +487,12 @@ func obsCheckLogs(t *testing.T, fw *firewall, cli *sandbox.Netns, dst netip.Addr
 	}
 	if maxLines := obsLogRate * (int(sent/time.Second) + 2); len(lines) > maxLines {
 		t.Errorf("%d log lines for a flood of %v, want at most %d", len(lines), sent, maxLines)
+	}
+	// Each burst is ten times the rate and starts in a second of its
+	// own: the limit must not suppress more than it has to.
+	if minLines := obsLogRate * obsFloodBursts; len(lines) < minLines {
+		t.Errorf("%d log lines for %d bursts of %d, want at least %d (the rate in each burst's second)",
+			len(lines), obsFloodBursts, obsFloodCount/obsFloodBursts, minLines)
 	}
 	if suppressed < obsFloodCount-float64(len(lines)) {
 		t.Errorf("suppressed %v, want at least %v", suppressed, obsFloodCount-len(lines))
