@@ -392,7 +392,10 @@ func (l *gatewayLab) spoofedSource(t *testing.T, lan netip.Prefix) netip.Addr {
 	}
 	args = append(args, a.String()+bits, "dev", l.sb.Link(uplinkRole))
 	if a.Is6() {
-		args = append(args, "nodad")
+		// Deprecated at once: usable when a socket binds it, never chosen
+		// as the source of the uplink's own connections (it would be, by
+		// longest prefix match, toward every LAN).
+		args = append(args, "nodad", "preferred_lft", "0")
 	}
 	l.up.MustExec(args...)
 	return a
