@@ -264,11 +264,15 @@ func (g gen) queues(h hookSpec) bool {
 			return true
 		}
 	}
-	if g.policy(h) == rules.ActionAccept {
-		return false
-	}
+	// With the FTP helper on, every chain queues NEW flows: the engine must
+	// track a control connection from its SYN to follow it (an FTP client
+	// on this host is an OUTPUT flow), and the data connections it expects
+	// must reach it whatever the policy.
 	if g.c.FTP.Enabled {
 		return true
+	}
+	if g.policy(h) == rules.ActionAccept {
+		return false
 	}
 	return h.hook == rules.HookForward && g.forwards()
 }

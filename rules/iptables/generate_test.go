@@ -282,9 +282,11 @@ func TestGenerateQueues(t *testing.T) {
 			hook: rules.HookInput, queues: true,
 		},
 		{
-			name: "FTP with an accept policy stays in the kernel",
+			// The helper must see the control connection's SYN to track
+			// it, also for an FTP client on this host (an OUTPUT flow).
+			name: "FTP makes even an accept policy queue NEW flows",
 			cfg:  func() *rules.Config { c := base(); c.FTP.Enabled = true; return c },
-			hook: rules.HookOutput, queues: false,
+			hook: rules.HookOutput, queues: true,
 		},
 		{
 			name: "port forwards make the forward chain queue",
