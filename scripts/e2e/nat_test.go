@@ -527,6 +527,18 @@ func TestNATGateway(t *testing.T) {
 		}
 	})
 
+	t.Run("metrics count the forwards under their own names", func(t *testing.T) {
+		checkMetrics(t, l.fw.metrics(), map[string]float64{
+			`nfqfw_packets_total{action="accept",chain="forward",rule="ssh-fwd"}`:    1,
+			`nfqfw_packets_total{action="accept",chain="forward",rule="web-fwd"}`:    1,
+			`nfqfw_packets_total{action="accept",chain="forward",rule="dns-fwd"}`:    1,
+			`nfqfw_packets_total{action="accept",chain="forward",rule="lan-tcp"}`:    3,
+			`nfqfw_packets_total{action="accept",chain="forward",rule="lan-udp"}`:    1,
+			`nfqfw_packets_total{action="reject",chain="forward",rule="lan-closed"}`: 1,
+			`nfqfw_packets_total{action="drop",chain="forward",rule=""}`:             2, // the uplink to the LANs directly
+		})
+	})
+
 	t.Run("reload moves a port forward", func(t *testing.T) {
 		cfg, err := os.ReadFile(l.fw.config)
 		if err != nil {
