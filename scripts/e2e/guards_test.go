@@ -257,6 +257,10 @@ func TestPortScan(t *testing.T) {
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
 	serveTCP(t, host, 22, 80)
 	serveUDP(t, host, 53)
+	// The kernel rate-limits the ICMP errors it sends a peer (a burst of
+	// 6, then 1/s): the scan would see open|filtered where the firewall
+	// answered port unreachable. Lift the limit on the host.
+	host.MustExec("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
 	startFirewall(t, host, portscanConfig(t, sb))
 
 	// A SYN scan in port order touches closed port 1 first: from then on
@@ -276,8 +280,10 @@ func TestPortScan(t *testing.T) {
 	if st := uports["53/udp"]; st != "closed" && !strings.HasPrefix(uignored, "closed") {
 		t.Errorf("UDP scan: 53/udp %q (ignored %q), want closed (port unreachable after closed 50)", st, uignored)
 	}
-	if uports["53/udp"] == "open" {
-		t.Errorf("UDP scan: 53/udp reported open")
+	for p, st := range uports {
+		if st != "closed" {
+			t.Errorf("UDP scan: %s %s, want closed (port unreachable)", p, st)
+		}
 	}
 
 	expectDial(t, cli, at(22), refused, "the scanner, right after the scan")
@@ -554,8 +560,13 @@ func knockWithGo(t *testing.T, ns *sandbox.Netns, dst netip.Addr, steps ...strin
 	}
 }
 
-// persisted is the part of the daemon's state file this test waits for.
+// persistedState is the part of the daemon's state file this test waits
+// for, inside the store's envelope.
 type persistedState struct {
+	Data persistedData `json:"data"`
+}
+
+type persistedData struct {
 	Recent []json.RawMessage `json:"recent"`
 	Bans   []json.RawMessage `json:"bans"`
 	Guards []json.RawMessage `json:"guards"`
@@ -605,7 +616,8 @@ func TestStatePersistence(t *testing.T) {
 		if err != nil || json.Unmarshal(b, &p) != nil {
 			return false
 		}
-		return len(p.Bans) > 0 && len(p.Recent) > 0 && len(p.Guards) >= 2 && strings.Contains(string(p.Knock), sb.Addr4(lan3.Role).String())
+		d := p.Data
+		return len(d.Bans) > 0 && len(d.Recent) > 0 && len(d.Guards) >= 2 && strings.Contains(string(d.Knock), sb.Addr4(lan3.Role).String())
 	}); !ok {
 		b, _ := os.ReadFile(statePath)
 		t.Fatalf("state file never held the ban, the recent entry, the knock window and both guard counts:\n%s", b)
@@ -618,6 +630,7 @@ func TestStatePersistence(t *testing.T) {
 		if !in || e.Timeout > left+1 || e.Timeout < left-2 {
 			t.Errorf("%s: kernel ban entry %+v (present %v), want the %d s left of the original ban", when, e, in, left)
 		}
+		t.Logf("%s: kernel ban entry timeout %d s, %d s left of the original 60 s ban", when, e.Timeout, left)
 		if b, ok := banOf(bansOf(t, fw), bruteAddr); !ok || !b.Until.Equal(ban.Until) {
 			t.Errorf("%s: bans list %+v (found %v), want until %v as before", when, b, ok, ban.Until)
 		}
@@ -663,6 +676,6 @@ func TestStatePersistence(t *testing.T) {
 		}
 		expectDial(t, brute, at(22), connected, "empty state: the former offender")
 		expectDial(t, scanner, at(22), connected, "empty state: the former scanner")
-		expectDial(t, knocker, at(2222), timedOut, "empty state: the knock window is gone")
+		expectDial(t, knocker, at(2222), refused, "empty state: no knock window, 2222 is a closed port")
 	})
 }
