@@ -506,7 +506,8 @@ func TestInstallExamples(t *testing.T) {
 		// A table and its built-in chains appear when a rule first uses
 		// them (iptables-nft creates them and never deletes them); make
 		// them exist before the snapshot.
-		touch := "*filter\n-A INPUT -j ACCEPT\n-D INPUT -j ACCEPT\nCOMMIT\n*nat\n-A PREROUTING -j ACCEPT\n-D PREROUTING -j ACCEPT\nCOMMIT\n"
+		touch := "*filter\n-A INPUT -j ACCEPT\n-D INPUT -j ACCEPT\nCOMMIT\n*nat\n-A PREROUTING -j ACCEPT\n-D PREROUTING -j ACCEPT\nCOMMIT\n" +
+			"*raw\n-A PREROUTING -j ACCEPT\n-D PREROUTING -j ACCEPT\nCOMMIT\n" // rpfilter
 		for _, fam := range families {
 			inNetns(t, ns, touch, b.restore(fam), "--noflush")
 		}
