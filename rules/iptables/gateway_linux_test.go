@@ -46,7 +46,7 @@ COMMIT
 // TestGatewayRemovalKeepsOperatorRules installs the dual-stack NAT gateway
 // (filter, nat with forwards and masquerade, raw with rpfilter) over an
 // operator's own rules in the same built-in chains, replaces it with a
-// changed port forward, and removes it: the operator's rules stay behind
+// changed port forward, then with rpfilter off, and removes it: the operator's rules stay behind
 // nfqfw's hooks throughout, and afterwards every table is exactly as found.
 func TestGatewayRemovalKeepsOperatorRules(t *testing.T) {
 	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
@@ -68,6 +68,18 @@ func TestGatewayRemovalKeepsOperatorRules(t *testing.T) {
 			t.Fatalf("Replace: %v", err)
 		}
 		checkGateway(t, ns, b, moved, before)
+
+		off := dualStackGateway()
+		off.RPFilter = false
+		if err := in.Replace(ctx(t), off); err != nil {
+			t.Fatalf("Replace(rpfilter off): %v", err)
+		}
+		checkGateway(t, ns, b, off, before)
+		for _, fam := range families {
+			if s := inNetns(t, ns, "", b.save(fam), "-t", "raw"); strings.Contains(s, ChainPrefix) {
+				t.Errorf("%s raw table still has nfqfw's rules with rpfilter off:\n%s", famName(fam), s)
+			}
+		}
 
 		if err := in.Remove(ctx(t)); err != nil {
 			t.Fatalf("Remove: %v", err)
