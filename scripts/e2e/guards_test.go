@@ -623,7 +623,7 @@ func TestStatePersistence(t *testing.T) {
 		t.Fatalf("state file never held the ban, the recent entry, the knock window and both guard counts:\n%s", b)
 	}
 
-	checkAll := func(t *testing.T, when string, countedWant outcome) {
+	checkAll := func(t *testing.T, when string, countedWant ...outcome) {
 		t.Helper()
 		e, in := set()[bruteAddr]
 		left := int(time.Until(ban.Until).Seconds())
@@ -637,7 +637,9 @@ func TestStatePersistence(t *testing.T) {
 		expectDial(t, brute, at(22), timedOut, when+": banned offender")
 		expectDial(t, scanner, at(22), refused, when+": scanner's SYN to ssh")
 		expectDial(t, knocker, at(2222), connected, when+": knocked source")
-		expectDial(t, counted, at(80), countedWant, when+": counted source's next connection")
+		for i, want := range countedWant {
+			expectDial(t, counted, at(80), want, fmt.Sprintf("%s: counted source's %d. connection since", when, i+1))
+		}
 	}
 
 	fw.kill()
@@ -645,9 +647,18 @@ func TestStatePersistence(t *testing.T) {
 		t.Fatalf("state file after the crash: %v", err)
 	}
 	fw.start()
-	t.Run("after a crash", func(t *testing.T) { checkAll(t, "after SIGKILL and start", connected) })
+	t.Run("after a crash", func(t *testing.T) {
+		if n := len(nfqfwHooks(t, host)); n != 2 {
+			t.Errorf("after the restart %d input hooks to NFQFW-INPUT (v4+v6), want 2: the stale ruleset was not replaced", n)
+		}
+		// The guard remembers 2 of the 3 connections in 5 min: 1 more.
+		checkAll(t, "after SIGKILL and start", connected, timedOut)
+	})
 	fw.reload()
-	t.Run("after a reload", func(t *testing.T) { checkAll(t, "after nfqfw reload", timedOut) })
+	t.Run("after a reload", func(t *testing.T) {
+		// Refused attempts do not count: a reset counter would admit this.
+		checkAll(t, "after nfqfw reload", timedOut)
+	})
 
 	t.Run("corrupt state file", func(t *testing.T) {
 		fw.stop()
@@ -678,4 +689,17 @@ func TestStatePersistence(t *testing.T) {
 		expectDial(t, scanner, at(22), connected, "empty state: the former scanner")
 		expectDial(t, knocker, at(2222), refused, "empty state: no knock window, 2222 is a closed port")
 	})
+}
+
+// nfqfwHooks returns the jumps from INPUT to NFQFW-INPUT in ns's rulesets,
+// both families and backends.
+func nfqfwHooks(t *testing.T, ns *sandbox.Netns) []string {
+	t.Helper()
+	var hooks []string
+	for _, l := range nfqfwRules(t, ns) {
+		if strings.Contains(l, "-A INPUT ") && strings.Contains(l, "-j NFQFW-INPUT") {
+			hooks = append(hooks, l)
+		}
+	}
+	return hooks
 }
