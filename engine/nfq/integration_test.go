@@ -258,3 +258,62 @@ func TestFailOpenInNetns(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkReaderAcceptUDP measures queued UDP datagrams per second through
+// a reader that accepts everything, one verdict per packet (privileged).
+func BenchmarkReaderAcceptUDP(b *testing.B) {
+	sandbox.Require(b, "iptables")
+	ns := sandbox.NewNetns(b, "nfqbn")
+	ns.MustExec("iptables", "-A", "OUTPUT", "-o", "lo", "-p", "udp", "--dport", "9999",
+		"-j", "NFQUEUE", "--queue-num", "7")
+	r, err := Open(Config{Queue: testQueue, MaxLen: 8192, NetNS: ns.Handle()},
+		DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { r.Close() })
+	var c, lis *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		// A listener that drains, so accepted datagrams are not answered
+		// with port unreachable (which would fail the sender's writes).
+		if lis, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testPort}); err != nil {
+			return err
+		}
+		c, err = net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testPort})
+		return err
+	}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close(); lis.Close() })
+	go func() {
+		buf := make([]byte, 128)
+		for { // ends when lis is closed
+			if _, err := lis.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	msg := make([]byte, 64)
+	b.ResetTimer()
+	start := r.Stats().Packets
+	sent := int64(0)
+	deadline := time.Now().Add(60 * time.Second) // bounds the whole run
+	for i := 0; i < b.N && time.Now().Before(deadline); i++ {
+		if _, err := c.Write(msg); err == nil {
+			sent++
+		}
+		// Stay under the queue length: wait while 4096 behind.
+		for sent-int64(r.Stats().Packets-start) > 4096 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	for d := time.Now().Add(5 * time.Second); int64(r.Stats().Packets-start) < sent && time.Now().Before(d); {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	got := r.Stats().Packets - start
+	b.ReportMetric(float64(got)/b.Elapsed().Seconds(), "pkts/s")
+	if int64(got) < int64(b.N) {
+		b.Logf("%d of %d datagrams sent, %d reached the reader", sent, b.N, got)
+	}
+}
