@@ -218,7 +218,7 @@ func BenchmarkWorkerDecide(b *testing.B) {
 		{"tcp-syn-accept-ipv6", "syn6"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			e := newServerEngine(b, 1<<20)
+			e := newServerEngine(b, 1<<20) // room for every flow the run admits: no eviction
 			w := e.NewWorker()
 			now := flowNow
 			// 100,000 tracked flows from 100 sources.
