@@ -118,8 +118,12 @@ Commands:
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	width := 0
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-13s %s\n", n, commands[n].summary)
+		width = max(width, len(n))
+	}
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun \"nfqfw help COMMAND\" or \"nfqfw COMMAND -h\" for a command's flags.\n")
 }
