@@ -25,7 +25,8 @@ func (f *fakeSink) SetVerdict(id uint32, v int) error {
 }
 
 func (f *fakeSink) SetVerdictBatch(id uint32, v int) error {
-	f.calls = append(f.calls, fmt.Sprintf("batch-accept %d", id))
+	name := map[int]string{nfqueue.NfAccept: "accept", nfqueue.NfDrop: "drop"}[v]
+	f.calls = append(f.calls, fmt.Sprintf("batch-%s %d", name, id))
 	return f.err()
 }
 
@@ -49,6 +50,7 @@ func TestIssuer(t *testing.T) {
 	tests := []struct {
 		name     string
 		batch    int
+		ids      []uint32  // ids of the verdicts; nil: 1, 2, 3, ...
 		verdicts []Verdict // for ids 1, 2, 3, ...
 		flush    bool      // flush at the end, as an idle reader would
 		want     []string
@@ -79,6 +81,35 @@ func TestIssuer(t *testing.T) {
 			want:     []string{"batch-accept 1", "drop 2", "drop 3"},
 		},
 		{
+			name:     "held accepts wait for the flush",
+			batch:    64,
+			verdicts: []Verdict{acc, acc, acc},
+			want:     nil,
+		},
+		{
+			name:     "a gap in the ids is answered with the failure verdict before the next batch",
+			batch:    64,
+			ids:      []uint32{1, 2, 5, 6},
+			verdicts: []Verdict{acc, acc, acc, acc},
+			flush:    true,
+			want:     []string{"batch-accept 2", "batch-drop 4", "batch-accept 6"},
+		},
+		{
+			name:     "a gap after a drop answers only the gap",
+			batch:    64,
+			ids:      []uint32{10, 12},
+			verdicts: []Verdict{drop, acc},
+			flush:    true,
+			want:     []string{"drop 10", "batch-drop 11", "batch-accept 12"},
+		},
+		{
+			name:     "no batching leaves gaps to the kernel",
+			batch:    1,
+			ids:      []uint32{1, 3},
+			verdicts: []Verdict{acc, acc},
+			want:     []string{"accept 1", "accept 3"},
+		},
+		{
 			name:     "a verdict with both flags accepts",
 			batch:    1,
 			verdicts: []Verdict{{Accept: true, Repeat: true, Mark: 7}},
@@ -88,9 +119,13 @@ func TestIssuer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &fakeSink{}
-			is := issuer{sink: sink, c: &counters{}, batch: tt.batch}
+			is := issuer{sink: sink, c: &counters{}, batch: tt.batch, unseen: nfqueue.NfDrop}
 			for i, v := range tt.verdicts {
-				is.issue(uint32(i+1), v)
+				id := uint32(i + 1)
+				if tt.ids != nil {
+					id = tt.ids[i]
+				}
+				is.issue(id, v)
 			}
 			if tt.flush {
 				is.flush()
@@ -118,5 +153,15 @@ func TestIssuerCountsVerdictErrors(t *testing.T) {
 	wantLog := []string{"accept 1: sink refused", "drop 2: sink refused", "repeat 3: sink refused"}
 	if diff := cmp.Diff(wantLog, logged); diff != "" {
 		t.Errorf("logged errors (-want +got):\n%s", diff)
+	}
+}
+
+func TestIssuerCountsUnseen(t *testing.T) {
+	is := issuer{sink: &fakeSink{}, c: &counters{}, batch: 64, unseen: nfqueue.NfAccept}
+	for _, id := range []uint32{3, 4, 8, 20} {
+		is.issue(id, Accept)
+	}
+	if got, want := is.c.snapshot().Unseen, uint64(3+11); got != want {
+		t.Errorf("Unseen = %d, want %d", got, want)
 	}
 }

@@ -22,6 +22,9 @@ const (
 	// MaxConsecutiveErrors receive errors in a row, with no packet in
 	// between, stop the reader: the socket is broken, not busy.
 	MaxConsecutiveErrors = 1000
+	// DefaultBatchSize is the longest run of accepts answered by one batch
+	// verdict.
+	DefaultBatchSize = 64
 )
 
 // Config configures one Reader.
@@ -45,6 +48,13 @@ type Config struct {
 	NetNS int
 	// Logger receives error lines (rate-limited); nil discards them.
 	Logger *slog.Logger
+	// BatchSize is the longest run of consecutive accepts answered by one
+	// batch verdict (the kernel accepts every queued id up to the last).
+	// A run is also answered as soon as the socket holds no further
+	// message, before any drop or repeat, and on a receive error, so an
+	// accept waits only while the reader works through a burst. 0 means
+	// DefaultBatchSize; 1 answers every packet on its own.
+	BatchSize int
 }
 
 // Reader answers the packets of one queue. Open binds the queue; Run keeps
@@ -62,6 +72,9 @@ type Reader struct {
 	fatal  chan error // first error that stops the reader
 
 	consecutive int // receive errors since the last packet; receive goroutine only
+	// pending reports whether more messages wait on the socket; nil
+	// (no batching) counts as none. Receive goroutine only.
+	pending func() bool
 
 	errLog, verdictLog, panicLog limiter
 
@@ -74,6 +87,9 @@ type Reader struct {
 func Open(cfg Config, d Decider) (*Reader, error) {
 	if cfg.ReadBuffer == 0 {
 		cfg.ReadBuffer = DefaultReadBuffer
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatchSize
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -100,7 +116,18 @@ func Open(cfg Config, d Decider) (*Reader, error) {
 		return nil, fmt.Errorf("nfq: open queue %d socket: %w", cfg.Queue, err)
 	}
 	r := &Reader{cfg: cfg, log: log, nf: nf, decider: d, fatal: make(chan error, 1)}
-	r.is = issuer{sink: nf, c: &r.c, batch: 1, onErr: r.verdictError}
+	r.is = issuer{sink: nf, c: &r.c, batch: cfg.BatchSize, unseen: nfqueue.NfDrop, onErr: r.verdictError}
+	if cfg.FailureAccept {
+		r.is.unseen = nfqueue.NfAccept
+	}
+	if cfg.BatchSize > 1 {
+		bl, err := newBacklog(nf.Con)
+		if err != nil {
+			nf.Close()
+			return nil, fmt.Errorf("nfq: queue %d: raw socket: %w", cfg.Queue, err)
+		}
+		r.pending = bl.pending
+	}
 	// Without NoENOBUFS a full receive buffer is reported as an error
 	// and, with the library's default handling, ends the reader.
 	if err := nf.Con.SetOption(netlink.NoENOBUFS, true); err != nil {
@@ -167,6 +194,9 @@ func (r *Reader) hook(a nfqueue.Attribute) int {
 	}
 	r.c.packets.Add(1)
 	r.is.issue(*a.PacketID, r.decide(payload(a), meta(a)))
+	if r.is.held > 0 && (r.pending == nil || !r.pending()) {
+		r.is.flush() // the burst is read: answer the held accepts now
+	}
 	return 0
 }
 
@@ -212,6 +242,7 @@ func meta(a nfqueue.Attribute) Meta {
 // onError handles a receive error in the receive goroutine. It returns 0 to
 // keep reading, anything else stops the loop.
 func (r *Reader) onError(err error) int {
+	r.is.flush() // no accept waits behind an error
 	if r.ctx.Err() != nil {
 		return 1 // stopping: the error is the read deadline Close set
 	}
@@ -221,6 +252,11 @@ func (r *Reader) onError(err error) int {
 		if ok, n := r.errLog.allow(time.Now()); ok {
 			r.log.Warn("nfq: receive buffer overrun, kernel lost queue messages", "suppressed", n)
 		}
+		return 0
+	case errors.Is(err, unix.ENOENT):
+		// The kernel's answer to a verdict for an id no longer queued
+		// (an unseen id it had dropped itself): the socket is fine.
+		r.c.verdictErrs.Add(1)
 		return 0
 	case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF):
 		r.stop(fmt.Errorf("nfq: receive on queue %d: %w: %v", r.cfg.Queue, ErrReaderStopped, err))

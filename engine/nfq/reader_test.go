@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -190,6 +191,136 @@ func TestHookAllocs(t *testing.T) {
 	a := attr(1, make([]byte, 60), HookInput, 1, 0, 0)
 	if n := testing.AllocsPerRun(1000, func() { r.hook(a) }); n != 0 {
 		t.Errorf("hook allocates %v times per packet, want 0", n)
+	}
+}
+
+// TestHookBatchesBursts shows when the reader answers held accepts: at
+// once when the socket is drained, at the end of a burst otherwise, and
+// before any other verdict.
+func TestHookBatchesBursts(t *testing.T) {
+	acc, rep := Accept, RepeatWithMark(0x10000)
+	tests := []struct {
+		name     string
+		verdicts []Verdict
+		pending  []bool // socket backlog seen after each packet
+		want     []string
+	}{
+		{
+			name:     "idle socket: every accept answered at once",
+			verdicts: []Verdict{acc, acc},
+			pending:  []bool{false, false},
+			want:     []string{"batch-accept 1", "batch-accept 2"},
+		},
+		{
+			name:     "burst of three: one message at its end",
+			verdicts: []Verdict{acc, acc, acc},
+			pending:  []bool{true, true, false},
+			want:     []string{"batch-accept 3"},
+		},
+		{
+			name:     "burst longer than the batch size: a message per full batch",
+			verdicts: []Verdict{acc, acc, acc, acc, acc},
+			pending:  []bool{true, true, true, true, false},
+			want:     []string{"batch-accept 3", "batch-accept 5"},
+		},
+		{
+			name:     "a reject inside a burst flushes the accepts before it",
+			verdicts: []Verdict{acc, acc, rep, acc},
+			pending:  []bool{true, true, true, false},
+			want:     []string{"batch-accept 2", "repeat 3", "batch-accept 4"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			i := 0
+			r, sink := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return tt.verdicts[i] }))
+			r.is.batch = 3
+			r.pending = func() bool { return tt.pending[i] }
+			for i = range tt.verdicts {
+				r.hook(attr(uint32(i+1), nil, HookInput, 1, 0, 0))
+			}
+			if diff := cmp.Diff(tt.want, sink.calls); diff != "" {
+				t.Errorf("verdict messages (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestOnErrorFlushesHeldAccepts(t *testing.T) {
+	r, sink := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
+	r.is.batch = 64
+	r.pending = func() bool { return true }
+	r.hook(attr(1, nil, HookInput, 1, 0, 0))
+	r.hook(attr(2, nil, HookInput, 1, 0, 0))
+	r.onError(fmt.Errorf("receive: %w", unix.ENOBUFS))
+	if diff := cmp.Diff([]string{"batch-accept 2"}, sink.calls); diff != "" {
+		t.Errorf("verdict messages (-want +got):\n%s", diff)
+	}
+}
+
+// TestHookAllocsBatched proves batching adds no allocation per packet,
+// whether the accept is held or flushed.
+func TestHookAllocsBatched(t *testing.T) {
+	for _, backlog := range []bool{false, true} {
+		r, _ := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
+		r.is.sink = nopSink{}
+		r.is.batch = DefaultBatchSize
+		r.pending = func() bool { return backlog }
+		id := uint32(0)
+		a := attr(0, make([]byte, 60), HookInput, 1, 0, 0)
+		if n := testing.AllocsPerRun(1000, func() { id++; *a.PacketID = id; r.hook(a) }); n != 0 {
+			t.Errorf("backlog %v: hook allocates %v times per packet, want 0", backlog, n)
+		}
+	}
+}
+
+// TestBacklog checks the socket probe on a datagram socket pair: nothing
+// pending, then a waiting datagram, without allocating.
+func TestBacklog(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, wr := os.NewFile(uintptr(fds[0]), "rd"), os.NewFile(uintptr(fds[1]), "wr")
+	defer rd.Close()
+	defer wr.Close()
+	b, err := newBacklog(rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.pending() {
+		t.Error("pending() = true on an empty socket")
+	}
+	if _, err := wr.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if !b.pending() {
+		t.Error("pending() = false with a datagram waiting")
+	}
+	if n := testing.AllocsPerRun(1000, func() { b.pending() }); n != 0 {
+		t.Errorf("pending() allocates %v times, want 0", n)
+	}
+	rd.Close()
+	if b.pending() {
+		t.Error("pending() = true on a closed socket")
+	}
+}
+
+func BenchmarkBacklog(b *testing.B) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rd, wr := os.NewFile(uintptr(fds[0]), "rd"), os.NewFile(uintptr(fds[1]), "wr")
+	defer rd.Close()
+	defer wr.Close()
+	bl, err := newBacklog(rd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bl.pending()
 	}
 }
 

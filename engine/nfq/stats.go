@@ -13,6 +13,10 @@ type Stats struct {
 	ENOBUFS       uint64 // receive buffer overruns: the kernel lost messages for us
 	VerdictErrors uint64 // verdicts the kernel did not take
 	Malformed     uint64 // queue messages without a packet id (unanswerable)
+	// Unseen counts packet ids skipped in the queue's sequence (messages
+	// lost or unparsable, or packets the kernel dropped with a full
+	// socket); with batching they are answered with the failure verdict.
+	Unseen uint64
 }
 
 // counters is the live, atomically updated form of Stats. The receive
@@ -20,6 +24,7 @@ type Stats struct {
 type counters struct {
 	packets, accepted, dropped, repeated      atomic.Uint64
 	panics, errors, enobufs, verdictErrs, bad atomic.Uint64
+	unseen                                    atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -33,5 +38,6 @@ func (c *counters) snapshot() Stats {
 		ENOBUFS:       c.enobufs.Load(),
 		VerdictErrors: c.verdictErrs.Load(),
 		Malformed:     c.bad.Load(),
+		Unseen:        c.unseen.Load(),
 	}
 }
