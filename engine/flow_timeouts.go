@@ -8,22 +8,7 @@ import (
 
 // DefaultTimeouts returns conntrack's default flow timeouts, the values
 // rules.Timeouts documents. NewTable uses them for every timeout left zero.
-func DefaultTimeouts() rules.Timeouts {
-	return rules.Timeouts{
-		TCPSynSent:     2 * time.Minute,
-		TCPSynRecv:     60 * time.Second,
-		TCPEstablished: 5 * 24 * time.Hour,
-		TCPFinWait:     2 * time.Minute,
-		TCPCloseWait:   60 * time.Second,
-		TCPLastAck:     30 * time.Second,
-		TCPTimeWait:    2 * time.Minute,
-		TCPClose:       10 * time.Second,
-		UDP:            30 * time.Second,
-		UDPStream:      180 * time.Second,
-		ICMP:           30 * time.Second,
-		Generic:        600 * time.Second,
-	}
-}
+func DefaultTimeouts() rules.Timeouts { return rules.DefaultTimeouts() }
 
 // timeouts are rules.Timeouts in nanoseconds, indexed for the packet path.
 type timeouts struct {

@@ -47,6 +47,25 @@ const (
 	maxNodes               = 1 << 20
 )
 
+// DefaultTimeouts returns conntrack's default flow timeouts, the values a
+// config gets for every timeout it does not set.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		TCPSynSent:     2 * time.Minute,
+		TCPSynRecv:     60 * time.Second,
+		TCPEstablished: 5 * 24 * time.Hour,
+		TCPFinWait:     2 * time.Minute,
+		TCPCloseWait:   60 * time.Second,
+		TCPLastAck:     30 * time.Second,
+		TCPTimeWait:    2 * time.Minute,
+		TCPClose:       10 * time.Second,
+		UDP:            30 * time.Second,
+		UDPStream:      180 * time.Second,
+		ICMP:           30 * time.Second,
+		Generic:        600 * time.Second,
+	}
+}
+
 func defaultConfig() *Config {
 	return &Config{
 		Backend: BackendAuto,
@@ -58,21 +77,8 @@ func defaultConfig() *Config {
 			MarkMask:       0x00ff0000,
 		},
 		Flows: Flows{
-			Max: 262144,
-			Timeouts: Timeouts{
-				TCPSynSent:     2 * time.Minute,
-				TCPSynRecv:     60 * time.Second,
-				TCPEstablished: 5 * 24 * time.Hour,
-				TCPFinWait:     2 * time.Minute,
-				TCPCloseWait:   60 * time.Second,
-				TCPLastAck:     30 * time.Second,
-				TCPTimeWait:    2 * time.Minute,
-				TCPClose:       10 * time.Second,
-				UDP:            30 * time.Second,
-				UDPStream:      180 * time.Second,
-				ICMP:           30 * time.Second,
-				Generic:        600 * time.Second,
-			},
+			Max:      262144,
+			Timeouts: DefaultTimeouts(),
 		},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
