@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// bench is one benchmark run.
+type bench struct {
+	nfqfw, minreader, self string
+	reps                   int
+	point                  time.Duration
+	queues                 int
+	profile                bool
+	out, dir               string
+	stamp                  string
+
+	sb     *sandbox
+	reader *proc // the running gateway's reader, nil for (a) and (b)
+}
+
+// block is what one gateway measured in one repetition.
+type block struct {
+	Gateway    string  `json:"gateway"`
+	Rep        int     `json:"rep"`
+	TCP1       point   `json:"tcp_c1"`
+	TCP8       point   `json:"tcp_c8"`
+	TCP32      point   `json:"tcp_c32"`
+	UDP        point   `json:"udp_c32"`
+	IperfGbps  float64 `json:"iperf3_gbit_s"`
+	CPUSeconds float64 `json:"reader_cpu_s,omitempty"`
+	PeakRSSMiB float64 `json:"reader_peak_rss_mib,omitempty"`
+}
+
+func runBench(args []string) error {
+	b := &bench{}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.StringVar(&b.nfqfw, "nfqfw", "bin/nfqfw", "nfqfw `binary`")
+	fs.StringVar(&b.minreader, "minreader", "bin/minreader", "minreader `binary`")
+	fs.IntVar(&b.reps, "reps", 3, "repetitions of the A B C D sequence (medians over them)")
+	fs.DurationVar(&b.point, "point", 5*time.Second, "duration of each measured point (5 per block)")
+	fs.IntVar(&b.queues, "queues", 1, "nfqfw queue.count")
+	fs.BoolVar(&b.profile, "pprof", false, "capture nfqfw CPU and allocation profiles in the first (d) block")
+	fs.StringVar(&b.out, "out", "scripts/out", "output `directory` for the JSON (and profiles)")
+	only := fs.String("only", "abcd", "gateways to run, in order")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("run needs root (network namespaces, iptables)")
+	}
+	if b.reps < 1 || b.reps > 50 || b.point < time.Second || b.point > 5*time.Minute {
+		return errors.New("need 1 <= -reps <= 50 and 1s <= -point <= 5m")
+	}
+	var err error
+	for _, p := range []*string{&b.nfqfw, &b.minreader} {
+		if *p, err = filepath.Abs(*p); err != nil {
+			return err
+		}
+	}
+	if b.self, err = os.Executable(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.out, 0o755); err != nil {
+		return err
+	}
+	b.stamp = time.Now().Format("20060102-150405")
+	if b.dir, err = os.MkdirTemp("", "nfqfw-bench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.dir)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if b.sb, err = newSandbox(ctx); err != nil {
+		return err
+	}
+	defer b.sb.destroy()
+	srv, err := b.sb.start(b.sb.srv, b.self, "serve", "-tcp", srvAddr+":80", "-udp", srvAddr+":53")
+	if err != nil {
+		return err
+	}
+	if _, err := b.sb.start(b.sb.srv, "iperf3", "-s", "-p", "443"); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	if srv.exited() {
+		return fmt.Errorf("server exited: %v\n%s", srv.err, srv.out.String())
+	}
+
+	all := b.gateways()
+	var gws []gateway
+	for _, k := range *only {
+		for _, g := range all {
+			if g.key == string(k) {
+				gws = append(gws, g)
+			}
+		}
+	}
+	perBlock := 4*b.point + b.point.Round(time.Second) + 3*time.Second
+	b.logf("sandbox %s/%s/%s; %d blocks of about %v: about %v in all",
+		b.sb.cli, b.sb.gw, b.sb.srv, len(gws)*b.reps, perBlock, time.Duration(len(gws)*b.reps)*perBlock)
+	var blocks []block
+	for rep := 1; rep <= b.reps; rep++ {
+		for _, g := range gws {
+			bl, err := b.measure(ctx, g, rep)
+			if err != nil {
+				return fmt.Errorf("(%s) %s, repetition %d: %w", g.key, g.label, rep, err)
+			}
+			b.logf("(%s) %-7s rep %d: tcp %6.0f %6.0f %6.0f /s  p50 %5.0fus p99 %6.0fus  udp %6.0f /s  iperf3 %5.2f Gbit/s  cpu %.2fs rss %.1f MiB",
+				g.key, g.label, rep, bl.TCP1.Rate, bl.TCP8.Rate, bl.TCP32.Rate, bl.TCP1.P50us, bl.TCP1.P99us,
+				bl.UDP.Rate, bl.IperfGbps, bl.CPUSeconds, bl.PeakRSSMiB)
+			blocks = append(blocks, bl)
+		}
+	}
+	rep := summarize(b, gws, blocks)
+	fmt.Print(rep.table())
+	f := filepath.Join(b.out, "bench-"+b.stamp+".json")
+	j, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(f, append(j, '\n'), 0o644); err != nil {
+		return err
+	}
+	b.logf("wrote %s", f)
+	return nil
+}
+
+// measure sets gateway g up, runs every point and tears it down.
+func (b *bench) measure(ctx context.Context, g gateway, rep int) (block, error) {
+	bl := block{Gateway: g.key, Rep: rep}
+	p, err := g.up(ctx)
+	b.reader = p
+	defer func() { g.down(); b.reader = nil }()
+	if err != nil {
+		return bl, err
+	}
+	// Short UDP timeouts, so source ports come back as NEW flows.
+	b.sb.exec(ctx, b.sb.gw, "sysctl", "-qw", "net.netfilter.nf_conntrack_udp_timeout=1")
+	var cpu0 float64
+	if p != nil {
+		cpu0 = cpuSeconds(p.pid())
+	}
+	// Warm up, and prove the gateway passes traffic.
+	if w, err := b.client(ctx, "tcp", 1, 300*time.Millisecond, false); err != nil || w.Ops == 0 {
+		return bl, fmt.Errorf("gateway passes no TCP connection (%v)", err)
+	}
+	profiling := b.profile && g.key == "d" && rep == 1
+	steps := []struct {
+		dst     *point
+		proto   string
+		conc    int
+		latency bool
+		prof    string
+	}{
+		{&bl.TCP1, "tcp", 1, true, ""},
+		{&bl.TCP8, "tcp", 8, false, ""},
+		{&bl.TCP32, "tcp", 32, false, "cpu-tcp32"},
+		{&bl.UDP, "udp", 32, false, "cpu-udp32"},
+	}
+	for _, s := range steps {
+		var profDone chan error
+		if profiling && s.prof != "" {
+			profDone = b.fetchProfile(ctx, fmt.Sprintf("profile?seconds=%d", int(b.point.Seconds())), s.prof)
+		}
+		if *s.dst, err = b.client(ctx, s.proto, s.conc, b.point, s.latency); err != nil {
+			return bl, err
+		}
+		if profDone != nil {
+			if err := <-profDone; err != nil {
+				b.logf("profile %s: %v", s.prof, err)
+			}
+		}
+	}
+	if bl.IperfGbps, err = b.iperf(ctx); err != nil {
+		return bl, err
+	}
+	if p != nil {
+		if p.exited() {
+			return bl, fmt.Errorf("reader exited during the block: %v\n%s", p.err, tail(p))
+		}
+		bl.CPUSeconds = cpuSeconds(p.pid()) - cpu0
+		bl.PeakRSSMiB = peakRSSMiB(p.pid())
+	}
+	if profiling {
+		if err := <-b.fetchProfile(ctx, "allocs", "allocs"); err != nil {
+			b.logf("profile allocs: %v", err)
+		}
+	}
+	return bl, nil
+}
+
+// client runs one measuring point from the client namespace.
+func (b *bench) client(ctx context.Context, proto string, conc int, d time.Duration, latency bool) (point, error) {
+	b.sb.exec(ctx, b.sb.gw, "conntrack", "-F") // every point starts from an empty table
+	port := "80"
+	if proto == "udp" {
+		port = "53"
+	}
+	args := []string{b.self, proto, "-addr", srvAddr + ":" + port, "-c", strconv.Itoa(conc), "-d", d.String()}
+	if latency {
+		args = append(args, "-latency")
+	}
+	cctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+	defer cancel()
+	out, err := b.sb.exec(cctx, b.sb.cli, args...)
+	var p point
+	if err != nil {
+		return p, err
+	}
+	if err := json.Unmarshal([]byte(out), &p); err != nil {
+		return p, fmt.Errorf("client output %q: %w", out, err)
+	}
+	return p, nil
+}
+
+// iperf measures one established TCP connection for the point's duration.
+func (b *bench) iperf(ctx context.Context) (float64, error) {
+	secs := max(1, int(b.point.Round(time.Second).Seconds()))
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	out, err := b.sb.exec(cctx, b.sb.cli, "iperf3", "-c", srvAddr, "-p", "443", "-t", strconv.Itoa(secs), "-J")
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+}
+
+// fetchProfile starts fetching a pprof profile from nfqfw inside the
+// gateway namespace.
+func (b *bench) fetchProfile(ctx context.Context, path, name string) chan error {
+	done := make(chan error, 1)
+	file, err := filepath.Abs(filepath.Join(b.out, fmt.Sprintf("pprof-%s-%s.pb.gz", b.stamp, name)))
+	if err != nil {
+		done <- err
+		return done
+	}
+	go func() {
+		_, err := b.sb.exec(ctx, b.sb.gw, b.self, "fetch", "http://"+pprofAddr+"/debug/pprof/"+path, file)
+		if err == nil {
+			b.logf("profile written: %s", file)
+		}
+		done <- err
+	}()
+	return done
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// cpuSeconds is the process's user plus system CPU time.
+func cpuSeconds(pid int) float64 {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(s), ')')
+	f := strings.Fields(string(s[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
+}
+
+// peakRSSMiB is the process's VmHWM.
+func peakRSSMiB(pid int) float64 {
+	s, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(s), "\n") {
+		if rest, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

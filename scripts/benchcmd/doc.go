@@ -1,0 +1,31 @@
+// Command benchcmd is nfqfw's side-by-side kernel benchmark. It builds the
+// reference sandbox (cli -> gw -> srv, forwarded traffic, namespaces named
+// per run and deleted at the end) and measures, interleaved (A B C D A B C
+// D ...), four gateways:
+//
+//	(a) none      no rules at all
+//	(b) kernel    a kernel-only stateful ruleset equal to the server policy
+//	(c) minimal   NEW -> NFQUEUE answered by minreader (accept all, one
+//	              verdict per packet: the floor)
+//	(d) nfqfw     nfqfw run with the full server policy: recent lists, a
+//	              knock sequence, the SSH guard (on port 22, not benchmarked),
+//	              the FTP helper, and batched verdicts
+//
+// Each block measures new TCP connections per second at concurrency 1, 8
+// and 32 (connect, close with RST: port 80), connect latency p50/p99 at
+// concurrency 1, new UDP flows per second (each request from its own
+// socket and source port, answered by the responder on port 53), iperf3
+// throughput of one established connection (port 443), and for (c) and (d)
+// the reader's CPU seconds and peak RSS. Medians over the repetitions go to
+// a table (each figure with its ratio to (c) and (a)) and to
+// scripts/out/bench-<timestamp>.json.
+//
+// Subcommands (the driver runs the others inside the namespaces):
+//
+//	benchcmd run [flags]     the benchmark (root)
+//	benchcmd serve           TCP accept-and-close and UDP echo servers
+//	benchcmd tcp | udp       one measuring client point, JSON on stdout
+//	benchcmd fetch URL FILE  HTTP GET to a file (pprof inside a namespace)
+//
+// scripts/bench builds the binaries and runs `benchcmd run`.
+package main

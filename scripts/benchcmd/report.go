@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// metric is one figure of a block.
+type metric struct {
+	name   string
+	of     func(*block) float64
+	reader bool // only measured for (c) and (d)
+}
+
+var metrics = []metric{
+	{"tcp_conn_per_s_c1", func(b *block) float64 { return b.TCP1.Rate }, false},
+	{"tcp_conn_per_s_c8", func(b *block) float64 { return b.TCP8.Rate }, false},
+	{"tcp_conn_per_s_c32", func(b *block) float64 { return b.TCP32.Rate }, false},
+	{"connect_p50_us_c1", func(b *block) float64 { return b.TCP1.P50us }, false},
+	{"connect_p99_us_c1", func(b *block) float64 { return b.TCP1.P99us }, false},
+	{"udp_new_flows_per_s_c32", func(b *block) float64 { return b.UDP.Rate }, false},
+	{"iperf3_gbit_s", func(b *block) float64 { return b.IperfGbps }, false},
+	{"reader_cpu_s_per_block", func(b *block) float64 { return b.CPUSeconds }, true},
+	{"reader_peak_rss_mib", func(b *block) float64 { return b.PeakRSSMiB }, true},
+}
+
+// report is the JSON written at the end.
+type report struct {
+	Started string                        `json:"started"`
+	Reps    int                           `json:"reps"`
+	Point   string                        `json:"point"`
+	Queues  int                           `json:"nfqfw_queues"`
+	Labels  map[string]string             `json:"gateways"`
+	Medians map[string]map[string]float64 `json:"medians"` // gateway -> metric -> median
+	Targets []target                      `json:"targets"`
+	Blocks  []block                       `json:"blocks"`
+	gws     []gateway
+}
+
+// target is one of the design's goals for (d) checked on the medians.
+type target struct {
+	Name string  `json:"name"`
+	Got  float64 `json:"got"`
+	Want string  `json:"want"`
+	Met  bool    `json:"met"`
+}
+
+func summarize(b *bench, gws []gateway, blocks []block) *report {
+	r := &report{Started: b.stamp, Reps: b.reps, Point: b.point.String(), Queues: b.queues,
+		Labels: map[string]string{}, Medians: map[string]map[string]float64{}, Blocks: blocks, gws: gws}
+	for _, g := range gws {
+		r.Labels[g.key] = g.label
+		m := map[string]float64{}
+		for _, mt := range metrics {
+			if mt.reader && g.key != "c" && g.key != "d" {
+				continue
+			}
+			var vs []float64
+			for i := range blocks {
+				if blocks[i].Gateway == g.key {
+					vs = append(vs, mt.of(&blocks[i]))
+				}
+			}
+			m[mt.name] = median(vs)
+		}
+		r.Medians[g.key] = m
+	}
+	a, c, d := r.Medians["a"], r.Medians["c"], r.Medians["d"]
+	ratio := func(x, y float64) float64 {
+		if y == 0 {
+			return 0
+		}
+		return x / y
+	}
+	if c != nil && d != nil {
+		for _, n := range []string{"c1", "c8", "c32"} {
+			got := ratio(d["tcp_conn_per_s_"+n], c["tcp_conn_per_s_"+n])
+			r.Targets = append(r.Targets, target{"tcp conn/s (d)/(c) " + n, got, ">= 0.95", got >= 0.95})
+		}
+		add := d["connect_p50_us_c1"] - c["connect_p50_us_c1"]
+		r.Targets = append(r.Targets, target{"connect p50 (d)-(c) us", add, "<= 10", add <= 10})
+		u := ratio(d["udp_new_flows_per_s_c32"], c["udp_new_flows_per_s_c32"])
+		r.Targets = append(r.Targets, target{"udp new flows/s (d)/(c)", u, ">= 1.5", u >= 1.5})
+	}
+	if a != nil && d != nil {
+		got := ratio(d["iperf3_gbit_s"], a["iperf3_gbit_s"])
+		r.Targets = append(r.Targets, target{"iperf3 (d)/(a)", got, ">= 0.97", got >= 0.97})
+	}
+	return r
+}
+
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// table prints each median with its ratio to (c) and to (a).
+func (r *report) table() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\nmedians of %d repetitions, %s per point, nfqfw queues %d (ratios: /c = to the minimal reader, /a = to no rules)\n\n", r.Reps, r.Point, r.Queues)
+	fmt.Fprintf(&sb, "%-24s", "metric")
+	for _, g := range r.gws {
+		fmt.Fprintf(&sb, " %26s", "("+g.key+") "+g.label)
+	}
+	sb.WriteString("\n")
+	for _, mt := range metrics {
+		fmt.Fprintf(&sb, "%-24s", mt.name)
+		for _, g := range r.gws {
+			v, ok := r.Medians[g.key][mt.name]
+			if !ok {
+				fmt.Fprintf(&sb, " %26s", "-")
+				continue
+			}
+			cell := fmt.Sprintf("%.4g", v)
+			if c, ok := r.Medians["c"][mt.name]; ok && c != 0 {
+				cell += fmt.Sprintf(" %.2f/c", v/c)
+			}
+			if a, ok := r.Medians["a"][mt.name]; ok && a != 0 {
+				cell += fmt.Sprintf(" %.2f/a", v/a)
+			}
+			fmt.Fprintf(&sb, " %26s", cell)
+		}
+		sb.WriteString("\n")
+	}
+	if len(r.Targets) > 0 {
+		sb.WriteString("\ntargets for (d):\n")
+		for _, t := range r.Targets {
+			ok := "MET"
+			if !t.Met {
+				ok = "missed"
+			}
+			fmt.Fprintf(&sb, "  %-28s %8.3f  want %-8s %s\n", t.Name, t.Got, t.Want, ok)
+		}
+	}
+	return sb.String()
+}
