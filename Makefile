@@ -1,5 +1,7 @@
 # nfqfw — see README.md. Every target runs from a fresh clone.
-GO        ?= go
+# go from PATH, else the toolchain's usual place (sudo and fresh shells may not
+# have /usr/local/go/bin on PATH).
+GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
