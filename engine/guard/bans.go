@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/lru"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -113,7 +114,7 @@ func NewBans(opts BanOptions) *Bans {
 }
 
 func (b *Bans) shard(addr *[16]byte) *bshard {
-	return &b.shards[hash(addr, b.seed)%banShards]
+	return &b.shards[lru.Hash(addr, b.seed)%banShards]
 }
 
 // Duration returns how long the n-th offence (n >= 1) is banned under spec:

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/lru"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -44,27 +45,23 @@ type guard struct {
 	shards      [guardShards]gshard
 }
 
-// gshard is one lock's worth of a guard's sources: a map from address to
-// slot, the slots chained by last attempt (head is the oldest), and each
-// slot's ring of admitted attempt times in stamps[slot*ring:].
+// gshard is one lock's worth of a guard's sources: a table from address to
+// slot, the slots chained by last attempt (oldest first), and each slot's
+// ring of admitted attempt times in stamps[slot*ring:].
 type gshard struct {
-	mu         sync.Mutex
-	idx        map[[16]byte]int32
-	ents       []gentry
-	stamps     []int64
-	used, free int32
-	head, tail int32
-	allowed    uint64
-	refused    uint64
-	evictions  uint64
-	_          [64]byte
+	mu        sync.Mutex
+	lru       lru.Table
+	ents      []gentry
+	stamps    []int64
+	allowed   uint64
+	refused   uint64
+	evictions uint64
+	_         [64]byte
 }
 
 type gentry struct {
-	addr       [16]byte
-	prev, next int32
-	n, pos     int32 // stamps held, next stamp slot
-	last       int64 // last attempt, admitted or not
+	n, pos int32 // stamps held, next stamp slot
+	last   int64 // last attempt, admitted or not
 }
 
 // New builds the guards of a configuration, each tracking at most
@@ -101,10 +98,9 @@ func NewWithLimit(guards []rules.Guard, allowlist []netip.Prefix, bans *Bans, ma
 				c++
 			}
 			s := &gd.shards[i]
-			s.idx = make(map[[16]byte]int32, c)
+			s.lru.Init(c, c)
 			s.ents = make([]gentry, c)
 			s.stamps = make([]int64, c*gd.ring)
-			s.free, s.head, s.tail = -1, -1, -1
 		}
 		g.names[rg.Name] = len(g.guards)
 		g.guards = append(g.guards, gd)
@@ -151,11 +147,11 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 		gd.allowlisted.Add(1)
 		return true
 	}
-	s := &gd.shards[hash(&src, g.seed)%guardShards]
+	s := &gd.shards[lru.Hash(&src, g.seed)%guardShards]
 	s.mu.Lock()
-	i, ok := s.idx[src]
+	i, ok := s.lru.Get(src)
 	if !ok {
-		i = s.insert(&src)
+		i = s.insert(src)
 	}
 	e := &s.ents[i]
 	st := s.stamps[int(i)*gd.ring : int(i+1)*gd.ring]
@@ -181,8 +177,7 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 	} else {
 		s.refused++
 	}
-	s.unlink(i)
-	s.pushTail(i)
+	s.lru.Touch(i)
 	s.mu.Unlock()
 	if refusedBy >= 0 && gd.ban != nil && g.bans != nil {
 		g.bans.Ban(src, *gd.ban, gd.name, gd.limits[refusedBy].reason, now)
@@ -192,51 +187,13 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 
 // insert takes a slot for addr, forgetting the source with the oldest
 // attempt when the shard is full.
-func (s *gshard) insert(addr *[16]byte) int32 {
-	var i int32
-	switch {
-	case s.free >= 0:
-		i = s.free
-		s.free = s.ents[i].next
-	case int(s.used) < len(s.ents):
-		i = s.used
-		s.used++
-	default:
-		i = s.head
-		delete(s.idx, s.ents[i].addr)
-		s.unlink(i)
+func (s *gshard) insert(addr [16]byte) int32 {
+	i, evicted := s.lru.Insert(addr)
+	if evicted {
 		s.evictions++
 	}
-	s.ents[i] = gentry{addr: *addr, prev: -1, next: -1}
-	s.idx[*addr] = i
-	s.pushTail(i)
+	s.ents[i] = gentry{}
 	return i
-}
-
-func (s *gshard) unlink(i int32) {
-	e := &s.ents[i]
-	if e.prev >= 0 {
-		s.ents[e.prev].next = e.next
-	} else {
-		s.head = e.next
-	}
-	if e.next >= 0 {
-		s.ents[e.next].prev = e.prev
-	} else {
-		s.tail = e.prev
-	}
-	e.prev, e.next = -1, -1
-}
-
-func (s *gshard) pushTail(i int32) {
-	e := &s.ents[i]
-	e.prev, e.next = s.tail, -1
-	if s.tail >= 0 {
-		s.ents[s.tail].next = i
-	} else {
-		s.head = i
-	}
-	s.tail = i
 }
 
 // Expire forgets sources whose last attempt is older than their guard's
@@ -248,12 +205,8 @@ func (g *Guards) Expire(now int64) int {
 		for si := range gd.shards {
 			s := &gd.shards[si]
 			s.mu.Lock()
-			for s.head >= 0 && s.ents[s.head].last <= now-gd.maxWindow {
-				i := s.head
-				delete(s.idx, s.ents[i].addr)
-				s.unlink(i)
-				s.ents[i].next = s.free
-				s.free = i
+			for i := s.lru.Oldest(); i != lru.None && s.ents[i].last <= now-gd.maxWindow; i = s.lru.Oldest() {
+				s.lru.Remove(i)
 				n++
 			}
 			s.mu.Unlock()
@@ -283,7 +236,7 @@ func (g *Guards) Stats() []GuardStats {
 			st.Allowed += s.allowed
 			st.Refused += s.refused
 			st.Evictions += s.evictions
-			st.Tracked += len(s.idx)
+			st.Tracked += s.lru.Len()
 			s.mu.Unlock()
 		}
 		out[k] = st

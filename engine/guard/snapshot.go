@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"sort"
 	"time"
+
+	"github.com/nfqfw/nfqfw/engine/lru"
 )
 
 // CounterSnapshot is one source's admitted attempts against one guard, as
@@ -24,10 +26,10 @@ func (g *Guards) Snapshot() []CounterSnapshot {
 		for si := range gd.shards {
 			s := &gd.shards[si]
 			s.mu.Lock()
-			for _, i := range s.idx {
+			for i := s.lru.Oldest(); i != lru.None; i = s.lru.Newer(i) {
 				e := &s.ents[i]
 				st := s.stamps[int(i)*gd.ring : int(i+1)*gd.ring]
-				sn := CounterSnapshot{Guard: gd.name, Addr: netip.AddrFrom16(e.addr).Unmap(), Last: time.Unix(0, e.last).UTC()}
+				sn := CounterSnapshot{Guard: gd.name, Addr: netip.AddrFrom16(s.lru.Key(i)).Unmap(), Last: time.Unix(0, e.last).UTC()}
 				for k := int(e.n); k > 0; k-- {
 					sn.Attempts = append(sn.Attempts, time.Unix(0, st[(int(e.pos)-k+gd.ring)%gd.ring]).UTC())
 				}
@@ -75,14 +77,13 @@ func (g *Guards) Restore(snaps []CounterSnapshot, now int64) int {
 			attempts = attempts[len(attempts)-gd.ring:]
 		}
 		a := sn.Addr.Unmap().As16()
-		s := &gd.shards[hash(&a, g.seed)%guardShards]
+		s := &gd.shards[lru.Hash(&a, g.seed)%guardShards]
 		s.mu.Lock()
-		i, ok := s.idx[a]
+		i, ok := s.lru.Get(a)
 		if ok {
-			s.unlink(i)
-			s.pushTail(i)
+			s.lru.Touch(i)
 		} else {
-			i = s.insert(&a)
+			i = s.insert(a)
 		}
 		e := &s.ents[i]
 		st := s.stamps[int(i)*gd.ring : int(i+1)*gd.ring]

@@ -1,13 +1,13 @@
 package recent
 
 import (
-	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/lru"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -41,28 +41,22 @@ type list struct {
 	shards []shard
 }
 
-// shard is one lock's worth of a list: a map from address to slot and the
-// slots chained in least-recently-hit order (head is the oldest).
+// shard is one lock's worth of a list: a table from address to slot, the
+// slots chained in least-recently-hit order, and each slot's entry in ents.
 type shard struct {
 	mu        sync.Mutex
-	idx       map[[16]byte]int32
+	lru       lru.Table
 	ents      []entry
-	used      int32 // slots of ents ever handed out
-	free      int32 // first free slot (chained through next), -1 none
-	head      int32 // least recently hit, -1 when empty
-	tail      int32 // most recently hit
 	hits      uint64
 	evictions uint64
 	_         [64]byte // keep neighbouring shards' locks off this cache line
 }
 
 type entry struct {
-	addr       [16]byte
-	prev, next int32
-	ttl        uint8
-	index      uint8 // next stamp slot
-	nstamps    uint8
-	stamps     [MaxStamps]int64
+	ttl     uint8
+	index   uint8 // next stamp slot
+	nstamps uint8
+	stamps  [MaxStamps]int64
 }
 
 // New builds the lists declared by the configuration. A list with Size <= 0
@@ -85,9 +79,8 @@ func New(lists []rules.RecentList) *Lists {
 				c++
 			}
 			s := &li.shards[i]
-			s.idx = make(map[[16]byte]int32, c)
+			s.lru.Init(c, c)
 			s.ents = make([]entry, c)
-			s.free, s.head, s.tail = -1, -1, -1
 		}
 		l.names[rl.Name] = len(l.lists)
 		l.lists = append(l.lists, li)
@@ -104,23 +97,8 @@ func (l *Lists) Index(name string) int {
 	return -1
 }
 
-// hash mixes both halves of the address with the seed (splitmix64's
-// finaliser), so that addresses differing only in their low bytes spread
-// over all shards.
-func hash(a *[16]byte, seed uint64) uint64 {
-	return mix(mix(binary.LittleEndian.Uint64(a[:8])^seed) ^ binary.LittleEndian.Uint64(a[8:]))
-}
-
-func mix(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
-}
-
 func (li *list) shard(addr *[16]byte, seed uint64) *shard {
-	return &li.shards[hash(addr, seed)&li.mask]
+	return &li.shards[lru.Hash(addr, seed)&li.mask]
 }
 
 // Match applies the recent match m on list (an Index) to addr, seen with
@@ -144,7 +122,7 @@ func (l *Lists) Match(list int, m *rules.RecentMatch, addr [16]byte, ttl uint8, 
 }
 
 func (s *shard) match(m *rules.RecentMatch, addr *[16]byte, ttl uint8, now int64) bool {
-	i, ok := s.idx[*addr]
+	i, ok := s.lru.Get(*addr)
 	switch m.Op {
 	case rules.RecentSet:
 		if !ok {
@@ -157,7 +135,7 @@ func (s *shard) match(m *rules.RecentMatch, addr *[16]byte, ttl uint8, now int64
 		if !ok {
 			return false
 		}
-		s.remove(i)
+		s.lru.Remove(i)
 		return true
 	case rules.RecentCheck, rules.RecentUpdate:
 		if !ok {
@@ -207,8 +185,7 @@ func (s *shard) hit(i int32, ttl uint8, now int64) {
 		e.nstamps++
 	}
 	e.ttl = ttl
-	s.unlink(i)
-	s.pushTail(i)
+	s.lru.Touch(i)
 }
 
 // insert adds addr with one hit at now, evicting the least recent entry when
@@ -217,57 +194,12 @@ func (s *shard) insert(addr *[16]byte, ttl uint8, now int64) {
 	if len(s.ents) == 0 {
 		return
 	}
-	var i int32
-	switch {
-	case s.free >= 0:
-		i = s.free
-		s.free = s.ents[i].next
-	case int(s.used) < len(s.ents):
-		i = s.used
-		s.used++
-	default:
-		i = s.head
-		delete(s.idx, s.ents[i].addr)
-		s.unlink(i)
+	i, evicted := s.lru.Insert(*addr)
+	if evicted {
 		s.evictions++
 	}
-	s.ents[i] = entry{addr: *addr, ttl: ttl, index: 1, nstamps: 1}
+	s.ents[i] = entry{ttl: ttl, index: 1, nstamps: 1}
 	s.ents[i].stamps[0] = now
-	s.idx[*addr] = i
-	s.pushTail(i)
-}
-
-func (s *shard) remove(i int32) {
-	delete(s.idx, s.ents[i].addr)
-	s.unlink(i)
-	s.ents[i].next = s.free
-	s.free = i
-}
-
-func (s *shard) unlink(i int32) {
-	e := &s.ents[i]
-	if e.prev >= 0 {
-		s.ents[e.prev].next = e.next
-	} else {
-		s.head = e.next
-	}
-	if e.next >= 0 {
-		s.ents[e.next].prev = e.prev
-	} else {
-		s.tail = e.prev
-	}
-	e.prev, e.next = -1, -1
-}
-
-func (s *shard) pushTail(i int32) {
-	e := &s.ents[i]
-	e.prev, e.next = s.tail, -1
-	if s.tail >= 0 {
-		s.ents[s.tail].next = i
-	} else {
-		s.head = i
-	}
-	s.tail = i
 }
 
 // lastSeen is the most recent hit of e.
@@ -307,11 +239,11 @@ func (l *Lists) Walk(fn func(Entry)) {
 			s := &li.shards[si]
 			buf = buf[:0]
 			s.mu.Lock()
-			for i := s.head; i >= 0; i = s.ents[i].next {
+			for i := s.lru.Oldest(); i != lru.None; i = s.lru.Newer(i) {
 				e := &s.ents[i]
 				buf = append(buf, Entry{
 					List:     li.name,
-					Addr:     netip.AddrFrom16(e.addr).Unmap(),
+					Addr:     netip.AddrFrom16(s.lru.Key(i)).Unmap(),
 					LastSeen: time.Unix(0, e.lastSeen()),
 					Hits:     int(e.nstamps),
 					TTL:      e.ttl,
@@ -342,7 +274,7 @@ func (l *Lists) Stats() []Stats {
 		for si := range li.shards {
 			s := &li.shards[si]
 			s.mu.Lock()
-			st.Entries += len(s.idx)
+			st.Entries += s.lru.Len()
 			st.Hits += s.hits
 			st.Evictions += s.evictions
 			s.mu.Unlock()
@@ -368,10 +300,10 @@ func (l *Lists) Snapshot() []EntrySnapshot {
 		for si := range li.shards {
 			s := &li.shards[si]
 			s.mu.Lock()
-			for i := s.head; i >= 0; i = s.ents[i].next {
+			for i := s.lru.Oldest(); i != lru.None; i = s.lru.Newer(i) {
 				e := &s.ents[i]
 				seen := e.seen()
-				snap := EntrySnapshot{List: li.name, Addr: netip.AddrFrom16(e.addr).Unmap(), TTL: e.ttl, Seen: make([]time.Time, len(seen))}
+				snap := EntrySnapshot{List: li.name, Addr: netip.AddrFrom16(s.lru.Key(i)).Unmap(), TTL: e.ttl, Seen: make([]time.Time, len(seen))}
 				for k, ns := range seen {
 					snap.Seen[k] = time.Unix(0, ns).UTC()
 				}
@@ -413,11 +345,11 @@ func (l *Lists) Restore(snaps []EntrySnapshot, now int64) int {
 		}
 		s := l.lists[it.list].shard(&addr, l.seed)
 		s.mu.Lock()
-		if i, ok := s.idx[addr]; ok {
-			s.remove(i)
+		if i, ok := s.lru.Get(addr); ok {
+			s.lru.Remove(i)
 		}
 		s.insert(&addr, it.snap.TTL, min(seen[0].UnixNano(), now))
-		if i, ok := s.idx[addr]; ok {
+		if i, ok := s.lru.Get(addr); ok {
 			for _, t := range seen[1:] {
 				s.hit(i, it.snap.TTL, min(t.UnixNano(), now))
 			}
