@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/lru"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -155,20 +156,7 @@ func (k *Knocker) Index(name string) int {
 }
 
 func (k *Knocker) shard(src [16]byte) *shard {
-	h := fmix64(binary.LittleEndian.Uint64(src[:8])^k.seed) ^ binary.LittleEndian.Uint64(src[8:])
-	return k.shards[fmix64(h)&k.mask]
-}
-
-// fmix64 is MurmurHash3's finalizer: every input bit affects every output
-// bit, so sources that differ only in their last bytes (IPv4 in the mapped
-// form) still spread over the shards.
-func fmix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
+	return k.shards[lru.Hash(&src, k.seed)&k.mask]
 }
 
 // mayStart reports whether pk is the first step of some sequence at now.
