@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/netip"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
@@ -124,7 +123,7 @@ func writeBans(w io.Writer, resp guard.ListBansResponse) error {
 		_, err := fmt.Fprintln(w, "no sources are banned")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	tw := newTableWriter(w)
 	fmt.Fprintln(tw, "ADDRESS\tREASON\tSOURCE\tOFFENCES\tBANNED-FOR\tLEFT")
 	for _, b := range resp.Bans {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Addr, b.Reason, b.Source, b.Offences,

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"runtime/debug"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
@@ -50,6 +51,13 @@ func (f *clientFlags) call(ctx context.Context, cmd string, args, out any) error
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	return control.Call(ctx, path, cmd, args, out)
+}
+
+// newTableWriter returns the writer every table of the client commands is
+// printed through: tab-separated cells aligned in columns two spaces apart.
+// Flush it when done.
+func newTableWriter(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -3,16 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/rules"
 )
@@ -127,10 +124,7 @@ skew periods either side). A static sequence prints its configured ports.`,
 // knockStatus asks the daemon for its knock state and prints it.
 func knockStatus(ctx context.Context, cf *clientFlags, w io.Writer) error {
 	var st knock.Status
-	if err := cf.call(ctx, knock.StatusCommand, nil, &st); err != nil {
-		if errors.Is(err, control.ErrNotRunning) {
-			return fmt.Errorf("%w; start it with \"nfqfw run\", or name its socket with -s or -c", err)
-		}
+	if err := callDaemon(ctx, cf, knock.StatusCommand, nil, &st); err != nil {
 		return err
 	}
 	if cf.json {
@@ -141,7 +135,7 @@ func knockStatus(ctx context.Context, cf *clientFlags, w io.Writer) error {
 
 // writeKnockStatus prints st as three tables.
 func writeKnockStatus(w io.Writer, st knock.Status) error {
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	tw := newTableWriter(w)
 	section := func(title, header string, rows int) bool {
 		fmt.Fprintf(tw, "%s\n", title)
 		if rows == 0 {

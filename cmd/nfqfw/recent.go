@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/recent"
@@ -57,7 +56,7 @@ func writeRecent(w io.Writer, resp recent.ListResponse) error {
 		_, err := fmt.Fprintln(w, "no entries")
 		return err
 	}
-	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	tw := newTableWriter(w)
 	fmt.Fprintln(tw, "LIST\tADDRESS\tHITS\tLAST-SEEN\tTTL")
 	for _, e := range resp.Entries {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\n", e.List, e.Addr, e.Hits, seenAgo(resp.Now, e.LastSeen), e.TTL)
