@@ -263,14 +263,13 @@ func TestDockerfileHadolint(t *testing.T) {
 const stamped = "v9.8.7-packaging-test"
 
 // runBuildStage runs the build stage's COPY, WORKDIR, ENV, ARG and RUN
-// instructions in a shell: the context is the repository as .dockerignore
-// leaves it, WORKDIR becomes a directory under dir, and /out under dir. It
-// returns the path of the binary the stage left in /out.
-func runBuildStage(t *testing.T, df *dockerfile, dir string) string {
+// instructions in a shell: ctxDir is the build context (see buildContext),
+// WORKDIR becomes a directory under dir, and /out under dir. It returns the
+// path of the binary the stage left in /out.
+func runBuildStage(t *testing.T, df *dockerfile, ctxDir, dir string) string {
 	t.Helper()
 	st := buildStage(t, df)
-	ctxDir, work, out := filepath.Join(dir, "context"), filepath.Join(dir, "src"), filepath.Join(dir, "out")
-	buildContext(t, ctxDir)
+	work, out := filepath.Join(dir, "src"), filepath.Join(dir, "out")
 	for _, d := range []string{work, out} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -328,8 +327,12 @@ func TestDockerfileBuildStage(t *testing.T) {
 		t.Skip("builds the binary twice from a copy of the build context; not in -short")
 	}
 	df := readDockerfile(t)
+	// One snapshot of the context for both builds: the working tree may
+	// change meanwhile.
+	ctxDir := t.TempDir()
+	buildContext(t, ctxDir)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	bin := runBuildStage(t, df, dirA)
+	bin := runBuildStage(t, df, ctxDir, dirA)
 
 	f, err := elf.Open(bin)
 	if err != nil {
@@ -362,7 +365,7 @@ func TestDockerfileBuildStage(t *testing.T) {
 		t.Errorf("nfqfw version = %q (exit %d, stderr %q), want it to start with %q", r.stdout, r.code, r.stderr, "nfqfw "+stamped+" ")
 	}
 
-	again := runBuildStage(t, df, dirB)
+	again := runBuildStage(t, df, ctxDir, dirB)
 	if a, b := fileSHA(t, bin), fileSHA(t, again); a != b {
 		t.Errorf("two builds of the same sources differ: %s in %s, %s in %s (not reproducible)", a, dirA, b, dirB)
 	}

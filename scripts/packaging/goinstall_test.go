@@ -109,7 +109,7 @@ func TestGoInstallAtVersion(t *testing.T) {
 	env := []string{
 		"GOPROXY=file://" + proxy + ",file://" + depCache,
 		"GOMODCACHE=" + t.TempDir(),
-		"GOFLAGS=-modcacherw", // so the temp module cache can be removed
+		"GOFLAGS=-modcacherw -trimpath", // removable module cache; path-independent build cache keys
 		// v0.0.1 exists only here, and the dependencies come from the
 		// machine's module cache, verified when they were downloaded;
 		// a user's install checks them against sum.golang.org.
