@@ -193,7 +193,7 @@ func forwardAdmissions(c *Config) ([]Rule, error) {
 			Name:   name,
 			Family: fam,
 			Proto:  f.Proto,
-			In:     expandZones(c.Zones, f.In),
+			In:     ExpandZones(c.Zones, f.In),
 			Src:    f.Src,
 			Dst:    []netip.Prefix{netip.PrefixFrom(to, to.BitLen())},
 			DPort:  []PortRange{ports},
@@ -218,9 +218,12 @@ func claimed(rs []Rule, proto uint8, to netip.Addr, port uint16) bool {
 	return false
 }
 
-// expandZones replaces zone names by their interfaces, as Parse does; a
-// hand-built Config may still hold zone names.
-func expandZones(zones []Zone, names []string) []string {
+// ExpandZones replaces the names of zones among names by their interfaces,
+// as Parse does, keeping other names; the result is deduplicated, in
+// first-seen order. The compiled policy and the generated kernel rules
+// expand a hand-built Config (which may still hold zone names) alike
+// through it.
+func ExpandZones(zones []Zone, names []string) []string {
 	var out []string
 	for _, n := range names {
 		ifs := []string{n}

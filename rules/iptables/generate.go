@@ -370,7 +370,7 @@ func (g gen) chain(t *table, h hookSpec) error {
 	if h.hook == rules.HookOutput {
 		dir = " -o "
 	}
-	for _, ifc := range g.ifaces(g.c.Trusted) {
+	for _, ifc := range rules.ExpandZones(g.c.Zones, g.c.Trusted) {
 		add(dir+ifc, "trusted interface", "-j ACCEPT")
 	}
 
@@ -595,7 +595,7 @@ func (g gen) sourceOut(src []netip.Prefix, out []string) []string {
 	if len(srcs) == 0 {
 		return nil
 	}
-	ifs := g.ifaces(out)
+	ifs := rules.ExpandZones(g.c.Zones, out)
 	if len(ifs) == 0 {
 		ifs = []string{""}
 	}
@@ -642,7 +642,7 @@ func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 	if len(f.Src) == 0 {
 		srcs = []string{""}
 	}
-	ifs := g.ifaces(f.In)
+	ifs := rules.ExpandZones(g.c.Zones, f.In)
 	if len(ifs) == 0 {
 		ifs = []string{""}
 	}
@@ -668,27 +668,6 @@ func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// ifaces expands zone names to their interfaces; other names are kept.
-// The result is deduplicated, in first-seen order.
-func (g gen) ifaces(names []string) []string {
-	var out []string
-	for _, n := range names {
-		expanded := []string{n}
-		for _, z := range g.c.Zones {
-			if z.Name == n {
-				expanded = z.Interfaces
-				break
-			}
-		}
-		for _, e := range expanded {
-			if !slices.Contains(out, e) {
-				out = append(out, e)
-			}
-		}
-	}
-	return out
 }
 
 func portSpan(first, last uint16, sep string) string {
