@@ -10,7 +10,7 @@
 #
 # Run: a firewall for the host, so it shares the host's network namespace and
 # needs CAP_NET_ADMIN (iptables, NFQUEUE, conntrack, ipset over netlink) and
-# CAP_NET_RAW. The config is yours (no default is shipped: a firewall that
+# CAP_NET_RAW (the legacy backend's iptables-legacy-restore). The config is yours (no default is shipped: a firewall that
 # starts with a guessed policy can lock you out); the examples are in the
 # image under /usr/share/doc/nfqfw/examples.
 #

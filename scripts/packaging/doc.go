@@ -13,7 +13,16 @@
 // with systemd-analyze verify when it is installed, and against the binary's
 // own subcommands always.
 //
-// Everything runs unprivileged except the checks that say otherwise; tests
-// that need something this machine lacks skip with the reason (and fail
-// instead when CI=true, where that something must be installed).
+// A fresh clone is built with the Go toolchain alone, and "go install
+// github.com/nfqfw/nfqfw/cmd/nfqfw@v0.0.1" runs against a file module proxy
+// made from it, offline; "nfqfw version" must report each build's version.
+// Every command's help is checked for a usage line, summary, description
+// and described flags.
+//
+// Everything runs unprivileged except one test: as root, it runs the daemon
+// in a fresh network namespace with only CAP_NET_ADMIN and CAP_NET_RAW, as
+// the unit and the image do. Tests that need root or a Debian tool skip
+// with the reason, and fail instead when CI=true; hadolint, which Debian
+// does not package, is always optional. The heavy tests (builds, clones,
+// the daemon) skip in -short.
 package packaging
