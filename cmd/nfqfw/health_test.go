@@ -37,18 +37,7 @@ func serveStatus(t *testing.T, h control.Handler) string {
 	if h != nil {
 		srv.Handle("status", h)
 	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serveControl(t, srv)
 	return sock
 }
 

@@ -99,18 +99,7 @@ func startKnockDaemon(t *testing.T) (string, string, *knock.Knocker, int64) {
 	for cmd, h := range k.ControlHandlers() {
 		srv.Handle(cmd, h)
 	}
-	if err := srv.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serveControl(t, srv)
 	return sock, file, k, now.UnixNano()
 }
 
