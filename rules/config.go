@@ -76,7 +76,20 @@ type Queue struct {
 type Flows struct {
 	Max      int // maximum tracked flows (default 262144)
 	Timeouts Timeouts
+	// KernelEvents selects the conntrack events the kernel generates for
+	// new flows: KernelEventsMinimal (the default) asks only for assured and
+	// destroy, the two the engine follows, through a CT rule in the raw
+	// table; this halves the daemon's CPU under load. KernelEventsAll
+	// leaves event generation alone (needed when conntrackd or another
+	// listener relies on every event).
+	KernelEvents string
 }
+
+// Conntrack event choices of Flows.KernelEvents.
+const (
+	KernelEventsMinimal = "minimal"
+	KernelEventsAll     = "all"
+)
 
 // Timeouts are the flow state timeouts, conntrack's defaults unless set.
 type Timeouts struct {

@@ -77,8 +77,9 @@ func defaultConfig() *Config {
 			MarkMask:       0x00ff0000,
 		},
 		Flows: Flows{
-			Max:      262144,
-			Timeouts: DefaultTimeouts(),
+			Max:          262144,
+			Timeouts:     DefaultTimeouts(),
+			KernelEvents: KernelEventsMinimal,
 		},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
@@ -628,6 +629,11 @@ func (p *parser) flows(n *yaml.Node, path string, f *Flows) error {
 		"max": func(v *yaml.Node, path string) error {
 			x, err := p.integer(v, path, 1, 1<<31-1)
 			f.Max = int(x)
+			return err
+		},
+		"kernel_events": func(v *yaml.Node, path string) error {
+			var err error
+			f.KernelEvents, err = p.oneOf(v, path, KernelEventsMinimal, KernelEventsAll)
 			return err
 		},
 		"timeouts": func(v *yaml.Node, path string) error {

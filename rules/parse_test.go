@@ -329,7 +329,7 @@ func wantDefaults(file string) *Config {
 			TCPFinWait: 2 * time.Minute, TCPCloseWait: time.Minute, TCPLastAck: 30 * time.Second,
 			TCPTimeWait: 2 * time.Minute, TCPClose: 10 * time.Second, UDP: 30 * time.Second,
 			UDPStream: 180 * time.Second, ICMP: 30 * time.Second, Generic: 10 * time.Minute,
-		}},
+		}, KernelEvents: KernelEventsMinimal},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Output:  Chain{Policy: ActionAccept, Invalid: ActionDrop},
@@ -484,6 +484,7 @@ func TestParseFull(t *testing.T) {
 		State:   State{Dir: "/tmp/nfqfw"},
 	}
 	want.Flows.Max = 1000
+	want.Flows.KernelEvents = KernelEventsAll
 	want.Flows.Timeouts.TCPSynSent = time.Minute
 	want.Flows.Timeouts.TCPEstablished = 36 * time.Hour
 	want.Flows.Timeouts.UDP = 10 * time.Second

@@ -50,8 +50,14 @@ func (d *Daemon) conntrackEvent(ev ctnl.Event) {
 			Assured:  ev.Assured,
 			Timeout:  time.Duration(ev.Timeout) * time.Second,
 		}
-		if ev.TCPState > uint8(engine.TCPClose) {
+		switch {
+		case ev.TCPState > uint8(engine.TCPClose):
 			u.TCPState = engine.TCPNone
+		case ev.Proto == 6 && ev.Assured && ev.TCPState == 0:
+			// With flows.kernel_events minimal the kernel sends no TCP
+			// state; a TCP flow becomes assured when its handshake
+			// completes.
+			u.TCPState = engine.TCPEstablished
 		}
 		if !t.Update(k1, u, now) && two {
 			t.Update(k2, u, now)
