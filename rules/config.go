@@ -77,9 +77,10 @@ type Flows struct {
 	Max      int // maximum tracked flows (default 262144)
 	Timeouts Timeouts
 	// KernelEvents selects the conntrack events the kernel generates for
-	// new flows: KernelEventsMinimal (the default) asks only for assured and
-	// destroy, the two the engine follows, through a CT rule in the raw
-	// table; this halves the daemon's CPU under load. KernelEventsAll
+	// new flows: KernelEventsMinimal (the default) asks only for the first
+	// reply, assured and destroy, the events the engine follows, through a
+	// CT rule in the raw table; this halves the daemon's CPU under load.
+	// KernelEventsAll
 	// leaves event generation alone (needed when conntrackd or another
 	// listener relies on every event).
 	KernelEvents string

@@ -204,14 +204,14 @@ func generate(c *rules.Config, fam rules.Family) (*ruleset, error) {
 }
 
 // kernelEvents asks conntrack to report only the events the engine follows
-// (a flow became assured, a flow was destroyed) for new flows, through a CT
+// (a flow saw its first reply, became assured, was destroyed) for new flows, through a CT
 // template set in the raw table before conntrack creates the flow. Every
 // other event (new, reply, protoinfo, ...) would be read and discarded by
 // the daemon: at several per connection, reading them cost more CPU than
 // deciding the packets. An operator's own CT rules come after nfqfw's hook
 // and so take precedence.
 func (g gen) kernelEvents(t *table) {
-	const target = "-j CT --ctevents destroy,assured"
+	const target = "-j CT --ctevents destroy,reply,assured"
 	if !slices.Contains(t.chains, ChainPrerouting) {
 		t.chains = append(t.chains, ChainPrerouting)
 		t.hooks = append(t.hooks, rule("-I PREROUTING 1", "hook prerouting", "-j "+ChainPrerouting))
