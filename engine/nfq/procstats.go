@@ -20,7 +20,7 @@ type QueueProcStats struct {
 	QueueTotal  uint32 // packets waiting for a verdict now
 	CopyMode    uint8  // 0 none, 1 meta, 2 packet
 	CopyRange   uint32 // bytes copied per packet
-	Dropped     uint32 // packets dropped because the queue was full (or failed open)
+	Dropped     uint32 // packets dropped because the queue was full; packets accepted by FailOpen are not counted anywhere
 	UserDropped uint32 // packets dropped because the socket buffer was full
 	IDSequence  uint32 // last packet id: packets queued so far, modulo 2^32
 }
