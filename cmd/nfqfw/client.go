@@ -21,9 +21,15 @@ type clientFlags struct {
 }
 
 func (f *clientFlags) setup(fs *flag.FlagSet) {
+	f.setupSocket(fs)
+	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
+}
+
+// setupSocket declares only the socket flags, for commands with nothing to
+// print as JSON.
+func (f *clientFlags) setupSocket(fs *flag.FlagSet) {
 	fs.StringVar(&f.socket, "s", "", "control socket `path` (default: the config's, else "+defaultSocket+")")
 	fs.StringVar(&f.config, "c", "", "read the control socket path from this config `file`")
-	fs.BoolVar(&f.json, "json", false, "print JSON instead of a table")
 }
 
 // socketPath resolves the control socket: -s, else the config's, else the

@@ -17,7 +17,7 @@ func init() {
 	)
 	register(&command{
 		name:    "reload",
-		args:    "[-s SOCKET | -c FILE]",
+		args:    "[-s SOCKET | -c FILE] [--confirm DURATION]",
 		summary: "make the running daemon reload its config",
 		help: `Asks the running daemon to read its config file again (as SIGHUP does)
 and waits for the result. A config that does not parse, validate or install
@@ -28,7 +28,7 @@ With --confirm, the new config is rolled back to the previous one unless
 "nfqfw confirm" is run within the duration: open a new SSH connection to
 prove you are not locked out, then confirm from it.`,
 		setup: func(fs *flag.FlagSet) {
-			cf.setup(fs)
+			cf.setupSocket(fs)
 			fs.DurationVar(&confirm, "confirm", 0, "roll the change back unless \"nfqfw confirm\" follows within this `duration` (like iptables-apply)")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
@@ -58,7 +58,13 @@ func init() {
 		name:    "confirm",
 		args:    "[-s SOCKET | -c FILE]",
 		summary: "confirm a change made with --confirm so it is not rolled back",
-		setup:   func(fs *flag.FlagSet) { cf.setup(fs) },
+		help: `Makes the change waiting for confirmation permanent: a reload made with
+"nfqfw reload --confirm D", or the start of "nfqfw run --confirm D". Run it
+from a NEW connection to the host: that it gets through proves the new
+policy does not lock you out. Without it, the previous config comes back
+(or, for a start, nfqfw stops and removes its ruleset) when D has passed.
+It fails when nothing is waiting for confirmation.`,
+		setup: func(fs *flag.FlagSet) { cf.setupSocket(fs) },
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			if len(args) > 0 {
 				return errUsage

@@ -19,6 +19,11 @@ func init() {
 		name:    "rules",
 		args:    "[-c FILE] [-family ipv4|ipv6]",
 		summary: "print the kernel ruleset (iptables-restore input) run would install",
+		help: `Prints, for IPv4 and IPv6, the exact text "nfqfw run" feeds to
+iptables-restore --noflush: the NFQFW-* chains with their rules, the jumps
+into the built-in chains, the nat table for masquerade, SNAT and port
+forwards, and the raw table (reverse path filter, conntrack events). Nothing
+is installed; review it before a first start.`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&family, "family", "", "only this family: ipv4 or ipv6 (default: both)")

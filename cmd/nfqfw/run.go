@@ -19,7 +19,7 @@ func init() {
 	)
 	register(&command{
 		name:    "run",
-		args:    "[-c FILE] [--backend auto|legacy|nft] [--pprof ADDR]",
+		args:    "[-c FILE] [--backend auto|legacy|nft] [--confirm DURATION] [--pprof ADDR]",
 		summary: "run the firewall daemon (root)",
 		help: `Loads the config, binds the NFQUEUE readers, installs nfqfw's own
 iptables chains (IPv4 and IPv6, atomically, after removing stale chains a
@@ -27,8 +27,12 @@ crash may have left), and decides every NEW flow until SIGINT or SIGTERM,
 when it removes exactly what it installed. SIGHUP (or "nfqfw reload")
 reloads the config; a bad config is refused and the running one stays.
 
+With --confirm, the start must be confirmed with "nfqfw confirm" within the
+duration, or nfqfw stops and removes its ruleset (like iptables-apply).
+
 Warning: on a remote host, make sure the config admits your own management
-connection (an allowlist, or a rule for SSH) before you start it.`,
+connection (an allowlist, or a rule for SSH) before you start it, and start
+it with --confirm.`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&backend, "backend", "", "iptables backend: auto, legacy or nft (default: the config's)")

@@ -19,7 +19,7 @@ func init() {
 	)
 	register(&command{
 		name:    "state",
-		args:    "[-s SOCKET] [--proto P] [--addr A] [--port N] [--state S] [--json]",
+		args:    "[-s SOCKET | -c FILE] [--proto P] [--addr A] [--port N] [--state S] [--limit N] [--json]",
 		summary: "list the engine's flows like conntrack -L",
 		help: `Lists the flows the engine tracks, one per line as conntrack -L prints
 them: protocol, seconds left, TCP state, original and reply tuples,
