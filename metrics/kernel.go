@@ -26,7 +26,7 @@ func newKernelCollector(src ProcSource) *kernelCollector {
 			"Packets waiting in the kernel queue for a verdict (queue_total).",
 			"queue"),
 		dropped: newDesc("kernel_queue_dropped_total",
-			"Packets the kernel dropped, or accepted when failing open, because the queue was full (queue_dropped; 32 bits, wraps).",
+			"Packets the kernel dropped because the queue was full (queue_dropped; 32 bits, wraps). Packets accepted by fail_open are not counted by the kernel.",
 			"queue"),
 		userDropped: newDesc("kernel_queue_user_dropped_total",
 			"Packets the kernel could not hand to the reader because its socket buffer was full (queue_user_dropped; 32 bits, wraps).",

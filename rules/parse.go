@@ -752,7 +752,9 @@ func checkIfName(s string) error {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c == '/' || c == ':' || c <= ' ' || c == 0x7f {
+		// The kernel refuses '/', ':' and white space; quotes and
+		// backslashes cannot be written into iptables-restore input.
+		if c == '/' || c == ':' || c <= ' ' || c >= 0x7f || c == '"' || c == '\'' || c == '\\' {
 			return fmt.Errorf("contains %q", c)
 		}
 	}

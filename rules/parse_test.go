@@ -100,6 +100,7 @@ var parseErrorCases = []struct {
 		"  rules:",
 		"    - {in: eth/0, action: accept}",
 	), `t.yaml:3: input.rules[0].in: "eth/0" is neither a zone nor a valid interface name (contains '/')`, ErrUnknownRef},
+	{"trusted interface with a quote iptables-restore cannot take", `trusted: [lo, 'a"b']`, `t.yaml:1: trusted[1]: "a\"b" is neither a zone nor a valid interface name (contains '"')`, ErrUnknownRef},
 	{"zone interface with space", `zones: {lan: [eth0, "has space"]}`, `t.yaml:1: zones.lan[1]: interface "has space": contains ' '`, ErrBadValue},
 	{"empty zone", "zones: {lan: []}", "t.yaml:1: zones.lan: zone has no interfaces", ErrMissing},
 	{"bad duration", "flows: {timeouts: {udp: 5x}}", `t.yaml:1: flows.timeouts.udp: "5x" is not a duration (want e.g. 30s, 10m, 5d, 1d12h)`, ErrBadValue},
