@@ -125,12 +125,17 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) serveConn(ctx context.Context, c *net.UnixConn) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReaderSize(c, 4096)
 	if err := checkPeer(c); err != nil {
 		s.log.Warn("control: refused peer", "err", err)
+		// Take (and discard) the request first: answering and closing
+		// before the client has written would make its write fail with
+		// EPIPE, and it would never read why it was refused.
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		readLine(r)
 		writeResponse(c, nil, err)
 		return
 	}
-	r := bufio.NewReaderSize(c, 4096)
 	line, err := readLine(r)
 	if err != nil {
 		writeResponse(c, nil, err)
