@@ -125,9 +125,29 @@ func (d *Daemon) registerControl(s *control.Server) {
 	})
 	for name, h := range d.state.controlHandlers(d.currentState) {
 		if name == guard.CmdAddBan {
-			h = d.obs.countManualBan(h)
+			h = d.obs.countManualBan(d.refuseAllowlisted(h))
 		}
 		s.Handle(name, h)
+	}
+}
+
+// refuseAllowlisted wraps the manual ban handler: a management allowlist
+// source is never banned (the kernel would accept it first anyway, so such
+// a ban would only be a lie in "nfqfw bans list").
+func (d *Daemon) refuseAllowlisted(h control.Handler) control.Handler {
+	return func(ctx context.Context, args json.RawMessage) (any, error) {
+		var req guard.AddBanRequest
+		if err := json.Unmarshal(args, &req); err == nil && req.Addr.IsValid() {
+			d.mu.Lock()
+			allow := d.cfg.Allowlist
+			d.mu.Unlock()
+			for _, p := range allow {
+				if p.Contains(req.Addr.Unmap()) {
+					return nil, fmt.Errorf("%s is in the management allowlist (%s): it is never banned", req.Addr, p)
+				}
+			}
+		}
+		return h(ctx, args)
 	}
 }
 

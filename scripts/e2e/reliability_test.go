@@ -667,6 +667,9 @@ func TestNoLockout(t *testing.T) {
 		out, err := fw.cli("bans", "add", adminAddr.String(), "--for", "5m")
 		session.check(t, "after a ban of the allowlisted admin")
 		t.Logf("nfqfw bans add %s (allowlisted): %v: %s", adminAddr, err, strings.TrimSpace(out))
+		if err == nil || !strings.Contains(out, "management allowlist") {
+			t.Errorf("a manual ban of the allowlisted admin was not refused: %v: %s", err, out)
+		}
 		for i := 1; i <= 3; i++ {
 			expectDial(t, admin, ssh, connected, fmt.Sprintf("allowlisted after a ban attempt, connection %d (guard allows 1/min)", i))
 		}
