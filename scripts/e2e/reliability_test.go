@@ -466,12 +466,14 @@ func TestReload(t *testing.T) {
 			want:   []string{"nfqfw reload: reload: ", fw.config, "input.rules[5].dport"},
 		},
 		{
-			// Passes validation (dev_valid_name allows '"'), but
-			// iptables-restore reads the quote as the start of a
-			// quoted word and refuses the line.
-			name:   "kernel refuses the ruleset",
+			// The kernel's dev_valid_name allows '"', but
+			// iptables-restore would read it as the start of a quoted
+			// word and refuse the ruleset: validation refuses it first.
+			// (A ruleset the kernel refuses on Replace is covered by
+			// rules/iptables' TestReplace.)
+			name:   "interface name iptables-restore cannot take",
 			config: render("accept", alt, `lo, 'tr"usted'`),
-			want:   []string{"nfqfw reload: reload: install kernel ruleset: ", "-restore", `tr"usted`},
+			want:   []string{"nfqfw reload: reload: ", "trusted[1]", `is neither a zone nor a valid interface name (contains '"')`},
 		},
 	}
 	for _, tt := range refusals {
