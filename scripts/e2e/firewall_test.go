@@ -218,7 +218,7 @@ func (fw *firewall) kill() {
 var saveCommands = []string{"iptables-nft-save", "ip6tables-nft-save", "iptables-legacy-save", "ip6tables-legacy-save"}
 
 // nfqfwRules returns every line of ns's rulesets that mentions NFQFW,
-// prefixed by the save command that printed it.
+// prefixed by the save command that printed it and the table.
 func nfqfwRules(t *testing.T, ns *sandbox.Netns) []string {
 	t.Helper()
 	var lines []string
@@ -230,9 +230,13 @@ func nfqfwRules(t *testing.T, ns *sandbox.Netns) []string {
 		if err != nil {
 			t.Fatalf("%s: %v: %s", cmd, err, out)
 		}
+		table := ""
 		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, "*") {
+				table = l[1:]
+			}
 			if strings.Contains(l, "NFQFW") {
-				lines = append(lines, cmd+": "+l)
+				lines = append(lines, cmd+" "+table+": "+l)
 			}
 		}
 	}

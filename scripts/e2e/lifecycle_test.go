@@ -80,14 +80,18 @@ var installedOnce = map[string]int{
 	"IPv6 INPUT -> NFQFW-INPUT": 1, "IPv6 FORWARD -> NFQFW-FORWARD": 1, "IPv6 OUTPUT -> NFQFW-OUTPUT": 1,
 }
 
-// nfqfwJumps counts the jumps from built-in chains to NFQFW chains in ns,
-// over both backends, by family.
+// nfqfwJumps counts the jumps from the filter table's built-in chains to
+// NFQFW chains in ns, over both backends, by family. (The raw and nat
+// tables have NFQFW chains of the same names for their own hooks.)
 func nfqfwJumps(t *testing.T, ns *sandbox.Netns) map[string]int {
 	t.Helper()
 	jump := regexp.MustCompile(`^-A (INPUT|FORWARD|OUTPUT) .*-j (NFQFW-\S+)`)
 	got := map[string]int{}
 	for _, l := range nfqfwRules(t, ns) {
 		cmd, rule, _ := strings.Cut(l, ": ")
+		if !strings.HasSuffix(cmd, " filter") {
+			continue
+		}
 		fam := "IPv4"
 		if strings.HasPrefix(cmd, "ip6") {
 			fam = "IPv6"
