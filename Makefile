@@ -13,6 +13,7 @@ FUZZ_TARGETS := \
 	./engine:FuzzDecode \
 	./engine:FuzzFlowTableAccounting \
 	./engine/control:FuzzRequest \
+	./engine/ctnl:FuzzDecodeMessages \
 	./engine/guard:FuzzControlHandlers \
 	./engine/nfq:FuzzParseProcStats \
 	./engine/store:FuzzLoad \

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
-	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +60,8 @@ type Stats struct {
 type Follower struct {
 	opts Options
 	log  *slog.Logger
-	ev   *netfilter.Conn
+	ev   *eventSocket
+	buf  []byte // receive buffer of the event socket; Run's goroutine only
 	q    querier
 
 	events, decodeErrs, errs, enobufs, resyncs, resyncErrs atomic.Uint64
@@ -80,19 +81,11 @@ func Listen(opts Options) (*Follower, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ev, err := netfilter.Dial(&netlink.Config{NetNS: opts.NetNS})
+	ev, err := openEventSocket(opts.NetNS, opts.ReadBuffer)
 	if err != nil {
-		return nil, fmt.Errorf("ctnl: dial event socket: %w", err)
+		return nil, fmt.Errorf("ctnl: event socket: %w", err)
 	}
-	if err := ev.SetReadBuffer(opts.ReadBuffer); err != nil {
-		ev.Close()
-		return nil, fmt.Errorf("ctnl: set event read buffer %d: %w", opts.ReadBuffer, err)
-	}
-	if err := ev.JoinGroups(netfilter.GroupsCT); err != nil {
-		ev.Close()
-		return nil, fmt.Errorf("ctnl: join conntrack event groups: %w", err)
-	}
-	return &Follower{opts: opts, log: log, ev: ev, q: querier{netns: opts.NetNS}, closed: make(chan struct{})}, nil
+	return &Follower{opts: opts, log: log, ev: ev, buf: make([]byte, eventBuffer), q: querier{netns: opts.NetNS}, closed: make(chan struct{})}, nil
 }
 
 // Stats returns the counters so far.
@@ -112,7 +105,7 @@ func (f *Follower) Close() error {
 	var err error
 	f.closeOnce.Do(func() {
 		close(f.closed)
-		err = f.ev.Close()
+		err = f.ev.f.Close()
 		f.q.close()
 	})
 	return err
@@ -129,7 +122,7 @@ func (f *Follower) Run(ctx context.Context, fn func(Event)) error {
 	f.runOnce.Do(func() {
 		stop := context.AfterFunc(ctx, func() {
 			// Wake the blocked Receive.
-			f.ev.SetReadDeadline(time.Now().Add(-time.Second))
+			f.ev.f.SetReadDeadline(time.Now().Add(-time.Second))
 		})
 		defer stop()
 		err = f.loop(ctx, fn)
@@ -142,7 +135,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 	var lim limiter
 	consecutive := 0
 	for {
-		msgs, err := f.ev.Receive()
+		n, err := f.ev.f.Read(f.buf)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -161,7 +154,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 				}
 				f.resync(ctx, fn)
 				continue
-			case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
+			case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
 				return fmt.Errorf("ctnl: receive events: %w", ErrClosed)
 			}
 			f.errs.Add(1)
@@ -175,7 +168,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 			continue
 		}
 		consecutive = 0
-		f.deliver(msgs, fn)
+		f.deliver(f.buf[:n], fn)
 	}
 }
 
@@ -191,23 +184,23 @@ func (f *Follower) drain(ctx context.Context, fn func(Event)) error {
 	defer func() {
 		// Block again; a cancel that came meanwhile re-arms the past
 		// deadline after this, or is seen by the caller's ctx check.
-		f.ev.SetReadDeadline(time.Time{})
+		f.ev.f.SetReadDeadline(time.Time{})
 		if ctx.Err() != nil {
-			f.ev.SetReadDeadline(time.Now().Add(-time.Second))
+			f.ev.f.SetReadDeadline(time.Now().Add(-time.Second))
 		}
 	}()
 	for ctx.Err() == nil {
-		f.ev.SetReadDeadline(time.Now().Add(drainWait))
-		msgs, err := f.ev.Receive()
+		f.ev.f.SetReadDeadline(time.Now().Add(drainWait))
+		n, err := f.ev.f.Read(f.buf)
 		var ne net.Error
 		switch {
 		case err == nil:
-			f.deliver(msgs, fn)
+			f.deliver(f.buf[:n], fn)
 		case errors.As(err, &ne) && ne.Timeout():
 			return nil // empty
 		case errors.Is(err, unix.ENOBUFS):
 			f.enobufs.Add(1) // lost more while draining: the dump covers it
-		case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
+		case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.Is(err, unix.EBADF), isClosed(f.closed):
 			return fmt.Errorf("ctnl: receive events: %w", ErrClosed)
 		default:
 			f.errs.Add(1)
@@ -217,26 +210,19 @@ func (f *Follower) drain(ctx context.Context, fn func(Event)) error {
 	return nil
 }
 
-// deliver decodes msgs and passes each conntrack event to fn; other
-// messages are counted and skipped.
-func (f *Follower) deliver(msgs []netlink.Message, fn func(Event)) {
-	for _, m := range msgs {
-		var ev conntrack.Event
-		if err := ev.Unmarshal(m); err != nil || ev.Flow == nil {
-			f.decodeErrs.Add(1)
-			continue
-		}
-		t := EventUnknown
-		switch ev.Type {
-		case conntrack.EventNew:
-			t = EventNew
-		case conntrack.EventUpdate:
-			t = EventUpdate
-		case conntrack.EventDestroy:
-			t = EventDestroy
-		}
-		f.events.Add(1)
-		fn(fromFlow(t, ev.Flow))
+// eventBuffer is the size of the event socket's receive buffer in the
+// Follower: one read returns one datagram, a conntrack event is a few
+// hundred bytes.
+const eventBuffer = 64 << 10
+
+// deliver decodes the conntrack events in b (one read of the event socket)
+// and passes each to fn; messages that do not decode are counted and
+// skipped.
+func (f *Follower) deliver(b []byte, fn func(Event)) {
+	n, bad := decodeMessages(b, fn)
+	f.events.Add(uint64(n))
+	if bad > 0 {
+		f.decodeErrs.Add(uint64(bad))
 	}
 }
 

@@ -1,0 +1,55 @@
+package ctnl
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// eventSocket is the ctnetlink event socket: a netlink socket bound to the
+// conntrack new, update and destroy groups, read one datagram at a time
+// into the caller's buffer. It is an *os.File so that reads park in the
+// runtime's poller and honour deadlines.
+type eventSocket struct {
+	f *os.File
+}
+
+// Conntrack multicast groups (NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY),
+// as a bind mask.
+const groupsCT = 1<<(1-1) | 1<<(2-1) | 1<<(3-1)
+
+// openEventSocket opens the event socket in the network namespace netnsFD
+// (0: the caller's) with a receive buffer of readBuffer bytes.
+func openEventSocket(netnsFD, readBuffer int) (*eventSocket, error) {
+	if netnsFD != 0 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			return nil, fmt.Errorf("get current namespace: %w", err)
+		}
+		defer orig.Close()
+		if err := netns.Set(netns.NsHandle(netnsFD)); err != nil {
+			return nil, fmt.Errorf("enter namespace: %w", err)
+		}
+		defer netns.Set(orig)
+	}
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("set read buffer %d: %w", readBuffer, err)
+		}
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groupsCT}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind conntrack event groups: %w", err)
+	}
+	return &eventSocket{f: os.NewFile(uintptr(fd), "ctnetlink-events")}, nil
+}
