@@ -37,6 +37,7 @@ type block struct {
 	TCP8       point   `json:"tcp_c8"`
 	TCP32      point   `json:"tcp_c32"`
 	UDP        point   `json:"udp_c32"`
+	UDPFlood   point   `json:"udp_flood"`
 	IperfGbps  float64 `json:"iperf3_gbit_s"`
 	CPUSeconds float64 `json:"reader_cpu_s,omitempty"`
 	PeakRSSMiB float64 `json:"reader_peak_rss_mib,omitempty"`
@@ -180,6 +181,9 @@ func (b *bench) measure(ctx context.Context, g gateway, rep int) (block, error) 
 			}
 		}
 	}
+	if bl.UDPFlood, err = b.udpFlood(ctx); err != nil {
+		return bl, err
+	}
 	if bl.IperfGbps, err = b.iperf(ctx); err != nil {
 		return bl, err
 	}
@@ -220,6 +224,54 @@ func (b *bench) client(ctx context.Context, proto string, conc int, d time.Durat
 		return p, fmt.Errorf("client output %q: %w", out, err)
 	}
 	return p, nil
+}
+
+// udpFlood sends UDP datagrams to the server as fast as hping3 can, each
+// from the next source port (a NEW flow each, until the ports wrap), and
+// counts what the server's kernel received: the queue's throughput when
+// it always holds a backlog, where verdict batching pays.
+func (b *bench) udpFlood(ctx context.Context) (point, error) {
+	b.sb.exec(ctx, b.sb.gw, "conntrack", "-F")
+	before, err := b.udpInDatagrams(ctx)
+	if err != nil {
+		return point{}, err
+	}
+	start := time.Now()
+	secs := strconv.FormatFloat(b.point.Seconds(), 'f', 1, 64)
+	// timeout ends the flood; hping3 then exits non-zero, which is expected.
+	b.sb.exec(ctx, b.sb.cli, "timeout", "-s", "INT", secs, "hping3", "--udp", "-p", "53", "--flood", "-q", "-d", "16", srvAddr)
+	d := time.Since(start)
+	time.Sleep(200 * time.Millisecond) // let the queue drain
+	after, err := b.udpInDatagrams(ctx)
+	if err != nil {
+		return point{}, err
+	}
+	return result(after-before, 0, d), nil
+}
+
+// udpInDatagrams reads the server namespace's UDP InDatagrams counter.
+func (b *bench) udpInDatagrams(ctx context.Context) (int64, error) {
+	out, err := b.sb.exec(ctx, b.sb.srv, "cat", "/proc/net/snmp")
+	if err != nil {
+		return 0, err
+	}
+	var names []string
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "InDatagrams" && i < len(f) {
+				return strconv.ParseInt(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no Udp InDatagrams in /proc/net/snmp")
 }
 
 // iperf measures one established TCP connection for the point's duration.

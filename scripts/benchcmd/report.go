@@ -20,6 +20,7 @@ var metrics = []metric{
 	{"connect_p50_us_c1", func(b *block) float64 { return b.TCP1.P50us }, false},
 	{"connect_p99_us_c1", func(b *block) float64 { return b.TCP1.P99us }, false},
 	{"udp_new_flows_per_s_c32", func(b *block) float64 { return b.UDP.Rate }, false},
+	{"udp_flood_delivered_per_s", func(b *block) float64 { return b.UDPFlood.Rate }, false},
 	{"iperf3_gbit_s", func(b *block) float64 { return b.IperfGbps }, false},
 	{"reader_cpu_s_per_block", func(b *block) float64 { return b.CPUSeconds }, true},
 	{"reader_peak_rss_mib", func(b *block) float64 { return b.PeakRSSMiB }, true},
@@ -82,6 +83,8 @@ func summarize(b *bench, gws []gateway, blocks []block) *report {
 		r.Targets = append(r.Targets, target{"connect p50 (d)-(c) us", add, "<= 10", add <= 10})
 		u := ratio(d["udp_new_flows_per_s_c32"], c["udp_new_flows_per_s_c32"])
 		r.Targets = append(r.Targets, target{"udp new flows/s (d)/(c)", u, ">= 1.5", u >= 1.5})
+		f := ratio(d["udp_flood_delivered_per_s"], c["udp_flood_delivered_per_s"])
+		r.Targets = append(r.Targets, target{"udp flood delivered (d)/(c)", f, ">= 1.5", f >= 1.5})
 	}
 	if a != nil && d != nil {
 		got := ratio(d["iperf3_gbit_s"], a["iperf3_gbit_s"])
