@@ -106,6 +106,35 @@ func relSignal(t *testing.T, fw *firewall, sig syscall.Signal) {
 	if err := fw.proc.Cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %v to nfqfw: %v", sig, err)
 	}
+	if sig == syscall.SIGSTOP {
+		// Signal delivery is asynchronous: a reader thread may still
+		// answer a packet or two. Wait until every thread is stopped.
+		pid := fw.proc.Cmd.Process.Pid
+		if _, ok := waitFor(2*time.Second, func() bool { return relAllStopped(pid) }); !ok {
+			t.Fatalf("nfqfw (pid %d) not stopped 2 s after SIGSTOP", pid)
+		}
+	}
+}
+
+// relAllStopped reports whether every thread of pid is in the stopped
+// state (T) according to /proc.
+func relAllStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		// pid (comm) S ...: the state follows the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+			return false
+		}
+	}
+	return true
 }
 
 // relExitCode runs an nfqfw client command and returns its exit status
