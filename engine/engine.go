@@ -45,8 +45,6 @@ type Stateful interface {
 	// a rate guard may override the rule's verdict (limited true), e.g. to
 	// drop and log the 4th SSH connection within 10 s.
 	Limit(rule int, p *Parsed, now int64) (v Verdict, limited bool)
-	// After is called with the verdict given to a NEW packet.
-	After(p *Parsed, v Verdict, now int64)
 	// Inspect is called for packets of tracked flows that reach the engine
 	// (the FTP control channel); b is the whole packet.
 	Inspect(p *Parsed, b []byte, now int64)
@@ -186,9 +184,6 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 		} else {
 			e.newFlows[protoLabel(p.Proto)].Add(1)
 		}
-	}
-	if st != nil {
-		st.After(p, v, now)
 	}
 	return v
 }

@@ -271,9 +271,6 @@ func (s *stateful) Limit(rule int, p *engine.Parsed, now int64) (engine.Verdict,
 	return engine.Verdict{Action: rules.ActionDrop, Rule: rule, Reason: engine.ReasonRateLimit, Log: c.guardLog}, true
 }
 
-// After implements engine.Stateful.
-func (s *stateful) After(p *engine.Parsed, v engine.Verdict, now int64) {}
-
 // Inspect implements engine.Stateful: the FTP helper reads the control
 // connections.
 func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {
