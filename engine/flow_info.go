@@ -97,7 +97,7 @@ func flowInfo(k FlowKey, e *entry, rel relation, now int64) FlowInfo {
 //	tcp      6 117 SYN_SENT src=10.0.0.1 dst=10.0.0.2 sport=40000 dport=22 [UNREPLIED] src=10.0.0.2 dst=10.0.0.1 sport=22 dport=40000 rule=3
 func (fi FlowInfo) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-8s %d %d ", protoName(fi.Proto), fi.Proto, max(fi.Timeout, 0))
+	fmt.Fprintf(&b, "%-8s %d %d ", ProtoName(fi.Proto), fi.Proto, max(fi.Timeout, 0))
 	if fi.Proto == ctTCP {
 		b.WriteString(fi.TCPState.String())
 		b.WriteByte(' ')
@@ -115,7 +115,7 @@ func (fi FlowInfo) String() string {
 		fmt.Fprintf(&b, " rule=%d", fi.Rule)
 	}
 	if fi.Related {
-		fmt.Fprintf(&b, " related-to=%s src=%s dst=%s", protoName(fi.ParentProto), fi.Parent.Src.Addr(), fi.Parent.Dst.Addr())
+		fmt.Fprintf(&b, " related-to=%s src=%s dst=%s", ProtoName(fi.ParentProto), fi.Parent.Src.Addr(), fi.Parent.Dst.Addr())
 		if fi.Parent.Src.Port() != 0 || fi.Parent.Dst.Port() != 0 {
 			fmt.Fprintf(&b, " sport=%d dport=%d", fi.Parent.Src.Port(), fi.Parent.Dst.Port())
 		}

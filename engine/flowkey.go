@@ -78,9 +78,9 @@ func (k FlowKey) Tuple(d Dir) Tuple {
 func (k FlowKey) String() string {
 	t := k.Tuple(DirAB)
 	if k.kind == keyEcho {
-		return fmt.Sprintf("%s %s -> %s id=%d", protoName(k.proto), t.Src.Addr(), t.Dst.Addr(), k.aPort)
+		return fmt.Sprintf("%s %s -> %s id=%d", ProtoName(k.proto), t.Src.Addr(), t.Dst.Addr(), k.aPort)
 	}
-	return fmt.Sprintf("%s %s <-> %s", protoName(k.proto), t.Src, t.Dst)
+	return fmt.Sprintf("%s %s <-> %s", ProtoName(k.proto), t.Src, t.Dst)
 }
 
 // Tuple is one direction of a flow: who sends and who receives.
@@ -231,8 +231,9 @@ func addrOf(b [16]byte, fam rules.Family) netip.Addr {
 	return a
 }
 
-// protoName is the protocol's name as conntrack prints it.
-func protoName(p uint8) string {
+// ProtoName is the protocol's name as conntrack -L prints it ("unknown" for
+// protocols conntrack has no name for).
+func ProtoName(p uint8) string {
 	switch p {
 	case ctTCP:
 		return "tcp"

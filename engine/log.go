@@ -75,7 +75,7 @@ func (pl *packetLog) packet(pol *rules.Policy, p *Parsed, v Verdict) {
 		slog.String("chain", p.Hook.String()),
 		slog.String("in", p.InIface),
 		slog.String("out", p.OutIface),
-		slog.String("proto", protoName(p.Proto)),
+		slog.String("proto", ProtoName(p.Proto)),
 		slog.String("src", addrString(p.Src)),
 		slog.String("dst", addrString(p.Dst)),
 		slog.Int("sport", int(p.SrcPort)),

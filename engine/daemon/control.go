@@ -193,7 +193,7 @@ func stateLabel(f StateFlow) string {
 
 func stateFlow(fi engine.FlowInfo, pol *rules.Policy) StateFlow {
 	f := StateFlow{
-		Proto: protoName(fi.Proto), ProtoNum: fi.Proto, Timeout: fi.Timeout,
+		Proto: engine.ProtoName(fi.Proto), ProtoNum: fi.Proto, Timeout: fi.Timeout,
 		Src: fi.Orig.Src.Addr().String(), Dst: fi.Orig.Dst.Addr().String(),
 		SPort: fi.Orig.Src.Port(), DPort: fi.Orig.Dst.Port(),
 		RSrc: fi.Reply.Src.Addr().String(), RDst: fi.Reply.Dst.Addr().String(),
@@ -208,7 +208,7 @@ func stateFlow(fi engine.FlowInfo, pol *rules.Policy) StateFlow {
 		f.Rule = rs[fi.Rule].Name
 	}
 	if fi.Related {
-		f.Parent = fmt.Sprintf("%s %s -> %s", protoName(fi.ParentProto), fi.Parent.Src, fi.Parent.Dst)
+		f.Parent = fmt.Sprintf("%s %s -> %s", engine.ProtoName(fi.ParentProto), fi.Parent.Src, fi.Parent.Dst)
 	}
 	return f
 }
@@ -243,22 +243,6 @@ func matches(f *StateFlow, fi engine.FlowInfo, proto string, addr netip.Addr, po
 		return f.State == state
 	}
 	return true
-}
-
-func protoName(p uint8) string {
-	switch p {
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 1:
-		return "icmp"
-	case 58:
-		return "icmpv6"
-	case 132:
-		return "sctp"
-	}
-	return fmt.Sprint(p)
 }
 
 // currentState returns the stateful matchers in force.
