@@ -80,10 +80,9 @@ type Flows struct {
 	// new flows: KernelEventsMinimal (the default) asks only for the first
 	// reply, assured and destroy, the events the engine follows, through a
 	// CT rule in the raw table: a short TCP connection then raises 3 events
-	// instead of 7 (measured with conntrack -E).
-	// KernelEventsAll
-	// leaves event generation alone (needed when conntrackd or another
-	// listener relies on every event).
+	// instead of 7 (measured with conntrack -E). KernelEventsAll leaves
+	// event generation alone (needed when conntrackd or another listener
+	// relies on every event).
 	KernelEvents string
 }
 
