@@ -5,25 +5,29 @@ GO        ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 PKGS      := ./...
-# Fuzz targets: package:Target, every native fuzz test of the repository
-# (fuzz-short fails when one is missing here). `make fuzz-short` runs each
-# briefly (CI: 11 targets x 8 s plus instrumented builds, about 2 minutes),
-# `make fuzz` longer.
+# Fuzz targets: package:Target:executions, every native fuzz test of the
+# repository (fuzz-short fails when one is missing here). The budgets are
+# execution counts, not durations: with a duration, Go's fuzz coordinator
+# (up to go1.26) can report "context deadline exceeded" as a failure when the
+# time runs out while a worker is busy (golang/go#75804), with no failing
+# input. Each count is about 6 s of fuzzing on a 2-core machine, so
+# `make fuzz-short` takes about 2 minutes; `make fuzz` runs FUZZ_LONG_SCALE
+# times as many.
 FUZZ_TARGETS := \
-	./engine:FuzzDecode \
-	./engine:FuzzFlowTableAccounting \
-	./engine/control:FuzzRequest \
-	./engine/ctnl:FuzzDecodeMessages \
-	./engine/guard:FuzzControlHandlers \
-	./engine/nfq:FuzzParseProcStats \
-	./engine/store:FuzzLoad \
-	./helpers/ftp:FuzzInspect \
-	./helpers/ftp:FuzzParse \
-	./metrics:FuzzExpandQuery \
-	./rules:FuzzParse \
-	./rules/iptables:FuzzRemoval
-FUZZ_SHORT ?= 8s
-FUZZ_LONG  ?= 5m
+	./engine:FuzzDecode:50000 \
+	./engine:FuzzFlowTableAccounting:8000 \
+	./engine/control:FuzzRequest:30000 \
+	./engine/ctnl:FuzzDecodeMessages:80000 \
+	./engine/guard:FuzzControlHandlers:80000 \
+	./engine/nfq:FuzzParseProcStats:50000 \
+	./engine/store:FuzzLoad:20000 \
+	./helpers/ftp:FuzzInspect:30000 \
+	./helpers/ftp:FuzzParse:20000 \
+	./metrics:FuzzExpandQuery:15000 \
+	./rules:FuzzParse:50000 \
+	./rules/iptables:FuzzRemoval:80000
+FUZZ_SCALE      ?= 1
+FUZZ_LONG_SCALE ?= 50
 
 .PHONY: all build test unit e2e fuzz fuzz-short bench bench-e2e demo deps lint clean
 
@@ -48,15 +52,16 @@ unit:
 fuzz-short:
 	@missing=$$(grep -rn --include='*_test.go' '^func Fuzz' . | \
 		sed -E 's|^\./(.*)/[^/]*_test\.go:[0-9]+:func (Fuzz[A-Za-z0-9_]*).*|./\1:\2|' | \
-		while read t; do case " $(FUZZ_TARGETS) " in *" $$t "*) ;; *) echo "$$t";; esac; done); \
+		while read t; do case " $(FUZZ_TARGETS) " in *" $$t:"*) ;; *) echo "$$t";; esac; done); \
 	if [ -n "$$missing" ]; then echo "fuzz targets missing from FUZZ_TARGETS:" $$missing; exit 1; fi
-	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name ($(FUZZ_SHORT))"; \
-		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZ_SHORT) $$pkg || exit 1; \
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; rest=$${t#*:}; name=$${rest%%:*}; \
+		n=$$(( $${rest##*:} * $(FUZZ_SCALE) )); \
+		echo "fuzz $$pkg $$name ($${n} executions)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $${n}x $$pkg || exit 1; \
 	done
 
 fuzz:
-	$(MAKE) fuzz-short FUZZ_SHORT=$(FUZZ_LONG)
+	$(MAKE) fuzz-short FUZZ_SCALE=$(FUZZ_LONG_SCALE)
 
 # Engine micro-benchmarks: ns/packet, allocs/op, bytes per tracked flow.
 bench:
