@@ -20,6 +20,7 @@ FUZZ_TARGETS := \
 	./engine/ctnl:FuzzDecodeMessages:80000 \
 	./engine/guard:FuzzControlHandlers:80000 \
 	./engine/nfq:FuzzParseProcStats:50000 \
+	./engine/nfq:FuzzParseQueueMessages:120000 \
 	./engine/store:FuzzLoad:20000 \
 	./helpers/ftp:FuzzInspect:30000 \
 	./helpers/ftp:FuzzParse:20000 \

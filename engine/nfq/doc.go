@@ -9,21 +9,28 @@
 // REJECT). Every packet gets an answer: a panicking Decider is recovered,
 // counted and answered with the configured failure verdict.
 //
+// The socket is opened and configured with mdlayher/netlink; the packet
+// path uses its raw descriptor. One recvmmsg(2) reads every message
+// waiting, up to Config.BatchSize, into buffers allocated once; each
+// packet is parsed in place and decided; then one write(2) carries every
+// verdict for them, in order. go-nfqueue was the first reader: its
+// receive loop costs two recvmsg calls and about ten allocations per
+// packet and one send per verdict, and a whole-CPU accept-all reader built
+// on it spent 41 µs of CPU per flooded packet against 11 µs here (most of
+// either is the kernel forwarding the accepted packet inside the verdict
+// call). The bind (queue, copy mode, flags, length) is one request, so the
+// queue never runs half-configured; packets queued before its answer
+// arrives are sent through their hook again (NF_REPEAT).
+//
 // Verdicts are batched where that is safe. A run of accepts is answered by
 // one batch verdict (the kernel accepts every queued id up to the last;
-// batch verdicts carry no mark), sent when the run reaches
+// batch verdicts carry no mark), ended when the run reaches
 // Config.BatchSize, before any drop or repeat (so answers stay in order and
-// no mark is lost), on a receive error, and as soon as the socket holds no
-// further message. go-nfqueue hands over one message per call and never
-// says when the kernel's burst ends, so after each packet the reader asks
-// the socket with a zero-timeout poll(2) (about 0.3-0.8 µs here, less than
-// the verdict message it saves under load and never an added wait when
-// idle: an idle socket flushes at once). A timer flush was not chosen: it
-// would need a lock between the receive goroutine and the timer and would
-// delay the last accept of every burst by the timer's period. Because a
-// batch accepts every id up to its last, a gap in the id sequence (a
-// message the library could not parse) is answered with the failure
-// verdict first, so no packet is ever accepted unseen.
+// no mark is lost), and when everything one receive read is decided: an
+// accept never waits for a later receive. Because a batch accepts every id
+// up to its last, a gap in the id sequence (a message the reader could not
+// parse) is answered with the failure verdict first, so no packet is ever
+// accepted unseen.
 //
 // The package knows nothing of the engine: it moves bytes and verdicts.
 // Conntrack attributes are not requested (this kernel cannot deliver them).

@@ -1,48 +1,28 @@
 package nfq
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/google/go-cmp/cmp"
 )
 
-// fakeSink records verdict calls as strings: "accept 1", "batch-accept 3",
+// fakeSink records verdict messages as strings: "accept 1", "batch-accept 3",
 // "drop 2", "repeat 4 mark=0x10000".
 type fakeSink struct {
 	calls []string
-	fail  bool
 }
 
-var errSink = errors.New("sink refused")
-
-func (f *fakeSink) SetVerdict(id uint32, v int) error {
-	name := map[int]string{nfqueue.NfAccept: "accept", nfqueue.NfDrop: "drop"}[v]
+func (f *fakeSink) verdict(id, v uint32, batch, withMark bool, mark uint32) {
+	name := map[uint32]string{nfAccept: "accept", nfDrop: "drop", nfRepeat: "repeat"}[v]
+	if batch {
+		name = "batch-" + name
+	}
+	if withMark {
+		f.calls = append(f.calls, fmt.Sprintf("%s %d mark=%#x", name, id, mark))
+		return
+	}
 	f.calls = append(f.calls, fmt.Sprintf("%s %d", name, id))
-	return f.err()
-}
-
-func (f *fakeSink) SetVerdictBatch(id uint32, v int) error {
-	name := map[int]string{nfqueue.NfAccept: "accept", nfqueue.NfDrop: "drop"}[v]
-	f.calls = append(f.calls, fmt.Sprintf("batch-%s %d", name, id))
-	return f.err()
-}
-
-func (f *fakeSink) SetVerdictWithOption(id uint32, v int, opts ...nfqueue.VerdictOption) error {
-	if v != nfqueue.NfRepeat || len(opts) != 1 {
-		f.calls = append(f.calls, fmt.Sprintf("unexpected verdict %d with %d options", v, len(opts)))
-	}
-	f.calls = append(f.calls, fmt.Sprintf("repeat %d", id))
-	return f.err()
-}
-
-func (f *fakeSink) err() error {
-	if f.fail {
-		return errSink
-	}
-	return nil
 }
 
 func TestIssuer(t *testing.T) {
@@ -59,7 +39,7 @@ func TestIssuer(t *testing.T) {
 			name:     "no batching: one message per verdict",
 			batch:    1,
 			verdicts: []Verdict{acc, drop, rep, acc},
-			want:     []string{"accept 1", "drop 2", "repeat 3", "accept 4"},
+			want:     []string{"accept 1", "drop 2", "repeat 3 mark=0x10000", "accept 4"},
 		},
 		{
 			name:     "batch of 3 accepts is one message",
@@ -72,7 +52,7 @@ func TestIssuer(t *testing.T) {
 			batch:    64,
 			verdicts: []Verdict{acc, acc, rep, acc},
 			flush:    true,
-			want:     []string{"batch-accept 2", "repeat 3", "batch-accept 4"},
+			want:     []string{"batch-accept 2", "repeat 3 mark=0x10000", "batch-accept 4"},
 		},
 		{
 			name:     "held accepts are flushed before a drop",
@@ -119,7 +99,7 @@ func TestIssuer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &fakeSink{}
-			is := issuer{sink: sink, c: &counters{}, batch: tt.batch, unseen: nfqueue.NfDrop}
+			is := issuer{sink: sink, c: &counters{}, batch: tt.batch, unseen: nfDrop}
 			for i, v := range tt.verdicts {
 				id := uint32(i + 1)
 				if tt.ids != nil {
@@ -137,27 +117,8 @@ func TestIssuer(t *testing.T) {
 	}
 }
 
-func TestIssuerCountsVerdictErrors(t *testing.T) {
-	sink := &fakeSink{fail: true}
-	var logged []string
-	is := issuer{sink: sink, c: &counters{}, batch: 1, onErr: func(op string, id uint32, err error) {
-		logged = append(logged, fmt.Sprintf("%s %d: %v", op, id, err))
-	}}
-	is.issue(1, Accept)
-	is.issue(2, Drop)
-	is.issue(3, RepeatWithMark(1))
-	want := Stats{Accepted: 1, Dropped: 1, Repeated: 1, VerdictErrors: 3}
-	if diff := cmp.Diff(want, is.c.snapshot()); diff != "" {
-		t.Errorf("stats (-want +got):\n%s", diff)
-	}
-	wantLog := []string{"accept 1: sink refused", "drop 2: sink refused", "repeat 3: sink refused"}
-	if diff := cmp.Diff(wantLog, logged); diff != "" {
-		t.Errorf("logged errors (-want +got):\n%s", diff)
-	}
-}
-
 func TestIssuerCountsUnseen(t *testing.T) {
-	is := issuer{sink: &fakeSink{}, c: &counters{}, batch: 64, unseen: nfqueue.NfAccept}
+	is := issuer{sink: &fakeSink{}, c: &counters{}, batch: 64, unseen: nfAccept}
 	for _, id := range []uint32{3, 4, 8, 20} {
 		is.issue(id, Accept)
 	}

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
+	"os"
 	"sync"
 	"time"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
-	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,32 +47,32 @@ type Config struct {
 	// Logger receives error lines (rate-limited); nil discards them.
 	Logger *slog.Logger
 	// BatchSize is the longest run of consecutive accepts answered by one
-	// batch verdict (the kernel accepts every queued id up to the last).
-	// A run is also answered as soon as the socket holds no further
-	// message, before any drop or repeat, and on a receive error, so an
-	// accept waits only while the reader works through a burst. 0 means
-	// DefaultBatchSize; 1 answers every packet on its own.
+	// batch verdict (the kernel accepts every queued id up to the last),
+	// and the most messages one receive reads (up to 256). Everything one
+	// receive read is decided and answered, in one write, before the next
+	// receive, so an accept waits only while the reader decides the
+	// packets read with it. 0 means DefaultBatchSize; 1 reads and answers
+	// every packet on its own.
 	BatchSize int
 }
 
-// Reader answers the packets of one queue. Open binds the queue; Run keeps
-// answering until its context ends. Stats may be called from any goroutine.
+// Reader answers the packets of one queue. Open binds the queue and starts
+// the receive goroutine; Run waits for the end. Stats may be called from any
+// goroutine.
 type Reader struct {
 	cfg     Config
 	log     *slog.Logger
-	nf      *nfqueue.Nfqueue
+	s       *sock
 	decider Decider
 	is      issuer
 	c       counters
 
 	ctx    context.Context // ends the receive loop
 	cancel context.CancelFunc
-	fatal  chan error // first error that stops the reader
+	done   chan struct{} // closed when the receive loop has returned
+	fatal  chan error    // first error that stops the reader
 
 	consecutive int // receive errors since the last packet; receive goroutine only
-	// pending reports whether more messages wait on the socket; nil
-	// (no batching) counts as none. Receive goroutine only.
-	pending func() bool
 
 	errLog, verdictLog, panicLog limiter
 
@@ -88,7 +86,7 @@ func Open(cfg Config, d Decider) (*Reader, error) {
 	if cfg.ReadBuffer == 0 {
 		cfg.ReadBuffer = DefaultReadBuffer
 	}
-	if cfg.BatchSize == 0 {
+	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
 	log := cfg.Logger
@@ -96,58 +94,29 @@ func Open(cfg Config, d Decider) (*Reader, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("queue", cfg.Queue)
-	flags := uint32(nfqueue.NfQaCfgFlagGSO)
-	if cfg.FailOpen {
-		flags |= nfqueue.NfQaCfgFlagFailOpen
-	}
-	nf, err := nfqueue.Open(&nfqueue.Config{
-		NetNS:        cfg.NetNS,
-		NfQueue:      cfg.Queue,
-		MaxQueueLen:  cfg.MaxLen,
-		MaxPacketLen: MaxPacketLen,
-		Copymode:     nfqueue.NfQnlCopyPacket,
-		Flags:        flags,
-		// The family only matters to pre-3.8 kernels: one socket
-		// carries both IPv4 and IPv6.
-		AfFamily: unix.AF_INET,
-		Logger:   libLogger{log},
-	})
+	s, err := openSock(cfg, min(cfg.BatchSize, maxVector))
 	if err != nil {
-		return nil, fmt.Errorf("nfq: open queue %d socket: %w", cfg.Queue, err)
-	}
-	r := &Reader{cfg: cfg, log: log, nf: nf, decider: d, fatal: make(chan error, 1)}
-	r.is = issuer{sink: nf, c: &r.c, batch: cfg.BatchSize, unseen: nfqueue.NfDrop, onErr: r.verdictError}
-	if cfg.FailureAccept {
-		r.is.unseen = nfqueue.NfAccept
-	}
-	if cfg.BatchSize > 1 {
-		bl, err := newBacklog(nf.Con)
-		if err != nil {
-			nf.Close()
-			return nil, fmt.Errorf("nfq: queue %d: raw socket: %w", cfg.Queue, err)
+		if errors.Is(err, ErrQueueInUse) {
+			return nil, fmt.Errorf("nfq: bind queue %d: %w", cfg.Queue, err)
 		}
-		r.pending = bl.pending
+		return nil, fmt.Errorf("nfq: queue %d: %w", cfg.Queue, err)
 	}
-	// Without NoENOBUFS a full receive buffer is reported as an error
-	// and, with the library's default handling, ends the reader.
-	if err := nf.Con.SetOption(netlink.NoENOBUFS, true); err != nil {
-		nf.Close()
-		return nil, fmt.Errorf("nfq: queue %d: set NoENOBUFS: %w", cfg.Queue, err)
+	r := newReader(cfg, log, s, d)
+	go r.loop()
+	return r, nil
+}
+
+func newReader(cfg Config, log *slog.Logger, sink verdictSink, d Decider) *Reader {
+	r := &Reader{cfg: cfg, log: log, decider: d, fatal: make(chan error, 1), done: make(chan struct{})}
+	if s, ok := sink.(*sock); ok {
+		r.s = s
 	}
-	if err := nf.Con.SetReadBuffer(cfg.ReadBuffer); err != nil {
-		nf.Close()
-		return nil, fmt.Errorf("nfq: queue %d: set read buffer %d: %w", cfg.Queue, cfg.ReadBuffer, err)
+	r.is = issuer{sink: sink, c: &r.c, batch: cfg.BatchSize, unseen: nfDrop}
+	if cfg.FailureAccept {
+		r.is.unseen = nfAccept
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	if err := nf.RegisterWithErrorFunc(r.ctx, r.hook, r.onError); err != nil {
-		r.cancel()
-		nf.Close()
-		if errors.Is(err, unix.EPERM) {
-			return nil, fmt.Errorf("nfq: bind queue %d: %w (%v)", cfg.Queue, ErrQueueInUse, err)
-		}
-		return nil, fmt.Errorf("nfq: bind queue %d: %w", cfg.Queue, err)
-	}
-	return r, nil
+	return r
 }
 
 // Run blocks until ctx ends (returning nil) or the reader stops on its own
@@ -169,12 +138,17 @@ func (r *Reader) Run(ctx context.Context) error {
 	return err
 }
 
-// Close unbinds the queue and closes the socket; it is idempotent.
+// Close stops the receive loop, unbinds the queue and closes the socket;
+// it is idempotent.
 func (r *Reader) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		r.cancel()
-		if cerr := r.nf.Close(); cerr != nil && !errors.Is(cerr, net.ErrClosed) {
+		if ierr := r.s.interrupt(); ierr != nil && !errors.Is(ierr, net.ErrClosed) {
+			err = fmt.Errorf("nfq: stop queue %d: %w", r.cfg.Queue, ierr)
+		}
+		<-r.done
+		if cerr := r.s.close(); cerr != nil && err == nil {
 			err = fmt.Errorf("nfq: close queue %d: %w", r.cfg.Queue, cerr)
 		}
 	})
@@ -184,20 +158,68 @@ func (r *Reader) Close() error {
 // Stats returns the counters so far.
 func (r *Reader) Stats() Stats { return r.c.snapshot() }
 
-// hook handles one queue message in the receive goroutine. It always
-// returns 0: the loop must go on whatever one packet did.
-func (r *Reader) hook(a nfqueue.Attribute) int {
-	r.consecutive = 0
-	if a.PacketID == nil {
+// loop is the receive goroutine: read what the socket holds, decide each
+// packet, send every verdict for it in one write.
+func (r *Reader) loop() {
+	defer close(r.done)
+	for {
+		n, err := r.s.recv()
+		if err != nil {
+			if r.onError(err) != 0 {
+				return
+			}
+			continue
+		}
+		r.consecutive = 0
+		for i := range n {
+			r.datagram(r.s.datagram(i), r.s.truncated(i))
+		}
+		r.is.flush() // everything read is decided: answer the held accepts
+		if err := r.s.send(); err != nil {
+			r.verdictError(err)
+		}
+	}
+}
+
+// datagram handles the messages of one datagram: queued packets, and the
+// kernel's answers to verdicts it did not take.
+func (r *Reader) datagram(b []byte, truncated bool) {
+	for len(b) > 0 {
+		m, rest, err := nextMessage(b)
+		if err != nil {
+			r.c.bad.Add(1)
+			return
+		}
+		b = rest
+		switch m.typ {
+		case msgPacket:
+			p, err := parsePacket(m.body)
+			r.packet(p, err != nil || truncated)
+		case nlmsgError:
+			if errno, _, err := errorCode(m.body); err == nil && errno != 0 {
+				r.verdictError(unix.Errno(errno))
+			}
+		}
+	}
+}
+
+// packet decides one queued packet. A message without a packet id cannot
+// be answered; one whose packet is cut short gets the failure verdict. A
+// packet queued before the bind's copy mode applied came without its
+// bytes: it goes through its hook again, to be queued with them.
+func (r *Reader) packet(p packetMsg, broken bool) {
+	switch {
+	case !p.hasID:
 		r.c.bad.Add(1)
-		return 0
+	case broken:
+		r.c.bad.Add(1)
+		r.is.issue(p.id, Verdict{Accept: r.cfg.FailureAccept})
+	case !p.hasData:
+		r.is.issue(p.id, Verdict{Repeat: true, Mark: p.meta.Mark})
+	default:
+		r.c.packets.Add(1)
+		r.is.issue(p.id, r.decide(p.payload, p.meta))
 	}
-	r.c.packets.Add(1)
-	r.is.issue(*a.PacketID, r.decide(payload(a), meta(a)))
-	if r.is.held > 0 && (r.pending == nil || !r.pending()) {
-		r.is.flush() // the burst is read: answer the held accepts now
-	}
-	return 0
 }
 
 // decide calls the Decider, turning a panic into the failure verdict.
@@ -215,34 +237,9 @@ func (r *Reader) decide(pkt []byte, m Meta) (v Verdict) {
 	return r.decider.Decide(pkt, m)
 }
 
-func payload(a nfqueue.Attribute) []byte {
-	if a.Payload == nil {
-		return nil
-	}
-	return *a.Payload
-}
-
-func meta(a nfqueue.Attribute) Meta {
-	var m Meta
-	if a.Hook != nil {
-		m.Hook = *a.Hook
-	}
-	if a.InDev != nil {
-		m.InDev = *a.InDev
-	}
-	if a.OutDev != nil {
-		m.OutDev = *a.OutDev
-	}
-	if a.Mark != nil {
-		m.Mark = *a.Mark
-	}
-	return m
-}
-
 // onError handles a receive error in the receive goroutine. It returns 0 to
 // keep reading, anything else stops the loop.
 func (r *Reader) onError(err error) int {
-	r.is.flush() // no accept waits behind an error
 	if r.ctx.Err() != nil {
 		return 1 // stopping: the error is the read deadline Close set
 	}
@@ -253,12 +250,7 @@ func (r *Reader) onError(err error) int {
 			r.log.Warn("nfq: receive buffer overrun, kernel lost queue messages", "suppressed", n)
 		}
 		return 0
-	case errors.Is(err, unix.ENOENT):
-		// The kernel's answer to a verdict for an id no longer queued
-		// (an unseen id it had dropped itself): the socket is fine.
-		r.c.verdictErrs.Add(1)
-		return 0
-	case errors.Is(err, net.ErrClosed), errors.Is(err, unix.EBADF):
+	case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.Is(err, unix.EBADF):
 		r.stop(fmt.Errorf("nfq: receive on queue %d: %w: %v", r.cfg.Queue, ErrReaderStopped, err))
 		return 1
 	}
@@ -282,27 +274,12 @@ func (r *Reader) stop(err error) {
 	}
 }
 
-func (r *Reader) verdictError(op string, id uint32, err error) {
+// verdictError counts a verdict the kernel did not take: ENOENT for an id
+// no longer queued (an unseen id the kernel had dropped itself), or a failed
+// send. The socket is fine either way.
+func (r *Reader) verdictError(err error) {
+	r.c.verdictErrs.Add(1)
 	if ok, n := r.verdictLog.allow(time.Now()); ok {
-		r.log.Warn("nfq: verdict failed", "op", op, "id", id, "err", err, "suppressed", n)
+		r.log.Warn("nfq: verdict not taken", "err", err, "suppressed", n)
 	}
-}
-
-// libLogger routes go-nfqueue's own log lines to slog.
-type libLogger struct{ log *slog.Logger }
-
-func (l libLogger) Debugf(format string, args ...any) {
-	l.log.Debug("go-nfqueue: " + fmt.Sprintf(format, args...))
-}
-
-func (l libLogger) Errorf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	// Every orderly stop says the first; the second comes when Close wins
-	// the race against the library's own unbind, which is harmless: the
-	// kernel releases the queue when the socket closes.
-	if strings.HasPrefix(msg, "Stop receiving") || strings.HasPrefix(msg, "Could not unbind") {
-		l.log.Debug("go-nfqueue: " + msg)
-		return
-	}
-	l.log.Warn("go-nfqueue: " + msg)
 }

@@ -2,16 +2,15 @@ package nfq
 
 import (
 	"bytes"
-	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
+	"slices"
 	"testing"
 	"time"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 )
@@ -19,15 +18,15 @@ import (
 // newTestReader builds a Reader around a fake sink, without a socket.
 func newTestReader(cfg Config, d Decider) (*Reader, *fakeSink) {
 	sink := &fakeSink{}
-	r := &Reader{cfg: cfg, decider: d, fatal: make(chan error, 1)}
-	r.log = discardLogger()
-	r.is = issuer{sink: sink, c: &r.c, batch: 1, onErr: r.verdictError}
-	r.ctx, r.cancel = context.WithCancel(context.Background())
-	return r, sink
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 1
+	}
+	return newReader(cfg, discardLogger(), sink, d), sink
 }
 
-func attr(id uint32, payload []byte, hook uint8, in, out, mark uint32) nfqueue.Attribute {
-	return nfqueue.Attribute{PacketID: &id, Payload: &payload, Hook: &hook, InDev: &in, OutDev: &out, Mark: &mark}
+// hook hands one queued packet to r as the receive loop would.
+func hook(r *Reader, id uint32, payload []byte, hookNum uint8, in, out, mark uint32) {
+	r.datagram(packetMessage(id, payload, hookNum, in, out, mark), false)
 }
 
 func TestHookPassesPacketAndMeta(t *testing.T) {
@@ -38,9 +37,7 @@ func TestHookPassesPacketAndMeta(t *testing.T) {
 		return Accept
 	}))
 	pkt := []byte{0x45, 0, 0, 20} // the start of an IPv4 header
-	if ret := r.hook(attr(9, pkt, HookForward, 2, 3, 0x42)); ret != 0 {
-		t.Fatalf("hook returned %d, want 0 (keep reading)", ret)
-	}
+	hook(r, 9, pkt, HookForward, 2, 3, 0x42)
 	if diff := cmp.Diff(pkt, gotPkt); diff != "" {
 		t.Errorf("packet (-want +got):\n%s", diff)
 	}
@@ -65,7 +62,7 @@ func TestHookAnswersPanicsWithFailureVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r, sink := newTestReader(tt.cfg, panicky)
-			r.hook(attr(1, nil, HookInput, 1, 0, 0))
+			hook(r, 1, nil, HookInput, 1, 0, 0)
 			if diff := cmp.Diff(tt.want, sink.calls); diff != "" {
 				t.Errorf("verdicts (-want +got):\n%s", diff)
 			}
@@ -76,16 +73,65 @@ func TestHookAnswersPanicsWithFailureVerdict(t *testing.T) {
 	}
 }
 
-func TestHookWithoutPacketIDIsCountedNotAnswered(t *testing.T) {
+func TestBrokenMessages(t *testing.T) {
+	ok := packetMessage(5, []byte{0x45}, HookInput, 1, 0, 0)
+	noPayload := packetMessage(6, nil, HookInput, 1, 0, 7)
+	noPayload = noPayload[:len(noPayload)-nlaHdrLen] // drop the empty payload attribute
+	binary.NativeEndian.PutUint32(noPayload, uint32(len(noPayload)))
+	cutAttr := slices.Clone(ok)
+	binary.NativeEndian.PutUint16(cutAttr[len(cutAttr)-8:], 200) // payload attribute longer than the message
+	tests := []struct {
+		name      string
+		msg       []byte
+		truncated bool
+		want      []string
+		wantStats Stats
+	}{
+		{name: "no packet id: counted, not answered",
+			msg:       packetMessage(0, nil, 0, 0, 0, 0)[:nlmsgHdrLen+nfgenHdrLen],
+			wantStats: Stats{Malformed: 1}},
+		{name: "message longer than the datagram: counted",
+			msg:       ok[:len(ok)-4],
+			wantStats: Stats{Malformed: 1}},
+		{name: "attribute cut short: failure verdict",
+			msg:       fixLen(cutAttr),
+			want:      []string{"drop 5"},
+			wantStats: Stats{Malformed: 1, Dropped: 1}},
+		{name: "datagram cut to the buffer: failure verdict",
+			msg: ok, truncated: true,
+			want:      []string{"drop 5"},
+			wantStats: Stats{Malformed: 1, Dropped: 1}},
+		{name: "no payload (queued before the copy mode applied): sent through the hook again",
+			msg:       noPayload,
+			want:      []string{"repeat 6 mark=0x7"},
+			wantStats: Stats{Repeated: 1}},
+		{name: "the kernel refused a verdict: counted",
+			msg:       errorMessage(-int32(unix.ENOENT), 0),
+			wantStats: Stats{VerdictErrors: 1}},
+		{name: "an ack is no error",
+			msg: errorMessage(0, 3)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, sink := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
+			r.datagram(tt.msg, tt.truncated)
+			if diff := cmp.Diff(tt.want, sink.calls); diff != "" {
+				t.Errorf("verdicts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantStats, r.Stats()); diff != "" {
+				t.Errorf("stats (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDatagramWithSeveralMessages reads every message of one datagram.
+func TestDatagramWithSeveralMessages(t *testing.T) {
 	r, sink := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
-	if ret := r.hook(nfqueue.Attribute{}); ret != 0 {
-		t.Fatalf("hook returned %d, want 0", ret)
-	}
-	if len(sink.calls) != 0 {
-		t.Errorf("verdicts = %v, want none", sink.calls)
-	}
-	if diff := cmp.Diff(Stats{Malformed: 1}, r.Stats()); diff != "" {
-		t.Errorf("stats (-want +got):\n%s", diff)
+	b := slices.Concat(packetMessage(1, []byte{1, 2, 3}, HookInput, 1, 0, 0), packetMessage(2, []byte{4}, HookInput, 1, 0, 0))
+	r.datagram(b, false)
+	if diff := cmp.Diff([]string{"accept 1", "accept 2"}, sink.calls); diff != "" {
+		t.Errorf("verdicts (-want +got):\n%s", diff)
 	}
 }
 
@@ -146,7 +192,8 @@ func TestOnErrorStopsAfterConsecutiveErrors(t *testing.T) {
 			t.Fatal("reader stopped before MaxConsecutiveErrors")
 		}
 	}
-	r.hook(attr(1, nil, HookInput, 0, 0, 0)) // a packet resets the run
+	hook(r, 1, nil, HookInput, 0, 0, 0)
+	r.consecutive = 0 // what the loop does after a successful receive
 	for range MaxConsecutiveErrors - 1 {
 		if r.onError(errors.New("x")) != 0 {
 			t.Fatal("a packet did not reset the error run")
@@ -183,61 +230,69 @@ func TestLimiter(t *testing.T) {
 }
 
 // TestHookAllocs proves the reader adds no allocation per packet between
-// the library's message and the verdict call (the fake sink allocates
-// nothing for accepts here; the library's own parse and send are outside).
+// the receive buffer and the verdict message.
 func TestHookAllocs(t *testing.T) {
-	r, _ := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Drop }))
-	r.is.sink = nopSink{}
-	a := attr(1, make([]byte, 60), HookInput, 1, 0, 0)
-	if n := testing.AllocsPerRun(1000, func() { r.hook(a) }); n != 0 {
-		t.Errorf("hook allocates %v times per packet, want 0", n)
+	for _, batch := range []int{1, DefaultBatchSize} {
+		r, _ := newTestReader(Config{BatchSize: batch}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
+		r.is.sink = nopSink{}
+		msg := packetMessage(1, make([]byte, 60), HookInput, 1, 0, 0)
+		id := uint32(0)
+		if n := testing.AllocsPerRun(1000, func() {
+			id++
+			setPacketID(msg, id)
+			r.datagram(msg, false)
+		}); n != 0 {
+			t.Errorf("batch %d: a packet allocates %v times, want 0", batch, n)
+		}
 	}
 }
 
-// TestHookBatchesBursts shows when the reader answers held accepts: at
-// once when the socket is drained, at the end of a burst otherwise, and
-// before any other verdict.
-func TestHookBatchesBursts(t *testing.T) {
+// TestLoopBatchesWhatOneReceiveRead shows when the reader answers held
+// accepts: at the end of what one receive read, when the batch is full,
+// and before any other verdict.
+func TestLoopBatchesWhatOneReceiveRead(t *testing.T) {
 	acc, rep := Accept, RepeatWithMark(0x10000)
 	tests := []struct {
 		name     string
 		verdicts []Verdict
-		pending  []bool // socket backlog seen after each packet
+		reads    []int // packets per receive
 		want     []string
 	}{
 		{
-			name:     "idle socket: every accept answered at once",
+			name:     "a packet per receive: every accept answered at once",
 			verdicts: []Verdict{acc, acc},
-			pending:  []bool{false, false},
+			reads:    []int{1, 1},
 			want:     []string{"batch-accept 1", "batch-accept 2"},
 		},
 		{
-			name:     "burst of three: one message at its end",
+			name:     "three in one receive: one message",
 			verdicts: []Verdict{acc, acc, acc},
-			pending:  []bool{true, true, false},
+			reads:    []int{3},
 			want:     []string{"batch-accept 3"},
 		},
 		{
-			name:     "burst longer than the batch size: a message per full batch",
+			name:     "more than the batch size: a message per full batch",
 			verdicts: []Verdict{acc, acc, acc, acc, acc},
-			pending:  []bool{true, true, true, true, false},
+			reads:    []int{5},
 			want:     []string{"batch-accept 3", "batch-accept 5"},
 		},
 		{
-			name:     "a reject inside a burst flushes the accepts before it",
+			name:     "a reject among them flushes the accepts before it",
 			verdicts: []Verdict{acc, acc, rep, acc},
-			pending:  []bool{true, true, true, false},
-			want:     []string{"batch-accept 2", "repeat 3", "batch-accept 4"},
+			reads:    []int{4},
+			want:     []string{"batch-accept 2", "repeat 3 mark=0x10000", "batch-accept 4"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			i := 0
-			r, sink := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return tt.verdicts[i] }))
-			r.is.batch = 3
-			r.pending = func() bool { return tt.pending[i] }
-			for i = range tt.verdicts {
-				r.hook(attr(uint32(i+1), nil, HookInput, 1, 0, 0))
+			r, sink := newTestReader(Config{BatchSize: 3}, DeciderFunc(func([]byte, Meta) Verdict { return tt.verdicts[i] }))
+			for _, n := range tt.reads {
+				for range n {
+					hook(r, uint32(i+1), nil, HookInput, 1, 0, 0)
+					i++
+				}
+				r.is.flush() // the loop's end of a receive
 			}
 			if diff := cmp.Diff(tt.want, sink.calls); diff != "" {
 				t.Errorf("verdict messages (-want +got):\n%s", diff)
@@ -246,101 +301,26 @@ func TestHookBatchesBursts(t *testing.T) {
 	}
 }
 
-func TestOnErrorFlushesHeldAccepts(t *testing.T) {
-	r, sink := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
-	r.is.batch = 64
-	r.pending = func() bool { return true }
-	r.hook(attr(1, nil, HookInput, 1, 0, 0))
-	r.hook(attr(2, nil, HookInput, 1, 0, 0))
-	r.onError(fmt.Errorf("receive: %w", unix.ENOBUFS))
-	if diff := cmp.Diff([]string{"batch-accept 2"}, sink.calls); diff != "" {
-		t.Errorf("verdict messages (-want +got):\n%s", diff)
-	}
-}
-
-// TestHookAllocsBatched proves batching adds no allocation per packet,
-// whether the accept is held or flushed.
-func TestHookAllocsBatched(t *testing.T) {
-	for _, backlog := range []bool{false, true} {
-		r, _ := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
-		r.is.sink = nopSink{}
-		r.is.batch = DefaultBatchSize
-		r.pending = func() bool { return backlog }
-		id := uint32(0)
-		a := attr(0, make([]byte, 60), HookInput, 1, 0, 0)
-		if n := testing.AllocsPerRun(1000, func() { id++; *a.PacketID = id; r.hook(a) }); n != 0 {
-			t.Errorf("backlog %v: hook allocates %v times per packet, want 0", backlog, n)
-		}
-	}
-}
-
-// TestBacklog checks the socket probe on a datagram socket pair: nothing
-// pending, then a waiting datagram, without allocating.
-func TestBacklog(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, wr := os.NewFile(uintptr(fds[0]), "rd"), os.NewFile(uintptr(fds[1]), "wr")
-	defer rd.Close()
-	defer wr.Close()
-	b, err := newBacklog(rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b.pending() {
-		t.Error("pending() = true on an empty socket")
-	}
-	if _, err := wr.Write([]byte("x")); err != nil {
-		t.Fatal(err)
-	}
-	if !b.pending() {
-		t.Error("pending() = false with a datagram waiting")
-	}
-	if n := testing.AllocsPerRun(1000, func() { b.pending() }); n != 0 {
-		t.Errorf("pending() allocates %v times, want 0", n)
-	}
-	rd.Close()
-	if b.pending() {
-		t.Error("pending() = true on a closed socket")
-	}
-}
-
-func BenchmarkBacklog(b *testing.B) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rd, wr := os.NewFile(uintptr(fds[0]), "rd"), os.NewFile(uintptr(fds[1]), "wr")
-	defer rd.Close()
-	defer wr.Close()
-	bl, err := newBacklog(rd)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		bl.pending()
-	}
-}
-
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 type nopSink struct{}
 
-func (nopSink) SetVerdict(uint32, int) error      { return nil }
-func (nopSink) SetVerdictBatch(uint32, int) error { return nil }
-func (nopSink) SetVerdictWithOption(uint32, int, ...nfqueue.VerdictOption) error {
-	return nil
-}
+func (nopSink) verdict(uint32, uint32, bool, bool, uint32) {}
 
+// BenchmarkHook is the reader's own cost per packet: parse the queue
+// message, decide (accept), issue the verdict message.
 func BenchmarkHook(b *testing.B) {
-	r, _ := newTestReader(Config{}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
-	r.is.sink = nopSink{}
-	a := attr(1, make([]byte, 60), HookInput, 1, 0, 0)
+	r, _ := newTestReader(Config{BatchSize: DefaultBatchSize}, DeciderFunc(func([]byte, Meta) Verdict { return Accept }))
+	s := &sock{queue: 0}
+	r.is.sink = s
+	msg := packetMessage(1, make([]byte, 60), HookInput, 1, 0, 0)
+	id := uint32(0)
 	b.ReportAllocs()
 	for b.Loop() {
-		r.hook(a)
+		id++
+		setPacketID(msg, id)
+		r.datagram(msg, false)
+		s.out = s.out[:0]
 	}
 }
 

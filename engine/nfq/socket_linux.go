@@ -1,0 +1,245 @@
+package nfq
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// bufSize is one receive buffer: a whole packet (MaxPacketLen) and the
+// message around it (headers and attributes, a few hundred bytes).
+const bufSize = MaxPacketLen + 4096
+
+// maxVector bounds the datagrams read by one receive.
+const maxVector = 256
+
+// bindTimeout bounds the wait for the kernel's answer to the bind.
+const bindTimeout = 5 * time.Second
+
+// sock is one queue's netlink socket. mdlayher/netlink opens it (in the
+// configured namespace), sets its options and closes it; the packet path
+// goes through the raw descriptor, in the runtime's poller: recvmmsg(2)
+// reads every queued message up to the vector's length in one call into
+// buffers allocated once, and one write(2) carries every verdict for
+// them. go-nfqueue's receive loop costs two recvmsg calls and about ten
+// allocations per packet and sends one message per verdict, which bounded
+// the queue's throughput before any decision was made. Only the reader's
+// goroutine uses recv and send.
+type sock struct {
+	c     *netlink.Conn
+	rc    syscall.RawConn
+	queue uint16
+
+	bufs []byte // len(hdrs) buffers of bufSize
+	iovs []unix.Iovec
+	hdrs []unix.Mmsghdr
+	got  int   // datagrams read by the last recv
+	rerr error // errno of the last recv
+	recvFn,
+	sendFn func(fd uintptr) bool
+
+	out  []byte // messages waiting for send
+	werr error
+}
+
+// openSock opens the socket for cfg.Queue with a receive vector of vlen
+// datagrams, and binds the queue.
+func openSock(cfg Config, vlen int) (*sock, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: cfg.NetNS})
+	if err != nil {
+		return nil, fmt.Errorf("open socket: %w", err)
+	}
+	s := &sock{c: c, queue: cfg.Queue}
+	if err := s.setup(cfg, vlen); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sock) setup(cfg Config, vlen int) error {
+	// Without NoENOBUFS a full receive buffer is reported as an error on
+	// the next read; the reader learns of lost messages from the gap in
+	// packet ids instead. CapAcknowledge keeps error answers to a header
+	// instead of a copy of the whole request.
+	for _, o := range []netlink.ConnOption{netlink.NoENOBUFS, netlink.CapAcknowledge} {
+		if err := s.c.SetOption(o, true); err != nil {
+			return fmt.Errorf("set socket option %d: %w", o, err)
+		}
+	}
+	if err := s.c.SetReadBuffer(cfg.ReadBuffer); err != nil {
+		return fmt.Errorf("set read buffer %d: %w", cfg.ReadBuffer, err)
+	}
+	rc, err := s.c.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("raw socket: %w", err)
+	}
+	s.rc = rc
+	s.bufs = make([]byte, vlen*bufSize)
+	s.iovs = make([]unix.Iovec, vlen)
+	s.hdrs = make([]unix.Mmsghdr, vlen)
+	for i := range s.hdrs {
+		s.iovs[i].Base = &s.bufs[i*bufSize]
+		s.iovs[i].SetLen(bufSize)
+		s.hdrs[i].Hdr.Iov = &s.iovs[i]
+		s.hdrs[i].Hdr.SetIovlen(1)
+	}
+	s.recvFn, s.sendFn = s.doRecv, s.doSend
+	s.out = make([]byte, 0, vlen*verdictMsgLen+verdictMsgLen)
+	return s.bind(cfg)
+}
+
+// bind sends the bind request and waits for its answer. Packets can reach
+// the socket before the answer (the queue exists from the moment the
+// kernel starts on the request); they are sent through their hook again
+// (NF_REPEAT), to be queued anew and decided by the reader.
+func (s *sock) bind(cfg Config) error {
+	flags := uint32(flagGSO)
+	if cfg.FailOpen {
+		flags |= flagFailOpen
+	}
+	const seq = 1
+	s.out = appendBind(s.out[:0], seq, queueConfig{
+		queue: cfg.Queue, copyLen: MaxPacketLen, maxLen: cfg.MaxLen,
+		flags: flags, flagMask: flagGSO | flagFailOpen,
+	})
+	if err := s.send(); err != nil {
+		return fmt.Errorf("send bind request: %w", err)
+	}
+	if err := s.c.SetReadDeadline(time.Now().Add(bindTimeout)); err != nil {
+		return err
+	}
+	defer s.c.SetReadDeadline(time.Time{})
+	for {
+		n, err := s.recv()
+		if err != nil {
+			return fmt.Errorf("wait for bind answer: %w", err)
+		}
+		answered, errno := false, int32(0)
+		for i := range n {
+			for b := s.datagram(i); len(b) > 0; {
+				m, rest, err := nextMessage(b)
+				if err != nil {
+					break
+				}
+				b = rest
+				switch m.typ {
+				case msgPacket:
+					if p, _ := parsePacket(m.body); p.hasID {
+						s.out = appendVerdict(s.out, s.queue, p.id, nfRepeat, false, false, 0)
+					}
+				case nlmsgError:
+					if e, sq, err := errorCode(m.body); err == nil && sq == seq {
+						answered, errno = true, e
+					}
+				}
+			}
+		}
+		if err := s.send(); err != nil {
+			return fmt.Errorf("answer packets queued while binding: %w", err)
+		}
+		switch {
+		case !answered:
+		case errno == 0:
+			return nil
+		case errno == int32(unix.EPERM) || errno == int32(unix.EBUSY):
+			return fmt.Errorf("%w (%v)", ErrQueueInUse, unix.Errno(errno))
+		default:
+			return fmt.Errorf("kernel refused the bind: %w", unix.Errno(errno))
+		}
+	}
+}
+
+// recv reads the datagrams waiting on the socket, at least one, at most
+// the vector's length, parking in the poller while there are none. It
+// returns how many it read; datagram(i) returns each.
+func (s *sock) recv() (int, error) {
+	s.got, s.rerr = 0, nil
+	if err := s.rc.Read(s.recvFn); err != nil {
+		return 0, err
+	}
+	return s.got, s.rerr
+}
+
+func (s *sock) doRecv(fd uintptr) bool {
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
+			uintptr(len(s.hdrs)), unix.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case 0:
+			s.got = int(n)
+			return true
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // wait until readable
+		}
+		s.rerr = e
+		return true
+	}
+}
+
+// datagram returns the i-th datagram of the last recv. A datagram cut to
+// the buffer (MSG_TRUNC) is returned as far as it was read; truncated says
+// so.
+func (s *sock) datagram(i int) []byte {
+	n := min(int(s.hdrs[i].Len), bufSize)
+	return s.bufs[i*bufSize : i*bufSize+n]
+}
+
+func (s *sock) truncated(i int) bool { return s.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 }
+
+// verdict queues one verdict message for the next send (verdictSink).
+func (s *sock) verdict(id, verdict uint32, batch, withMark bool, mark uint32) {
+	s.out = appendVerdict(s.out, s.queue, id, verdict, batch, withMark, mark)
+}
+
+// send writes the waiting messages in one datagram; the kernel handles
+// them in order. The buffer is emptied whatever happens.
+func (s *sock) send() error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	s.werr = nil
+	err := s.rc.Write(s.sendFn)
+	s.out = s.out[:0]
+	if err != nil {
+		return err
+	}
+	return s.werr
+}
+
+func (s *sock) doSend(fd uintptr) bool {
+	for {
+		_, err := unix.Write(int(fd), s.out)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.EAGAIN):
+			return false
+		}
+		s.werr = err
+		return true
+	}
+}
+
+// interrupt makes a blocked or later recv return at once.
+func (s *sock) interrupt() error { return s.c.SetReadDeadline(time.Unix(1, 0)) }
+
+// close unbinds the queue (the kernel would on close too, dropping what
+// is still queued) and closes the socket.
+func (s *sock) close() error {
+	s.out = appendUnbind(s.out[:0], 2, s.queue)
+	_ = s.send() // best effort: closing the socket releases the queue anyway
+	err := s.c.Close()
+	if errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	return err
+}
