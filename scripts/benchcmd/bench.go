@@ -181,8 +181,17 @@ func (b *bench) measure(ctx context.Context, g gateway, rep int) (block, error) 
 			}
 		}
 	}
+	var floodProf chan error
+	if profiling {
+		floodProf = b.fetchProfile(ctx, fmt.Sprintf("profile?seconds=%d", int(b.point.Seconds())), "cpu-udp-new-flows")
+	}
 	if bl.UDPFlood, err = b.udpFlood(ctx); err != nil {
 		return bl, err
+	}
+	if floodProf != nil {
+		if err := <-floodProf; err != nil {
+			b.logf("profile cpu-udp-new-flows: %v", err)
+		}
 	}
 	if bl.IperfGbps, err = b.iperf(ctx); err != nil {
 		return bl, err

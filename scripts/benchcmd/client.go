@@ -45,6 +45,9 @@ func parseClient(name string, args []string) (clientFlags, error) {
 	return c, nil
 }
 
+// udpRequest is the UDP client's datagram, the one the server answers.
+var udpRequest = []byte("nfqfw-bench")
+
 // maxLatencies bounds the latency samples kept per worker.
 const maxLatencies = 1 << 20
 
@@ -115,7 +118,7 @@ func udpClient(args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msg, buf := []byte("nfqfw-bench"), make([]byte, 64)
+			msg, buf := udpRequest, make([]byte, 64)
 			port := lo + w
 			for time.Now().Before(end) {
 				laddr := &net.UDPAddr{Port: port}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -16,7 +17,10 @@ import (
 )
 
 // serve runs a TCP server that accepts and closes at once and a UDP
-// responder that answers every datagram with its own bytes, until SIGTERM.
+// responder, until SIGTERM. The responder answers the UDP client's requests
+// (udpRequest) with their own bytes and reads everything else without an
+// answer: the flood's datagrams would otherwise each cost a reply packet
+// through the gateway, on the same two CPUs as the gateway under test.
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	tcpAddr := fs.String("tcp", ":80", "TCP accept-and-close `address`")
@@ -63,7 +67,9 @@ func serve(args []string) error {
 					}
 					continue
 				}
-				pc.WriteTo(buf[:n], from)
+				if bytes.Equal(buf[:n], udpRequest) {
+					pc.WriteTo(buf[:n], from)
+				}
 			}
 		}()
 	}
