@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/netlink"
+	"github.com/nfqfw/nfqfw/engine/internal/mmsg"
 	"github.com/ti-mo/conntrack"
 	"golang.org/x/sys/unix"
 )
@@ -61,7 +62,7 @@ type Follower struct {
 	opts Options
 	log  *slog.Logger
 	ev   *eventSocket
-	buf  []byte // receive buffer of the event socket; Run's goroutine only
+	in   *mmsg.Vector // receive buffers of the event socket; Run's goroutine only
 	q    querier
 
 	events, decodeErrs, errs, enobufs, resyncs, resyncErrs atomic.Uint64
@@ -85,7 +86,7 @@ func Listen(opts Options) (*Follower, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ctnl: event socket: %w", err)
 	}
-	return &Follower{opts: opts, log: log, ev: ev, buf: make([]byte, eventBuffer), q: querier{netns: opts.NetNS}, closed: make(chan struct{})}, nil
+	return &Follower{opts: opts, log: log, ev: ev, in: mmsg.NewVector(eventVector, eventBuffer), q: querier{netns: opts.NetNS}, closed: make(chan struct{})}, nil
 }
 
 // Stats returns the counters so far.
@@ -135,7 +136,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 	var lim limiter
 	consecutive := 0
 	for {
-		n, err := f.ev.f.Read(f.buf)
+		n, err := f.ev.recv(f.in)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -168,7 +169,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 			continue
 		}
 		consecutive = 0
-		f.deliver(f.buf[:n], fn)
+		f.deliverAll(n, fn)
 	}
 }
 
@@ -191,11 +192,11 @@ func (f *Follower) drain(ctx context.Context, fn func(Event)) error {
 	}()
 	for ctx.Err() == nil {
 		f.ev.f.SetReadDeadline(time.Now().Add(drainWait))
-		n, err := f.ev.f.Read(f.buf)
+		n, err := f.ev.recv(f.in)
 		var ne net.Error
 		switch {
 		case err == nil:
-			f.deliver(f.buf[:n], fn)
+			f.deliverAll(n, fn)
 		case errors.As(err, &ne) && ne.Timeout():
 			return nil // empty
 		case errors.Is(err, unix.ENOBUFS):
@@ -210,10 +211,23 @@ func (f *Follower) drain(ctx context.Context, fn func(Event)) error {
 	return nil
 }
 
-// eventBuffer is the size of the event socket's receive buffer in the
-// Follower: one read returns one datagram, a conntrack event is a few
-// hundred bytes.
-const eventBuffer = 64 << 10
+// A receive reads up to eventVector datagrams, each into a buffer of
+// eventBuffer bytes: a datagram is one conntrack event of a few hundred
+// bytes.
+const (
+	eventVector = 64
+	eventBuffer = 16 << 10
+)
+
+// deliverAll delivers the n datagrams of the last receive.
+func (f *Follower) deliverAll(n int, fn func(Event)) {
+	for i := range n {
+		if f.in.Truncated(i) {
+			f.decodeErrs.Add(1) // its end is lost: decode what came
+		}
+		f.deliver(f.in.Datagram(i), fn)
+	}
+}
 
 // deliver decodes the conntrack events in b (one read of the event socket)
 // and passes each to fn; messages that do not decode are counted and

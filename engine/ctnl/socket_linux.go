@@ -4,18 +4,25 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"syscall"
+
+	"github.com/nfqfw/nfqfw/engine/internal/mmsg"
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
 // eventSocket is the ctnetlink event socket: a netlink socket bound to the
-// conntrack new, update and destroy groups, read one datagram at a time
-// into the caller's buffer. It is an *os.File so that reads park in the
+// conntrack new, update and destroy groups, read a burst of datagrams at a
+// time into the caller's buffers. It is an *os.File so that reads park in the
 // runtime's poller and honour deadlines.
 type eventSocket struct {
-	f *os.File
+	f  *os.File
+	rc syscall.RawConn
 }
+
+// recv reads the waiting events into v (see mmsg.Vector.Recv).
+func (s *eventSocket) recv(v *mmsg.Vector) (int, error) { return v.Recv(s.rc) }
 
 // Conntrack multicast groups (NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY),
 // as a bind mask.
@@ -51,5 +58,11 @@ func openEventSocket(netnsFD, readBuffer int) (*eventSocket, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind conntrack event groups: %w", err)
 	}
-	return &eventSocket{f: os.NewFile(uintptr(fd), "ctnetlink-events")}, nil
+	f := os.NewFile(uintptr(fd), "ctnetlink-events")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("raw socket: %w", err)
+	}
+	return &eventSocket{f: f, rc: rc}, nil
 }

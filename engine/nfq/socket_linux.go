@@ -6,9 +6,9 @@ import (
 	"os"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/mdlayher/netlink"
+	"github.com/nfqfw/nfqfw/engine/internal/mmsg"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,12 +36,7 @@ type sock struct {
 	rc    syscall.RawConn
 	queue uint16
 
-	bufs []byte // len(hdrs) buffers of bufSize
-	iovs []unix.Iovec
-	hdrs []unix.Mmsghdr
-	got  int   // datagrams read by the last recv
-	rerr error // errno of the last recv
-	recvFn,
+	in     *mmsg.Vector
 	sendFn func(fd uintptr) bool
 
 	out  []byte // messages waiting for send
@@ -81,16 +76,8 @@ func (s *sock) setup(cfg Config, vlen int) error {
 		return fmt.Errorf("raw socket: %w", err)
 	}
 	s.rc = rc
-	s.bufs = make([]byte, vlen*bufSize)
-	s.iovs = make([]unix.Iovec, vlen)
-	s.hdrs = make([]unix.Mmsghdr, vlen)
-	for i := range s.hdrs {
-		s.iovs[i].Base = &s.bufs[i*bufSize]
-		s.iovs[i].SetLen(bufSize)
-		s.hdrs[i].Hdr.Iov = &s.iovs[i]
-		s.hdrs[i].Hdr.SetIovlen(1)
-	}
-	s.recvFn, s.sendFn = s.doRecv, s.doSend
+	s.in = mmsg.NewVector(vlen, bufSize)
+	s.sendFn = s.doSend
 	s.out = make([]byte, 0, vlen*verdictMsgLen+verdictMsgLen)
 	return s.bind(cfg)
 }
@@ -159,41 +146,13 @@ func (s *sock) bind(cfg Config) error {
 // recv reads the datagrams waiting on the socket, at least one, at most
 // the vector's length, parking in the poller while there are none. It
 // returns how many it read; datagram(i) returns each.
-func (s *sock) recv() (int, error) {
-	s.got, s.rerr = 0, nil
-	if err := s.rc.Read(s.recvFn); err != nil {
-		return 0, err
-	}
-	return s.got, s.rerr
-}
+func (s *sock) recv() (int, error) { return s.in.Recv(s.rc) }
 
-func (s *sock) doRecv(fd uintptr) bool {
-	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
-			uintptr(len(s.hdrs)), unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case 0:
-			s.got = int(n)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // wait until readable
-		}
-		s.rerr = e
-		return true
-	}
-}
+// datagram returns the i-th datagram of the last recv.
+func (s *sock) datagram(i int) []byte { return s.in.Datagram(i) }
 
-// datagram returns the i-th datagram of the last recv. A datagram cut to
-// the buffer (MSG_TRUNC) is returned as far as it was read; truncated says
-// so.
-func (s *sock) datagram(i int) []byte {
-	n := min(int(s.hdrs[i].Len), bufSize)
-	return s.bufs[i*bufSize : i*bufSize+n]
-}
-
-func (s *sock) truncated(i int) bool { return s.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 }
+// truncated reports whether the i-th datagram was cut to its buffer.
+func (s *sock) truncated(i int) bool { return s.in.Truncated(i) }
 
 // verdict queues one verdict message for the next send (verdictSink).
 func (s *sock) verdict(id, verdict uint32, batch, withMark bool, mark uint32) {
