@@ -66,6 +66,7 @@ type Queue struct {
 	Number         uint16 // first queue number (default 0)
 	Count          uint16 // number of queues/readers, --queue-balance when > 1 (default 1)
 	MaxLen         uint32 // kernel queue length (default 4096)
+	Batch          int    // most packets read and answered together, accept runs as one verdict (default 64, 1..256)
 	Bypass         bool   // --queue-bypass: NEW accepted while no daemon listens (default false: dropped)
 	FailOpen       bool   // accept packets when the queue is full (default false: dropped)
 	FailureVerdict Action // answer for a recovered panic or overload (default drop)

@@ -73,6 +73,7 @@ func defaultConfig() *Config {
 		Queue: Queue{
 			Count:          1,
 			MaxLen:         4096,
+			Batch:          64,
 			FailureVerdict: ActionDrop,
 			MarkMask:       0x00ff0000,
 		},
@@ -582,6 +583,11 @@ func (p *parser) queue(n *yaml.Node, path string, q *Queue) error {
 		"max_len": func(v *yaml.Node, path string) error {
 			x, err := p.integer(v, path, 1, 1<<32-1)
 			q.MaxLen = uint32(x)
+			return err
+		},
+		"batch": func(v *yaml.Node, path string) error {
+			x, err := p.integer(v, path, 1, 256)
+			q.Batch = int(x)
 			return err
 		},
 		"bypass": func(v *yaml.Node, path string) (err error) {

@@ -52,6 +52,7 @@ var parseErrorCases = []struct {
 	{"mapping for a list", lines("input:", "  rules: {proto: tcp}"), "t.yaml:2: input.rules: want a list, got a mapping", ErrBadType},
 	{"queue count zero", "queue: {count: 0}", "t.yaml:1: queue.count: 0 out of range (1-65535)", ErrBadValue},
 	{"queues past 65535", "queue: {number: 65535, count: 2}", "t.yaml:1: queue.count: queues 65535-65536 go past 65535", ErrBadValue},
+	{"queue batch too long", "queue: {batch: 512}", "t.yaml:1: queue.batch: 512 out of range (1-256)", ErrBadValue},
 	{"mark mask too narrow", "queue: {mark_mask: 0x00010000}", "t.yaml:1: queue.mark_mask: mask 0x00010000 cannot carry a reject kind (needs 3 contiguous bits at its low end)", ErrBadValue},
 	{"failure verdict reject", "queue: {failure_verdict: reject}", `t.yaml:1: queue.failure_verdict: "reject" is not one of accept, drop`, ErrBadValue},
 	{"unknown backend", "backend: iptables", `t.yaml:1: backend: "iptables" is not one of auto, legacy, nft`, ErrBadValue},
@@ -324,7 +325,7 @@ func wantDefaults(file string) *Config {
 		File:    file,
 		Backend: BackendAuto,
 		IPv6:    true,
-		Queue:   Queue{Number: 0, Count: 1, MaxLen: 4096, FailureVerdict: ActionDrop, MarkMask: 0x00ff0000},
+		Queue:   Queue{Number: 0, Count: 1, MaxLen: 4096, Batch: 64, FailureVerdict: ActionDrop, MarkMask: 0x00ff0000},
 		Flows: Flows{Max: 262144, Timeouts: Timeouts{
 			TCPSynSent: 2 * time.Minute, TCPSynRecv: time.Minute, TCPEstablished: 5 * 24 * time.Hour,
 			TCPFinWait: 2 * time.Minute, TCPCloseWait: time.Minute, TCPLastAck: 30 * time.Second,
@@ -411,7 +412,7 @@ func TestParseFull(t *testing.T) {
 		Backend:  BackendNft,
 		IPv6:     false,
 		RPFilter: true,
-		Queue:    Queue{Number: 10, Count: 2, MaxLen: 1024, Bypass: true, FailOpen: true, FailureVerdict: ActionAccept, MarkMask: 0x0000ff00},
+		Queue:    Queue{Number: 10, Count: 2, MaxLen: 1024, Batch: 16, Bypass: true, FailOpen: true, FailureVerdict: ActionAccept, MarkMask: 0x0000ff00},
 		Flows:    wantDefaults("").Flows,
 		Zones: []Zone{
 			{Name: "wan", Interfaces: []string{"eth0"}},

@@ -353,6 +353,7 @@ func (d *Daemon) openQueue(num uint16, cfg *rules.Config) (*queueReader, error) 
 	r, err := nfq.Open(nfq.Config{
 		Queue:         num,
 		MaxLen:        cfg.Queue.MaxLen,
+		BatchSize:     cfg.Queue.Batch,
 		FailOpen:      cfg.Queue.FailOpen,
 		FailureAccept: cfg.Queue.FailureVerdict == rules.ActionAccept,
 		Logger:        d.log,
