@@ -31,16 +31,17 @@ type bench struct {
 
 // block is what one gateway measured in one repetition.
 type block struct {
-	Gateway    string  `json:"gateway"`
-	Rep        int     `json:"rep"`
-	TCP1       point   `json:"tcp_c1"`
-	TCP8       point   `json:"tcp_c8"`
-	TCP32      point   `json:"tcp_c32"`
-	UDP        point   `json:"udp_c32"`
-	UDPFlood   point   `json:"udp_flood"`
-	IperfGbps  float64 `json:"iperf3_gbit_s"`
-	CPUSeconds float64 `json:"reader_cpu_s,omitempty"`
-	PeakRSSMiB float64 `json:"reader_peak_rss_mib,omitempty"`
+	Gateway    string    `json:"gateway"`
+	Rep        int       `json:"rep"`
+	TCP1       point     `json:"tcp_c1"`
+	TCP8       point     `json:"tcp_c8"`
+	TCP32      point     `json:"tcp_c32"`
+	UDP        point     `json:"udp_c32"`
+	UDPFlood   point     `json:"udp_flood"`
+	IperfGbps  float64   `json:"iperf3_gbit_s"` // best of IperfRuns
+	IperfRuns  []float64 `json:"iperf3_runs_gbit_s"`
+	CPUSeconds float64   `json:"reader_cpu_s,omitempty"`
+	PeakRSSMiB float64   `json:"reader_peak_rss_mib,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -108,7 +109,7 @@ func runBench(args []string) error {
 			}
 		}
 	}
-	perBlock := 4*b.point + b.point.Round(time.Second) + 3*time.Second
+	perBlock := 5*b.point + iperfRuns*max(time.Second, (b.point/2).Round(time.Second)) + 3*time.Second
 	b.logf("sandbox %s/%s/%s; %d blocks of about %v: about %v in all",
 		b.sb.cli, b.sb.gw, b.sb.srv, len(gws)*b.reps, perBlock, time.Duration(len(gws)*b.reps)*perBlock)
 	var blocks []block
@@ -159,7 +160,7 @@ func (b *bench) measure(ctx context.Context, g gateway, rep int) (block, error) 
 	// conntrack destroys its 100k+ flows over the next seconds, and with
 	// nfqfw their destroy events land in the daemon's follower, which
 	// would be measured as noise on the established path.
-	if bl.IperfGbps, err = b.iperf(ctx); err != nil {
+	if bl.IperfGbps, bl.IperfRuns, err = b.iperf(ctx); err != nil {
 		return bl, err
 	}
 	steps := []struct {
@@ -290,26 +291,39 @@ func (b *bench) srvIPInReceives(ctx context.Context) (int64, error) {
 	return 0, fmt.Errorf("no Ip InReceives in /proc/net/snmp")
 }
 
-// iperf measures one established TCP connection for the point's duration.
-func (b *bench) iperf(ctx context.Context) (float64, error) {
-	secs := max(1, int(b.point.Round(time.Second).Seconds()))
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
-	defer cancel()
-	out, err := b.sb.exec(cctx, b.sb.cli, "iperf3", "-c", srvAddr, "-p", "443", "-t", strconv.Itoa(secs), "-J")
-	if err != nil {
-		return 0, err
+// iperfRuns is how many iperf3 runs a block makes; it keeps the best.
+const iperfRuns = 3
+
+// iperf measures established TCP throughput: iperfRuns runs of one
+// connection, each half the point's duration, the best kept. Nothing a
+// gateway does touches an established packet outside the kernel, but the
+// VM's CPUs are shared: a run can only be slowed by what else happens on
+// them, so the best run is the gateway's figure and the spread is noise
+// (runs of the same gateway differed by up to 40% with a single run).
+func (b *bench) iperf(ctx context.Context) (best float64, runs []float64, err error) {
+	secs := max(1, int((b.point / 2).Round(time.Second).Seconds()))
+	for range iperfRuns {
+		cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+		out, err := b.sb.exec(cctx, b.sb.cli, "iperf3", "-c", srvAddr, "-p", "443", "-t", strconv.Itoa(secs), "-J")
+		cancel()
+		if err != nil {
+			return 0, runs, err
+		}
+		var r struct {
+			End struct {
+				SumReceived struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			return 0, runs, fmt.Errorf("iperf3 output: %w", err)
+		}
+		g := r.End.SumReceived.BitsPerSecond / 1e9
+		runs = append(runs, g)
+		best = max(best, g)
 	}
-	var r struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
-	}
-	if err := json.Unmarshal([]byte(out), &r); err != nil {
-		return 0, fmt.Errorf("iperf3 output: %w", err)
-	}
-	return r.End.SumReceived.BitsPerSecond / 1e9, nil
+	return best, runs, nil
 }
 
 // fetchProfile starts fetching a pprof profile from nfqfw inside the
