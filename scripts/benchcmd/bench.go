@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,7 +39,7 @@ type block struct {
 	TCP32      point     `json:"tcp_c32"`
 	UDP        point     `json:"udp_c32"`
 	UDPFlood   point     `json:"udp_flood"`
-	IperfGbps  float64   `json:"iperf3_gbit_s"` // best of IperfRuns
+	IperfGbps  float64   `json:"iperf3_gbit_s"` // mean of IperfRuns
 	IperfRuns  []float64 `json:"iperf3_runs_gbit_s"`
 	CPUSeconds float64   `json:"reader_cpu_s,omitempty"`
 	PeakRSSMiB float64   `json:"reader_peak_rss_mib,omitempty"`
@@ -109,9 +110,11 @@ func runBench(args []string) error {
 			}
 		}
 	}
-	perBlock := 5*b.point + iperfRuns*max(time.Second, (b.point/2).Round(time.Second)) + 3*time.Second
-	b.logf("sandbox %s/%s/%s; %d blocks of about %v: about %v in all",
-		b.sb.cli, b.sb.gw, b.sb.srv, len(gws)*b.reps, perBlock, time.Duration(len(gws)*b.reps)*perBlock)
+	perBlock := 5*b.point + 3*time.Second
+	perRound := time.Duration(len(gws)) * (b.iperfTime() + 3*time.Second)
+	b.logf("sandbox %s/%s/%s; %d blocks of about %v, then %d rounds of iperf3 of about %v: about %v in all",
+		b.sb.cli, b.sb.gw, b.sb.srv, len(gws)*b.reps, perBlock, iperfRoundsPerRep*b.reps, perRound,
+		time.Duration(len(gws)*b.reps)*perBlock+time.Duration(iperfRoundsPerRep*b.reps)*perRound)
 	var blocks []block
 	for rep := 1; rep <= b.reps; rep++ {
 		for _, g := range gws {
@@ -119,11 +122,14 @@ func runBench(args []string) error {
 			if err != nil {
 				return fmt.Errorf("(%s) %s, repetition %d: %w", g.key, g.label, rep, err)
 			}
-			b.logf("(%s) %-7s rep %d: tcp %6.0f %6.0f %6.0f /s  p50 %5.0fus p99 %6.0fus  udp %6.0f /s  new udp %6.0f /s  iperf3 %5.2f Gbit/s  cpu %.2fs rss %.1f MiB",
+			b.logf("(%s) %-7s rep %d: tcp %6.0f %6.0f %6.0f /s  p50 %5.0fus p99 %6.0fus  udp %6.0f /s  new udp %6.0f /s  cpu %.2fs rss %.1f MiB",
 				g.key, g.label, rep, bl.TCP1.Rate, bl.TCP8.Rate, bl.TCP32.Rate, bl.TCP1.P50us, bl.TCP1.P99us,
-				bl.UDP.Rate, bl.UDPFlood.Rate, bl.IperfGbps, bl.CPUSeconds, bl.PeakRSSMiB)
+				bl.UDP.Rate, bl.UDPFlood.Rate, bl.CPUSeconds, bl.PeakRSSMiB)
 			blocks = append(blocks, bl)
 		}
+	}
+	if err := b.established(ctx, gws, blocks); err != nil {
+		return err
 	}
 	rep := summarize(b, gws, blocks)
 	fmt.Print(rep.table())
@@ -156,13 +162,6 @@ func (b *bench) measure(ctx context.Context, g gateway, rep int) (block, error) 
 		return bl, fmt.Errorf("gateway passes no TCP connection (%v)", err)
 	}
 	profiling := b.profile && g.key == "d" && rep == 1
-	// Established throughput first, on a quiet gateway: after the flood,
-	// conntrack destroys its 100k+ flows over the next seconds, and with
-	// nfqfw their destroy events land in the daemon's follower, which
-	// would be measured as noise on the established path.
-	if bl.IperfGbps, bl.IperfRuns, err = b.iperf(ctx); err != nil {
-		return bl, err
-	}
 	steps := []struct {
 		dst     *point
 		proto   string
@@ -291,39 +290,91 @@ func (b *bench) srvIPInReceives(ctx context.Context) (int64, error) {
 	return 0, fmt.Errorf("no Ip InReceives in /proc/net/snmp")
 }
 
-// iperfRuns is how many iperf3 runs a block makes; it keeps the best.
-const iperfRuns = 3
+// iperfRoundsPerRep is how many rounds of iperf3 runs, one per gateway,
+// the established phase makes per repetition.
+const iperfRoundsPerRep = 2
 
-// iperf measures established TCP throughput: iperfRuns runs of one
-// connection, each half the point's duration, the best kept. Nothing a
-// gateway does touches an established packet outside the kernel, but the
-// VM's CPUs are shared: a run can only be slowed by what else happens on
-// them, so the best run is the gateway's figure and the spread is noise
-// (runs of the same gateway differed by up to 40% with a single run).
-func (b *bench) iperf(ctx context.Context) (best float64, runs []float64, err error) {
-	secs := max(1, int((b.point / 2).Round(time.Second).Seconds()))
-	for range iperfRuns {
-		cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
-		out, err := b.sb.exec(cctx, b.sb.cli, "iperf3", "-c", srvAddr, "-p", "443", "-t", strconv.Itoa(secs), "-J")
-		cancel()
-		if err != nil {
-			return 0, runs, err
+// iperfTime is the length of one iperf3 run: half a point.
+func (b *bench) iperfTime() time.Duration {
+	return max(time.Second, (b.point / 2).Round(time.Second))
+}
+
+// established measures established TCP throughput after the blocks, in
+// its own phase: rounds in which each gateway in turn is set up, runs one
+// iperf3 connection and is torn down. Nothing a gateway does touches an
+// established packet outside the kernel (nfqfw sits at 0% CPU under
+// iperf3), so what separates the gateways is small while this VM's shared
+// CPUs move iperf3 by up to 40% over a minute. Interleaving the gateways
+// every few seconds, instead of once per 30-s block, puts them side by
+// side under the same interference; the order turns every round. Each block gets the runs of its
+// gateway from its repetition's rounds, and their mean.
+func (b *bench) established(ctx context.Context, gws []gateway, blocks []block) error {
+	for round := range iperfRoundsPerRep * b.reps {
+		rep := round/iperfRoundsPerRep + 1
+		order := slices.Clone(gws)
+		if round%2 == 1 {
+			slices.Reverse(order) // a b c d, d c b a, ...: no gateway always goes first
 		}
-		var r struct {
-			End struct {
-				SumReceived struct {
-					BitsPerSecond float64 `json:"bits_per_second"`
-				} `json:"sum_received"`
-			} `json:"end"`
+		for _, g := range order {
+			gbps, err := b.iperfOn(ctx, g)
+			if err != nil {
+				return fmt.Errorf("(%s) %s, iperf3 round %d: %w", g.key, g.label, round+1, err)
+			}
+			for i := range blocks {
+				if bl := &blocks[i]; bl.Gateway == g.key && bl.Rep == rep {
+					bl.IperfRuns = append(bl.IperfRuns, gbps)
+					bl.IperfGbps = mean(bl.IperfRuns)
+				}
+			}
+			b.logf("(%s) %-7s iperf3 round %d: %5.2f Gbit/s", g.key, g.label, round+1, gbps)
 		}
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
-			return 0, runs, fmt.Errorf("iperf3 output: %w", err)
-		}
-		g := r.End.SumReceived.BitsPerSecond / 1e9
-		runs = append(runs, g)
-		best = max(best, g)
 	}
-	return best, runs, nil
+	return nil
+}
+
+// iperfOn sets gateway g up, measures one iperf3 run through it and tears
+// it down.
+func (b *bench) iperfOn(ctx context.Context, g gateway) (float64, error) {
+	p, err := g.up(ctx)
+	b.reader = p
+	defer func() { g.down(); b.reader = nil }()
+	if err != nil {
+		return 0, err
+	}
+	if w, err := b.client(ctx, "tcp", 1, 300*time.Millisecond, false); err != nil || w.Ops == 0 {
+		return 0, fmt.Errorf("gateway passes no TCP connection (%v)", err)
+	}
+	return b.iperf(ctx)
+}
+
+func mean(vs []float64) float64 {
+	var sum float64
+	for _, v := range vs {
+		sum += v
+	}
+	return sum / float64(len(vs))
+}
+
+// iperf measures one established TCP connection for iperfTime.
+func (b *bench) iperf(ctx context.Context) (float64, error) {
+	secs := int(b.iperfTime().Seconds())
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
+	defer cancel()
+	out, err := b.sb.exec(cctx, b.sb.cli, "iperf3", "-c", srvAddr, "-p", "443", "-t", strconv.Itoa(secs), "-J")
+	if err != nil {
+		return 0, err
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				BitsPerSecond float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return 0, fmt.Errorf("iperf3 output: %w", err)
+	}
+	return r.End.SumReceived.BitsPerSecond / 1e9, nil
 }
 
 // fetchProfile starts fetching a pprof profile from nfqfw inside the
