@@ -13,17 +13,22 @@
 //
 // Each block measures new TCP connections per second at concurrency 1, 8
 // and 32 (connect, close with RST: port 80), connect latency p50/p99 at
-// concurrency 1, new UDP flows per second (each request from its own
-// socket and source port, answered by the responder on port 53), iperf3
-// throughput of one established connection (port 443), and for (c) and (d)
-// the reader's CPU seconds and peak RSS. Medians over the repetitions go to
-// a table (each figure with its ratio to (c) and (a)) and to
-// scripts/out/bench-<timestamp>.json.
+// concurrency 1, UDP request/response flows per second at concurrency 32
+// (each request from its own socket and source port, answered by the
+// responder on port 53), new UDP flows per second under a hping3 flood
+// (each datagram from the next source port, counted as IP packets reaching
+// the server's namespace: the queue's capacity with a backlog, where
+// batching pays), and for (c) and (d) the reader's CPU seconds and peak
+// RSS. After the blocks, established throughput (iperf3, one connection,
+// port 443) is measured in rounds that set each gateway up in turn, so the
+// gateways meet the same interference. Medians over the repetitions go to
+// a table (each figure with its ratio to (c) and (a)), with the design's
+// targets for (d), and to scripts/out/bench-<timestamp>.json.
 //
 // Subcommands (the driver runs the others inside the namespaces):
 //
 //	benchcmd run [flags]     the benchmark (root)
-//	benchcmd serve           TCP accept-and-close and UDP echo servers
+//	benchcmd serve           TCP accept-and-close server, UDP responder
 //	benchcmd tcp | udp       one measuring client point, JSON on stdout
 //	benchcmd fetch URL FILE  HTTP GET to a file (pprof inside a namespace)
 //
