@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -161,6 +162,37 @@ func TestFollowerInNetns(t *testing.T) {
 		}
 	})
 
+	t.Run("GRE and ICMP flows are dumped and deleted by source", func(t *testing.T) {
+		// A gateway carries more than TCP and UDP: the dump must list a
+		// GRE and an ICMP flow, and a ban's deletion must remove both
+		// (their tuples carry a GRE key and an ICMP id, not ports).
+		src := netip.MustParseAddr("127.0.0.3")
+		greTo(t, ns, src, netip.MustParseAddr("127.0.0.1"))
+		ns.MustExec("ping", "-c", "1", "-W", "1", "-I", "127.0.0.3", "127.0.0.1")
+		fromSrc := func(e Event) bool { return e.Src == src }
+		table, err := f.Dump(ctx)
+		if err != nil {
+			t.Fatalf("Dump with a GRE flow: %v", err)
+		}
+		var protos []uint8
+		for _, e := range table {
+			if fromSrc(e) {
+				protos = append(protos, e.Proto)
+			}
+		}
+		slices.Sort(protos)
+		if !slices.Equal(protos, []uint8{1, 47}) {
+			t.Fatalf("flows from %s in the dump: protocols %v, want [1 47]", src, protos)
+		}
+		n, err := f.DeleteBySource(ctx, src)
+		if err != nil || n != 2 {
+			t.Fatalf("DeleteBySource(%s) = %d, %v; want 2, nil", src, n, err)
+		}
+		if table, err := f.Dump(ctx); err != nil || contains(table, fromSrc) {
+			t.Errorf("after DeleteBySource(%s): %v, table %+v", src, err, table)
+		}
+	})
+
 	t.Run("a cancelled dump returns the context's error", func(t *testing.T) {
 		done, stop := context.WithCancel(ctx)
 		stop()
@@ -236,6 +268,23 @@ func udpExchange(t *testing.T, ns *sandbox.Netns, src netip.Addr, dst netip.Addr
 		t.Fatalf("echo from %s: %q, %v", dst, buf[:n], err)
 	}
 	return c.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// greTo sends one GRE packet (an empty GRE header, protocol 0x0800) from
+// src to dst inside ns.
+func greTo(t *testing.T, ns *sandbox.Netns, src, dst netip.Addr) {
+	t.Helper()
+	var c *net.IPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.ListenIP("ip4:47", &net.IPAddr{IP: src.AsSlice()})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.WriteToIP([]byte{0, 0, 0x08, 0}, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func tcpAccept(t *testing.T, ns *sandbox.Netns, addr netip.AddrPort) {
