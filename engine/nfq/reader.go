@@ -101,16 +101,15 @@ func Open(cfg Config, d Decider) (*Reader, error) {
 		}
 		return nil, fmt.Errorf("nfq: queue %d: %w", cfg.Queue, err)
 	}
-	r := newReader(cfg, log, s, d)
+	r := newReader(cfg, log, s, s, d)
 	go r.loop()
 	return r, nil
 }
 
-func newReader(cfg Config, log *slog.Logger, sink verdictSink, d Decider) *Reader {
-	r := &Reader{cfg: cfg, log: log, decider: d, fatal: make(chan error, 1), done: make(chan struct{})}
-	if s, ok := sink.(*sock); ok {
-		r.s = s
-	}
+// newReader builds the Reader around socket s (nil in tests, which call
+// datagram directly) whose verdicts go to sink.
+func newReader(cfg Config, log *slog.Logger, s *sock, sink verdictSink, d Decider) *Reader {
+	r := &Reader{cfg: cfg, log: log, s: s, decider: d, fatal: make(chan error, 1), done: make(chan struct{})}
 	r.is = issuer{sink: sink, c: &r.c, batch: cfg.BatchSize, unseen: nfDrop}
 	if cfg.FailureAccept {
 		r.is.unseen = nfAccept

@@ -21,7 +21,7 @@ func newTestReader(cfg Config, d Decider) (*Reader, *fakeSink) {
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = 1
 	}
-	return newReader(cfg, discardLogger(), sink, d), sink
+	return newReader(cfg, discardLogger(), nil, sink, d), sink
 }
 
 // hook hands one queued packet to r as the receive loop would.
