@@ -22,6 +22,8 @@ type bench struct {
 	reps                   int
 	point                  time.Duration
 	queues                 int
+	iperfRounds            int  // established rounds per repetition
+	blocks                 bool // run the blocks (false: established phase only)
 	profile                bool
 	out, dir               string
 	stamp                  string
@@ -56,14 +58,16 @@ func runBench(args []string) error {
 	fs.BoolVar(&b.profile, "pprof", false, "capture nfqfw CPU and allocation profiles in the first (d) block")
 	fs.StringVar(&b.out, "out", "scripts/out", "output `directory` for the JSON (and profiles)")
 	only := fs.String("only", "abcd", "gateways to run, in order")
+	fs.IntVar(&b.iperfRounds, "iperf-rounds", 2, "established-throughput rounds per repetition (one iperf3 run per gateway each)")
+	fs.BoolVar(&b.blocks, "blocks", true, "run the measuring blocks; false: only the established-throughput phase")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("run needs root (network namespaces, iptables)")
 	}
-	if b.reps < 1 || b.reps > 50 || b.point < time.Second || b.point > 5*time.Minute {
-		return errors.New("need 1 <= -reps <= 50 and 1s <= -point <= 5m")
+	if b.reps < 1 || b.reps > 50 || b.point < time.Second || b.point > 5*time.Minute || b.iperfRounds < 1 || b.iperfRounds > 100 {
+		return errors.New("need 1 <= -reps <= 50, 1s <= -point <= 5m and 1 <= -iperf-rounds <= 100")
 	}
 	var err error
 	for _, p := range []*string{&b.nfqfw, &b.minreader} {
@@ -111,13 +115,21 @@ func runBench(args []string) error {
 		}
 	}
 	perBlock := 5*b.point + 3*time.Second
+	nBlocks := len(gws) * b.reps
+	if !b.blocks {
+		nBlocks = 0
+	}
 	perRound := time.Duration(len(gws)) * (b.iperfTime() + 3*time.Second)
 	b.logf("sandbox %s/%s/%s; %d blocks of about %v, then %d rounds of iperf3 of about %v: about %v in all",
-		b.sb.cli, b.sb.gw, b.sb.srv, len(gws)*b.reps, perBlock, iperfRoundsPerRep*b.reps, perRound,
-		time.Duration(len(gws)*b.reps)*perBlock+time.Duration(iperfRoundsPerRep*b.reps)*perRound)
+		b.sb.cli, b.sb.gw, b.sb.srv, nBlocks, perBlock, b.iperfRounds*b.reps, perRound,
+		time.Duration(nBlocks)*perBlock+time.Duration(b.iperfRounds*b.reps)*perRound)
 	var blocks []block
 	for rep := 1; rep <= b.reps; rep++ {
 		for _, g := range gws {
+			if !b.blocks {
+				blocks = append(blocks, block{Gateway: g.key, Rep: rep}) // for the established runs
+				continue
+			}
 			bl, err := b.measure(ctx, g, rep)
 			if err != nil {
 				return fmt.Errorf("(%s) %s, repetition %d: %w", g.key, g.label, rep, err)
@@ -290,10 +302,6 @@ func (b *bench) srvIPInReceives(ctx context.Context) (int64, error) {
 	return 0, fmt.Errorf("no Ip InReceives in /proc/net/snmp")
 }
 
-// iperfRoundsPerRep is how many rounds of iperf3 runs, one per gateway,
-// the established phase makes per repetition.
-const iperfRoundsPerRep = 2
-
 // iperfTime is the length of one iperf3 run: half a point.
 func (b *bench) iperfTime() time.Duration {
 	return max(time.Second, (b.point / 2).Round(time.Second))
@@ -309,8 +317,8 @@ func (b *bench) iperfTime() time.Duration {
 // side under the same interference; the order turns every round. Each block gets the runs of its
 // gateway from its repetition's rounds, and their mean.
 func (b *bench) established(ctx context.Context, gws []gateway, blocks []block) error {
-	for round := range iperfRoundsPerRep * b.reps {
-		rep := round/iperfRoundsPerRep + 1
+	for round := range b.iperfRounds * b.reps {
+		rep := round/b.iperfRounds + 1
 		order := slices.Clone(gws)
 		if round%2 == 1 {
 			slices.Reverse(order) // a b c d, d c b a, ...: no gateway always goes first
