@@ -27,9 +27,9 @@ const bindTimeout = 5 * time.Second
 // goes through the raw descriptor, in the runtime's poller: recvmmsg(2)
 // reads every queued message up to the vector's length in one call into
 // buffers allocated once, and one write(2) carries every verdict for
-// them. go-nfqueue's receive loop costs two recvmsg calls and about ten
-// allocations per packet and sends one message per verdict, which bounded
-// the queue's throughput before any decision was made. Only the reader's
+// them. go-nfqueue's receive loop costs two recvmsg calls and several
+// allocations per packet and sends one message per verdict (doc.go has
+// the measured cost). Only the reader's
 // goroutine uses recv and send.
 type sock struct {
 	c     *netlink.Conn

@@ -14,7 +14,6 @@ const (
 	nfgenHdrLen  = 4
 	nlaHdrLen    = 4
 	nlmsgError   = 0x2
-	nlmsgDone    = 0x3
 	nlmFRequest  = 0x1
 	nlmFAck      = 0x4
 	subsysQueue  = 3 // NFNL_SUBSYS_QUEUE
@@ -30,7 +29,6 @@ const (
 	attrInDev      = 5
 	attrOutDev     = 6
 	attrPayload    = 10
-	attrCapLen     = 13
 
 	// Config attributes (NFQA_CFG_*) and commands.
 	cfgCmd       = 1
