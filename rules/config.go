@@ -78,12 +78,17 @@ type Flows struct {
 	Max      int // maximum tracked flows (default 262144)
 	Timeouts Timeouts
 	// KernelEvents selects the conntrack events the kernel generates for
-	// new flows: KernelEventsMinimal (the default) asks only for the first
-	// reply, assured and destroy, the events the engine follows, through a
-	// CT rule in the raw table: a short TCP connection then raises 3 events
-	// instead of 7 (measured with conntrack -E). KernelEventsAll leaves
-	// event generation alone (needed when conntrackd or another listener
-	// relies on every event).
+	// new flows. KernelEventsAll (the default) leaves event generation
+	// alone: the daemon listens to updates and destroys only, 6 events for
+	// a short TCP connection, and needs no rule in the raw table.
+	// KernelEventsMinimal asks only for the first reply, assured and
+	// destroy, the events the engine follows, through a CT rule in the raw
+	// table: 3 events per short TCP connection (both measured with
+	// conntrack -E -e UPDATE,DESTROY), for hosts that open connections
+	// faster than they move bytes. The raw table is one more hook every
+	// packet crosses, established ones included: with it the kernel spent
+	// about 1 point more of the gateway's busy CPU on iperf3 traffic (5.1%
+	// against 4.3%; a kernel-only ruleset: 4.0%).
 	KernelEvents string
 }
 

@@ -80,7 +80,7 @@ func defaultConfig() *Config {
 		Flows: Flows{
 			Max:          262144,
 			Timeouts:     DefaultTimeouts(),
-			KernelEvents: KernelEventsMinimal,
+			KernelEvents: KernelEventsAll,
 		},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},

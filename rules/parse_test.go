@@ -331,7 +331,7 @@ func wantDefaults(file string) *Config {
 			TCPFinWait: 2 * time.Minute, TCPCloseWait: time.Minute, TCPLastAck: 30 * time.Second,
 			TCPTimeWait: 2 * time.Minute, TCPClose: 10 * time.Second, UDP: 30 * time.Second,
 			UDPStream: 180 * time.Second, ICMP: 30 * time.Second, Generic: 10 * time.Minute,
-		}, KernelEvents: KernelEventsMinimal},
+		}, KernelEvents: KernelEventsAll},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Output:  Chain{Policy: ActionAccept, Invalid: ActionDrop},
@@ -486,7 +486,7 @@ func TestParseFull(t *testing.T) {
 		State:   State{Dir: "/tmp/nfqfw"},
 	}
 	want.Flows.Max = 1000
-	want.Flows.KernelEvents = KernelEventsAll
+	want.Flows.KernelEvents = KernelEventsMinimal
 	want.Flows.Timeouts.TCPSynSent = time.Minute
 	want.Flows.Timeouts.TCPEstablished = 36 * time.Hour
 	want.Flows.Timeouts.UDP = 10 * time.Second

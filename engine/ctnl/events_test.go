@@ -56,7 +56,7 @@ func TestDecodeMatchesLibrary(t *testing.T) {
 	ns := sandbox.NewNetns(t, "ctd")
 	ns.MustExec("iptables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
 	ns.MustExec("ip6tables", "-A", "INPUT", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
-	sock, err := openEventSocket(ns.Handle(), DefaultReadBuffer)
+	sock, err := openEventSocket(ns.Handle(), DefaultReadBuffer, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,11 @@ type Options struct {
 	Resync func(table []Event)
 	// Logger receives error lines (rate-limited); nil discards them.
 	Logger *slog.Logger
+	// SkipNew leaves out the new-flow group: for a consumer that learns of
+	// new flows on its own. The kernel builds a conntrack event only for
+	// groups somebody listens to, so with no other listener it then builds
+	// none for new flows.
+	SkipNew bool
 }
 
 // Stats are a Follower's counters since Listen.
@@ -71,8 +76,9 @@ type Follower struct {
 	closed             chan struct{}
 }
 
-// Listen opens the event socket, subscribes it to the new, update and
-// destroy groups, and returns a Follower. Events queue in the socket until
+// Listen opens the event socket, subscribes it to the update and destroy
+// groups (and the new-flow group unless opts.SkipNew), and returns a
+// Follower. Events queue in the socket until
 // Run reads them.
 func Listen(opts Options) (*Follower, error) {
 	if opts.ReadBuffer == 0 {
@@ -82,7 +88,7 @@ func Listen(opts Options) (*Follower, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	ev, err := openEventSocket(opts.NetNS, opts.ReadBuffer)
+	ev, err := openEventSocket(opts.NetNS, opts.ReadBuffer, opts.SkipNew)
 	if err != nil {
 		return nil, fmt.Errorf("ctnl: event socket: %w", err)
 	}

@@ -91,6 +91,17 @@ func TestFollowerInNetns(t *testing.T) {
 	go func() { runErr <- f.Run(ctx, log.add) }()
 	t.Cleanup(func() { cancel(); f.Close() })
 
+	// A second listener that skips the new-flow group, as the daemon's does.
+	skipOpts := opts
+	skipOpts.SkipNew = true
+	fSkip, err := Listen(skipOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logSkip := &eventLog{ch: make(chan Event, 1024)}
+	go fSkip.Run(ctx, logSkip.add)
+	t.Cleanup(func() { fSkip.Close() })
+
 	udp4Srv := netip.MustParseAddrPort("127.0.0.1:9998")
 	udp6Srv := netip.MustParseAddrPort("[::1]:9998")
 	tcpSrv := netip.MustParseAddrPort("127.0.0.1:9997")
@@ -117,6 +128,18 @@ func TestFollowerInNetns(t *testing.T) {
 		log.await(t, "TCP established", and(tcp, func(e Event) bool {
 			return e.Type == EventUpdate && e.TCPState == TCPStateEstablished && e.Assured && e.Timeout > 0
 		}))
+	})
+
+	t.Run("a listener that skips new flows gets the rest", func(t *testing.T) {
+		logSkip.await(t, "UDPv4 replied", and(udp4, ofType(EventUpdate), func(e Event) bool { return e.SeenReply }))
+		logSkip.await(t, "TCP established", and(tcp, func(e Event) bool {
+			return e.Type == EventUpdate && e.TCPState == TCPStateEstablished && e.Assured
+		}))
+		for _, e := range logSkip.seen {
+			if e.Type == EventNew {
+				t.Errorf("SkipNew listener got a new-flow event: %+v", e)
+			}
+		}
 	})
 
 	t.Run("dump lists the flows", func(t *testing.T) {

@@ -25,12 +25,21 @@ type eventSocket struct {
 func (s *eventSocket) recv(v *mmsg.Vector) (int, error) { return v.Recv(s.rc) }
 
 // Conntrack multicast groups (NFNLGRP_CONNTRACK_NEW, _UPDATE, _DESTROY),
-// as a bind mask.
-const groupsCT = 1<<(1-1) | 1<<(2-1) | 1<<(3-1)
+// as bind mask bits.
+const (
+	groupNew     = 1 << (1 - 1)
+	groupUpdate  = 1 << (2 - 1)
+	groupDestroy = 1 << (3 - 1)
+)
 
 // openEventSocket opens the event socket in the network namespace netnsFD
-// (0: the caller's) with a receive buffer of readBuffer bytes.
-func openEventSocket(netnsFD, readBuffer int) (*eventSocket, error) {
+// (0: the caller's) with a receive buffer of readBuffer bytes, joined to the
+// update and destroy groups, and to the new-flow group unless skipNew.
+func openEventSocket(netnsFD, readBuffer int, skipNew bool) (*eventSocket, error) {
+	groups := uint32(groupNew | groupUpdate | groupDestroy)
+	if skipNew {
+		groups &^= groupNew
+	}
 	if netnsFD != 0 {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
@@ -54,7 +63,7 @@ func openEventSocket(netnsFD, readBuffer int) (*eventSocket, error) {
 			return nil, fmt.Errorf("set read buffer %d: %w", readBuffer, err)
 		}
 	}
-	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groupsCT}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: groups}); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind conntrack event groups: %w", err)
 	}

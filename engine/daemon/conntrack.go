@@ -13,7 +13,9 @@ import (
 // an admitted flow becomes ESTABLISHED/ASSURED when the kernel says so and
 // is forgotten when the kernel forgets it.
 func (d *Daemon) followConntrack(ctx context.Context) error {
-	f, err := ctnl.Listen(ctnl.Options{Logger: d.log, Resync: d.resync})
+	// New flows are the engine's own decisions: it needs their replies,
+	// assurance and destruction, not their creation.
+	f, err := ctnl.Listen(ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true})
 	if err != nil {
 		return err
 	}

@@ -501,6 +501,9 @@ func TestRestoreErrorLine(t *testing.T) {
 // removing it restores the tables.
 func TestInstallExamples(t *testing.T) {
 	configs := exampleConfigs(t)
+	for _, g := range goldenCases { // the golden setups too: every line the kernel must take
+		configs["golden "+g.name] = g.cfg()
+	}
 	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
 		createBanSets(t, ns, families...)
 		// A table and its built-in chains appear when a rule first uses

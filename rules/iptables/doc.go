@@ -14,28 +14,37 @@
 //
 // Each filter chain reads, top to bottom:
 //
-//  1. IPv6 input and output only: ICMPv6 types 133-137 (router and
+//  1. ctstate RELATED,ESTABLISHED is accepted: the fast path, first, since
+//     every established packet crosses the rules in front of it. With the
+//     FTP helper enabled, flows whose server port (the reply tuple's
+//     source port, the real port after DNAT) lies in the span of the
+//     control ports are left to steps 4 and 5.
+//  2. IPv6 input and output only: ICMPv6 types 133-137 (router and
 //     neighbour discovery, redirect) with hop limit 255 are accepted
 //     whatever their conntrack state.
-//  2. Trusted interfaces are accepted (-i on input and forward, -o on
-//     output).
-//  3. ctstate INVALID gets the chain's Invalid action (drop by default).
-//  4. With the FTP helper enabled: ESTABLISHED TCP to and from each control
-//     port goes to the queue, so the helper reads the commands and replies
-//     the fast path would otherwise accept unseen.
-//  5. ctstate RELATED,ESTABLISHED is accepted: the fast path.
-//  6. A packet whose mark (within Queue.MarkBits) is not zero jumps to
+//  3. Trusted interfaces are accepted (-i on input and forward, -o on
+//     output); on input, the management allowlist too.
+//  4. With the FTP helper enabled: ESTABLISHED TCP of each control port
+//     (one conntrack port range per run of consecutive ports) goes to the
+//     queue, so the helper reads the commands and replies the fast path
+//     would otherwise accept unseen.
+//  5. With the FTP helper enabled: the rest of RELATED,ESTABLISHED is
+//     accepted.
+//  6. ctstate INVALID gets the chain's Invalid action (drop by default).
+//     An INVALID packet is never ESTABLISHED, so it does not matter that
+//     the fast path comes first.
+//  7. A packet whose mark (within Queue.MarkBits) is not zero jumps to
 //     NFQFW-REJECT, which holds one REJECT per reject kind. The engine
 //     answers NF_REPEAT with the mark rules.Queue.RejectMark returns, and
 //     the repeated packet is rejected here by the kernel. tcp-reset is
 //     limited to TCP; a non-TCP packet marked tcp-reset gets a
 //     port-unreachable instead.
-//  7. With guards configured (input and forward): sources in the ipset
+//  8. With guards configured (input and forward): sources in the ipset
 //     nfqfw-ban4 / nfqfw-ban6 are dropped. The sets must exist before the
 //     ruleset is installed, or iptables-restore refuses it.
-//  8. ctstate NEW goes to NFQUEUE (--queue-num N, or --queue-balance
+//  9. ctstate NEW goes to NFQUEUE (--queue-num N, or --queue-balance
 //     N:N+Count-1, and --queue-bypass when configured).
-//  9. What is left (UNTRACKED) gets the chain policy.
+//  10. What is left (UNTRACKED) gets the chain policy.
 //
 // # Kernel-only chains
 //
@@ -45,7 +54,7 @@
 // connections, or port forwards on the forward chain, when the policy is
 // not accept) does not queue at all: after the fast path its NEW packets
 // get the policy in the kernel (for example output with policy accept and
-// no rules ends in -j ACCEPT), and steps 6 to 8 are left out.
+// no rules ends in -j ACCEPT), and steps 7 to 9 are left out.
 //
 // # Reject kinds per family
 //
@@ -74,7 +83,21 @@
 // a refusal then commits nothing. If a later table is refused, the
 // Installer restores the previous state.
 //
-// Every rule carries a comment "nfqfw: ..." so that iptables -S explains
-// it. Rules are written in the order and spelling iptables-save prints
-// them back, so a saved ruleset can be compared with the generated one.
+// # Comments and what established packets cost
+//
+// A rule carries a comment "nfqfw: ..." so that iptables -S explains it,
+// as its last match: a comment is a match the kernel runs (xt_comment,
+// through nft_compat under iptables-nft, as are xt_conntrack and
+// xt_multiport; -p, ports, -i/-o and -m mark become native expressions),
+// so placed last it runs only for packets the rule takes. The rules every
+// established packet crosses carry none: the hook jumps (-I INPUT 1 -j
+// NFQFW-INPUT, whose target names them), the first fast-path rule, and
+// the raw table's return for established TCP. Measured on a gateway
+// forwarding iperf3 (kernel profile, share of busy CPU in netfilter): the
+// previous layout, with comments first and the FTP and trusted-interface
+// rules in front of the fast path, cost 6.1%; this one 4.3%, against 4.0%
+// for a kernel-only ruleset of one conntrack match.
+//
+// Rules are written in the order and spelling iptables-save prints them
+// back, so a saved ruleset can be compared with the generated one.
 package iptables

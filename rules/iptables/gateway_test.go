@@ -85,15 +85,15 @@ func TestRPFilterPlacement(t *testing.T) {
 		{name: "off ipv6", fam: rules.FamilyIPv6},
 		{name: "ipv4", on: true, fam: rules.FamilyIPv4, want: []string{
 			":NFQFW-PREROUTING - [0:0]",
-			`-A NFQFW-PREROUTING -m comment --comment "nfqfw: rpfilter spoofed source" -m rpfilter --invert -j DROP`,
-			`-I PREROUTING 1 -m comment --comment "nfqfw: hook prerouting" -j NFQFW-PREROUTING`,
+			`-A NFQFW-PREROUTING -m rpfilter --invert -m comment --comment "nfqfw: rpfilter spoofed source" -j DROP`,
+			`-I PREROUTING 1 -j NFQFW-PREROUTING`,
 		}},
 		{name: "ipv6 exempts router advertisements and neighbour solicitations", on: true, fam: rules.FamilyIPv6, want: []string{
 			":NFQFW-PREROUTING - [0:0]",
-			`-A NFQFW-PREROUTING -p ipv6-icmp -m comment --comment "nfqfw: rpfilter exempts neighbour discovery" -m icmp6 --icmpv6-type 134 -j RETURN`,
-			`-A NFQFW-PREROUTING -p ipv6-icmp -m comment --comment "nfqfw: rpfilter exempts neighbour discovery" -m icmp6 --icmpv6-type 135 -j RETURN`,
-			`-A NFQFW-PREROUTING -m comment --comment "nfqfw: rpfilter spoofed source" -m rpfilter --invert -j DROP`,
-			`-I PREROUTING 1 -m comment --comment "nfqfw: hook prerouting" -j NFQFW-PREROUTING`,
+			`-A NFQFW-PREROUTING -p ipv6-icmp -m icmp6 --icmpv6-type 134 -m comment --comment "nfqfw: rpfilter exempts neighbour discovery" -j RETURN`,
+			`-A NFQFW-PREROUTING -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m comment --comment "nfqfw: rpfilter exempts neighbour discovery" -j RETURN`,
+			`-A NFQFW-PREROUTING -m rpfilter --invert -m comment --comment "nfqfw: rpfilter spoofed source" -j DROP`,
+			`-I PREROUTING 1 -j NFQFW-PREROUTING`,
 		}},
 	}
 	for _, tt := range tests {

@@ -214,19 +214,19 @@ func (g gen) kernelEvents(t *table) {
 	const target = "-j CT --ctevents destroy,reply,assured"
 	if !slices.Contains(t.chains, ChainPrerouting) {
 		t.chains = append(t.chains, ChainPrerouting)
-		t.hooks = append(t.hooks, rule("-I PREROUTING 1", "hook prerouting", "-j "+ChainPrerouting))
+		t.hooks = append(t.hooks, hook("PREROUTING", ChainPrerouting))
 	}
 	for _, chain := range []string{ChainPrerouting, ChainOutput} {
 		// A TCP packet other than a SYN belongs to a flow that exists
 		// (or one conntrack picks up mid-stream, which the engine drops
 		// as INVALID): it skips the template, and established TCP costs
-		// one cheap rule here instead of a template set and put per
-		// packet.
-		t.rules = append(t.rules, rule("-A "+chain+" -p tcp", "established tcp needs no event template", "-m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN", "-j RETURN"))
+		// one rule of native header matches here (no comment: see rule)
+		// instead of a template set and put per packet.
+		t.rules = append(t.rules, rule("-A "+chain+" -p tcp", "", "-m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN", "-j RETURN"))
 		t.rules = append(t.rules, rule("-A "+chain, "conntrack events the engine follows", target))
 	}
 	t.chains = append(t.chains, ChainOutput)
-	t.hooks = append(t.hooks, rule("-I OUTPUT 1", "hook output", "-j "+ChainOutput))
+	t.hooks = append(t.hooks, hook("OUTPUT", ChainOutput))
 }
 
 // gen generates one family's ruleset from one config.
@@ -272,7 +272,7 @@ func (g gen) filter(t *table) error {
 		if err := g.chain(t, h); err != nil {
 			return err
 		}
-		t.hooks = append(t.hooks, rule("-I "+h.builtin+" 1", "hook "+strings.ToLower(h.builtin), "-j "+h.chain))
+		t.hooks = append(t.hooks, hook(h.builtin, h.chain))
 	}
 	if rejectUsed {
 		g.rejectChain(t, bits)
@@ -384,7 +384,25 @@ func (g gen) chain(t *table, h hookSpec) error {
 		t.rules = append(t.rules, rule("-A "+h.chain+header, comment, rest...))
 	}
 
-	// a. Neighbour discovery: link-local control traffic that conntrack
+	// a. The fast path comes first: every established packet crosses the
+	// rules up to it, so nothing is in front of it, and it is one match
+	// without a comment (iptables-nft runs xt_conntrack and xt_comment
+	// through nft_compat, so each match costs every packet that reaches
+	// it). Accepting an established packet before the trusted interfaces
+	// and the allowlist changes no verdict: they accept it too. With the
+	// FTP helper, flows whose server port (the reply's source port, the
+	// real port after DNAT) lies in the span of the control ports are left
+	// to the rules below, which queue the control connections.
+	q := g.queueTarget()
+	ftp := g.ftpSpans()
+	if len(ftp) == 0 {
+		add("", "", "-m conntrack --ctstate RELATED,ESTABLISHED", "-j ACCEPT")
+	} else {
+		all := portSpan(ftp[0][0], ftp[len(ftp)-1][1], ":")
+		add("", "", "-m conntrack --ctstate RELATED,ESTABLISHED ! --ctreplsrcport "+all, "-j ACCEPT")
+	}
+
+	// b. Neighbour discovery: link-local control traffic that conntrack
 	// does not track as a flow of its own; hop limit 255 proves it was
 	// not forwarded.
 	if g.fam == rules.FamilyIPv6 && h.hook != rules.HookForward {
@@ -394,7 +412,7 @@ func (g gen) chain(t *table, h hookSpec) error {
 		}
 	}
 
-	// b. Trusted interfaces.
+	// c. Trusted interfaces.
 	dir := " -i "
 	if h.hook == rules.HookOutput {
 		dir = " -o "
@@ -403,7 +421,7 @@ func (g gen) chain(t *table, h hookSpec) error {
 		add(dir+ifc, "trusted interface", "-j ACCEPT")
 	}
 
-	// b2. The management allowlist: accepted in the kernel before anything
+	// c2. The management allowlist: accepted in the kernel before anything
 	// else can refuse it, so that no rule, ban, guard or a stopped daemon
 	// locks the operator out.
 	if h.hook == rules.HookInput {
@@ -412,30 +430,14 @@ func (g gen) chain(t *table, h hookSpec) error {
 		}
 	}
 
-	// Every established packet crosses the rules from here to the fast
-	// path, so they are as few as they can be: one rule per 15 FTP ports
-	// (multiport matches either direction), and the invalid check after
-	// the fast path (an INVALID packet is never ESTABLISHED).
-
-	// c. FTP control connections go to the userspace helper, before the
-	// fast path would accept them unseen.
-	q := g.queueTarget()
-	if g.c.FTP.Enabled {
-		ports := g.c.FTP.Ports
-		if len(ports) == 0 {
-			ports = []uint16{21}
+	// d. FTP control connections go to the userspace helper, then the rest
+	// of the established flows the fast path left here is accepted.
+	if len(ftp) > 0 {
+		for _, sp := range ftp {
+			add(" -p tcp", "ftp control to the helper", "-m conntrack --ctstate ESTABLISHED --ctreplsrcport "+portSpan(sp[0], sp[1], ":"), q)
 		}
-		for chunk := range slices.Chunk(ports, 15) {
-			ps := make([]string, len(chunk))
-			for i, p := range chunk {
-				ps[i] = strconv.Itoa(int(p))
-			}
-			add(" -p tcp", "ftp control to the helper", "-m multiport --ports "+strings.Join(ps, ","), "-m conntrack --ctstate ESTABLISHED", q)
-		}
+		add("", "established fast path", "-m conntrack --ctstate RELATED,ESTABLISHED", "-j ACCEPT")
 	}
-
-	// d. Fast path.
-	add("", "established fast path", "-m conntrack --ctstate RELATED,ESTABLISHED", "-j ACCEPT")
 
 	// e. Invalid packets.
 	inv := h.cfg.Invalid
@@ -468,6 +470,30 @@ func (g gen) chain(t *table, h hookSpec) error {
 		add(tg.header, name+" policy "+pol.String()+" in the kernel", tg.target)
 	}
 	return nil
+}
+
+// ftpSpans returns the FTP control ports as sorted runs of consecutive
+// ports, [first, last] each, or nil when the helper is off. Each run is one
+// conntrack port range match.
+func (g gen) ftpSpans() [][2]uint16 {
+	if !g.c.FTP.Enabled {
+		return nil
+	}
+	ports := slices.Clone(g.c.FTP.Ports)
+	if len(ports) == 0 {
+		ports = []uint16{21}
+	}
+	slices.Sort(ports)
+	ports = slices.Compact(ports)
+	var spans [][2]uint16
+	for _, p := range ports {
+		if n := len(spans); n > 0 && spans[n-1][1]+1 == p {
+			spans[n-1][1] = p
+			continue
+		}
+		spans = append(spans, [2]uint16{p, p})
+	}
+	return spans
 }
 
 // queueTarget returns the NFQUEUE target with the configured options.
@@ -584,12 +610,12 @@ func (g gen) nat(t *table) error {
 	if len(pre) > 0 {
 		t.chains = append(t.chains, ChainPrerouting)
 		t.rules = append(t.rules, pre...)
-		t.hooks = append(t.hooks, rule("-I PREROUTING 1", "hook prerouting", "-j "+ChainPrerouting))
+		t.hooks = append(t.hooks, hook("PREROUTING", ChainPrerouting))
 	}
 	if len(post) > 0 {
 		t.chains = append(t.chains, ChainPostrouting)
 		t.rules = append(t.rules, post...)
-		t.hooks = append(t.hooks, rule("-I POSTROUTING 1", "hook postrouting", "-j "+ChainPostrouting))
+		t.hooks = append(t.hooks, hook("POSTROUTING", ChainPostrouting))
 	}
 	return nil
 }
@@ -614,7 +640,7 @@ func (g gen) rpfilter(t *table) {
 		}
 	}
 	t.rules = append(t.rules, rule("-A "+ChainPrerouting, "rpfilter spoofed source", "-m rpfilter --invert", "-j DROP"))
-	t.hooks = append(t.hooks, rule("-I PREROUTING 1", "hook prerouting", "-j "+ChainPrerouting))
+	t.hooks = append(t.hooks, hook("PREROUTING", ChainPrerouting))
 }
 
 // sourceOut returns the headers "-s SRC -o IF" for every source of this
@@ -730,15 +756,31 @@ func protoName(p uint8) string {
 }
 
 // rule builds one restore line: head (command, chain and header fields such
-// as -s, -i, -p, which iptables-save prints first), the comment, then the
-// other matches and the target, in the order iptables-save prints them back.
+// as -s, -i, -p, which iptables-save prints first), the other matches, the
+// comment, and the target (the last of rest), in the order iptables-save
+// prints them back. The comment is the last match because it is one: the
+// kernel runs xt_comment for every packet that reaches it (through
+// nft_compat under iptables-nft), so placed last it runs only for the
+// packets the rule takes. An empty comment leaves the rule without one.
 func rule(head, comment string, rest ...string) string {
 	parts := []string{head}
-	if comment != "" {
-		parts = append(parts, `-m comment --comment "nfqfw: `+sanitize(comment)+`"`)
-	}
 	parts = append(parts, rest...)
+	if comment != "" {
+		c := `-m comment --comment "nfqfw: ` + sanitize(comment) + `"`
+		at := len(parts)
+		if last := parts[at-1]; strings.HasPrefix(last, "-j ") || strings.HasPrefix(last, "-g ") {
+			at--
+		}
+		parts = slices.Insert(parts, at, c)
+	}
 	return strings.Join(parts, " ")
+}
+
+// hook is the jump that puts chain first in the built-in chain builtin. It
+// carries no comment: every packet of the hook crosses it, and its target
+// already names it as nfqfw's.
+func hook(builtin, chain string) string {
+	return "-I " + builtin + " 1 -j " + chain
 }
 
 // sanitize keeps a comment printable and free of quotes, within the 256

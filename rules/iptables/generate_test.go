@@ -118,6 +118,18 @@ var goldenCases = []struct {
 		},
 	},
 	{
+		// Control ports in runs (21-22, 2121), and kernel events limited by
+		// a CT template in the raw table.
+		name: "ftp-port-runs-minimal-events",
+		cfg: func() *rules.Config {
+			c := base()
+			c.IPv6 = false
+			c.FTP = rules.FTP{Enabled: true, Ports: []uint16{2121, 22, 21}, Expiry: 30 * time.Second, MaxPerControl: 8}
+			c.Flows.KernelEvents = rules.KernelEventsMinimal
+			return c
+		},
+	},
+	{
 		// Setup 8 with setup 7's guard: masquerade on the uplink, two port
 		// forwards, ssh guard bans through ipset.
 		name: "nat-gateway",
