@@ -24,6 +24,7 @@ type bench struct {
 	queues                 int
 	iperfRounds            int  // established rounds per repetition
 	blocks                 bool // run the blocks (false: established phase only)
+	kprof                  bool // kernel profile of every established run
 	profile                bool
 	out, dir               string
 	stamp                  string
@@ -34,17 +35,22 @@ type bench struct {
 
 // block is what one gateway measured in one repetition.
 type block struct {
-	Gateway    string    `json:"gateway"`
-	Rep        int       `json:"rep"`
-	TCP1       point     `json:"tcp_c1"`
-	TCP8       point     `json:"tcp_c8"`
-	TCP32      point     `json:"tcp_c32"`
-	UDP        point     `json:"udp_c32"`
-	UDPFlood   point     `json:"udp_flood"`
-	IperfGbps  float64   `json:"iperf3_gbit_s"` // mean of IperfRuns
-	IperfRuns  []float64 `json:"iperf3_runs_gbit_s"`
-	CPUSeconds float64   `json:"reader_cpu_s,omitempty"`
-	PeakRSSMiB float64   `json:"reader_peak_rss_mib,omitempty"`
+	Gateway   string    `json:"gateway"`
+	Rep       int       `json:"rep"`
+	TCP1      point     `json:"tcp_c1"`
+	TCP8      point     `json:"tcp_c8"`
+	TCP32     point     `json:"tcp_c32"`
+	UDP       point     `json:"udp_c32"`
+	UDPFlood  point     `json:"udp_flood"`
+	IperfGbps float64   `json:"iperf3_gbit_s"` // mean of IperfRuns
+	IperfRuns []float64 `json:"iperf3_runs_gbit_s"`
+	// NetfilterPct is netfilter's share of the busy CPU during each
+	// established run (-kernel-profile), in percent; NetfilterMedian its
+	// median.
+	NetfilterPct    []float64 `json:"netfilter_pct_busy_cpu_runs,omitempty"`
+	NetfilterMedian float64   `json:"netfilter_pct_busy_cpu,omitempty"`
+	CPUSeconds      float64   `json:"reader_cpu_s,omitempty"`
+	PeakRSSMiB      float64   `json:"reader_peak_rss_mib,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -60,6 +66,7 @@ func runBench(args []string) error {
 	only := fs.String("only", "abcd", "gateways to run, in order")
 	fs.IntVar(&b.iperfRounds, "iperf-rounds", 2, "established-throughput rounds per repetition (one iperf3 run per gateway each)")
 	fs.BoolVar(&b.blocks, "blocks", true, "run the measuring blocks; false: only the established-throughput phase")
+	fs.BoolVar(&b.kprof, "kernel-profile", false, "profile the kernel (perf) during each established run: netfilter's share of the busy CPU")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,6 +75,11 @@ func runBench(args []string) error {
 	}
 	if b.reps < 1 || b.reps > 50 || b.point < time.Second || b.point > 5*time.Minute || b.iperfRounds < 1 || b.iperfRounds > 100 {
 		return errors.New("need 1 <= -reps <= 50, 1s <= -point <= 5m and 1 <= -iperf-rounds <= 100")
+	}
+	if b.kprof {
+		if err := perfAvailable(); err != nil {
+			return fmt.Errorf("-kernel-profile: %w", err)
+		}
 	}
 	var err error
 	for _, p := range []*string{&b.nfqfw, &b.minreader} {
@@ -324,7 +336,7 @@ func (b *bench) established(ctx context.Context, gws []gateway, blocks []block) 
 			slices.Reverse(order) // a b c d, d c b a, ...: no gateway always goes first
 		}
 		for _, g := range order {
-			gbps, err := b.iperfOn(ctx, g)
+			gbps, nf, err := b.iperfOn(ctx, g)
 			if err != nil {
 				return fmt.Errorf("(%s) %s, iperf3 round %d: %w", g.key, g.label, round+1, err)
 			}
@@ -332,27 +344,57 @@ func (b *bench) established(ctx context.Context, gws []gateway, blocks []block) 
 				if bl := &blocks[i]; bl.Gateway == g.key && bl.Rep == rep {
 					bl.IperfRuns = append(bl.IperfRuns, gbps)
 					bl.IperfGbps = mean(bl.IperfRuns)
+					if nf >= 0 {
+						bl.NetfilterPct = append(bl.NetfilterPct, nf)
+						bl.NetfilterMedian = median(bl.NetfilterPct)
+					}
 				}
 			}
-			b.logf("(%s) %-7s iperf3 round %d: %5.2f Gbit/s", g.key, g.label, round+1, gbps)
+			if nf >= 0 {
+				b.logf("(%s) %-7s iperf3 round %d: %5.2f Gbit/s, netfilter %.2f%% of busy CPU", g.key, g.label, round+1, gbps, nf)
+			} else {
+				b.logf("(%s) %-7s iperf3 round %d: %5.2f Gbit/s", g.key, g.label, round+1, gbps)
+			}
 		}
 	}
 	return nil
 }
 
 // iperfOn sets gateway g up, measures one iperf3 run through it and tears
-// it down.
-func (b *bench) iperfOn(ctx context.Context, g gateway) (float64, error) {
+// it down. With -kernel-profile it also returns netfilter's share of the
+// busy CPU over the run after its first half second (-1 without).
+func (b *bench) iperfOn(ctx context.Context, g gateway) (gbps, nf float64, err error) {
 	p, err := g.up(ctx)
 	b.reader = p
 	defer func() { g.down(); b.reader = nil }()
 	if err != nil {
-		return 0, err
+		return 0, -1, err
 	}
 	if w, err := b.client(ctx, "tcp", 1, 300*time.Millisecond, false); err != nil || w.Ops == 0 {
-		return 0, fmt.Errorf("gateway passes no TCP connection (%v)", err)
+		return 0, -1, fmt.Errorf("gateway passes no TCP connection (%v)", err)
 	}
-	return b.iperf(ctx)
+	nf = -1
+	var prof chan chan float64
+	if b.kprof {
+		prof = make(chan chan float64, 1)
+		go func() {
+			time.Sleep(500 * time.Millisecond) // past the connection's slow start
+			c, err := b.kernelProfile(ctx, max(b.iperfTime()-time.Second, 500*time.Millisecond), g.key)
+			if err != nil {
+				b.logf("%v", err)
+			}
+			prof <- c
+		}()
+	}
+	gbps, err = b.iperf(ctx)
+	if prof != nil {
+		if c := <-prof; c != nil {
+			if v, ok := <-c; ok {
+				nf = v
+			}
+		}
+	}
+	return gbps, nf, err
 }
 
 func mean(vs []float64) float64 {

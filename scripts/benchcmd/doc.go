@@ -21,7 +21,12 @@
 // batching pays), and for (c) and (d) the reader's CPU seconds and peak
 // RSS. After the blocks, established throughput (iperf3, one connection,
 // port 443) is measured in rounds that set each gateway up in turn, so the
-// gateways meet the same interference. Medians over the repetitions go to
+// gateways meet the same interference; each gateway's run is also divided
+// by (a)'s run of the same round, and the target for established
+// throughput is judged on the median of those paired ratios. With
+// -kernel-profile, perf samples every CPU during each established run and
+// the table gains netfilter's share of the busy CPU, a figure the VM's
+// noise moves far less than throughput. Medians over the repetitions go to
 // a table (each figure with its ratio to (c) and (a)), with the design's
 // targets for (d), and to scripts/out/bench-<timestamp>.json.
 //
