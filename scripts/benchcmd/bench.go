@@ -25,6 +25,7 @@ type bench struct {
 	iperfRounds            int  // established rounds per repetition
 	blocks                 bool // run the blocks (false: established phase only)
 	kprof                  bool // kernel profile of every established run
+	kernelEvents           string
 	profile                bool
 	out, dir               string
 	stamp                  string
@@ -61,6 +62,7 @@ func runBench(args []string) error {
 	fs.IntVar(&b.reps, "reps", 3, "repetitions of the A B C D sequence (medians over them)")
 	fs.DurationVar(&b.point, "point", 5*time.Second, "duration of each measured point (5 per block)")
 	fs.IntVar(&b.queues, "queues", 1, "nfqfw queue.count")
+	fs.StringVar(&b.kernelEvents, "kernel-events", "all", "nfqfw flows.kernel_events: all or minimal")
 	fs.BoolVar(&b.profile, "pprof", false, "capture nfqfw CPU and allocation profiles in the first (d) block")
 	fs.StringVar(&b.out, "out", "scripts/out", "output `directory` for the JSON (and profiles)")
 	only := fs.String("only", "abcd", "gateways to run, in order")

@@ -56,8 +56,8 @@ COMMIT
 // nfqfwConfig is the full server policy on the forward path: recent lists
 // (port-scan trick), a knock sequence, the SSH guard on port 22 (not
 // benchmarked: its limits would trip), the FTP helper, and the services
-// the benchmark uses (80 and 443 TCP, 53 UDP). %s: the run directory,
-// %d: the number of queues.
+// the benchmark uses (80 and 443 TCP, 53 UDP). Verbs, in order: the
+// number of queues, flows.kernel_events, the run directory twice.
 const nfqfwConfig = `zones:
   lan: [veth-gc]
   dmz: [veth-gs]
@@ -65,6 +65,7 @@ trusted: [lo]
 queue: {number: 0, count: %d, max_len: 4096}
 flows:
   timeouts: {udp: 1s, tcp_close: 1s}
+  kernel_events: %s
 recent:
   - {name: tcp-portscan, size: 1000}
   - {name: udp-portscan, size: 1000}
@@ -135,7 +136,7 @@ func (b *bench) gateways() []gateway {
 		{key: "d", label: "nfqfw", up: func(ctx context.Context) (*proc, error) {
 			cfg := filepath.Join(b.dir, "nfqfw.yaml")
 			os.RemoveAll(filepath.Join(b.dir, "state"))
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, b.dir, b.dir)), 0o600); err != nil {
+			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, b.kernelEvents, b.dir, b.dir)), 0o600); err != nil {
 				return nil, err
 			}
 			args := []string{b.nfqfw, "run", "-c", cfg}
