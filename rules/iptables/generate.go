@@ -203,13 +203,13 @@ func generate(c *rules.Config, fam rules.Family) (*ruleset, error) {
 	return r, nil
 }
 
-// kernelEvents asks conntrack to report only the events the engine follows
-// (a flow saw its first reply, became assured, was destroyed) for new flows, through a CT
-// template set in the raw table before conntrack creates the flow. Every
-// other event (new, reply, protoinfo, ...) would be read and discarded by
-// the daemon: at several per connection, reading them cost more CPU than
-// deciding the packets. An operator's own CT rules come after nfqfw's hook
-// and so take precedence.
+// kernelEvents (flows.kernel_events minimal) asks conntrack to report only
+// the events the engine follows (a flow saw its first reply, became
+// assured, was destroyed) for new flows, through a CT template set in the
+// raw table before conntrack creates the flow: 3 events per short TCP
+// connection instead of 6. The price is one more hook for every packet
+// (see rules.Flows.KernelEvents). An operator's own CT rules come after
+// nfqfw's hook and so take precedence.
 func (g gen) kernelEvents(t *table) {
 	const target = "-j CT --ctevents destroy,reply,assured"
 	if !slices.Contains(t.chains, ChainPrerouting) {
