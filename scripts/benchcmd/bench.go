@@ -376,24 +376,17 @@ func (b *bench) iperfOn(ctx context.Context, g gateway) (gbps, nf float64, err e
 		return 0, -1, fmt.Errorf("gateway passes no TCP connection (%v)", err)
 	}
 	nf = -1
-	var prof chan chan float64
+	var prof <-chan float64
 	if b.kprof {
-		prof = make(chan chan float64, 1)
-		go func() {
-			time.Sleep(500 * time.Millisecond) // past the connection's slow start
-			c, err := b.kernelProfile(ctx, max(b.iperfTime()-time.Second, 500*time.Millisecond), g.key)
-			if err != nil {
-				b.logf("%v", err)
-			}
-			prof <- c
-		}()
+		// Sampling starts half a second in, past the connection's slow start.
+		if prof, err = b.kernelProfile(ctx, 500*time.Millisecond, max(b.iperfTime()-time.Second, 500*time.Millisecond), g.key); err != nil {
+			return 0, -1, err
+		}
 	}
 	gbps, err = b.iperf(ctx)
 	if prof != nil {
-		if c := <-prof; c != nil {
-			if v, ok := <-c; ok {
-				nf = v
-			}
+		if v, ok := <-prof; ok {
+			nf = v
 		}
 	}
 	return gbps, nf, err

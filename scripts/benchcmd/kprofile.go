@@ -21,12 +21,15 @@ import (
 // slower CPU scale every function alike, so the share stays put where the
 // throughput does not.
 
-// kernelProfile samples every CPU (perf record, cpu-clock) for d while
-// iperf3 runs, and returns netfilter's share of the busy samples in percent.
-func (b *bench) kernelProfile(ctx context.Context, d time.Duration, name string) (chan float64, error) {
+// kernelProfile samples every CPU (perf record, cpu-clock) for d, starting
+// after skip, and sends netfilter's share of the busy samples in percent on
+// the channel it returns; the channel is closed without a value if the
+// profile failed.
+func (b *bench) kernelProfile(ctx context.Context, skip, d time.Duration, name string) (<-chan float64, error) {
 	file := filepath.Join(b.dir, "perf-"+name+".data")
 	cmd := exec.CommandContext(ctx, "perf", "record", "-q", "-a", "-e", "cpu-clock", "-F", "4999", "-o", file,
-		"--", "sleep", strconv.FormatFloat(d.Seconds(), 'f', 1, 64))
+		"-D", strconv.FormatInt(skip.Milliseconds(), 10),
+		"--", "sleep", strconv.FormatFloat((skip+d).Seconds(), 'f', 1, 64))
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("perf record: %w", err)
 	}
