@@ -83,6 +83,19 @@ func (a *attrs) next() (typ uint16, val []byte, ok bool) {
 	return typ, val, true
 }
 
+// find returns the value of the first attribute of type typ.
+func (a attrs) find(typ uint16) ([]byte, bool) {
+	for {
+		t, v, ok := a.next()
+		if !ok {
+			return nil, false
+		}
+		if t == typ {
+			return v, true
+		}
+	}
+}
+
 // decodeMessages decodes every ctnetlink event message in b (one read of
 // the event socket) and calls fn for each. It returns how many events it
 // delivered and how many messages it could not decode. It does not
@@ -154,24 +167,9 @@ func decodeFlow(b []byte, ev *Event) bool {
 				ev.Assured = s&ipsAssured != 0
 			}
 		case ctaProtoinfo:
-			pa := attrs(val)
-			for {
-				pt, pv, ok := pa.next()
-				if !ok {
-					break
-				}
-				if pt != ctaProtoinfoTCP {
-					continue
-				}
-				ta := attrs(pv)
-				for {
-					tt, tv, ok := ta.next()
-					if !ok {
-						break
-					}
-					if tt == ctaProtoinfoTCPState && len(tv) >= 1 {
-						ev.TCPState = tv[0]
-					}
+			if tcp, ok := attrs(val).find(ctaProtoinfoTCP); ok {
+				if st, ok := attrs(tcp).find(ctaProtoinfoTCPState); ok && len(st) >= 1 {
+					ev.TCPState = st[0]
 				}
 			}
 		case ctaTimeout:
