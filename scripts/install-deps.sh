@@ -14,6 +14,7 @@ PACKAGES=(
 	knockd # its `knock` client for the port-knocking setup
 	prometheus # promtool and a server for the metrics
 	tshark # packet captures while debugging e2e tests
+	gcc pkg-config libnetfilter-queue-dev # the benchmark's C NFQUEUE reader (scripts/benchcmd/creader/creader.c)
 )
 
 check_only=false

@@ -18,17 +18,17 @@ import (
 
 // bench is one benchmark run.
 type bench struct {
-	nfqfw, minreader, self string
-	reps                   int
-	point                  time.Duration
-	queues                 int
-	iperfRounds            int  // established rounds per repetition
-	blocks                 bool // run the blocks (false: established phase only)
-	kprof                  bool // kernel profile of every established run
-	kernelEvents           string
-	profile                bool
-	out, dir               string
-	stamp                  string
+	nfqfw, minreader, creader, self string
+	reps                            int
+	point                           time.Duration
+	queues                          int
+	iperfRounds                     int  // established rounds per repetition
+	blocks                          bool // run the blocks (false: established phase only)
+	kprof                           bool // kernel profile of every established run
+	kernelEvents                    string
+	profile                         bool
+	out, dir                        string
+	stamp                           string
 
 	sb     *sandbox
 	reader *proc // the running gateway's reader, nil for (a) and (b)
@@ -59,13 +59,14 @@ func runBench(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.StringVar(&b.nfqfw, "nfqfw", "bin/nfqfw", "nfqfw `binary`")
 	fs.StringVar(&b.minreader, "minreader", "bin/minreader", "minreader `binary`")
-	fs.IntVar(&b.reps, "reps", 3, "repetitions of the A B C D sequence (medians over them)")
+	fs.StringVar(&b.creader, "creader", "bin/creader", "C reader `binary` (scripts/benchcmd/creader)")
+	fs.IntVar(&b.reps, "reps", 3, "repetitions of the A B C D E sequence (medians over them)")
 	fs.DurationVar(&b.point, "point", 5*time.Second, "duration of each measured point (5 per block)")
 	fs.IntVar(&b.queues, "queues", 1, "nfqfw queue.count")
 	fs.StringVar(&b.kernelEvents, "kernel-events", "all", "nfqfw flows.kernel_events: all or minimal")
 	fs.BoolVar(&b.profile, "pprof", false, "capture nfqfw CPU and allocation profiles in the first (d) block")
 	fs.StringVar(&b.out, "out", "scripts/out", "output `directory` for the JSON (and profiles)")
-	only := fs.String("only", "abcd", "gateways to run, in order")
+	only := fs.String("only", "abcde", "gateways to run, in order")
 	fs.IntVar(&b.iperfRounds, "iperf-rounds", 2, "established-throughput rounds per repetition (one iperf3 run per gateway each)")
 	fs.BoolVar(&b.blocks, "blocks", true, "run the measuring blocks; false: only the established-throughput phase")
 	fs.BoolVar(&b.kprof, "kernel-profile", false, "profile the kernel (perf) during each established run: netfilter's share of the busy CPU")
@@ -84,7 +85,7 @@ func runBench(args []string) error {
 		}
 	}
 	var err error
-	for _, p := range []*string{&b.nfqfw, &b.minreader} {
+	for _, p := range []*string{&b.nfqfw, &b.minreader, &b.creader} {
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}

@@ -1,15 +1,18 @@
 // Command benchcmd is nfqfw's side-by-side kernel benchmark. It builds the
 // reference sandbox (cli -> gw -> srv, forwarded traffic, namespaces named
-// per run and deleted at the end) and measures, interleaved (A B C D A B C
-// D ...), four gateways:
+// per run and deleted at the end) and measures, interleaved (A B C D E A B
+// C D E ...), five gateways:
 //
 //	(a) none      no rules at all
 //	(b) kernel    a kernel-only stateful ruleset equal to the server policy
-//	(c) minimal   NEW -> NFQUEUE answered by minreader (accept all, one
-//	              verdict per packet: the floor)
+//	(c) minimal   NEW -> NFQUEUE answered by minreader (go-nfqueue, accept
+//	              all, one verdict per packet: the Go floor)
 //	(d) nfqfw     nfqfw run with the full server policy: recent lists, a
 //	              knock sequence, the SSH guard (on port 22, not benchmarked),
 //	              the FTP helper, and batched verdicts
+//	(e) creader   NEW -> NFQUEUE answered by creader (creader/creader.c:
+//	              libnetfilter_queue, one thread blocking in recv(2), 128
+//	              bytes copied, one verdict per packet: the fastest peer)
 //
 // Each block measures new TCP connections per second at concurrency 1, 8
 // and 32 (connect, close with RST: port 80), connect latency p50/p99 at
@@ -18,7 +21,7 @@
 // responder on port 53), new UDP flows per second under a hping3 flood
 // (each datagram from the next source port, counted as IP packets reaching
 // the server's namespace: the queue's capacity with a backlog, where
-// batching pays), and for (c) and (d) the reader's CPU seconds and peak
+// batching pays), and for (c), (d) and (e) the reader's CPU seconds and peak
 // RSS. After the blocks, established throughput (iperf3, one connection,
 // port 443) is measured in rounds that set each gateway up in turn, so the
 // gateways meet the same interference; each gateway's run is also divided
@@ -27,7 +30,7 @@
 // -kernel-profile, perf samples every CPU during each established run and
 // the table gains netfilter's share of the busy CPU, a figure the VM's
 // noise moves far less than throughput. Medians over the repetitions go to
-// a table (each figure with its ratio to (c) and (a)), with the design's
+// a table (each figure with its ratios to (c), (a), (e) and (b)), with the
 // targets for (d), and to scripts/out/bench-<timestamp>.json.
 //
 // Subcommands (the driver runs the others inside the namespaces):

@@ -12,8 +12,8 @@ import (
 // gateway is one of the compared setups of the gw namespace.
 type gateway struct {
 	key, label string
-	// up installs the setup; it returns the reader process for (c) and
-	// (d), nil otherwise.
+	// up installs the setup; it returns the reader process for (c), (d)
+	// and (e), nil otherwise.
 	up   func(ctx context.Context) (*proc, error)
 	down func()
 }
@@ -111,6 +111,24 @@ func (b *bench) gateways() []gateway {
 		return err
 	}
 	none := func() { restore(context.Background(), rulesNone) }
+	// queueReader starts an accept-all reader on queue 0, then points the
+	// NEW flows at it.
+	queueReader := func(ctx context.Context, bin string) (*proc, error) {
+		p, err := b.sb.start(b.sb.gw, bin, "-queue", "0")
+		if err != nil {
+			return nil, err
+		}
+		if err := b.waitQueue(ctx, p); err != nil {
+			return p, err
+		}
+		return p, restore(ctx, rulesQueue)
+	}
+	stopReader := func() {
+		if p := b.reader; p != nil {
+			p.stop()
+		}
+		none()
+	}
 	return []gateway{
 		{key: "a", label: "none", up: func(ctx context.Context) (*proc, error) {
 			return nil, restore(ctx, rulesNone)
@@ -119,20 +137,8 @@ func (b *bench) gateways() []gateway {
 			return nil, restore(ctx, rulesKernel)
 		}, down: none},
 		{key: "c", label: "minimal", up: func(ctx context.Context) (*proc, error) {
-			p, err := b.sb.start(b.sb.gw, b.minreader, "-queue", "0")
-			if err != nil {
-				return nil, err
-			}
-			if err := b.waitQueue(ctx, p); err != nil {
-				return p, err
-			}
-			return p, restore(ctx, rulesQueue)
-		}, down: func() {
-			if p := b.reader; p != nil {
-				p.stop()
-			}
-			none()
-		}},
+			return queueReader(ctx, b.minreader)
+		}, down: stopReader},
 		{key: "d", label: "nfqfw", up: func(ctx context.Context) (*proc, error) {
 			cfg := filepath.Join(b.dir, "nfqfw.yaml")
 			os.RemoveAll(filepath.Join(b.dir, "state"))
@@ -156,16 +162,19 @@ func (b *bench) gateways() []gateway {
 			}
 			none()
 		}},
+		{key: "e", label: "creader", up: func(ctx context.Context) (*proc, error) {
+			return queueReader(ctx, b.creader)
+		}, down: stopReader},
 	}
 }
 
 const pprofAddr = "127.0.0.1:6061"
 
-// waitQueue waits until the minimal reader has bound queue 0.
+// waitQueue waits until an accept-all reader has bound queue 0.
 func (b *bench) waitQueue(ctx context.Context, p *proc) error {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if p.exited() {
-			return fmt.Errorf("minreader exited: %v\n%s", p.err, p.out.String())
+			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.out.String())
 		}
 		out, _ := b.sb.exec(ctx, b.sb.gw, "cat", "/proc/net/netfilter/nfnetlink_queue")
 		for _, l := range strings.Split(out, "\n") {
@@ -174,7 +183,7 @@ func (b *bench) waitQueue(ctx context.Context, p *proc) error {
 			}
 		}
 	}
-	return fmt.Errorf("minreader did not bind queue 0 within 10s")
+	return fmt.Errorf("%s did not bind queue 0 within 10s", p.name)
 }
 
 // waitDaemon waits until nfqfw answers on its control socket, which it

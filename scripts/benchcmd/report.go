@@ -10,7 +10,7 @@ import (
 type metric struct {
 	name     string
 	of       func(*block) float64
-	reader   bool // only measured for (c) and (d)
+	reader   bool // only measured for the readers: (c), (d) and (e)
 	optional bool // left out when no gateway has it (a flag's measurement)
 }
 
@@ -36,7 +36,10 @@ type report struct {
 	Queues  int                           `json:"nfqfw_queues"`
 	Labels  map[string]string             `json:"gateways"`
 	Medians map[string]map[string]float64 `json:"medians"` // gateway -> metric -> median
-	Targets []target                      `json:"targets"`
+	// Ratios holds, per gateway and metric, its median over the medians of
+	// the reference gateways (ratioRefs), keyed "to_<gateway>".
+	Ratios  map[string]map[string]map[string]float64 `json:"ratios"`
+	Targets []target                                 `json:"targets"`
 	// Paired holds, per gateway, the ratio of each established round's
 	// run to (a)'s run of the same round: measured back to back, the two
 	// share the machine's state of that moment.
@@ -107,7 +110,7 @@ func summarize(b *bench, gws []gateway, blocks []block) *report {
 		r.Labels[g.key] = g.label
 		m := map[string]float64{}
 		for _, mt := range metrics {
-			if mt.reader && g.key != "c" && g.key != "d" {
+			if mt.reader && !isReader(g.key) {
 				continue
 			}
 			var vs []float64
@@ -120,7 +123,22 @@ func summarize(b *bench, gws []gateway, blocks []block) *report {
 		}
 		r.Medians[g.key] = m
 	}
-	a, c, d := r.Medians["a"], r.Medians["c"], r.Medians["d"]
+	r.Ratios = map[string]map[string]map[string]float64{}
+	for _, g := range gws {
+		m := map[string]map[string]float64{}
+		for name, v := range r.Medians[g.key] {
+			for _, ref := range ratioRefs {
+				if y := r.Medians[ref][name]; ref != g.key && y != 0 {
+					if m[name] == nil {
+						m[name] = map[string]float64{}
+					}
+					m[name]["to_"+ref] = v / y
+				}
+			}
+		}
+		r.Ratios[g.key] = m
+	}
+	a, kern, c, d, e := r.Medians["a"], r.Medians["b"], r.Medians["c"], r.Medians["d"], r.Medians["e"]
 	ratio := func(x, y float64) float64 {
 		if y == 0 {
 			return 0
@@ -140,6 +158,26 @@ func summarize(b *bench, gws []gateway, blocks []block) *report {
 		// queued) and is shown, not judged.
 		f := ratio(d["udp_new_flows_per_s"], c["udp_new_flows_per_s"])
 		r.Targets = append(r.Targets, target{"udp new flows/s (d)/(c)", f, ">= 1.5", f >= 1.5})
+	}
+	if e != nil && d != nil && d["tcp_conn_per_s_c1"] > 0 {
+		// Against the fastest peer of the mechanism: the plain C reader.
+		for _, n := range []string{"c1", "c8", "c32"} {
+			got := ratio(d["tcp_conn_per_s_"+n], e["tcp_conn_per_s_"+n])
+			r.Targets = append(r.Targets, target{"tcp conn/s (d)/(e) " + n, got, ">= 1.05", got >= 1.05})
+		}
+		f := ratio(d["udp_new_flows_per_s"], e["udp_new_flows_per_s"])
+		r.Targets = append(r.Targets, target{"udp new flows/s (d)/(e)", f, ">= 1.05", f >= 1.05})
+		add := d["connect_p50_us_c1"] - e["connect_p50_us_c1"]
+		r.Targets = append(r.Targets, target{"connect p50 (d)-(e) us", add, "<= 0", add <= 0})
+		cpu := ratio(d["reader_cpu_s_per_block"], e["reader_cpu_s_per_block"])
+		r.Targets = append(r.Targets, target{"reader cpu/block (d)/(e)", cpu, "<= 1", cpu <= 1})
+	}
+	if kern != nil && d != nil && d["tcp_conn_per_s_c1"] > 0 {
+		// The far goal: close to the kernel-only ruleset.
+		add := d["connect_p50_us_c1"] - kern["connect_p50_us_c1"]
+		r.Targets = append(r.Targets, target{"connect p50 (d)-(b) us", add, "<= 30", add <= 30})
+		got := ratio(d["tcp_conn_per_s_c32"], kern["tcp_conn_per_s_c32"])
+		r.Targets = append(r.Targets, target{"tcp conn/s (d)/(b) c32", got, ">= 0.8", got >= 0.8})
 	}
 	if a != nil {
 		r.Paired = map[string]paired{}
@@ -172,6 +210,15 @@ func (r *report) has(name string) bool {
 	return false
 }
 
+// ratioRefs are the gateways every median is compared with, in the
+// table's order: the minimal Go reader, no rules, the C reader, the
+// kernel-only ruleset.
+var ratioRefs = []string{"c", "a", "e", "b"}
+
+// isReader reports whether gateway key answers a queue with a process of
+// its own, whose CPU and memory are measured.
+func isReader(key string) bool { return key == "c" || key == "d" || key == "e" }
+
 func median(vs []float64) float64 {
 	if len(vs) == 0 {
 		return 0
@@ -184,13 +231,15 @@ func median(vs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// table prints each median with its ratio to (c) and to (a).
+// table prints each median with its ratios to the reference gateways.
 func (r *report) table() string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\nmedians of %d repetitions, %s per point, nfqfw queues %d (ratios: /c = to the minimal reader, /a = to no rules)\n\n", r.Reps, r.Point, r.Queues)
+	fmt.Fprintf(&sb, "\nmedians of %d repetitions, %s per point, nfqfw queues %d (ratios: /c = to the minimal Go reader, "+
+		"/a = to no rules, /e = to the C reader, /b = to the kernel-only ruleset)\n\n", r.Reps, r.Point, r.Queues)
+	const w = 34
 	fmt.Fprintf(&sb, "%-24s", "metric")
 	for _, g := range r.gws {
-		fmt.Fprintf(&sb, " %26s", "("+g.key+") "+g.label)
+		fmt.Fprintf(&sb, " %*s", w, "("+g.key+") "+g.label)
 	}
 	sb.WriteString("\n")
 	for _, mt := range metrics {
@@ -201,17 +250,19 @@ func (r *report) table() string {
 		for _, g := range r.gws {
 			v, ok := r.Medians[g.key][mt.name]
 			if !ok {
-				fmt.Fprintf(&sb, " %26s", "-")
+				fmt.Fprintf(&sb, " %*s", w, "-")
 				continue
 			}
 			cell := fmt.Sprintf("%.4g", v)
-			if c, ok := r.Medians["c"][mt.name]; ok && c != 0 {
-				cell += fmt.Sprintf(" %.2f/c", v/c)
+			if v >= 1e4 {
+				cell = fmt.Sprintf("%.0f", v)
 			}
-			if a, ok := r.Medians["a"][mt.name]; ok && a != 0 {
-				cell += fmt.Sprintf(" %.2f/a", v/a)
+			for _, ref := range ratioRefs {
+				if x, ok := r.Ratios[g.key][mt.name]["to_"+ref]; ok {
+					cell += fmt.Sprintf(" %.2f/%s", x, ref)
+				}
 			}
-			fmt.Fprintf(&sb, " %26s", cell)
+			fmt.Fprintf(&sb, " %*s", w, cell)
 		}
 		sb.WriteString("\n")
 	}
