@@ -28,3 +28,13 @@ func (in *Installer) Replace(ctx context.Context, c *rules.Config) error {
 func (in *Installer) Remove(ctx context.Context) error {
 	return fmt.Errorf("remove kernel rules: %w", ErrUnsupported)
 }
+
+// Check returns ErrUnsupported.
+func (in *Installer) Check(ctx context.Context) (string, error) {
+	return "", fmt.Errorf("check kernel rules: %w", ErrUnsupported)
+}
+
+// Reinstall returns ErrUnsupported.
+func (in *Installer) Reinstall(ctx context.Context) error {
+	return fmt.Errorf("reinstall kernel rules: %w", ErrUnsupported)
+}

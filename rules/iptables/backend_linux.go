@@ -14,6 +14,11 @@ import (
 // detectTimeout bounds the commands DetectBackend runs.
 const detectTimeout = 10 * time.Second
 
+// commandTimeout bounds every iptables command, whatever its caller's
+// context: a restore waiting for the xtables lock another tool holds, or a
+// hung binary, is killed and reported instead of stalling a reload.
+const commandTimeout = 30 * time.Second
+
 // DetectBackend returns the iptables backend to install with.
 //
 // For rules.BackendLegacy and rules.BackendNft it looks the binaries up in
@@ -80,9 +85,12 @@ func holdsOurs(ctx context.Context, b Backend) bool {
 }
 
 // run runs name with args (through prefix, when set), stdin as its input,
-// and returns its standard output. A failure returns an *exec.ExitError
-// wrapped with the command and its trimmed standard error.
+// and returns its standard output, killing it after commandTimeout. A
+// failure returns an *exec.ExitError wrapped with the command and its
+// trimmed standard error.
 func run(ctx context.Context, prefix []string, stdin, name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
+	defer cancel()
 	argv := append(append(append([]string(nil), prefix...), name), args...)
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = time.Second
