@@ -131,15 +131,21 @@ func observe(t *testing.T, sb *sandbox.Sandbox, ns *sandbox.Netns, p probe) resu
 
 // dialTCP connects from ns to dst and does one echo round trip.
 func dialTCP(ns *sandbox.Netns, dst netip.AddrPort) outcome {
+	return dialTCPWithin(ns, dst, probeTimeout)
+}
+
+// dialTCPWithin is dialTCP with timeout bounding the connect and the round
+// trip each.
+func dialTCPWithin(ns *sandbox.Netns, dst netip.AddrPort, timeout time.Duration) outcome {
 	var got outcome
 	ns.Do(func() error {
-		conn, err := net.DialTimeout("tcp", dst.String(), probeTimeout)
+		conn, err := net.DialTimeout("tcp", dst.String(), timeout)
 		if err != nil {
 			got = errOutcome(err)
 			return nil
 		}
 		defer conn.Close()
-		got = roundTrip(conn)
+		got = roundTripWithin(conn, timeout)
 		if got == answered {
 			got = connected
 		}
@@ -152,9 +158,14 @@ func dialTCP(ns *sandbox.Netns, dst netip.AddrPort) outcome {
 // to src when valid) and waits for the answer or the error an ICMP message
 // reports.
 func queryUDP(ns *sandbox.Netns, src, dst netip.AddrPort) outcome {
+	return queryUDPWithin(ns, src, dst, probeTimeout)
+}
+
+// queryUDPWithin is queryUDP waiting at most timeout for the answer.
+func queryUDPWithin(ns *sandbox.Netns, src, dst netip.AddrPort, timeout time.Duration) outcome {
 	var got outcome
 	ns.Do(func() error {
-		d := net.Dialer{Timeout: probeTimeout}
+		d := net.Dialer{Timeout: timeout}
 		if src.IsValid() {
 			d.LocalAddr = net.UDPAddrFromAddrPort(src)
 		}
@@ -164,7 +175,7 @@ func queryUDP(ns *sandbox.Netns, src, dst netip.AddrPort) outcome {
 			return nil
 		}
 		defer conn.Close()
-		got = roundTrip(conn)
+		got = roundTripWithin(conn, timeout)
 		return nil
 	})
 	return got
@@ -172,9 +183,12 @@ func queryUDP(ns *sandbox.Netns, src, dst netip.AddrPort) outcome {
 
 // roundTrip writes a message on conn and expects it echoed within
 // probeTimeout.
-func roundTrip(conn net.Conn) outcome {
+func roundTrip(conn net.Conn) outcome { return roundTripWithin(conn, probeTimeout) }
+
+// roundTripWithin is roundTrip bounded by timeout.
+func roundTripWithin(conn net.Conn, timeout time.Duration) outcome {
 	msg := []byte("nfqfw e2e probe\n")
-	conn.SetDeadline(time.Now().Add(probeTimeout))
+	conn.SetDeadline(time.Now().Add(timeout))
 	if _, err := conn.Write(msg); err != nil {
 		return errOutcome(err)
 	}
@@ -237,7 +251,21 @@ func sendRaw(ns *sandbox.Netns, dst netip.Addr, proto int, payload []byte) outco
 // answers with a reset.
 func ackSegment(t *testing.T, src netip.Addr, dst netip.AddrPort) []byte {
 	t.Helper()
-	tcp := &layers.TCP{SrcPort: 40404, DstPort: layers.TCPPort(dst.Port()), Seq: 0x1000, Ack: 0x2000, ACK: true, Window: 1024}
+	b, err := tcpSegment(src, dst, &layers.TCP{Ack: 0x2000, ACK: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// tcpSegment serializes tcp (its flags, acknowledgement number and source
+// port, 40404 when unset) from src to dst with sequence number 0x1000 and a
+// valid checksum.
+func tcpSegment(src netip.Addr, dst netip.AddrPort, tcp *layers.TCP) ([]byte, error) {
+	if tcp.SrcPort == 0 {
+		tcp.SrcPort = 40404
+	}
+	tcp.DstPort, tcp.Seq, tcp.Window = layers.TCPPort(dst.Port()), 0x1000, 1024
 	var ip gopacket.NetworkLayer
 	if dst.Addr().Is6() {
 		ip = &layers.IPv6{SrcIP: src.AsSlice(), DstIP: dst.Addr().AsSlice(), NextHeader: layers.IPProtocolTCP}
@@ -245,18 +273,27 @@ func ackSegment(t *testing.T, src netip.Addr, dst netip.AddrPort) []byte {
 		ip = &layers.IPv4{SrcIP: src.AsSlice(), DstIP: dst.Addr().AsSlice(), Protocol: layers.IPProtocolTCP}
 	}
 	if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	buf := gopacket.NewSerializeBuffer()
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true, FixLengths: true}, tcp); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return buf.Bytes()
+	return buf.Bytes(), nil
 }
 
 // srcAddr is the address ns sends from toward dst (for checksums).
 func srcAddr(t *testing.T, ns *sandbox.Netns, dst netip.Addr) netip.Addr {
 	t.Helper()
+	src, err := sourceToward(ns, dst)
+	if err != nil {
+		t.Fatalf("source address toward %s: %v", dst, err)
+	}
+	return src
+}
+
+// sourceToward is srcAddr returning its error.
+func sourceToward(ns *sandbox.Netns, dst netip.Addr) (netip.Addr, error) {
 	var src netip.Addr
 	err := ns.Do(func() error {
 		c, err := net.Dial("udp", netip.AddrPortFrom(dst, 9).String())
@@ -267,10 +304,7 @@ func srcAddr(t *testing.T, ns *sandbox.Netns, dst netip.Addr) netip.Addr {
 		src = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
 		return nil
 	})
-	if err != nil {
-		t.Fatalf("source address toward %s: %v", dst, err)
-	}
-	return src
+	return src, err
 }
 
 // capture records what a namespace receives on raw sockets of one family:
@@ -280,13 +314,23 @@ func srcAddr(t *testing.T, ns *sandbox.Netns, dst netip.Addr) netip.Addr {
 type capture struct {
 	conns []net.PacketConn
 	wg    sync.WaitGroup
+	first chan struct{} // closed when the first packet is recorded
 	mu    sync.Mutex
 	seen  []string
 }
 
 func startCapture(t *testing.T, ns *sandbox.Netns, v6 bool) *capture {
 	t.Helper()
-	c := &capture{}
+	c, err := openCapture(ns, v6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// openCapture is startCapture returning its error.
+func openCapture(ns *sandbox.Netns, v6 bool) (*capture, error) {
+	c := &capture{first: make(chan struct{})}
 	tcpNet, icmpNet, icmpProto := "ip4:tcp", "ip4:icmp", 1
 	if v6 {
 		tcpNet, icmpNet, icmpProto = "ip6:tcp", "ip6:ipv6-icmp", 58
@@ -303,11 +347,11 @@ func startCapture(t *testing.T, ns *sandbox.Netns, v6 bool) *capture {
 	})
 	if err != nil {
 		c.close()
-		t.Fatalf("capture in %s: %v", ns.Name, err)
+		return nil, fmt.Errorf("capture in %s: %w", ns.Name, err)
 	}
 	c.read(c.conns[0], func(b []byte, from netip.Addr) string { return describeTCP(b, from) })
 	c.read(c.conns[1], func(b []byte, from netip.Addr) string { return describeICMP(icmpProto, b, from) })
-	return c
+	return c, nil
 }
 
 // read records what describe makes of each packet pc receives, until pc is
@@ -325,6 +369,9 @@ func (c *capture) read(pc net.PacketConn, describe func([]byte, netip.Addr) stri
 			fa, _ := netip.AddrFromSlice(from.(*net.IPAddr).IP)
 			if s := describe(buf[:n], fa.Unmap()); s != "" {
 				c.mu.Lock()
+				if len(c.seen) == 0 {
+					close(c.first)
+				}
 				c.seen = append(c.seen, s)
 				c.mu.Unlock()
 			}
@@ -334,8 +381,11 @@ func (c *capture) read(pc net.PacketConn, describe func([]byte, netip.Addr) stri
 
 // stop waits captureGrace for late answers, closes the sockets and returns
 // what was seen, in arrival order.
-func (c *capture) stop() []string {
-	time.Sleep(captureGrace)
+func (c *capture) stop() []string { return c.stopAfter(captureGrace) }
+
+// stopAfter is stop waiting grace.
+func (c *capture) stopAfter(grace time.Duration) []string {
+	time.Sleep(grace)
 	c.close()
 	c.wg.Wait()
 	c.mu.Lock()
