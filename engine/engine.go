@@ -19,6 +19,7 @@ type Engine struct {
 
 	reasons  [NumReasons][numActions]atomic.Uint64
 	newFlows [numProtoLabels]atomic.Uint64
+	pickups  atomic.Uint64 // flows admitted from a TCP segment picked up mid-stream
 	ruleCnt  counterSet
 }
 
@@ -29,6 +30,7 @@ type active struct {
 	st     Stateful       // nil when the policy has no stateful features
 	rules  []*ruleCounter // index = rule id
 	chains [rules.NumHooks]*ruleCounter
+	pickup bool // flows.tcp_pickup policy: mid-stream TCP segments are decided as NEW
 }
 
 // Stateful decides the stateful conditions of rules (recent lists, guards,
@@ -71,7 +73,7 @@ func New(p *rules.Policy, opts Options) *Engine {
 // (nil for none). Packets being decided keep the old pair; the next packet
 // sees the new one. Counters of rules that keep their name keep counting.
 func (e *Engine) SetPolicy(p *rules.Policy, st Stateful) {
-	a := &active{policy: p, st: st}
+	a := &active{policy: p, st: st, pickup: p.Config().Flows.TCPPickup != rules.TCPPickupDrop}
 	for _, r := range p.Rules() {
 		a.rules = append(a.rules, e.ruleCnt.get(r.Name, r.Hook, false))
 	}
@@ -142,19 +144,30 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 	e := w.e
 	p := &w.p
 	st := a.st
-	switch e.flows.Classify(p, now) {
+	class := e.flows.Classify(p, now)
+	pickup := class == ClassPickup
+	if pickup && !a.pickup {
+		class = ClassInvalid
+	}
+	switch class {
 	case ClassEstablished:
 		if st != nil {
 			st.Inspect(p, b, now)
 		}
 		return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonEstablished}
 	case ClassRelated:
+		if chainConfig(a.policy.Config(), p.Hook).RelatedPolicy {
+			c := a.policy.Chain(p.Hook)
+			return Verdict{Action: c.Action, Reject: c.RejectWith, Log: c.Log != nil, Rule: -1, Reason: ReasonPolicy}
+		}
 		return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonRelated}
 	case ClassInvalid:
-		return Verdict{Action: chainConfig(a.policy.Config(), p.Hook).Invalid, Rule: -1, Reason: ReasonInvalid}
+		c := chainConfig(a.policy.Config(), p.Hook)
+		return Verdict{Action: c.Invalid, Reject: c.InvalidRejectWith, Rule: -1, Reason: ReasonInvalid}
 	}
 
-	// NEW.
+	// NEW, or a TCP segment picked up mid-stream: decided as the
+	// connection's first packet would be.
 	var v Verdict
 	decided := false
 	if st != nil {
@@ -183,6 +196,12 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 			v = Verdict{Action: a.policy.Config().Queue.FailureVerdict, Rule: -1, Reason: ReasonTableFull}
 		} else {
 			e.newFlows[protoLabel(p.Proto)].Add(1)
+			if pickup {
+				e.pickups.Add(1)
+				if st != nil {
+					st.Inspect(p, b, now) // an FTP command may ride on it
+				}
+			}
 		}
 	}
 	return v

@@ -68,7 +68,15 @@ func TestWorkerServerPolicy(t *testing.T) {
 			want{Action: rules.ActionAccept, Reason: ReasonEstablished}},
 		{"SYN to a closed port gets tcp-reset", flowTCP(t, cli+":40001", srv+":23", "S"),
 			want{Action: rules.ActionReject, Reject: rules.RejectTCPReset, Rule: "closed-tcp", Reason: ReasonRule}},
-		{"ACK without a flow is INVALID", flowTCP(t, cli+":40009", srv+":22", "A"),
+		{"ACK without a flow is picked up: rule ssh admits it as it admits the SYN", flowTCP(t, cli+":40009", srv+":22", "A"),
+			want{Action: rules.ActionAccept, Rule: "ssh", Reason: ReasonRule}},
+		{"the picked-up flow's next segment is ESTABLISHED", flowTCP(t, cli+":40009", srv+":22", "PA"),
+			want{Action: rules.ActionAccept, Reason: ReasonEstablished}},
+		{"ACK without a flow to a closed port gets tcp-reset, as its SYN would", flowTCP(t, cli+":40010", srv+":23", "A"),
+			want{Action: rules.ActionReject, Reject: rules.RejectTCPReset, Rule: "closed-tcp", Reason: ReasonRule}},
+		{"FIN/ACK without a flow is INVALID (conntrack picks up no FIN)", flowTCP(t, cli+":40011", srv+":22", "FA"),
+			want{Action: rules.ActionDrop, Reason: ReasonInvalid}},
+		{"XMAS probe is INVALID", flowTCP(t, cli+":40012", srv+":23", "FPU"),
 			want{Action: rules.ActionDrop, Reason: ReasonInvalid}},
 		{"DNS query is admitted", dnsQuery,
 			want{Action: rules.ActionAccept, Rule: "dns-udp", Reason: ReasonRule}},
@@ -108,11 +116,39 @@ func TestWorkerServerPolicy(t *testing.T) {
 	counts := map[string]uint64{}
 	e.RuleCounts(func(c RuleCount) { counts[fmt.Sprintf("%s/%s/%s", c.Hook, c.Rule, c.Action)] = c.Packets })
 	wantCounts := map[string]uint64{
-		"input/ssh/accept": 2, "input/closed-tcp/reject": 2, "input/dns-udp/accept": 1, "input/closed-udp/reject": 1,
+		"input/ssh/accept": 3, "input/closed-tcp/reject": 3, "input/dns-udp/accept": 1, "input/closed-udp/reject": 1,
 		"input/ping/accept": 1, "input/ping6/accept": 1, "input//reject": 1,
 	}
 	if diff := cmp.Diff(wantCounts, counts); diff != "" {
 		t.Errorf("rule counters (-want +got):\n%s", diff)
+	}
+}
+
+// TestPickupDrop: with flows.tcp_pickup drop, a segment without SYN and
+// without a flow is INVALID and gets the chain's invalid action, here a
+// reject answering TCP with a reset (invalid: reject).
+func TestPickupDrop(t *testing.T) {
+	c, err := rules.Load("../rules/examples/server.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Flows.TCPPickup = rules.TCPPickupDrop
+	c.Input.Invalid = rules.ActionReject
+	p, err := rules.Compile(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := New(p, Options{})
+	e.ifs.store(uplinkIndex, "veth-sg")
+	v := e.NewWorker().Decide(flowTCP(t, "198.51.100.7:40000", "10.99.2.2:22", "A").b, rules.HookInput, uplinkIndex, 0, 0, flowNow)
+	if diff := cmp.Diff(want{Action: rules.ActionReject, Reason: ReasonInvalid}, got(e, v)); diff != "" {
+		t.Errorf("verdict (-want +got):\n%s", diff)
+	}
+	if n := e.Flows().Len(); n != 0 {
+		t.Errorf("%d flows tracked, want none", n)
+	}
+	if n := e.Pickups(); n != 0 {
+		t.Errorf("%d pickups counted, want none", n)
 	}
 }
 

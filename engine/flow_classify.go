@@ -10,6 +10,11 @@ const (
 	ClassEstablished              // belongs to a tracked flow
 	ClassRelated                  // an ICMP error about a tracked flow
 	ClassInvalid                  // belongs to no flow and cannot start one, or breaks its flow's state machine
+	// ClassPickup is a TCP segment without SYN that belongs to no tracked
+	// flow and that conntrack's loose pickup (nf_conntrack_tcp_loose)
+	// takes up mid-stream: a bare ACK or a data segment. The engine decides
+	// it as NEW or INVALID as flows.tcp_pickup says.
+	ClassPickup
 )
 
 var classNames = [...]string{
@@ -17,6 +22,7 @@ var classNames = [...]string{
 	ClassEstablished: "ESTABLISHED",
 	ClassRelated:     "RELATED",
 	ClassInvalid:     "INVALID",
+	ClassPickup:      "NEW",
 }
 
 func (c Class) String() string {
@@ -31,10 +37,11 @@ func (c Class) String() string {
 // inserts: a NEW packet becomes a flow through Admit once the policy
 // accepted it. It does not allocate.
 //
-// Without a tracked flow: a TCP SYN is NEW and any other TCP segment
-// INVALID (the engine decides NEW, so there is no mid-stream pickup); UDP,
-// ICMP echo requests and other protocols are NEW; an ICMP echo reply is
-// INVALID. An ICMP or ICMPv6 error is RELATED when the packet it quotes
+// Without a tracked flow: a TCP SYN is NEW, a segment whose flags select
+// the ACK row of the state machine (ACK, with or without PSH or URG) is
+// ClassPickup as conntrack picks it up, and any other TCP segment (FIN, RST,
+// no flags) INVALID; UDP, ICMP echo requests and other protocols are NEW;
+// an ICMP echo reply is INVALID. An ICMP or ICMPv6 error is RELATED when the packet it quotes
 // belongs to a tracked flow, else INVALID. A packet of a tracked flow is
 // ESTABLISHED, or INVALID when its flow's state machine rejects it. A TCP
 // SYN reopening a flow in TIME_WAIT or CLOSE forgets the old flow and is
@@ -73,7 +80,11 @@ func (t *Table) Classify(p *Parsed, now int64) Class {
 func classifyUntracked(p *Parsed) Class {
 	switch p.Proto {
 	case ctTCP:
-		if tcpIndexOf(p.TCPFlags) != tcpSynSet {
+		switch tcpIndexOf(p.TCPFlags) {
+		case tcpSynSet:
+		case tcpAckSet:
+			return ClassPickup
+		default:
 			return ClassInvalid
 		}
 	case ctICMP, ctICMPv6:
@@ -115,7 +126,10 @@ func (t *Table) track(s *shard, k FlowKey, e entry, p *Parsed, fd flowDir, now i
 			// side's in a simultaneous open) does not renew the timer.
 			renew = tcpIndexOf(p.TCPFlags) != tcpSynSet || e.state != TCPSynSent
 		}
-		if (e.state == TCPSynRecv || e.state == TCPEstablished) && next == TCPEstablished {
+		// Assured as conntrack does it: a valid ACK in ESTABLISHED after
+		// SYN_RECV, or a valid answer to a picked-up flow, once a reply
+		// was seen before this packet.
+		if e.flags&flagReplied != 0 && (e.state == TCPSynRecv || e.state == TCPEstablished) && next == TCPEstablished {
 			e.flags |= flagAssured
 		}
 		e.state = next

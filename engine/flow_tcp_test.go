@@ -107,7 +107,12 @@ func TestTCPStateMachine(t *testing.T) {
 			{"c", "R", ClassEstablished, TCPClose, false},
 			{"c", "S", ClassNew, TCPSynSent, false},
 		}},
-		{"ACK without a flow is invalid (no mid-stream pickup)", []tcpStep{{"c", "A", ClassInvalid, TCPNone, false}}},
+		{"ACK without a flow is picked up mid-stream as ESTABLISHED", []tcpStep{
+			{"c", "A", ClassPickup, TCPEstablished, false},
+			{"s", "A", ClassEstablished, TCPEstablished, false},
+			{"c", "PA", ClassEstablished, TCPEstablished, true},
+		}},
+		{"data without a flow is picked up", []tcpStep{{"c", "PA", ClassPickup, TCPEstablished, false}}},
 		{"SYN/ACK without a flow is invalid", []tcpStep{{"s", "SA", ClassInvalid, TCPNone, false}}},
 		{"FIN/ACK without a flow is invalid", []tcpStep{{"c", "FA", ClassInvalid, TCPNone, false}}},
 		{"RST without a flow is invalid", []tcpStep{{"c", "R", ClassInvalid, TCPNone, false}}},
@@ -132,7 +137,7 @@ func TestTCPStateMachine(t *testing.T) {
 				pkt := flowTCP(t, src, dst, st.flags)
 				now += sec
 				got := tbl.Classify(&pkt.p, now)
-				if got == ClassNew && !tbl.Admit(&pkt.p, 0, now) {
+				if (got == ClassNew || got == ClassPickup) && !tbl.Admit(&pkt.p, 0, now) {
 					t.Fatalf("step %d: Admit refused", i)
 				}
 				if got != st.want {

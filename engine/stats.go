@@ -132,3 +132,7 @@ func (e *Engine) NewFlowCounts(fn func(proto string, n uint64)) {
 		fn(protoLabels[i], e.newFlows[i].Load())
 	}
 }
+
+// Pickups returns the number of flows admitted from a TCP segment picked
+// up mid-stream (flows.tcp_pickup policy).
+func (e *Engine) Pickups() uint64 { return e.pickups.Load() }

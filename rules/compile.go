@@ -227,9 +227,16 @@ func ExpandZones(zones []Zone, names []string) []string {
 	var out []string
 	for _, n := range names {
 		ifs := []string{n}
+		name, neg := strings.CutPrefix(n, "!")
 		for _, z := range zones {
-			if z.Name == n {
+			if z.Name == name {
 				ifs = z.Interfaces
+				if neg {
+					ifs = nil
+					for _, i := range z.Interfaces {
+						ifs = append(ifs, "!"+i)
+					}
+				}
 				break
 			}
 		}
@@ -561,25 +568,30 @@ func (s *portSet) contains(port uint16) bool {
 }
 
 // ifaceSet matches interface names; a name ending in "+" matches every
-// name with that prefix (iptables' wildcard). Empty matches anything,
-// including an unknown ("") interface.
+// name with that prefix (iptables' wildcard), a name starting with "!" is
+// negated. A name matches when it is none of the negated names and, if the
+// set has names that are not negated, one of those. Empty matches
+// anything, including an unknown ("") interface; otherwise an unknown
+// interface matches nothing.
 type ifaceSet struct {
 	names []ifName
+	pos   bool // some names are not negated
 }
 
 type ifName struct {
 	name   string
 	prefix bool
+	neg    bool
 }
 
 func newIfaceSet(names []string) ifaceSet {
 	var s ifaceSet
 	for _, n := range names {
-		if base, ok := strings.CutSuffix(n, "+"); ok {
-			s.names = append(s.names, ifName{base, true})
-		} else {
-			s.names = append(s.names, ifName{n, false})
-		}
+		var in ifName
+		n, in.neg = strings.CutPrefix(n, "!")
+		in.name, in.prefix = strings.CutSuffix(n, "+")
+		s.pos = s.pos || !in.neg
+		s.names = append(s.names, in)
 	}
 	return s
 }
@@ -591,12 +603,16 @@ func (s *ifaceSet) contains(name string) bool {
 	if name == "" {
 		return false
 	}
+	hit := false
 	for _, n := range s.names {
 		if n.name == name || (n.prefix && strings.HasPrefix(name, n.name)) {
-			return true
+			if n.neg {
+				return false
+			}
+			hit = true
 		}
 	}
-	return false
+	return hit || !s.pos
 }
 
 // canonicalHash hashes the JSON form of c without what does not change the

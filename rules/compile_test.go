@@ -127,6 +127,22 @@ func TestIfaceSet(t *testing.T) {
 	if any := newIfaceSet(nil); !any.contains("") || !any.contains("eth0") {
 		t.Error("empty interface set does not match everything")
 	}
+	// Negated names: none of them, and one of the others when there are any.
+	for _, tt := range []struct {
+		set  []string
+		want map[string]bool
+	}{
+		{[]string{"!ppp0"}, map[string]bool{"eth0": true, "ppp0": false, "ppp1": true, "": false}},
+		{[]string{"!ppp+", "!wg0"}, map[string]bool{"eth0": true, "ppp7": false, "wg0": false}},
+		{[]string{"eth+", "!eth3"}, map[string]bool{"eth0": true, "eth3": false, "wlan0": false}},
+	} {
+		s := newIfaceSet(tt.set)
+		for name, want := range tt.want {
+			if got := s.contains(name); got != want {
+				t.Errorf("%v contains(%q) = %v, want %v", tt.set, name, got, want)
+			}
+		}
+	}
 }
 
 func TestCandidates(t *testing.T) {

@@ -90,7 +90,22 @@ type Flows struct {
 	// about 1 point more of the gateway's busy CPU on iperf3 traffic (5.1%
 	// against 4.3%; a kernel-only ruleset: 4.0%).
 	KernelEvents string
+	// TCPPickup decides a TCP segment without SYN that belongs to no
+	// known flow (a session that outlived a conntrack flush, a failover,
+	// a reboot of the gateway, or the start of the firewall).
+	// TCPPickupPolicy (the default, as the kernel's nf_conntrack_tcp_loose)
+	// takes it up mid-stream: the policy decides it as it would the
+	// connection's first packet, so the rule that admits the SYN admits the
+	// pickup and a refused port stays refused. TCPPickupDrop treats it as
+	// INVALID (the chain's invalid action). YAML key: tcp_pickup.
+	TCPPickup string
 }
+
+// Mid-stream pickup choices of Flows.TCPPickup.
+const (
+	TCPPickupPolicy = "policy"
+	TCPPickupDrop   = "drop"
+)
 
 // Conntrack event choices of Flows.KernelEvents.
 const (
@@ -127,7 +142,17 @@ type Chain struct {
 	RejectWith RejectKind // when Policy is reject
 	Log        *LogSpec   // log packets that fall to the policy, nil = no log
 	Invalid    Action     // what the kernel does with ctstate INVALID (default drop)
-	Rules      []Rule
+	// InvalidRejectWith answers INVALID packets when Invalid is reject:
+	// RejectNone (the default) gives TCP a reset and every other protocol
+	// ICMP port unreachable, like the guides' catch-all REJECT rules.
+	InvalidRejectWith RejectKind
+	// RelatedPolicy (YAML related: policy) leaves packets conntrack calls
+	// RELATED (ICMP errors about a known flow) to the chain's policy like
+	// any packet no rule accepts: only ESTABLISHED takes the fast path, as
+	// in rules that accept "--state ESTABLISHED" alone. False (related:
+	// accept, the default) accepts ESTABLISHED,RELATED.
+	RelatedPolicy bool
+	Rules         []Rule
 }
 
 // Rule is one policy rule. Empty match fields match anything.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,7 @@ func defaultConfig() *Config {
 			Max:          262144,
 			Timeouts:     DefaultTimeouts(),
 			KernelEvents: KernelEventsAll,
+			TCPPickup:    TCPPickupPolicy,
 		},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
@@ -517,7 +519,7 @@ func (p *parser) section(name string, v *yaml.Node, c *Config) error {
 	case "zones":
 		c.Zones, err = p.zoneMap(v, name)
 	case "trusted":
-		c.Trusted, err = p.ifaces(v, name)
+		c.Trusted, err = p.kernelIfaces(v, name)
 	case "allowlist":
 		c.Allowlist, err = p.prefixes(v, name)
 	case "input":
@@ -642,6 +644,11 @@ func (p *parser) flows(n *yaml.Node, path string, f *Flows) error {
 			f.KernelEvents, err = p.oneOf(v, path, KernelEventsMinimal, KernelEventsAll)
 			return err
 		},
+		"tcp_pickup": func(v *yaml.Node, path string) error {
+			var err error
+			f.TCPPickup, err = p.oneOf(v, path, TCPPickupPolicy, TCPPickupDrop)
+			return err
+		},
 		"timeouts": func(v *yaml.Node, path string) error {
 			return p.mapping(v, path, map[string]handler{
 				"tcp_syn_sent":    timeout(&t.TCPSynSent),
@@ -693,7 +700,7 @@ func (p *parser) zoneMap(n *yaml.Node, path string) ([]Zone, error) {
 			if err != nil {
 				return err
 			}
-			if err := checkIfName(s); err != nil {
+			if err := checkIfName(strings.TrimPrefix(s, "!")); err != nil {
 				return p.errf(sn, path, ErrBadValue, "interface %q: %v", s, err)
 			}
 			z.Interfaces = appendUnique(z.Interfaces, s)
@@ -721,7 +728,9 @@ func appendUnique(list []string, s string) []string {
 }
 
 // ifaces parses an interface list (scalar allowed); zone names expand to
-// their interfaces.
+// their interfaces. A name written "!name" (an interface or a zone) is
+// negated: the list matches an interface that is none of the negated ones
+// and, when the list names any others, one of those (see Rule.In).
 func (p *parser) ifaces(n *yaml.Node, path string) ([]string, error) {
 	var out []string
 	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
@@ -729,19 +738,40 @@ func (p *parser) ifaces(n *yaml.Node, path string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		if z, ok := p.zones[s]; ok {
+		name, neg := strings.CutPrefix(s, "!")
+		if z, ok := p.zones[name]; ok {
 			for _, i := range z {
+				if neg {
+					if strings.HasPrefix(i, "!") {
+						return p.errf(sn, path, ErrConflict, "zone %q holds the negated interface %q: it cannot be negated as a whole", name, i)
+					}
+					i = "!" + i
+				}
 				out = appendUnique(out, i)
 			}
 			return nil
 		}
-		if err := checkIfName(s); err != nil {
+		if err := checkIfName(name); err != nil {
 			return p.errf(sn, path, ErrUnknownRef, "%q is neither a zone nor a valid interface name (%v)", s, err)
 		}
 		out = appendUnique(out, s)
 		return nil
 	})
 	return out, err
+}
+
+// kernelIfaces checks an interface list the kernel ruleset matches (trusted,
+// NAT): iptables matches one interface per rule, so a negated interface
+// must stand alone.
+func (p *parser) kernelIfaces(n *yaml.Node, path string) ([]string, error) {
+	ifs, err := p.ifaces(n, path)
+	if err != nil {
+		return nil, err
+	}
+	if len(ifs) > 1 && slices.ContainsFunc(ifs, func(s string) bool { return strings.HasPrefix(s, "!") }) {
+		return nil, p.errf(n, path, ErrConflict, "a negated interface must stand alone here (%s): iptables matches one interface per rule", strings.Join(ifs, ", "))
+	}
+	return ifs, nil
 }
 
 // checkIfName applies the kernel's dev_valid_name rules (IFNAMSIZ 16: at

@@ -78,7 +78,16 @@ func (p *parser) chain(n *yaml.Node, path string, hook Hook, c *Chain) error {
 			return err
 		},
 		"invalid": func(v *yaml.Node, path string) (err error) {
-			c.Invalid, err = p.action(v, path, "drop", "accept")
+			c.Invalid, err = p.action(v, path, "drop", "accept", "reject")
+			return err
+		},
+		"invalid_reject_with": func(v *yaml.Node, path string) (err error) {
+			c.InvalidRejectWith, err = p.rejectKind(v, path)
+			return err
+		},
+		"related": func(v *yaml.Node, path string) error {
+			s, err := p.oneOf(v, path, "accept", "policy")
+			c.RelatedPolicy = s == "policy"
 			return err
 		},
 		"rules": func(v *yaml.Node, lpath string) error {
@@ -93,6 +102,16 @@ func (p *parser) chain(n *yaml.Node, path string, hook Hook, c *Chain) error {
 	}))
 	if err != nil {
 		return err
+	}
+	if irw := nodes["invalid_reject_with"]; irw != nil {
+		switch {
+		case c.Invalid != ActionReject:
+			return p.errf(irw, join(path, "invalid_reject_with"), ErrConflict, "invalid_reject_with needs invalid: reject (invalid is %s)", c.Invalid)
+		case c.InvalidRejectWith == RejectTCPReset:
+			return p.errf(irw, join(path, "invalid_reject_with"), ErrConflict, "tcp-reset cannot answer every protocol: leave invalid_reject_with out (TCP then gets a reset, other protocols icmp-port-unreachable)")
+		case isICMP6Kind(c.InvalidRejectWith):
+			return p.errf(irw, join(path, "invalid_reject_with"), ErrConflict, "%s cannot answer IPv4 (IPv6 packets get the IPv6 form of icmp-* kinds)", c.InvalidRejectWith)
+		}
 	}
 	rw := nodes["reject_with"]
 	switch {
@@ -689,7 +708,7 @@ func (p *parser) nat(n *yaml.Node, path string, nat *NAT) error {
 					return err
 				}
 				err = p.mapping(mn, path, map[string]handler{
-					"out": func(v *yaml.Node, path string) (err error) { m.Out, err = p.ifaces(v, path); return err },
+					"out": func(v *yaml.Node, path string) (err error) { m.Out, err = p.kernelIfaces(v, path); return err },
 					"src": func(v *yaml.Node, path string) (err error) { m.Src, err = p.prefixes(v, path); return err },
 				})
 				if err == nil && len(m.Out) == 0 {
@@ -708,7 +727,7 @@ func (p *parser) nat(n *yaml.Node, path string, nat *NAT) error {
 				}
 				nodes := map[string]*yaml.Node{}
 				err = p.mapping(sn, path, recording(nodes, map[string]handler{
-					"out": func(v *yaml.Node, path string) (err error) { s.Out, err = p.ifaces(v, path); return err },
+					"out": func(v *yaml.Node, path string) (err error) { s.Out, err = p.kernelIfaces(v, path); return err },
 					"src": func(v *yaml.Node, path string) (err error) { s.Src, err = p.prefixes(v, path); return err },
 					"to":  func(v *yaml.Node, path string) (err error) { s.To, err = p.addr(v, path); return err },
 				}))
@@ -753,7 +772,7 @@ func (p *parser) portForward(n *yaml.Node, path string, idx int) (PortForward, *
 	nodes := map[string]*yaml.Node{}
 	err = p.mapping(m, path, recording(nodes, map[string]handler{
 		"name":  func(v *yaml.Node, path string) error { return p.name(v, path, &f.Name) },
-		"in":    func(v *yaml.Node, path string) (err error) { f.In, err = p.ifaces(v, path); return err },
+		"in":    func(v *yaml.Node, path string) (err error) { f.In, err = p.kernelIfaces(v, path); return err },
 		"proto": func(v *yaml.Node, path string) (err error) { f.Proto, err = p.transportProto(v, path); return err },
 		"port":  func(v *yaml.Node, path string) (err error) { f.Port, err = p.port(v, path); return err },
 		"to":    func(v *yaml.Node, path string) (err error) { f.To, err = p.addr(v, path); return err },

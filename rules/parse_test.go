@@ -296,6 +296,55 @@ var parseErrorCases = []struct {
 	{"log rate zero", "log: {rate: 0}", "t.yaml:1: log.rate: 0 out of range (1-1000000)", ErrBadValue},
 	{"listen without port", `metrics: {listen: "localhost"}`, `t.yaml:1: metrics.listen: "localhost" is not an address:port to listen on`, ErrBadValue},
 	{"relative socket path", "control: {socket: nfqfw.sock}", `t.yaml:1: control.socket: "nfqfw.sock" is not an absolute path`, ErrBadValue},
+	{"unknown tcp pickup", "flows: {tcp_pickup: loose}", `t.yaml:1: flows.tcp_pickup: "loose" is not one of policy, drop`, ErrBadValue},
+	{"invalid reject kind without reject", lines("input:", "  invalid: drop", "  invalid_reject_with: icmp-host-unreachable"),
+		"t.yaml:3: input.invalid_reject_with: invalid_reject_with needs invalid: reject (invalid is drop)", ErrConflict},
+	{"invalid reject with tcp-reset alone", lines("forward:", "  invalid: reject", "  invalid_reject_with: tcp-reset"),
+		"t.yaml:3: forward.invalid_reject_with: tcp-reset cannot answer every protocol: leave invalid_reject_with out (TCP then gets a reset, other protocols icmp-port-unreachable)", ErrConflict},
+	{"related takes accept or policy", lines("input:", "  related: drop"), `t.yaml:2: input.related: "drop" is not one of accept, policy`, ErrBadValue},
+	{"negated trusted interface among others", `trusted: [lo, "!ppp0"]`,
+		"t.yaml:1: trusted: a negated interface must stand alone here (lo, !ppp0): iptables matches one interface per rule", ErrConflict},
+	{"negating a zone of negations", lines("zones: {inside: [\"!ppp0\"]}", "input:", "  rules:", "    - {in: \"!inside\", action: accept}"),
+		`t.yaml:4: input.rules[0].in: zone "inside" holds the negated interface "!ppp0": it cannot be negated as a whole`, ErrConflict},
+}
+
+// TestParseGuideForms parses the forms the guides' rules need: mid-stream
+// pickup off, INVALID rejected with a kind, ESTABLISHED without RELATED,
+// negated interfaces directly and through zones.
+func TestParseGuideForms(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(lines(
+		"flows: {tcp_pickup: drop}",
+		`zones: {uplink: [ppp0], inside: ["!ppp0"]}`,
+		`trusted: ["!uplink"]`,
+		"input:",
+		"  related: policy",
+		"  invalid: reject",
+		"  rules:",
+		`    - {name: a, in: "!uplink", action: accept}`,
+		"    - {name: b, in: inside, action: accept}",
+		"forward:",
+		"  policy: reject",
+		"  reject_with: icmp-host-unreachable",
+		"  invalid: reject",
+		"  invalid_reject_with: icmp-host-unreachable",
+	)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type view struct {
+		Pickup             string
+		Trusted, InA, InB  []string
+		InRelatedPolicy    bool
+		InInvalid, FwdInv  Action
+		InInvKind, FwdKind RejectKind
+	}
+	got := view{c.Flows.TCPPickup, c.Trusted, c.Input.Rules[0].In, c.Input.Rules[1].In, c.Input.RelatedPolicy,
+		c.Input.Invalid, c.Forward.Invalid, c.Input.InvalidRejectWith, c.Forward.InvalidRejectWith}
+	want := view{"drop", []string{"!ppp0"}, []string{"!ppp0"}, []string{"!ppp0"}, true,
+		ActionReject, ActionReject, RejectNone, RejectICMPHostUnreachable}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
 }
 
 func TestParseErrors(t *testing.T) {
@@ -331,7 +380,7 @@ func wantDefaults(file string) *Config {
 			TCPFinWait: 2 * time.Minute, TCPCloseWait: time.Minute, TCPLastAck: 30 * time.Second,
 			TCPTimeWait: 2 * time.Minute, TCPClose: 10 * time.Second, UDP: 30 * time.Second,
 			UDPStream: 180 * time.Second, ICMP: 30 * time.Second, Generic: 10 * time.Minute,
-		}, KernelEvents: KernelEventsAll},
+		}, KernelEvents: KernelEventsAll, TCPPickup: TCPPickupPolicy},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Output:  Chain{Policy: ActionAccept, Invalid: ActionDrop},
@@ -487,6 +536,7 @@ func TestParseFull(t *testing.T) {
 	}
 	want.Flows.Max = 1000
 	want.Flows.KernelEvents = KernelEventsMinimal
+	want.Flows.TCPPickup = TCPPickupPolicy
 	want.Flows.Timeouts.TCPSynSent = time.Minute
 	want.Flows.Timeouts.TCPEstablished = 36 * time.Hour
 	want.Flows.Timeouts.UDP = 10 * time.Second

@@ -218,8 +218,8 @@ func (g gen) kernelEvents(t *table) {
 	}
 	for _, chain := range []string{ChainPrerouting, ChainOutput} {
 		// A TCP packet other than a SYN belongs to a flow that exists
-		// (or one conntrack picks up mid-stream, which the engine drops
-		// as INVALID): it skips the template, and established TCP costs
+		// (or one conntrack picks up mid-stream, which then reports all
+		// its events): it skips the template, and established TCP costs
 		// one rule of native header matches here (no comment: see rule)
 		// instead of a template set and put per packet.
 		t.rules = append(t.rules, rule("-A "+chain+" -p tcp", "", "-m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN", "-j RETURN"))
@@ -393,13 +393,19 @@ func (g gen) chain(t *table, h hookSpec) error {
 	// FTP helper, flows whose server port (the reply's source port, the
 	// real port after DNAT) lies in the span of the control ports are left
 	// to the rules below, which queue the control connections.
+	// With related: policy only ESTABLISHED takes it; RELATED packets go
+	// on to the chain's policy.
 	q := g.queueTarget()
 	ftp := g.ftpSpans()
+	fast := "-m conntrack --ctstate RELATED,ESTABLISHED"
+	if h.cfg.RelatedPolicy {
+		fast = "-m conntrack --ctstate ESTABLISHED"
+	}
 	if len(ftp) == 0 {
-		add("", "", "-m conntrack --ctstate RELATED,ESTABLISHED", "-j ACCEPT")
+		add("", "", fast, "-j ACCEPT")
 	} else {
 		all := portSpan(ftp[0][0], ftp[len(ftp)-1][1], ":")
-		add("", "", "-m conntrack --ctstate RELATED,ESTABLISHED ! --ctreplsrcport "+all, "-j ACCEPT")
+		add("", "", fast+" ! --ctreplsrcport "+all, "-j ACCEPT")
 	}
 
 	// b. Neighbour discovery: link-local control traffic that conntrack
@@ -413,12 +419,12 @@ func (g gen) chain(t *table, h hookSpec) error {
 	}
 
 	// c. Trusted interfaces.
-	dir := " -i "
+	dir := "-i"
 	if h.hook == rules.HookOutput {
-		dir = " -o "
+		dir = "-o"
 	}
 	for _, ifc := range rules.ExpandZones(g.c.Zones, g.c.Trusted) {
-		add(dir+ifc, "trusted interface", "-j ACCEPT")
+		add(ifMatch(dir, ifc), "trusted interface", "-j ACCEPT")
 	}
 
 	// c2. The management allowlist: accepted in the kernel before anything
@@ -436,15 +442,17 @@ func (g gen) chain(t *table, h hookSpec) error {
 		for _, sp := range ftp {
 			add(" -p tcp", "ftp control to the helper", "-m conntrack --ctstate ESTABLISHED --ctreplsrcport "+portSpan(sp[0], sp[1], ":"), q)
 		}
-		add("", "established fast path", "-m conntrack --ctstate RELATED,ESTABLISHED", "-j ACCEPT")
+		add("", "established fast path", fast, "-j ACCEPT")
 	}
 
-	// e. Invalid packets.
+	// e. Invalid packets. A reject without a kind answers TCP with a reset
+	// and the rest with port unreachable, as the guides' catch-all REJECT
+	// rules answer the INVALID packets they reach.
 	inv := h.cfg.Invalid
 	if inv == rules.ActionNone {
 		inv = rules.ActionDrop
 	}
-	for _, tg := range g.targets(inv, h.cfg.RejectWith) {
+	for _, tg := range g.targets(inv, h.cfg.InvalidRejectWith) {
 		add(tg.header, "invalid state", "-m conntrack --ctstate INVALID", tg.target)
 	}
 
@@ -669,7 +677,7 @@ func (g gen) sourceOut(src []netip.Prefix, out []string) []string {
 				h += " -s " + s
 			}
 			if i != "" {
-				h += " -o " + i
+				h += ifMatch("-o", i)
 			}
 			hs = append(hs, h)
 		}
@@ -720,7 +728,7 @@ func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 				h += " -s " + s
 			}
 			if in != "" {
-				h += " -i " + in
+				h += ifMatch("-i", in)
 			}
 			h += " -p " + proto
 			out = append(out, rule("-A "+ChainPrerouting+h, comment,
@@ -730,6 +738,15 @@ func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ifMatch returns the header match of interface name for flag (-i or -o):
+// " -i eth0", or " ! -i ppp0" for the negated "!ppp0".
+func ifMatch(flag, name string) string {
+	if n, neg := strings.CutPrefix(name, "!"); neg {
+		return " ! " + flag + " " + n
+	}
+	return " " + flag + " " + name
 }
 
 func portSpan(first, last uint16, sep string) string {

@@ -155,6 +155,29 @@ var goldenCases = []struct {
 		},
 	},
 	{
+		// The guides' own forms: every interface but the uplink trusted
+		// (guide 000's "! -i ppp0"), ESTABLISHED without RELATED on input
+		// (guide 001), INVALID answered like the guides' catch-all REJECT
+		// on input and with host unreachable on forward (guide 004).
+		name: "guide-forms",
+		cfg: func() *rules.Config {
+			c := base()
+			c.IPv6 = false
+			c.Trusted = []string{"!ppp0"}
+			c.Input.RelatedPolicy = true
+			c.Input.Invalid = rules.ActionReject
+			c.Input.Rules = []rules.Rule{tcp("ssh", 22)}
+			c.Forward.Policy = rules.ActionReject
+			c.Forward.RejectWith = rules.RejectICMPHostUnreachable
+			c.Forward.Invalid = rules.ActionReject
+			c.Forward.InvalidRejectWith = rules.RejectICMPHostUnreachable
+			c.Forward.Rules = []rules.Rule{{Name: "lan out", In: []string{"!ppp0"}, Action: rules.ActionAccept}}
+			c.NAT = rules.NAT{Masquerade: []rules.Masquerade{{Out: []string{"ppp0"}, Src: prefixes("192.168.0.0/24")}},
+				Forwards: []rules.PortForward{{Name: "ssh", In: []string{"ppp0"}, Proto: 6, Port: rules.PortRange{First: 22, Last: 22}, To: netip.MustParseAddr("192.168.0.5")}}}
+			return c
+		},
+	},
+	{
 		// Four queues with --queue-balance, accepted while no daemon listens.
 		name: "queue-balance-bypass",
 		cfg: func() *rules.Config {
