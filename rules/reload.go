@@ -57,6 +57,7 @@ var FieldClasses = []FieldClass{
 	{"Flows.Max", "flows.max", NeedsRestart},
 	{"Flows.Timeouts", "flows.timeouts", AppliedOnReload},
 	{"Flows.KernelEvents", "flows.kernel_events", AppliedOnReload},
+	{"Flows.TCPPickup", "flows.tcp_pickup", AppliedOnReload},
 	{"Zones", "zones", AppliedOnReload},
 	{"Trusted", "trusted", AppliedOnReload},
 	{"RPFilter", "rpfilter", AppliedOnReload},

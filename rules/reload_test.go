@@ -68,6 +68,9 @@ func snake(s string) string {
 	case "IPv6", "RPFilter", "NAT", "FTP":
 		return strings.ToLower(s)
 	}
+	if rest, ok := strings.CutPrefix(s, "TCP"); ok {
+		return "tcp_" + snake(rest)
+	}
 	var b strings.Builder
 	for i, r := range s {
 		if r >= 'A' && r <= 'Z' {

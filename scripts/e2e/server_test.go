@@ -12,8 +12,8 @@ import (
 // with services on tcp 22, 80, 443, 8080 and udp 53, 5353. The config opens
 // 22, 80, 443 and 53; the other services must look closed, the way a host
 // without them answers: a TCP reset, an ICMP port unreachable, an ICMP
-// protocol unreachable for other protocols. INVALID packets are dropped
-// silently, ping and neighbour discovery work, and an established
+// protocol unreachable for other protocols. A stray ACK is answered as its
+// SYN would be (mid-stream pickup), ping and neighbour discovery work, and an established
 // connection keeps talking through everything, a reload included.
 func TestServer(t *testing.T) {
 	requireSandbox(t)
@@ -47,7 +47,14 @@ func TestServer(t *testing.T) {
 			seen: []string{"icmp port-unreachable from 10.99.2.2"}},
 		{name: "other protocol (GRE) is protocol-unreachable", kind: rawGRE, dst: at(h4, 0), want: sent,
 			seen: []string{"icmp protocol-unreachable from 10.99.2.2"}},
-		{name: "INVALID stray ACK is dropped silently", kind: tcpACK, dst: at(h4, 22), want: sent},
+		// A segment without SYN and without a flow is decided as its SYN
+		// would be, as conntrack picks it up for the guides' rules: to an
+		// open port it reaches the host, which resets it; to a closed port
+		// the closed-tcp rule resets it.
+		{name: "stray ACK to an open port is picked up and reset by the host", kind: tcpACK, dst: at(h4, 22), want: sent,
+			seen: []string{"tcp RST from 10.99.2.2:22"}},
+		{name: "stray ACK to a closed port is reset like its SYN", kind: tcpACK, dst: at(h4, 8080), want: sent,
+			seen: []string{"tcp RST from 10.99.2.2:8080"}},
 
 		{name: "ssh over IPv6", kind: tcpConnect, dst: at(h6, 22), want: connected},
 		{name: "https over IPv6", kind: tcpConnect, dst: at(h6, 443), want: connected},
@@ -68,12 +75,12 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("metrics count each rule", func(t *testing.T) {
 		checkMetrics(t, fw.metrics(), map[string]float64{
-			`nfqfw_packets_total{action="accept",chain="input",rule="ssh"}`:        3, // conversation, ssh, ssh over IPv6
+			`nfqfw_packets_total{action="accept",chain="input",rule="ssh"}`:        4, // conversation, ssh, stray ACK, ssh over IPv6
 			`nfqfw_packets_total{action="accept",chain="input",rule="web"}`:        3,
 			`nfqfw_packets_total{action="accept",chain="input",rule="dns-udp"}`:    1,
 			`nfqfw_packets_total{action="accept",chain="input",rule="ping"}`:       1,
 			`nfqfw_packets_total{action="accept",chain="input",rule="ping6"}`:      1,
-			`nfqfw_packets_total{action="reject",chain="input",rule="closed-tcp"}`: 2,
+			`nfqfw_packets_total{action="reject",chain="input",rule="closed-tcp"}`: 3, // v4, stray ACK, v6
 			`nfqfw_packets_total{action="reject",chain="input",rule="closed-udp"}`: 2,
 			`nfqfw_packets_total{action="reject",chain="input",rule=""}`:           1, // GRE: the input policy
 		})
