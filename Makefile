@@ -14,6 +14,7 @@ PKGS      := ./...
 # `make fuzz-short` takes about 2 minutes; `make fuzz` runs FUZZ_LONG_SCALE
 # times as many.
 FUZZ_TARGETS := \
+	./cmd/nfqfw/internal/store:FuzzLoad:20000 \
 	./engine:FuzzDecode:50000 \
 	./engine:FuzzFlowTableAccounting:8000 \
 	./engine/control:FuzzRequest:30000 \
@@ -21,7 +22,6 @@ FUZZ_TARGETS := \
 	./engine/guard:FuzzControlHandlers:80000 \
 	./engine/nfq:FuzzParseProcStats:50000 \
 	./engine/nfq:FuzzParseQueueMessages:120000 \
-	./engine/store:FuzzLoad:20000 \
 	./helpers/ftp:FuzzInspect:30000 \
 	./helpers/ftp:FuzzParse:20000 \
 	./metrics:FuzzExpandQuery:15000 \

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"os"
 	"time"
-
-	"github.com/nfqfw/nfqfw/engine/daemon"
 )
 
 // defaultHealthTimeout bounds a health probe. Container runtimes and
@@ -47,7 +46,7 @@ monitoring agents and scripts: "nfqfw health && echo up".`,
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
-			var st daemon.StatusResponse
+			var st control.StatusResponse
 			if err := cf.call(ctx, "status", nil, &st); err != nil {
 				return healthError(err, timeout)
 			}
@@ -61,7 +60,7 @@ monitoring agents and scripts: "nfqfw health && echo up".`,
 }
 
 // healthLine is the one line health prints for a daemon that answered.
-func healthLine(st daemon.StatusResponse, now time.Time) string {
+func healthLine(st control.StatusResponse, now time.Time) string {
 	up := "?"
 	if !st.Started.IsZero() {
 		up = now.Sub(st.Started).Truncate(time.Second).String()

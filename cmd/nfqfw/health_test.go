@@ -14,11 +14,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/engine/daemon"
 )
 
 // healthStatus is what the fake daemon of the health tests reports.
-var healthStatus = daemon.StatusResponse{
+var healthStatus = control.StatusResponse{
 	Version:    "v1.2.3",
 	PID:        4242,
 	Config:     "/etc/nfqfw/nfqfw.yaml",
@@ -157,7 +156,7 @@ func TestHealthJSON(t *testing.T) {
 	if code := runMain([]string{"health", "-s", sock, "--json"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit code = %d, stderr %q", code, stderr.String())
 	}
-	var got daemon.StatusResponse
+	var got control.StatusResponse
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("stdout is not a StatusResponse: %v\n%s", err, stdout.String())
 	}
@@ -170,7 +169,7 @@ func TestHealthLine(t *testing.T) {
 	now := healthStatus.Started.Add(3*time.Minute + 7*time.Second + 500*time.Millisecond)
 	tests := []struct {
 		name string
-		st   daemon.StatusResponse
+		st   control.StatusResponse
 		want string
 	}{
 		{
@@ -180,7 +179,7 @@ func TestHealthLine(t *testing.T) {
 		},
 		{
 			name: "no start time",
-			st:   daemon.StatusResponse{Version: "dev", PID: 1, Config: "x.yaml"},
+			st:   control.StatusResponse{Version: "dev", PID: 1, Config: "x.yaml"},
 			want: "ok: nfqfw dev pid 1 up ?, queues [], 0 flows, config x.yaml (hash )",
 		},
 	}

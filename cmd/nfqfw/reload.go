@@ -4,10 +4,9 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"time"
-
-	"github.com/nfqfw/nfqfw/engine/daemon"
 )
 
 func init() {
@@ -36,7 +35,7 @@ prove you are not locked out, then confirm from it.`,
 				return errUsage
 			}
 			var out map[string]string
-			req := daemon.ReloadRequest{}
+			req := control.ReloadRequest{}
 			if confirm > 0 {
 				req.Confirm = confirm.String()
 			}

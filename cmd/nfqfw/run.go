@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/daemon"
+	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/daemon"
 	"github.com/nfqfw/nfqfw/rules"
 )
 

@@ -4,17 +4,16 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"sort"
 	"strings"
-
-	"github.com/nfqfw/nfqfw/engine/daemon"
 )
 
 func init() {
 	var (
 		cf   clientFlags
-		req  daemon.StateRequest
+		req  control.StateRequest
 		port uint
 	)
 	register(&command{
@@ -43,7 +42,7 @@ SYN_SENT, ...), UNREPLIED, ASSURED or RELATED.`,
 				return fmt.Errorf("--port %d: out of range", port)
 			}
 			req.Port = uint16(port)
-			var resp daemon.StateResponse
+			var resp control.StateResponse
 			if err := cf.call(ctx, "state", req, &resp); err != nil {
 				return err
 			}

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/lru"
+	"github.com/nfqfw/nfqfw/engine/internal/lru"
 )
 
 // CounterSnapshot is one source's admitted attempts against one guard, as

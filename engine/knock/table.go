@@ -1,6 +1,6 @@
 package knock
 
-import "github.com/nfqfw/nfqfw/engine/lru"
+import "github.com/nfqfw/nfqfw/engine/internal/lru"
 
 // table is a bounded map from a source address to nseq values of V (one per
 // knock sequence), evicting the least recently used source when full.

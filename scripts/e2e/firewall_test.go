@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"net"
 	"net/http"
@@ -19,7 +20,6 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/daemon"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
@@ -139,13 +139,13 @@ func (fw *firewall) cli(args ...string) (string, error) {
 }
 
 // state returns the daemon's flow table as `nfqfw state --json` prints it.
-func (fw *firewall) state() daemon.StateResponse {
+func (fw *firewall) state() control.StateResponse {
 	fw.t.Helper()
 	out, err := fw.cli("state", "--json")
 	if err != nil {
 		fw.t.Fatalf("nfqfw state: %v: %s", err, out)
 	}
-	var resp daemon.StateResponse
+	var resp control.StateResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		fw.t.Fatalf("nfqfw state --json: %v: %s", err, out)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"net"
 	"net/netip"
 	"os"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/daemon"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
@@ -246,8 +246,8 @@ func ftpMetric(fw *firewall, event string) float64 {
 
 // relatedFlows returns the flows the state view shows as RELATED to an FTP
 // control connection.
-func relatedFlows(st daemon.StateResponse) []daemon.StateFlow {
-	var out []daemon.StateFlow
+func relatedFlows(st control.StateResponse) []control.StateFlow {
+	var out []control.StateFlow
 	for _, f := range st.Flows {
 		if f.Related && strings.HasSuffix(f.Parent, ":21") {
 			out = append(out, f)

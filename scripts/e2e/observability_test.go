@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"math"
 	"net"
@@ -21,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/daemon"
 	"github.com/nfqfw/nfqfw/metrics"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
@@ -769,24 +769,24 @@ func obsCheckState(t *testing.T, fw *firewall, host *sandbox.Netns, web *convers
 		for _, tc := range []struct {
 			name    string
 			args    []string
-			keep    func(daemon.StateFlow) bool
+			keep    func(control.StateFlow) bool
 			present []string // flows (by original tuple) that must match
 			absent  []string // flows that must not
 		}{
-			{name: "proto udp", args: []string{"--proto", "udp"}, keep: func(f daemon.StateFlow) bool { return f.Proto == "udp" },
+			{name: "proto udp", args: []string{"--proto", "udp"}, keep: func(f control.StateFlow) bool { return f.Proto == "udp" },
 				present: []string{dnsKey}, absent: []string{webKey}},
-			{name: "proto tcp", args: []string{"--proto", "tcp"}, keep: func(f daemon.StateFlow) bool { return f.Proto == "tcp" },
+			{name: "proto tcp", args: []string{"--proto", "tcp"}, keep: func(f control.StateFlow) bool { return f.Proto == "tcp" },
 				present: []string{webKey}, absent: []string{dnsKey}},
-			{name: "port 80", args: []string{"--port", "80"}, keep: func(f daemon.StateFlow) bool {
+			{name: "port 80", args: []string{"--port", "80"}, keep: func(f control.StateFlow) bool {
 				return slices.Contains([]uint16{f.SPort, f.DPort, f.RSPort, f.RDPort}, 80)
 			}, present: []string{webKey}, absent: []string{dnsKey}},
-			{name: "addr of the client", args: []string{"--addr", c4.String()}, keep: func(f daemon.StateFlow) bool {
+			{name: "addr of the client", args: []string{"--addr", c4.String()}, keep: func(f control.StateFlow) bool {
 				return slices.Contains([]string{f.Src, f.Dst, f.RSrc, f.RDst}, c4.String())
 			}, present: []string{webKey, dnsKey}},
-			{name: "state ESTABLISHED", args: []string{"--state", "established"}, keep: func(f daemon.StateFlow) bool {
+			{name: "state ESTABLISHED", args: []string{"--state", "established"}, keep: func(f control.StateFlow) bool {
 				return f.State == "ESTABLISHED"
 			}, present: []string{webKey}, absent: []string{dnsKey}},
-			{name: "state ASSURED", args: []string{"--state", "ASSURED"}, keep: func(f daemon.StateFlow) bool { return f.Assured },
+			{name: "state ASSURED", args: []string{"--state", "ASSURED"}, keep: func(f control.StateFlow) bool { return f.Assured },
 				present: []string{webKey}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -794,7 +794,7 @@ func obsCheckState(t *testing.T, fw *firewall, host *sandbox.Netns, web *convers
 				if err != nil {
 					t.Fatalf("nfqfw state %v: %v: %s", tc.args, err, out)
 				}
-				var st daemon.StateResponse
+				var st control.StateResponse
 				if err := json.Unmarshal([]byte(out), &st); err != nil {
 					t.Fatalf("nfqfw state --json %v: %v: %s", tc.args, err, out)
 				}
@@ -825,7 +825,7 @@ func obsCheckState(t *testing.T, fw *firewall, host *sandbox.Netns, web *convers
 
 // obsCheckSummary checks the last line of nfqfw state against the number of
 // flow lines printed and the JSON view's counts.
-func obsCheckSummary(t *testing.T, summary string, printed int, st daemon.StateResponse) {
+func obsCheckSummary(t *testing.T, summary string, printed int, st control.StateResponse) {
 	t.Helper()
 	m := regexp.MustCompile(`^nfqfw state: (\d+) flows shown, (\d+) matched, (\d+) tracked \(max (\d+)\)((?:; [^;]+ \d+)*)$`).
 		FindStringSubmatch(summary)
@@ -860,7 +860,7 @@ func obsCheckSummary(t *testing.T, summary string, printed int, st daemon.StateR
 }
 
 // obsFlowKey is a flow's original tuple as conntrack prints it.
-func obsFlowKey(f daemon.StateFlow) string {
+func obsFlowKey(f control.StateFlow) string {
 	return fmt.Sprintf("src=%s dst=%s sport=%d dport=%d", f.Src, f.Dst, f.SPort, f.DPort)
 }
 

@@ -26,7 +26,6 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/engine/daemon"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/rules"
@@ -48,14 +47,14 @@ import (
 //     TestSSHGuard);
 //   - a corrupt state file reported, moved aside and an empty start
 //     (TestStatePersistence "corrupt state file"; truncated files in
-//     engine/store TestLoadBadFilesMovedAside).
+//     cmd/nfqfw/internal/store TestLoadBadFilesMovedAside).
 
 // relStatus asks the daemon for its status over the control socket.
-func relStatus(t *testing.T, fw *firewall) daemon.StatusResponse {
+func relStatus(t *testing.T, fw *firewall) control.StatusResponse {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
 	defer cancel()
-	var st daemon.StatusResponse
+	var st control.StatusResponse
 	if err := control.Call(ctx, fw.socket, "status", nil, &st); err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -824,8 +823,8 @@ func TestFloodResistance(t *testing.T) {
 		defer close(watchDone)
 		for running.Load() > 0 && ctx.Err() == nil {
 			ctx, cancel := context.WithTimeout(ctx, cliTimeout)
-			var st daemon.StateResponse
-			if err := control.Call(ctx, fw.socket, "state", daemon.StateRequest{Limit: 1}, &st); err == nil {
+			var st control.StateResponse
+			if err := control.Call(ctx, fw.socket, "state", control.StateRequest{Limit: 1}, &st); err == nil {
 				for cur := maxTracked.Load(); int64(st.Total) > cur && !maxTracked.CompareAndSwap(cur, int64(st.Total)); cur = maxTracked.Load() {
 				}
 			}

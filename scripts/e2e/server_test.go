@@ -1,10 +1,10 @@
 package e2e
 
 import (
+	"github.com/nfqfw/nfqfw/engine/control"
 	"net/netip"
 	"testing"
 
-	"github.com/nfqfw/nfqfw/engine/daemon"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
@@ -98,7 +98,7 @@ func TestServer(t *testing.T) {
 
 // hasFlow reports whether st lists a flow of proto from src (ADDR:PORT)
 // admitted by rule and in state.
-func hasFlow(st daemon.StateResponse, proto, src, rule, state string) bool {
+func hasFlow(st control.StateResponse, proto, src, rule, state string) bool {
 	ap, err := netip.ParseAddrPort(src)
 	if err != nil {
 		return false
@@ -111,7 +111,7 @@ func hasFlow(st daemon.StateResponse, proto, src, rule, state string) bool {
 	return false
 }
 
-func lines(st daemon.StateResponse) string {
+func lines(st control.StateResponse) string {
 	var s string
 	for _, f := range st.Flows {
 		s += f.Line + " rule=" + f.Rule + "\n"

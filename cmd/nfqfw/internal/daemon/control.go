@@ -17,71 +17,14 @@ import (
 	"github.com/nfqfw/nfqfw/rules"
 )
 
-// ReloadRequest asks for a reload; with Confirm (a duration) the new
-// config is rolled back unless confirmed in time.
-type ReloadRequest struct {
-	Confirm string `json:"confirm,omitempty"`
-}
-
 var errNothingToConfirm = errors.New("no change is waiting for confirmation")
-
-// StateRequest filters the flows "state" returns. Empty fields match all.
-type StateRequest struct {
-	Proto string `json:"proto,omitempty"` // tcp, udp, icmp, icmpv6, or a number
-	Addr  string `json:"addr,omitempty"`  // an address on either side of either tuple
-	Port  uint16 `json:"port,omitempty"`  // a port on either side of either tuple
-	State string `json:"state,omitempty"` // a TCP state (ESTABLISHED), UNREPLIED, ASSURED or RELATED
-	Limit int    `json:"limit,omitempty"` // at most this many flows (0: all)
-}
-
-// StateFlow is one flow of the state view.
-type StateFlow struct {
-	Proto    string `json:"proto"`
-	ProtoNum uint8  `json:"proto_num"`
-	State    string `json:"state,omitempty"`
-	Timeout  int64  `json:"timeout"`
-	Src      string `json:"src"`
-	Dst      string `json:"dst"`
-	SPort    uint16 `json:"sport,omitempty"`
-	DPort    uint16 `json:"dport,omitempty"`
-	RSrc     string `json:"reply_src"`
-	RDst     string `json:"reply_dst"`
-	RSPort   uint16 `json:"reply_sport,omitempty"`
-	RDPort   uint16 `json:"reply_dport,omitempty"`
-	Replied  bool   `json:"replied"`
-	Assured  bool   `json:"assured"`
-	Rule     string `json:"rule,omitempty"`
-	Related  bool   `json:"related,omitempty"`
-	Parent   string `json:"parent,omitempty"`
-	Line     string `json:"line"` // as conntrack -L prints it
-}
-
-// StateResponse is the answer to "state".
-type StateResponse struct {
-	Flows   []StateFlow    `json:"flows"`
-	Total   int            `json:"total"`   // flows in the table
-	Matched int            `json:"matched"` // flows that matched the filter
-	ByState map[string]int `json:"by_state"`
-	Max     int            `json:"max"`
-}
-
-// StatusResponse is the answer to "status".
-type StatusResponse struct {
-	Version    string    `json:"version"`
-	PID        int       `json:"pid"`
-	Config     string    `json:"config"`
-	ConfigHash string    `json:"config_hash"`
-	Started    time.Time `json:"started"`
-	Queues     []uint16  `json:"queues"`
-	Flows      int       `json:"flows"`
-}
 
 func (d *Daemon) registerControl(s *control.Server) {
 	s.Handle("status", func(context.Context, json.RawMessage) (any, error) {
 		d.mu.Lock()
 		cfg := d.cfg
 		d.mu.Unlock()
-		r := StatusResponse{Version: d.opts.Version, PID: os.Getpid(), Config: cfg.File, ConfigHash: d.eng.Policy().Hash(),
+		r := control.StatusResponse{Version: d.opts.Version, PID: os.Getpid(), Config: cfg.File, ConfigHash: d.eng.Policy().Hash(),
 			Started: d.start, Flows: d.eng.Flows().Len()}
 		for _, q := range d.queues {
 			r.Queues = append(r.Queues, q.num)
@@ -89,7 +32,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 		return r, nil
 	})
 	s.Handle("reload", func(ctx context.Context, args json.RawMessage) (any, error) {
-		var req ReloadRequest
+		var req control.ReloadRequest
 		if len(args) > 0 {
 			if err := json.Unmarshal(args, &req); err != nil {
 				return nil, fmt.Errorf("reload: %w", err)
@@ -115,7 +58,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 		return map[string]bool{"confirmed": true}, nil
 	})
 	s.Handle("state", func(_ context.Context, args json.RawMessage) (any, error) {
-		var req StateRequest
+		var req control.StateRequest
 		if len(args) > 0 {
 			if err := json.Unmarshal(args, &req); err != nil {
 				return nil, fmt.Errorf("state: %w", err)
@@ -151,7 +94,7 @@ func (d *Daemon) refuseAllowlisted(h control.Handler) control.Handler {
 	}
 }
 
-func (d *Daemon) stateView(req StateRequest) (*StateResponse, error) {
+func (d *Daemon) stateView(req control.StateRequest) (*control.StateResponse, error) {
 	var addr netip.Addr
 	if req.Addr != "" {
 		a, err := netip.ParseAddr(req.Addr)
@@ -163,7 +106,7 @@ func (d *Daemon) stateView(req StateRequest) (*StateResponse, error) {
 	proto := strings.ToLower(req.Proto)
 	state := strings.ToUpper(req.State)
 	pol := d.eng.Policy()
-	resp := &StateResponse{ByState: map[string]int{}, Max: d.eng.Flows().Max(), Flows: []StateFlow{}}
+	resp := &control.StateResponse{ByState: map[string]int{}, Max: d.eng.Flows().Max(), Flows: []control.StateFlow{}}
 	d.eng.Flows().Walk(func(fi engine.FlowInfo) bool {
 		resp.Total++
 		f := stateFlow(fi, pol)
@@ -181,7 +124,7 @@ func (d *Daemon) stateView(req StateRequest) (*StateResponse, error) {
 	return resp, nil
 }
 
-func stateLabel(f StateFlow) string {
+func stateLabel(f control.StateFlow) string {
 	if f.State != "" {
 		return f.State
 	}
@@ -191,8 +134,8 @@ func stateLabel(f StateFlow) string {
 	return "UNREPLIED"
 }
 
-func stateFlow(fi engine.FlowInfo, pol *rules.Policy) StateFlow {
-	f := StateFlow{
+func stateFlow(fi engine.FlowInfo, pol *rules.Policy) control.StateFlow {
+	f := control.StateFlow{
 		Proto: engine.ProtoName(fi.Proto), ProtoNum: fi.Proto, Timeout: fi.Timeout,
 		Src: fi.Orig.Src.Addr().String(), Dst: fi.Orig.Dst.Addr().String(),
 		SPort: fi.Orig.Src.Port(), DPort: fi.Orig.Dst.Port(),
@@ -213,7 +156,7 @@ func stateFlow(fi engine.FlowInfo, pol *rules.Policy) StateFlow {
 	return f
 }
 
-func matches(f *StateFlow, fi engine.FlowInfo, proto string, addr netip.Addr, port uint16, state string) bool {
+func matches(f *control.StateFlow, fi engine.FlowInfo, proto string, addr netip.Addr, port uint16, state string) bool {
 	if proto != "" && proto != f.Proto && proto != fmt.Sprint(f.ProtoNum) {
 		return false
 	}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/store"
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
@@ -19,7 +20,6 @@ import (
 	"github.com/nfqfw/nfqfw/engine/ipset"
 	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/engine/recent"
-	"github.com/nfqfw/nfqfw/engine/store"
 	"github.com/nfqfw/nfqfw/helpers/ftp"
 	"github.com/nfqfw/nfqfw/rules"
 	"github.com/nfqfw/nfqfw/rules/iptables"

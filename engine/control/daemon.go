@@ -1,0 +1,63 @@
+package control
+
+import "time"
+
+// The requests and answers of the daemon's own commands (status, reload,
+// state); the matchers' commands define theirs next to their handlers.
+
+// ReloadRequest asks for a reload; with Confirm (a duration) the new
+// config is rolled back unless confirmed in time.
+type ReloadRequest struct {
+	Confirm string `json:"confirm,omitempty"`
+}
+
+// StateRequest filters the flows "state" returns. Empty fields match all.
+type StateRequest struct {
+	Proto string `json:"proto,omitempty"` // tcp, udp, icmp, icmpv6, or a number
+	Addr  string `json:"addr,omitempty"`  // an address on either side of either tuple
+	Port  uint16 `json:"port,omitempty"`  // a port on either side of either tuple
+	State string `json:"state,omitempty"` // a TCP state (ESTABLISHED), UNREPLIED, ASSURED or RELATED
+	Limit int    `json:"limit,omitempty"` // at most this many flows (0: all)
+}
+
+// StateFlow is one flow of the state view.
+type StateFlow struct {
+	Proto    string `json:"proto"`
+	ProtoNum uint8  `json:"proto_num"`
+	State    string `json:"state,omitempty"`
+	Timeout  int64  `json:"timeout"`
+	Src      string `json:"src"`
+	Dst      string `json:"dst"`
+	SPort    uint16 `json:"sport,omitempty"`
+	DPort    uint16 `json:"dport,omitempty"`
+	RSrc     string `json:"reply_src"`
+	RDst     string `json:"reply_dst"`
+	RSPort   uint16 `json:"reply_sport,omitempty"`
+	RDPort   uint16 `json:"reply_dport,omitempty"`
+	Replied  bool   `json:"replied"`
+	Assured  bool   `json:"assured"`
+	Rule     string `json:"rule,omitempty"`
+	Related  bool   `json:"related,omitempty"`
+	Parent   string `json:"parent,omitempty"`
+	Line     string `json:"line"` // as conntrack -L prints it
+}
+
+// StateResponse is the answer to "state".
+type StateResponse struct {
+	Flows   []StateFlow    `json:"flows"`
+	Total   int            `json:"total"`   // flows in the table
+	Matched int            `json:"matched"` // flows that matched the filter
+	ByState map[string]int `json:"by_state"`
+	Max     int            `json:"max"`
+}
+
+// StatusResponse is the answer to "status".
+type StatusResponse struct {
+	Version    string    `json:"version"`
+	PID        int       `json:"pid"`
+	Config     string    `json:"config"`
+	ConfigHash string    `json:"config_hash"`
+	Started    time.Time `json:"started"`
+	Queues     []uint16  `json:"queues"`
+	Flows      int       `json:"flows"`
+}
