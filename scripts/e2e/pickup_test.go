@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+)
+
+// pickupConfig is a NAT gateway for the lab sb: ssh to the gateway from the
+// LAN, the LAN out to the uplink's web (masqueraded), a port forward of
+// uplink tcp 8000 to lan1:80, lan1's web routed over IPv6 from the uplink;
+// everything else forwarded is dropped.
+func pickupConfig(sb *sandbox.Sandbox, pickup string) string {
+	return fmt.Sprintf(`
+zones:
+  wan: [%[1]s]
+  lan: [%[2]s]
+trusted: [lo]
+flows: {tcp_pickup: %[5]s}
+nat:
+  masquerade:
+    - {out: wan, src: [%[3]s]}
+  forwards:
+    - {name: web-fwd, in: wan, proto: tcp, port: 8000, to: %[4]s, to_port: 80}
+input:
+  policy: drop
+  rules:
+    - {name: ssh, in: lan, proto: tcp, dport: 22, action: accept}
+forward:
+  policy: drop
+  rules:
+    - {name: lan-web, in: lan, out: wan, proto: tcp, dport: 80, action: accept}
+    - {name: web6-in, in: wan, dst: %[6]s, proto: tcp, dport: 80, action: accept}
+`, sb.GatewayLink(uplinkRole), sb.GatewayLink(lan1Role), gatewayLANs[0].V4, sb.Addr4(lan1Role), pickup, sb.Addr6(lan1Role))
+}
+
+// TestPickupAfterConntrackFlush: sessions through and to a NAT gateway
+// outlive a flush of the gateway's conntrack table (as after a failover or
+// a reboot), the way they do behind the guides' NAT gateway, whose kernel
+// picks each one up mid-stream (nf_conntrack_tcp_loose) and applies the
+// rules to it: a session the rules admit continues, one to a port the
+// rules refuse stops, and a bare ACK from the uplink toward a LAN port no
+// rule opens reaches nothing. With flows.tcp_pickup: drop every session
+// stops at the flush, as it did before pickup existed.
+func TestPickupAfterConntrackFlush(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	sandbox.Require(t, "conntrack")
+	for _, tt := range []struct {
+		pickup    string
+		continues bool
+	}{
+		{"policy", true},
+		{"drop", false},
+	} {
+		t.Run("tcp_pickup "+tt.pickup, func(t *testing.T) {
+			sb := sandbox.New(t, sandbox.Options{LANs: gatewayLANs})
+			gw, lan1, up := sb.NS(sandbox.Gateway), sb.NS(lan1Role), sb.NS(uplinkRole)
+			at := netip.AddrPortFrom
+			serveTCP(t, gw, 22)
+			serveTCP(t, lan1, 80, 443)
+			serveTCP(t, up, 80)
+
+			// Opened before nfqfw starts, while an operator's own stateful
+			// rule has the kernel track the gateway's flows: lan1's 443 is
+			// open to the uplink; the config opens it to nobody. (Without
+			// any conntrack user in the namespace the kernel would track
+			// nothing, and nfqfw's start would pick the session up and
+			// refuse it at once.)
+			gw.MustExec("iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
+			refused := converse(t, up, at(sb.Addr4(lan1Role), 443))
+
+			startFirewall(t, gw, pickupConfig(sb, tt.pickup))
+			sessions := map[string]*conversation{
+				"lan to the gateway's ssh (input)":        converse(t, lan1, at(sb.GatewayAddr4(lan1Role), 22)),
+				"lan to the uplink's web (masqueraded)":   converse(t, lan1, at(sb.Addr4(uplinkRole), 80)),
+				"uplink through the port forward (DNAT)":  converse(t, up, at(sb.GatewayAddr4(uplinkRole), 8000)),
+				"uplink to lan1's web over IPv6 (routed)": converse(t, up, at(sb.Addr6(lan1Role), 80)),
+			}
+			refused.check(t, "after nfqfw started (the kernel still tracks it)")
+
+			gw.MustExec("conntrack", "-F")
+			for name, c := range sessions {
+				if tt.continues {
+					c.check(t, name+" after conntrack -F")
+				} else if !c.breaks(5 * time.Second) {
+					t.Errorf("%s: still talking after conntrack -F with tcp_pickup drop", name)
+				}
+			}
+			if !refused.breaks(5 * time.Second) {
+				t.Errorf("the session to lan1's 443, which no rule opens, still talks after conntrack -F")
+			}
+			runProbes(t, sb, up, []probe{
+				{name: "bare ACK from the uplink to a LAN port no rule opens gets nothing through", kind: tcpACK,
+					dst: at(sb.Addr4(lan1Role), 443), want: sent},
+				{name: "bare ACK from the uplink to lan1's IPv6 ssh gets nothing through", kind: tcpACK,
+					dst: at(sb.Addr6(lan1Role), 22), want: sent},
+			})
+		})
+	}
+}
+
+// breaks reports whether the conversation fails within d: a round trip
+// timed out or the connection was reset.
+func (c *conversation) breaks(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		err := c.err
+		c.mu.Unlock()
+		if err != nil {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
