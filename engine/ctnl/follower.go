@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/nfqfw/nfqfw/engine/internal/mmsg"
 	"github.com/ti-mo/conntrack"
+	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
 )
 
@@ -292,42 +294,6 @@ func (f *Follower) Dump(ctx context.Context) ([]Event, error) {
 	return out, err
 }
 
-// DeleteBySource deletes every kernel flow whose original source is addr
-// and returns how many it deleted. Flows that vanish meanwhile are not
-// errors.
-func (f *Follower) DeleteBySource(ctx context.Context, addr netip.Addr) (int, error) {
-	if !addr.IsValid() {
-		return 0, fmt.Errorf("ctnl: delete by source: %w", ErrInvalidAddr)
-	}
-	addr = addr.Unmap()
-	n := 0
-	err := f.q.do(ctx, func(c *conntrack.Conn) error {
-		flows, err := c.Dump(nil)
-		if err != nil {
-			return fmt.Errorf("ctnl: delete by source %s: dump: %w", addr, err)
-		}
-		for i := range flows {
-			if flows[i].TupleOrig.IP.SourceAddress.Unmap() != addr {
-				continue
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			err := c.Delete(flows[i])
-			switch {
-			case err == nil:
-				n++
-			case errors.Is(err, unix.ENOENT):
-				// gone already
-			default:
-				return fmt.Errorf("ctnl: delete by source %s: delete flow %d: %w", addr, flows[i].ID, err)
-			}
-		}
-		return nil
-	})
-	return n, err
-}
-
 // Dump returns the conntrack table of the namespace in opts, over a
 // socket of its own.
 func Dump(ctx context.Context, opts Options) ([]Event, error) {
@@ -349,11 +315,41 @@ func DeleteBySource(ctx context.Context, opts Options, addr netip.Addr) (int, er
 type querier struct {
 	netns int
 	mu    sync.Mutex
-	c     *conntrack.Conn
+	c     *conntrack.Conn // dumps
+	nf    *netfilter.Conn // filtered queries the library does not build
 	done  bool
 }
 
 func (q *querier) do(ctx context.Context, fn func(*conntrack.Conn) error) error {
+	return q.run(ctx, func() (io.Closer, error) {
+		if q.c == nil {
+			c, err := conntrack.Dial(&netlink.Config{NetNS: q.netns})
+			if err != nil {
+				return nil, err
+			}
+			q.c = c
+		}
+		return q.c, nil
+	}, func() error { return fn(q.c) }, func() { q.c = nil })
+}
+
+func (q *querier) raw(ctx context.Context, fn func(*netfilter.Conn) error) error {
+	return q.run(ctx, func() (io.Closer, error) {
+		if q.nf == nil {
+			c, err := netfilter.Dial(&netlink.Config{NetNS: q.netns})
+			if err != nil {
+				return nil, err
+			}
+			q.nf = c
+		}
+		return q.nf, nil
+	}, func() error { return fn(q.nf) }, func() { q.nf = nil })
+}
+
+// run dials (once) the socket conn returns and runs fn with it, one query
+// at a time; when ctx ends first the socket is closed, which ends the
+// blocked query, and forget drops it so that the next query dials afresh.
+func (q *querier) run(ctx context.Context, conn func() (io.Closer, error), fn func() error, forget func()) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.done {
@@ -362,25 +358,19 @@ func (q *querier) do(ctx context.Context, fn func(*conntrack.Conn) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if q.c == nil {
-		c, err := conntrack.Dial(&netlink.Config{NetNS: q.netns})
-		if err != nil {
-			return fmt.Errorf("ctnl: dial query socket: %w", err)
-		}
-		q.c = c
+	c, err := conn()
+	if err != nil {
+		return fmt.Errorf("ctnl: dial query socket: %w", err)
 	}
 	errc := make(chan error, 1)
-	c := q.c
-	go func() { errc <- fn(c) }()
+	go func() { errc <- fn() }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		// Closing the socket ends the blocked query; the next query
-		// dials a fresh one.
 		c.Close()
 		<-errc
-		q.c = nil
+		forget()
 		return ctx.Err()
 	}
 }
@@ -392,6 +382,10 @@ func (q *querier) close() {
 	if q.c != nil {
 		q.c.Close()
 		q.c = nil
+	}
+	if q.nf != nil {
+		q.nf.Close()
+		q.nf = nil
 	}
 }
 
