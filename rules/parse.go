@@ -41,6 +41,19 @@ func Parse(file string, data []byte) (*Config, error) {
 	return c, nil
 }
 
+// Maxima that Parse enforces: every size and duration in a config is
+// bounded, so that no config can make the daemon allocate without limit or
+// compute a deadline past the end of time.
+const (
+	MaxQueues         = 256                   // queue.count: readers
+	MaxQueueLen       = 1 << 20               // queue.max_len: packets the kernel holds per queue
+	MaxFlows          = 1 << 24               // flows.max: about 2.2 GB of flow table
+	MaxRecentSize     = 1 << 20               // recent[].size: about 170 MB per list
+	MaxRecentHitCount = 20                    // recent hitcount: the timestamps an entry keeps (xt_recent's ip_pkt_list_tot)
+	MaxGuardCount     = 1000                  // guards[].limits[].count: timestamps kept per source
+	MaxDuration       = 3650 * 24 * time.Hour // every duration: ten years
+)
+
 // Defaults that Parse fills in.
 const (
 	defaultLogPrefixFormat = "nfqfw %s: "
@@ -405,6 +418,9 @@ func (p *parser) duration(n *yaml.Node, path string, min time.Duration) (time.Du
 	if err != nil {
 		return 0, p.errf(s, path, ErrBadValue, "%q is not a duration (want e.g. 30s, 10m, 5d, 1d12h)", s.Value)
 	}
+	if d > MaxDuration {
+		return 0, p.errf(s, path, ErrBadValue, "duration %s is above the maximum %dd", s.Value, MaxDuration/(24*time.Hour))
+	}
 	if d < min {
 		if min == 1 {
 			return 0, p.errf(s, path, ErrBadValue, "duration %s must be positive", s.Value)
@@ -578,12 +594,12 @@ func (p *parser) queue(n *yaml.Node, path string, q *Queue) error {
 		},
 		"count": func(v *yaml.Node, path string) error {
 			countNode = v
-			x, err := p.integer(v, path, 1, 65535)
+			x, err := p.integer(v, path, 1, MaxQueues)
 			q.Count = uint16(x)
 			return err
 		},
 		"max_len": func(v *yaml.Node, path string) error {
-			x, err := p.integer(v, path, 1, 1<<32-1)
+			x, err := p.integer(v, path, 1, MaxQueueLen)
 			q.MaxLen = uint32(x)
 			return err
 		},
@@ -635,7 +651,7 @@ func (p *parser) flows(n *yaml.Node, path string, f *Flows) error {
 	}
 	return p.mapping(n, path, map[string]handler{
 		"max": func(v *yaml.Node, path string) error {
-			x, err := p.integer(v, path, 1, 1<<31-1)
+			x, err := p.integer(v, path, 1, MaxFlows)
 			f.Max = int(x)
 			return err
 		},

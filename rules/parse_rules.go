@@ -362,7 +362,7 @@ func (p *parser) recentMatch(n *yaml.Node, path string) (*RecentMatch, error) {
 			return err
 		},
 		"hitcount": func(v *yaml.Node, path string) error {
-			x, err := p.integer(v, path, 1, 1<<16)
+			x, err := p.integer(v, path, 1, MaxRecentHitCount)
 			m.HitCount = int(x)
 			return err
 		},
@@ -433,7 +433,7 @@ func (p *parser) recentLists(n *yaml.Node, path string) ([]RecentList, error) {
 		err = p.mapping(m, path, map[string]handler{
 			"name": func(v *yaml.Node, path string) error { return p.name(v, path, &l.Name) },
 			"size": func(v *yaml.Node, path string) error {
-				x, err := p.integer(v, path, 1, 1<<24)
+				x, err := p.integer(v, path, 1, MaxRecentSize)
 				l.Size = int(x)
 				return err
 			},
@@ -464,7 +464,7 @@ func (p *parser) guardList(n *yaml.Node, path string) ([]Guard, error) {
 					}
 					err = p.mapping(lm, path, map[string]handler{
 						"count": func(v *yaml.Node, path string) error {
-							x, err := p.integer(v, path, 1, 1<<31-1)
+							x, err := p.integer(v, path, 1, MaxGuardCount)
 							l.Count = int(x)
 							return err
 						},

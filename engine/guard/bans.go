@@ -18,6 +18,11 @@ import (
 // SourceManual is the Source of bans added with Add (the CLI).
 const SourceManual = "manual"
 
+// SourceKernel is the Source of bans found in the kernel ban set at start
+// that the saved state did not hold (Adopt): a ban made just before a
+// crash, before its state was saved.
+const SourceKernel = "kernel"
+
 // Defaults of BanOptions.
 const (
 	DefaultMaxBans  = 1 << 16
@@ -25,7 +30,19 @@ const (
 	DefaultQueue    = 1024
 	// maxBan bounds a grown ban whose spec has no Max.
 	maxBan = 365 * 24 * time.Hour
+	// MaxBan is the longest ban Add accepts, the config's longest
+	// duration.
+	MaxBan = rules.MaxDuration
 )
+
+// deadline returns now + d, saturating at the largest time instead of
+// wrapping into the past.
+func deadline(now int64, d time.Duration) int64 {
+	if d > 0 && now > math.MaxInt64-int64(d) {
+		return math.MaxInt64
+	}
+	return now + int64(d)
+}
 
 const banShards = 32
 
@@ -153,9 +170,8 @@ func (b *Bans) Ban(addr [16]byte, spec rules.BanSpec, source, reason string, now
 		r = record{} // offences forgotten
 	}
 	r.offences++
-	d := Duration(spec, r.offences)
-	b.set(s, addr, ok, r, now, now+int64(d), b.remember(spec), source, reason)
-	until := now + int64(d)
+	until := deadline(now, Duration(spec, r.offences))
+	b.set(s, addr, ok, r, now, until, b.remember(spec), source, reason)
 	s.mu.Unlock()
 	b.notify(event{ban: true, addr: addr, until: until})
 	return time.Unix(0, until)
@@ -171,7 +187,7 @@ func (b *Bans) set(s *bshard, addr [16]byte, existed bool, r record, now, until,
 		b.active.Add(1)
 	}
 	r.since, r.until, r.lastOffence = now, until, now
-	r.forget = until + remember
+	r.forget = deadline(until, time.Duration(remember))
 	r.source, r.reason = source, reason
 	s.m[addr] = r
 	s.until[addr] = until
@@ -213,7 +229,7 @@ func (b *Bans) Add(addr netip.Addr, d time.Duration, reason string, now int64) (
 	if !addr.IsValid() {
 		return Ban{}, fmt.Errorf("add ban: %w", ErrBadAddress)
 	}
-	if d <= 0 {
+	if d <= 0 || d > MaxBan {
 		return Ban{}, fmt.Errorf("add ban %s: %w (got %v)", addr, ErrBadDuration, d)
 	}
 	a := addr.Unmap().As16()
@@ -224,11 +240,35 @@ func (b *Bans) Add(addr netip.Addr, d time.Duration, reason string, now int64) (
 		r = record{}
 	}
 	r.offences++
-	b.set(s, a, ok, r, now, now+int64(d), int64(b.opts.Remember), SourceManual, reason)
+	b.set(s, a, ok, r, now, deadline(now, d), int64(b.opts.Remember), SourceManual, reason)
 	r = s.m[a]
 	s.mu.Unlock()
 	b.notify(event{ban: true, addr: a, until: r.until})
 	return r.ban(a), nil
+}
+
+// Adopt records a ban on addr for d from now unless addr is banned already,
+// and reports whether it did. It is how the daemon takes over, at start,
+// the entries of the kernel ban set that the saved state lacks, so that
+// they can be listed and lifted; OnBan is not told (the kernel has it).
+func (b *Bans) Adopt(addr netip.Addr, d time.Duration, now int64) bool {
+	if !addr.IsValid() || d <= 0 {
+		return false
+	}
+	a := addr.Unmap().As16()
+	s := b.shard(&a)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.m[a]
+	if ok && r.until > now {
+		return false
+	}
+	if ok && r.until == 0 && r.forget <= now {
+		r = record{}
+	}
+	r.offences = max(r.offences, 1)
+	b.set(s, a, ok, r, now, deadline(now, min(d, MaxBan)), int64(b.opts.Remember), SourceKernel, "in the kernel ban set at start, not in the saved state")
+	return true
 }
 
 // Del lifts the ban on addr and forgets its offences (the CLI's "bans del").

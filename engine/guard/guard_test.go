@@ -2,6 +2,7 @@ package guard
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"sync"
 	"testing"
@@ -327,6 +328,7 @@ func TestManualBansAndNotifications(t *testing.T) {
 		{"invalid address", netip.Addr{}, time.Hour, ErrBadAddress},
 		{"zero duration", v4, 0, ErrBadDuration},
 		{"negative duration", v4, -time.Second, ErrBadDuration},
+		{"longer than MaxBan (2540000h once printed a negative time)", v4, 2540000 * time.Hour, ErrBadDuration},
 	} {
 		if _, err := b.Add(tt.addr, tt.d, "", at(0)); err == nil || !errorsIs(err, tt.want) {
 			t.Errorf("%s: Add = %v, want %v", tt.name, err, tt.want)
@@ -533,4 +535,23 @@ func BenchmarkMapBaseline(b *testing.B) {
 		i++
 	}
 	_ = sum
+}
+
+// TestDeadlinesSaturate bans for the longest time the config allows, with a
+// clock near the end of int64: the ban ends at the end of time instead of
+// wrapping into the past (which once banned nothing).
+func TestDeadlinesSaturate(t *testing.T) {
+	b := NewBans(BanOptions{})
+	spec := rules.BanSpec{Duration: rules.MaxDuration, Factor: 2, Max: rules.MaxDuration}
+	near := int64(math.MaxInt64 - int64(time.Hour))
+	until := b.Ban(a16("192.0.2.1"), spec, "ssh", "r", near)
+	if !b.IsBanned(a16("192.0.2.1"), near+int64(time.Minute)) || until.UnixNano() != math.MaxInt64 {
+		t.Errorf("ban near the end of time: until %d, banned %v; want until MaxInt64, banned", until.UnixNano(), b.IsBanned(a16("192.0.2.1"), near+int64(time.Minute)))
+	}
+	if _, err := b.Add(netip.MustParseAddr("192.0.2.2"), MaxBan, "", near); err != nil {
+		t.Fatalf("Add(MaxBan): %v", err)
+	}
+	if !b.IsBanned(a16("192.0.2.2"), near+int64(time.Minute)) {
+		t.Error("a manual ban for MaxBan near the end of time is not in force")
+	}
 }

@@ -12,8 +12,8 @@ import (
 )
 
 // MaxStamps is how many hit timestamps an entry keeps, as xt_recent's
-// ip_pkt_list_tot (20). A HitCount above it can never match.
-const MaxStamps = 20
+// ip_pkt_list_tot (20); the config refuses a HitCount above it.
+const MaxStamps = rules.MaxRecentHitCount
 
 // DefaultSize is the size of a list declared without one (xt_recent's
 // ip_list_tot).

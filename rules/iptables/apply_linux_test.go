@@ -306,6 +306,7 @@ func firstRule(t *testing.T, ns []string, b Backend, fam rules.Family, table, ch
 // leaves exactly one copy of the new ruleset.
 func TestInstallCleansStale(t *testing.T) {
 	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
+		createBanSets(t, ns, families...)
 		old := base()
 		old.Input.Rules = []rules.Rule{tcp("ssh", 22)}
 		old.NAT.Masquerade = []rules.Masquerade{{Out: []string{"wan0"}}}
@@ -368,6 +369,7 @@ func TestInstallRefused(t *testing.T) {
 // running one in force, and IPv6 switched off removes the IPv6 chains.
 func TestReplace(t *testing.T) {
 	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
+		createBanSets(t, ns, families...)
 		first := base()
 		first.Input.Rules = []rules.Rule{tcp("ssh", 22)}
 		in := NewInstaller(first, b)
@@ -390,7 +392,7 @@ func TestReplace(t *testing.T) {
 
 		bad := base()
 		bad.Input.Rules = []rules.Rule{tcp("ssh", 22)}
-		bad.Guards = []rules.Guard{{Name: "ssh"}} // no ban sets exist
+		bad.Trusted = []string{"longer-than-ifnamsiz"} // iptables refuses the name
 		if err := in.Replace(ctx(t), bad); !errors.Is(err, ErrRestore) {
 			t.Fatalf("Replace(bad) error = %v, want ErrRestore", err)
 		}
@@ -576,6 +578,7 @@ func TestKernelContract(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 
+		createBanSets(t, ns, rules.FamilyIPv4)
 		c := base()
 		c.IPv6 = false
 		c.Trusted = nil // loopback goes through the chains

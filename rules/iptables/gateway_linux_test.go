@@ -52,6 +52,7 @@ func TestGatewayRemovalKeepsOperatorRules(t *testing.T) {
 	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
 		inNetns(t, ns, operatorNAT, b.restore(rules.FamilyIPv4), "--noflush")
 		inNetns(t, ns, operatorNAT6, b.restore(rules.FamilyIPv6), "--noflush")
+		createBanSets(t, ns, families...)
 		before := snapshot(t, ns, b)
 
 		c := dualStackGateway()

@@ -26,8 +26,8 @@ const (
 
 // Ban set names. The sets hold banned sources; another component creates
 // them (ipset create nfqfw-ban4 hash:ip family inet ...) and fills them.
-// When guards are configured the generated ruleset matches on them, and
-// iptables-restore fails if they do not exist: create them before Install.
+// The INPUT and FORWARD chains always match on them, and iptables-restore
+// fails if they do not exist: create them before Install.
 const (
 	BanSet4 = "nfqfw-ban4"
 	BanSet6 = "nfqfw-ban6"
@@ -456,15 +456,18 @@ func (g gen) chain(t *table, h hookSpec) error {
 		add(tg.header, "invalid state", "-m conntrack --ctstate INVALID", tg.target)
 	}
 
+	// f. Banned sources: dropped before the engine or the kernel policy
+	// sees them, whether or not a guard is configured (a ban may come
+	// from the CLI).
+	if h.hook != rules.HookOutput {
+		add("", "banned source", "-m set --match-set "+BanSet(g.fam)+" src", "-j DROP")
+	}
+
 	pol := g.policy(h)
 	if g.queues(h) {
-		// f. Packets the engine repeated with a reject mark.
+		// g. Packets the engine repeated with a reject mark.
 		bits := g.c.Queue.MarkBits()
 		add("", "reject marked by the engine", fmt.Sprintf("-m mark ! --mark 0x0/%#x", bits), "-j "+ChainReject)
-		// g. Banned sources never reach the queue.
-		if len(g.c.Guards) > 0 && h.hook != rules.HookOutput {
-			add("", "banned source", "-m set --match-set "+BanSet(g.fam)+" src", "-j DROP")
-		}
 		// h. New flows to the engine.
 		add("", "new flows to the engine", "-m conntrack --ctstate NEW", q)
 		// i. What is left (untracked) gets the policy.

@@ -73,6 +73,8 @@ type sharedState struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	refreshed time.Time // last kernel ban set refresh; housekeeping's goroutine only
+
 	saveMu sync.Mutex
 }
 
@@ -160,9 +162,10 @@ func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	return n
 }
 
-// prepareKernel creates the kernel ban sets the ruleset of cfg refers to.
+// prepareKernel creates the kernel ban sets the ruleset of cfg refers to
+// and reconciles them with the ban table (see kernelBans.prepare).
 func (s *stateful) prepareKernel(cfg *rules.Config) error {
-	return s.shared.kernel.prepare(cfg, s.shared.bans.List(time.Now().UnixNano()))
+	return s.shared.kernel.prepare(s.shared.bans, time.Now())
 }
 
 func (s *stateful) expire(now time.Time) {
@@ -170,6 +173,10 @@ func (s *stateful) expire(now time.Time) {
 	s.knock.Expire(n)
 	s.guards.Expire(n)
 	s.shared.bans.Expire(n)
+	if now.Sub(s.shared.refreshed) >= kernelRefresh {
+		s.shared.refreshed = now
+		s.shared.kernel.refresh(s.shared.bans.List(n), now)
+	}
 	flows := s.shared.flows
 	s.shared.ftp.Expire(n, func(k engine.FlowKey) bool { return flows == nil || flows.Lookup(k, n) })
 }
@@ -286,37 +293,60 @@ func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {
 type kernelBans struct {
 	log  *slog.Logger
 	mu   sync.Mutex
-	sets *ipset.Sets // nil until prepare, and when no guard is configured
+	sets *ipset.Sets // nil until prepare
 }
 
 func newKernelBans(cfg *rules.Config, log *slog.Logger) *kernelBans {
 	return &kernelBans{log: log}
 }
 
-// prepare creates the ban sets the kernel ruleset matches (it refers to them
-// whenever guards are configured) and loads the bans still active.
-func (k *kernelBans) prepare(cfg *rules.Config, active []guard.Ban) error {
+// prepare creates the ban sets the kernel ruleset matches (it always refers
+// to them: a ban may come from a guard or from the CLI), once, and
+// reconciles them with the ban table: an entry a crash left in a set that
+// the saved state lacks (the ban came after the last save) is adopted
+// with the time the kernel has left, so it is listed and can be lifted;
+// a ban of the table that the set lacks is added to it.
+func (k *kernelBans) prepare(bans *guard.Bans, now time.Time) error {
 	k.mu.Lock()
 	ready := k.sets != nil
 	k.mu.Unlock()
-	if len(cfg.Guards) == 0 || ready {
+	if ready {
 		return nil
 	}
 	sets, err := ipset.Open()
 	if err != nil {
 		return err
 	}
+	inKernel := map[netip.Addr]bool{}
 	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
-		if err := sets.Ensure(iptables.BanSet(f), f, true); err != nil {
+		name := iptables.BanSet(f)
+		if err := sets.Ensure(name, f, true); err != nil {
 			sets.Close()
 			return err
+		}
+		entries, err := sets.List(name)
+		if err != nil {
+			sets.Close()
+			return err
+		}
+		for _, e := range entries {
+			inKernel[e.Addr] = true
+			d := e.Timeout
+			if d == 0 {
+				d = guard.MaxBan // added by hand without a timeout
+			}
+			if bans.Adopt(e.Addr, d, now.UnixNano()) {
+				k.log.Warn("ban found in the kernel set but not in the saved state: adopted", "src", e.Addr, "left", d)
+			}
 		}
 	}
 	k.mu.Lock()
 	k.sets = sets
 	k.mu.Unlock()
-	for _, b := range active {
-		k.ban(b.Addr, b.Until)
+	for _, b := range bans.List(now.UnixNano()) {
+		if !inKernel[b.Addr] {
+			k.ban(b.Addr, b.Until)
+		}
 	}
 	return nil
 }
@@ -338,6 +368,34 @@ func (k *kernelBans) ban(addr netip.Addr, until time.Time) {
 		k.log.Error("delete banned source's flows", "src", addr, "err", err)
 	} else if n > 0 {
 		k.log.Info("deleted banned source's flows", "src", addr, "flows", n)
+	}
+}
+
+// kernelRefresh is how often bans longer than the kernel's longest entry
+// timeout (ipset.MaxTimeout, about 24.8 days) have their kernel entry
+// renewed.
+const kernelRefresh = time.Hour
+
+// refresh renews the kernel entries of the bans that outlast
+// ipset.MaxTimeout: such a ban enters the kernel set for MaxTimeout and is
+// re-added, every kernelRefresh, while it has more than MaxTimeout less two
+// refreshes left, the last time with exactly the time it has left. A ban of
+// up to rules.MaxDuration is thus kept in the kernel for all of its time.
+func (k *kernelBans) refresh(active []guard.Ban, now time.Time) {
+	k.mu.Lock()
+	sets := k.sets
+	k.mu.Unlock()
+	if sets == nil {
+		return
+	}
+	for _, b := range active {
+		left := b.Until.Sub(now)
+		if left <= ipset.MaxTimeout-2*kernelRefresh {
+			continue
+		}
+		if err := sets.Add(ipset.BanSet(b.Addr), b.Addr, left); err != nil {
+			k.log.Error("renew ban in kernel set", "src", b.Addr, "err", err)
+		}
 	}
 }
 
