@@ -1,4 +1,4 @@
-package guard
+package daemon
 
 import (
 	"encoding/binary"
@@ -11,7 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/store"
+	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/store"
+	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -37,15 +38,15 @@ func BenchmarkSpoofedFlood(b *testing.B) {
 func spoofedFlood(b *testing.B, count int) {
 	spec := rules.Guard{Name: "ssh", Limits: []rules.RateLimit{{Count: 3, Window: 10 * time.Second}, {Count: count, Window: 30 * time.Minute}},
 		Ban: &rules.BanSpec{Duration: 10 * time.Minute}}
-	bans := NewBans(BanOptions{})
+	bans := guard.NewBans(guard.BanOptions{})
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	g := New([]rules.Guard{spec}, nil, bans)
+	g := guard.New([]rules.Guard{spec}, nil, bans)
 	runtime.ReadMemStats(&m1)
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/(1<<20), "new-MiB")
 	offender := netip4(192, 0, 2, 66)
 	rng := rand.New(rand.NewPCG(1, 2))
-	now := at(0)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixNano()
 	step := int64(time.Second) / 3300 // 3,300 spoofed SYN/s
 	// The brute-forcer: two attempts that complete their handshakes, a
 	// pause of about 60 s under the flood, then three more: the fifth
@@ -72,8 +73,8 @@ func spoofedFlood(b *testing.B, count int) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "state.json")
 	type state struct {
-		Bans   []BanSnapshot     `json:"bans,omitempty"`
-		Guards []CounterSnapshot `json:"guards,omitempty"`
+		Bans   []guard.BanSnapshot     `json:"bans,omitempty"`
+		Guards []guard.CounterSnapshot `json:"guards,omitempty"`
 	}
 	start := time.Now()
 	p := state{Bans: bans.Snapshot(), Guards: g.Snapshot()}
@@ -120,4 +121,4 @@ func rssMiB() float64 {
 	return -1
 }
 
-func confirm(g *Guards, a [16]byte) {}
+func confirm(g *guard.Guards, a [16]byte) {}
