@@ -18,7 +18,7 @@ import (
 // the families already done are put back as they were, so nothing is left
 // half-installed; the error is a *RestoreError.
 //
-// With guards configured the ban sets (BanSet) must exist first.
+// The ban sets (BanSet) must exist first.
 func (in *Installer) Install(ctx context.Context) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
