@@ -255,6 +255,17 @@ type Knock struct {
 	Secret     string // non-empty: rotating sequence derived from this secret (TOTP-style)
 	Period     time.Duration
 	Skew       int // time steps of tolerance
+	// Dst is the sequence's target: its steps count only when addressed
+	// to one of these prefixes (routed through the gateway, or to the
+	// host itself). Empty: the host itself, as knockd on it sees only
+	// what is addressed to it; forwarded packets are never steps then.
+	Dst []netip.Prefix
+	// ResetOnAnyPort resets a source's progress on any packet that is not
+	// its next step (YAML reset: any). False (reset: wrong_step, the
+	// default) resets it only on a step of the sequence taken out of
+	// order; the source's ordinary traffic to other ports leaves it alone,
+	// as with knockd.
+	ResetOnAnyPort bool
 }
 
 // KnockStep is one knock: a protocol (6 or 17) and a port.

@@ -599,6 +599,12 @@ func (p *parser) knockList(n *yaml.Node, path string) ([]Knock, error) {
 				k.Skew = int(x)
 				return err
 			},
+			"dst": func(v *yaml.Node, path string) (err error) { k.Dst, err = p.prefixes(v, path); return err },
+			"reset": func(v *yaml.Node, path string) error {
+				s, err := p.oneOf(v, path, "wrong_step", "any")
+				k.ResetOnAnyPort = s == "any"
+				return err
+			},
 		}))
 		if err != nil {
 			return k.Name, m, err

@@ -86,14 +86,14 @@ func startKnockDaemon(t *testing.T) (string, string, *knock.Knocker, int64) {
 		{2 * time.Second, "192.0.2.10", 17, 8000},
 		{3 * time.Second, "192.0.2.10", 6, 9000}, // ssh open until 33 s
 		{4 * time.Second, "198.51.100.7", 6, 7000},
-		{5 * time.Second, "198.51.100.7", 6, 443}, // wrong port
+		{5 * time.Second, "198.51.100.7", 6, 9000}, // a step out of order
 		{6 * time.Second, "2001:db8::42", 6, 7000},
 		{7 * time.Second, "2001:db8::42", 17, 8000}, // 2/3 until 12 s
 		{8 * time.Second, "2001:db8::42", vpn[0].Proto, vpn[0].Port},
 		{9 * time.Second, "2001:db8::42", vpn[1].Proto, vpn[1].Port},
 		{9 * time.Second, "2001:db8::42", vpn[2].Proto, vpn[2].Port}, // vpn open until 39 s
 	} {
-		k.Observe(a(p.src), server, p.proto, p.port, knockT0.Add(p.at).UnixNano())
+		k.Observe(a(p.src), server, true, p.proto, p.port, knockT0.Add(p.at).UnixNano())
 	}
 	srv := control.NewServer(sock, nil)
 	for cmd, h := range k.ControlHandlers() {

@@ -84,6 +84,13 @@ var (
 
 func a16(s string) [16]byte { return netip.MustParseAddr(s).As16() }
 
+func withResetAny(k rules.Knock) rules.Knock { k.ResetOnAnyPort = true; return k }
+
+func withTarget(k rules.Knock, prefix string) rules.Knock {
+	k.Dst = []netip.Prefix{netip.MustParsePrefix(prefix)}
+	return k
+}
+
 var (
 	srcA   = "192.0.2.10"
 	srcB   = "198.51.100.7"
@@ -99,7 +106,7 @@ type event struct {
 	seq   string // "" for Observe
 	proto uint8
 	port  uint16
-	dst   string // for Allowed; "" means server
+	dst   string // "" means server; for Observe, a packet to dst is routed through, not addressed to the host
 	want  bool   // Observe: a knock; Allowed: admitted
 }
 
@@ -125,7 +132,7 @@ func run(t *testing.T, k *Knocker, events []event) {
 		var got bool
 		var what string
 		if ev.seq == "" {
-			got = k.Observe(a16(ev.src), dst, ev.proto, ev.port, now)
+			got = k.Observe(a16(ev.src), dst, ev.dst == "", ev.proto, ev.port, now)
 			what = fmt.Sprintf("Observe(%s %s/%d)", ev.src, protoName(ev.proto), ev.port)
 		} else {
 			got = k.Allowed(k.Index(ev.seq), a16(ev.src), dst, ev.proto, ev.port, now)
@@ -180,8 +187,31 @@ func TestSequences(t *testing.T) {
 			},
 		},
 		{
-			name:   "wrong port resets",
+			name:   "a step out of order resets",
 			knocks: []rules.Knock{seqSSH},
+			events: []event{
+				knockAt(sec(1), srcA, tcp, 7000, true),
+				knockAt(sec(2), srcA, tcp, 9000, false),
+				knockAt(sec(3), srcA, udp, 8000, false),
+				connAt(sec(4), srcA, "ssh", 22, false),
+			},
+			wantFailures: []string{"192.0.2.10 ssh wrong_port"},
+		},
+		{
+			name:   "ordinary traffic to ports of no step leaves the progress alone",
+			knocks: []rules.Knock{seqSSH},
+			events: []event{
+				knockAt(sec(1), srcA, tcp, 7000, true),
+				knockAt(sec(2), srcA, udp, 8000, true),
+				knockAt(sec(2.5), srcA, tcp, 80, false),
+				knockAt(sec(2.6), srcA, udp, 53, false),
+				knockAt(sec(3), srcA, tcp, 9000, true),
+				connAt(sec(4), srcA, "ssh", 22, true),
+			},
+		},
+		{
+			name:   "reset: any resets on any other port",
+			knocks: []rules.Knock{withResetAny(seqSSH)},
 			events: []event{
 				knockAt(sec(1), srcA, tcp, 7000, true),
 				knockAt(sec(2), srcA, udp, 8000, true),
@@ -190,6 +220,31 @@ func TestSequences(t *testing.T) {
 				connAt(sec(4), srcA, "ssh", 22, false),
 			},
 			wantFailures: []string{"192.0.2.10 ssh wrong_port"},
+		},
+		{
+			name:   "forwarded packets are no steps of a sequence for the host",
+			knocks: []rules.Knock{seqSSH},
+			events: []event{
+				{at: sec(1), src: srcA, proto: tcp, port: 7000, dst: "10.8.0.9", want: false},
+				knockAt(sec(2), srcA, tcp, 7000, true),
+				{at: sec(2.5), src: srcA, proto: udp, port: 8000, dst: "10.8.0.9", want: false},
+				{at: sec(2.6), src: srcA, proto: tcp, port: 9000, dst: "10.8.0.9", want: false}, // no reset either
+				knockAt(sec(3), srcA, udp, 8000, true),
+				knockAt(sec(4), srcA, tcp, 9000, true),
+				connAt(sec(5), srcA, "ssh", 22, true),
+			},
+		},
+		{
+			name:   "a sequence with a target counts only what is addressed to it",
+			knocks: []rules.Knock{withTarget(seqSSH, "10.8.0.9/32")},
+			events: []event{
+				knockAt(sec(1), srcA, tcp, 7000, false), // to the gateway itself
+				{at: sec(2), src: srcA, proto: tcp, port: 7000, dst: "10.8.0.9", want: true},
+				{at: sec(3), src: srcA, proto: udp, port: 8000, dst: "10.8.0.10", want: false},
+				{at: sec(3.5), src: srcA, proto: udp, port: 8000, dst: "10.8.0.9", want: true},
+				{at: sec(4), src: srcA, proto: tcp, port: 9000, dst: "10.8.0.9", want: true},
+				connAt(sec(5), srcA, "ssh", 22, true),
+			},
 		},
 		{
 			name:   "first step again restarts the sequence",
@@ -260,7 +315,7 @@ func TestSequences(t *testing.T) {
 			events: []event{
 				knockAt(sec(1), srcA, tcp, 7000, true),
 				knockAt(sec(1), srcB, tcp, 7000, true),
-				knockAt(sec(2), srcB, tcp, 443, false), // resets B only
+				knockAt(sec(2), srcB, tcp, 9000, false), // a step out of order: resets B only
 				knockAt(sec(2), srcA, udp, 8000, true),
 				knockAt(sec(3), srcA, tcp, 9000, true),
 				connAt(sec(4), srcA, "ssh", 22, true),
@@ -487,14 +542,14 @@ func TestSnapshotRestore(t *testing.T) {
 }
 
 func TestExpireAndStats(t *testing.T) {
-	k := New([]rules.Knock{seqSSH, seqWeb})
+	k := New([]rules.Knock{seqSSH, withResetAny(seqWeb)})
 	run(t, k, []event{
 		knockAt(sec(1), srcA, tcp, 7000, true),
 		knockAt(sec(2), srcA, udp, 8000, true),
 		knockAt(sec(3), srcA, tcp, 9000, true),
 		knockAt(sec(3), srcB, tcp, 7000, true),
 		knockAt(sec(3), srcV6, tcp, 1111, true),
-		knockAt(sec(4), srcV6, tcp, 9999, false),
+		knockAt(sec(4), srcV6, tcp, 9999, false), // web resets on any port
 	})
 	type counts struct {
 		Successes        uint64
@@ -567,13 +622,13 @@ func testAllocs(t *testing.T, maxSources int) {
 	observe := func() {
 		src := srcs[n%len(srcs)]
 		n++
-		k.Observe(src, server, tcp, 7000, now)
-		k.Observe(src, server, udp, 8000, now)
-		k.Observe(src, server, tcp, 9000, now)
-		k.Observe(src, server, tcp, 1111, now)
-		k.Observe(src, server, tcp, 443, now) // wrong port: resets web
-		k.Observe(src, server, rot[0].Proto, rot[0].Port, now)
-		k.Observe(src, server, rot[1].Proto, rot[1].Port, now)
+		k.Observe(src, server, true, tcp, 7000, now)
+		k.Observe(src, server, true, udp, 8000, now)
+		k.Observe(src, server, true, tcp, 9000, now)
+		k.Observe(src, server, true, tcp, 1111, now)
+		k.Observe(src, server, true, tcp, 443, now) // wrong port: resets web
+		k.Observe(src, server, true, rot[0].Proto, rot[0].Port, now)
+		k.Observe(src, server, true, rot[1].Proto, rot[1].Port, now)
 	}
 	// Grow the tables to the working set first: they start small.
 	for range 2 * len(srcs) {
@@ -650,7 +705,7 @@ func benchObserve(b *testing.B, sources int, opts ...Option) {
 	op := func() {
 		src := srcs[i%len(srcs)]
 		st := steps[(i/len(srcs))%len(steps)]
-		k.Observe(src, server, st.Proto, st.Port, now)
+		k.Observe(src, server, true, st.Proto, st.Port, now)
 		i++
 	}
 	for range len(srcs) * len(steps) { // grow the tables to the working set
@@ -671,7 +726,7 @@ func BenchmarkObserveNotKnock(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		k.Observe(srcs[i%len(srcs)], server, tcp, 443, now)
+		k.Observe(srcs[i%len(srcs)], server, true, tcp, 443, now)
 		i++
 	}
 }
@@ -682,7 +737,7 @@ func BenchmarkObserveParallel100k(b *testing.B) {
 	now := t0.UnixNano()
 	for i, src := range srcs { // grow the tables to the working set
 		st := seqSSH.Steps[i%3]
-		k.Observe(src, server, st.Proto, st.Port, now)
+		k.Observe(src, server, true, st.Proto, st.Port, now)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -690,7 +745,7 @@ func BenchmarkObserveParallel100k(b *testing.B) {
 		i := 0
 		for pb.Next() {
 			st := seqSSH.Steps[(i/len(srcs))%3]
-			k.Observe(srcs[i%len(srcs)], server, st.Proto, st.Port, now)
+			k.Observe(srcs[i%len(srcs)], server, true, st.Proto, st.Port, now)
 			i += 7
 		}
 	})
@@ -702,7 +757,7 @@ func BenchmarkAllowed100k(b *testing.B) {
 	now := t0.UnixNano()
 	for _, src := range srcs[:50_000] {
 		for _, st := range seqSSH.Steps {
-			k.Observe(src, server, st.Proto, st.Port, now)
+			k.Observe(src, server, true, st.Proto, st.Port, now)
 		}
 	}
 	ssh := k.Index("ssh")
@@ -738,7 +793,7 @@ func TestConcurrent(t *testing.T) {
 			bad := ""
 			for i := w; i < len(srcs); i += workers {
 				for _, st := range seqSSH.Steps {
-					k.Observe(srcs[i], server, st.Proto, st.Port, now)
+					k.Observe(srcs[i], server, true, st.Proto, st.Port, now)
 				}
 				if !k.Allowed(ssh, srcs[i], server, tcp, 22, now) && bad == "" {
 					bad = netip.AddrFrom16(srcs[i]).Unmap().String()

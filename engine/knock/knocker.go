@@ -177,20 +177,26 @@ func (k *Knocker) mayStart(pk step, now int64) bool {
 }
 
 // Observe is called for the first packet of every NEW TCP or UDP flow
-// (a SYN, a UDP datagram) before the policy. It returns true when the
-// packet was a knock, which the engine then drops (reason "knock") like a
-// packet to a closed port, so that the sequence is invisible to a scanner.
+// (a SYN, a UDP datagram) before the policy; local says it is addressed to
+// the host itself (INPUT). It returns true when the packet was a knock,
+// which the engine then drops (reason "knock") like a packet to a closed
+// port, so that the sequence is invisible to a scanner.
 //
-// A packet is a knock when, for some sequence, it is the next step of the
-// source's progress, a repeat of the step just taken (a retransmitted SYN),
-// or the first step. For each sequence in which the source has progress:
-// the next step advances it, completing the sequence opens its window (see
-// Allowed); a repeat changes nothing; a packet that is a knock only for
-// other sequences leaves it alone (sequences may be interleaved); anything
-// else resets it and counts a wrong_port failure (and if the packet is the
-// sequence's first step, it starts again). Progress older than StepWindow
-// since the last step or Window since the first resets with a timeout
-// failure.
+// Only the sequences the packet is addressed to take part: a sequence
+// without a target (rules.Knock.Dst) sees what is addressed to the host,
+// one with a target what is addressed to it. A packet is a knock when, for
+// some such sequence, it is the next step of the source's progress, a
+// repeat of the step just taken (a retransmitted SYN), or the first step.
+// For each such sequence in which the source has progress: the next step
+// advances it, completing the sequence opens its window (see Allowed); a
+// repeat changes nothing; a packet that is a knock only for other
+// sequences leaves it alone (sequences may be interleaved); another step
+// of this sequence out of order resets it and counts a wrong_port failure
+// (and if the packet is the sequence's first step, it starts again); a
+// packet to a port that is no step of the sequence leaves it alone, unless
+// the sequence resets on any port (rules.Knock.ResetOnAnyPort). Progress
+// older than StepWindow since the last step or Window since the first
+// resets with a timeout failure.
 //
 // Observe does not allocate once the tables have grown to the working set:
 // they start small and double up to the capacity, and the Go map under them
@@ -198,7 +204,7 @@ func (k *Knocker) mayStart(pk step, now int64) bool {
 // a few hundred allocations in the first million operations of 100k
 // churning sources, then none). A rotating sequence derives its ports once
 // per Period, which allocates; Expire does that ahead of the packet path.
-func (k *Knocker) Observe(src, dst [16]byte, proto uint8, dport uint16, now int64) bool {
+func (k *Knocker) Observe(src, dst [16]byte, local bool, proto uint8, dport uint16, now int64) bool {
 	if (proto != 6 && proto != 17) || len(k.seqs) == 0 {
 		return false
 	}
@@ -223,6 +229,9 @@ func (k *Knocker) Observe(src, dst [16]byte, proto uint8, dport uint16, now int6
 	// Pass 1: is the packet a knock for any sequence?
 	knock := false
 	for i, s := range k.seqs {
+		if !s.targets(dst, local) {
+			continue
+		}
 		if found {
 			if p := ps[i]; p.step > 0 && !s.expired(p, now) &&
 				(pk == s.stepAt(p.ctr, int(p.step)) || pk == s.stepAt(p.ctr, int(p.step)-1)) {
@@ -240,6 +249,9 @@ func (k *Knocker) Observe(src, dst [16]byte, proto uint8, dport uint16, now int6
 	}
 	// Pass 2: apply.
 	for i, s := range k.seqs {
+		if !s.targets(dst, local) {
+			continue
+		}
 		var p progress
 		if found {
 			p = ps[i]
@@ -262,6 +274,8 @@ func (k *Knocker) Observe(src, dst [16]byte, proto uint8, dport uint16, now int6
 			default:
 				if _, restart := s.startCounter(pk, now); knock && !restart {
 					// A step of another sequence: this one goes on.
+				} else if !restart && !s.resetAny && !s.isStep(pk, p.ctr) {
+					// Ordinary traffic to a port of no step: this one goes on.
 				} else {
 					k.fail(sh, s, i, src, now, FailWrongPort)
 					p = progress{}

@@ -50,6 +50,8 @@ type sequence struct {
 	keepOpen    bool
 	oneShot     bool
 	opens       []openSpec
+	target      []netip.Prefix // empty: the host itself
+	resetAny    bool           // any packet but the next step resets progress
 	opensText   string
 	fingerprint string
 
@@ -97,6 +99,8 @@ func compile(k rules.Knock) *sequence {
 		openFor:    int64(k.OpenFor),
 		keepOpen:   k.KeepOpen,
 		oneShot:    k.OneShot,
+		target:     k.Dst,
+		resetAny:   k.ResetOnAnyPort,
 	}
 	if s.stepWindow <= 0 {
 		s.stepWindow = int64(DefaultStepWindow)
@@ -262,6 +266,25 @@ func (s *sequence) admits(dst [16]byte, proto uint8, dport uint16) bool {
 			continue
 		}
 		return true
+	}
+	return false
+}
+
+// targets reports whether a packet to dst (local: addressed to the host
+// itself) is addressed to the sequence's target.
+func (s *sequence) targets(dst [16]byte, local bool) bool {
+	if len(s.target) == 0 {
+		return local
+	}
+	return inPrefixes(s.target, netip.AddrFrom16(dst).Unmap())
+}
+
+// isStep reports whether pk is any step of the sequence with counter ctr.
+func (s *sequence) isStep(pk step, ctr int64) bool {
+	for i := range s.steps {
+		if pk == s.stepAt(ctr, i) {
+			return true
+		}
 	}
 	return false
 }

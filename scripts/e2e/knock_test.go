@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -111,7 +112,8 @@ func failedWith(st knock.Status, src netip.Addr, seq string, reason knock.FailRe
 
 // TestKnock is setup 5: a TCP/UDP knock sequence opens a port for the
 // knocking source alone and for open_for; the standard knock client, plain
-// sockets and IPv6 all knock; a wrong port resets; knock-status shows the
+// sockets and IPv6 all knock; a step out of order resets, traffic to other
+// ports does not; knock-status shows the
 // progress and the windows; a one-shot sequence refuses a replay; a
 // rotating sequence works with the ports knock-sequence prints and refuses
 // an old period's; windows survive a reload and a restart.
@@ -148,12 +150,19 @@ func TestKnock(t *testing.T) {
 		t.Errorf("open window of %s: %+v (found %v), want tcp/22 with up to 5 s left", c4, w, ok)
 	}
 
-	t.Run("a wrong port in the middle resets", func(t *testing.T) {
-		knockClient(t, other, h4, "7000:tcp", "7777:tcp", "8000:udp", "9000:tcp")
+	t.Run("a step out of order resets", func(t *testing.T) {
+		knockClient(t, other, h4, "7000:tcp", "9000:tcp", "8000:udp", "9000:tcp")
 		expectDial(t, other, at(h4, 22), timedOut, "after a wrong knock")
 		if !failedWith(knockStatusOf(t, fw), o4, "ssh-knock", knock.FailWrongPort) {
 			t.Errorf("knock-status failures lack %s ssh-knock wrong_port", o4)
 		}
+	})
+
+	// knockd's behaviour: a browser or mail client behind the same
+	// address must not break a knock.
+	t.Run("traffic to a port of no step in the middle does not reset", func(t *testing.T) {
+		knockClient(t, other, h4, "7000:tcp", "7777:tcp", "8000:udp", "53:udp", "9000:tcp")
+		expectDial(t, other, at(h4, 22), connected, "after a knock with other traffic in the middle")
 	})
 
 	t.Run("plain sockets knock over IPv6", func(t *testing.T) {
@@ -216,4 +225,64 @@ func TestKnock(t *testing.T) {
 			t.Errorf("knock-status after the restart lacks %s's IPv6 window", o6)
 		}
 	})
+}
+
+// TestKnockOnGateway: a gateway's knock sequence for its own ssh consumes
+// only packets addressed to the gateway, as knockd on it would. A LAN
+// client's forwarded connection to a server behind the gateway on a knock
+// port is decided by the forward rules, and the same sequence sent to that
+// server opens nothing on the gateway.
+func TestKnockOnGateway(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	sb := sandbox.New(t, sandbox.Options{LANs: gatewayLANs})
+	gw, lan1, lan2 := sb.NS(sandbox.Gateway), sb.NS(lan1Role), sb.NS(lan2Role)
+	at := netip.AddrPortFrom
+	serveTCP(t, gw, 22)
+	serveTCP(t, lan2, 7000, 9000)
+	serveUDP(t, lan2, 8000)
+	fw := startFirewall(t, gw, fmt.Sprintf(`
+zones: {lan: [%[1]s], servers: [%[2]s]}
+trusted: [lo]
+knocks:
+  - name: gw-ssh
+    steps: [tcp/7000, udp/8000, tcp/9000]
+    open: [{proto: tcp, ports: [22]}]
+    open_for: 30s
+input:
+  policy: drop
+  rules:
+    - {name: ssh-knocked, proto: tcp, dport: 22, knock: gw-ssh, action: accept}
+forward:
+  policy: drop
+  rules:
+    - {name: to-servers, in: lan, out: servers, proto: tcp, dport: [7000, 9000], action: accept}
+    - {name: to-servers-udp, in: lan, out: servers, proto: udp, dport: 8000, action: accept}
+`, sb.GatewayLink(lan1Role), sb.GatewayLink(lan2Role)))
+	gwAddr, srv := sb.GatewayAddr4(lan1Role), sb.Addr4(lan2Role)
+
+	expectDial(t, lan1, at(srv, 7000), connected, "forwarded to a knock port on a server behind the gateway")
+	expectDial(t, lan1, at(srv, 9000), connected, "forwarded to another knock port")
+	knockWithGoTo(t, lan1, srv)
+	expectDial(t, lan1, at(gwAddr, 22), timedOut, "the gateway's ssh after a sequence sent to the server behind it")
+	if _, ok := progressOf(knockStatusOf(t, fw), sb.Addr4(lan1Role), "gw-ssh"); ok {
+		t.Errorf("knock-status shows progress of gw-ssh for %s after knocks sent past the gateway", sb.Addr4(lan1Role))
+	}
+	knockClient(t, lan1, gwAddr, "7000:tcp", "8000:udp", "9000:tcp")
+	expectDial(t, lan1, at(gwAddr, 22), connected, "the gateway's ssh after knocking on the gateway")
+}
+
+// knockWithGoTo sends the steps tcp/7000, udp/8000, tcp/9000 to dst, which
+// serves them: each is a real connection or datagram that goes through.
+func knockWithGoTo(t *testing.T, ns *sandbox.Netns, dst netip.Addr) {
+	t.Helper()
+	if got := dialTCP(ns, netip.AddrPortFrom(dst, 7000)); got != connected {
+		t.Fatalf("tcp/7000 to %s: %s", dst, got)
+	}
+	if got := queryUDP(ns, netip.AddrPort{}, netip.AddrPortFrom(dst, 8000)); got != answered {
+		t.Fatalf("udp/8000 to %s: %s", dst, got)
+	}
+	if got := dialTCP(ns, netip.AddrPortFrom(dst, 9000)); got != connected {
+		t.Fatalf("tcp/9000 to %s: %s", dst, got)
+	}
 }

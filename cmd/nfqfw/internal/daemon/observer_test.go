@@ -25,6 +25,7 @@ recent:
 knocks:
   - name: door
     steps: [tcp/7000, udp/8000]
+    reset: any
     open:
       - {proto: tcp, ports: [2222]}
     open_for: 60s
@@ -92,10 +93,10 @@ func TestStatefulSourcesAcrossReload(t *testing.T) {
 	drive := func(st *stateful, scanner, knocker, opener, ssh string) {
 		now := time.Now().UnixNano()
 		st.recent.Match(st.recent.Index("scanners"), set, a16(scanner), 64, now)
-		st.knock.Observe(a16(knocker), host, 6, 7000, now)
-		st.knock.Observe(a16(knocker), host, 6, 80, now)
-		st.knock.Observe(a16(opener), host, 6, 7000, now)
-		st.knock.Observe(a16(opener), host, 17, 8000, now)
+		st.knock.Observe(a16(knocker), host, true, 6, 7000, now)
+		st.knock.Observe(a16(knocker), host, true, 17, 9000, now)
+		st.knock.Observe(a16(opener), host, true, 6, 7000, now)
+		st.knock.Observe(a16(opener), host, true, 17, 8000, now)
 		g := st.guards.Index("ssh")
 		st.guards.Allow(g, a16(ssh), now)
 		st.guards.Allow(g, a16(ssh), now)

@@ -259,7 +259,11 @@ func (s *stateful) Before(p *engine.Parsed, now int64) (engine.Verdict, bool) {
 			return engine.Verdict{Action: rules.ActionAccept, Rule: -1, Reason: engine.ReasonRelated}, true
 		}
 	}
-	if (p.Proto == 6 || p.Proto == 17) && s.knock.Observe(p.Src, p.Dst, p.Proto, p.DstPort, now) {
+	// Knock steps are the first packets of flows: a TCP segment picked up
+	// mid-stream is none.
+	const syn = 0x02
+	knockable := p.Proto == 17 || (p.Proto == 6 && p.TCPFlags&syn != 0)
+	if knockable && s.knock.Observe(p.Src, p.Dst, p.Hook == rules.HookInput, p.Proto, p.DstPort, now) {
 		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonKnock}, true
 	}
 	return engine.Verdict{}, false
