@@ -319,9 +319,15 @@ func runBannerProbes(t *testing.T, probes []bannerProbe) {
 // returns the line the server answered, or what the socket error says the
 // network answered.
 func fetchBanner(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.AddrPort) string {
+	return fetchBannerWithin(ns, udp, src, dst, probeTimeout)
+}
+
+// fetchBannerWithin is fetchBanner with timeout bounding the connection
+// and the answer each.
+func fetchBannerWithin(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.AddrPort, timeout time.Duration) string {
 	var got string
 	ns.Do(func() error {
-		d := net.Dialer{Timeout: probeTimeout}
+		d := net.Dialer{Timeout: timeout}
 		network := "tcp"
 		if udp {
 			network = "udp"
@@ -339,7 +345,7 @@ func fetchBanner(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.AddrPort
 			return nil
 		}
 		defer conn.Close()
-		conn.SetDeadline(time.Now().Add(probeTimeout))
+		conn.SetDeadline(time.Now().Add(timeout))
 		if udp {
 			if _, err := conn.Write([]byte("query")); err != nil {
 				got = string(errOutcome(err))
@@ -380,24 +386,38 @@ func sendDatagram(t *testing.T, ns *sandbox.Netns, src netip.Addr, dst netip.Add
 // as an attacker on the uplink would; it returns the address.
 func (l *gatewayLab) spoofedSource(t *testing.T, lan netip.Prefix) netip.Addr {
 	t.Helper()
+	return addSpoofed(t, l.sb, uplinkRole, lan)
+}
+
+// spoofedAddr is the 99th host of lan: the address addSpoofed adds.
+func spoofedAddr(lan netip.Prefix) netip.Addr {
 	a := lan.Masked().Addr()
 	for range 99 {
 		a = a.Next()
 	}
+	return a
+}
+
+// addSpoofed gives the host of LAN role an extra address inside the subnet
+// lan (its 99th host) and returns it: packets sent from it carry a source
+// that does not belong behind the link they leave on.
+func addSpoofed(t *testing.T, sb *sandbox.Sandbox, role string, lan netip.Prefix) netip.Addr {
+	t.Helper()
+	a := spoofedAddr(lan)
 	bits := "/32"
 	args := []string{"ip", "addr", "add"}
 	if a.Is6() {
 		bits = "/128"
 		args = []string{"ip", "-6", "addr", "add"}
 	}
-	args = append(args, a.String()+bits, "dev", l.sb.Link(uplinkRole))
+	args = append(args, a.String()+bits, "dev", sb.Link(role))
 	if a.Is6() {
 		// Deprecated at once: usable when a socket binds it, never chosen
-		// as the source of the uplink's own connections (it would be, by
+		// as the source of the host's own connections (it would be, by
 		// longest prefix match, toward every LAN).
 		args = append(args, "nodad", "preferred_lft", "0")
 	}
-	l.up.MustExec(args...)
+	sb.MustExec(role, args...)
 	return a
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -30,7 +31,7 @@ func hostNames(sb *sandbox.Sandbox) *strings.Replacer {
 
 // subnet6 is the IPv6 subnet of LAN role.
 func subnet6(sb *sandbox.Sandbox, role string) string {
-	return netip.PrefixFrom(sb.Addr6(role), 64).Masked().String()
+	return lanPrefix(sb.Addr6(role)).String()
 }
 
 // serve opens servers in one role of s: echo servers on the TCP and UDP
@@ -165,6 +166,175 @@ var sshguardProbes = []oracleProbe{
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#4"},
 }
 
+// guestRole is the NAT gateway's guest network, which may use a few
+// services only (multiport rules).
+const guestRole = "guest"
+
+// natLANs are the NAT gateway setups' networks: "cli" plays the uplink
+// (the internet), "srv" the trusted LAN behind the NAT, "guest" the guest
+// network, as in nat-gateway.yaml.
+var natLANs = append(append([]sandbox.LAN(nil), sandbox.DefaultLANs...),
+	sandbox.LAN{Role: guestRole, V4: netip.MustParsePrefix("10.99.3.0/24"), V6: netip.MustParsePrefix("fd99:3::/64")})
+
+// gatewayNames maps the guide's WAN, LAN and GUEST and the example's
+// veth-gc, veth-gs and veth-guest+ to the gateway's links, and the
+// subnets' IPv6 placeholders to the LANs.
+func gatewayNames(sb *sandbox.Sandbox) *strings.Replacer {
+	wan, lan, guest := sb.GatewayLink(clientRole), sb.GatewayLink(hostRole), sb.GatewayLink(guestRole)
+	return strings.NewReplacer(
+		"WANNET6", subnet6(sb, clientRole), "LANNET6", subnet6(sb, hostRole), "GUESTNET6", subnet6(sb, guestRole),
+		"WAN", wan, "LAN", lan, "GUEST", guest,
+		"veth-gc", wan, "veth-gs", lan, `"veth-guest+"`, `"`+guest+`"`)
+}
+
+// prepareGateway turns the kernel's own reverse path filter off in the
+// gateway (the rules' rpfilter is under test), opens banner servers on
+// the uplink host, the LAN host, the guest host and the gateway, and gives
+// the LAN host forged uplink addresses for the spoofing probes.
+func prepareGateway(t *testing.T, s *oracleSide) {
+	gw := s.sb.NS(sandbox.Gateway)
+	for _, c := range []string{"all", "default", s.sb.GatewayLink(clientRole), s.sb.GatewayLink(hostRole), s.sb.GatewayLink(guestRole)} {
+		gw.MustExec("sysctl", "-qw", "net.ipv4.conf."+c+".rp_filter=0")
+	}
+	for role, ports := range map[string][]uint16{clientRole: {80, 443}, hostRole: {22, 80, 443}, guestRole: {22}, sandbox.Gateway: {22}} {
+		for _, port := range ports {
+			bannerTCP(t, s.sb.NS(role), port, fmt.Sprintf("%s:%d", role, port))
+		}
+	}
+	for _, role := range []string{clientRole, hostRole, sandbox.Gateway} {
+		s.logs[role+"/53"] = bannerUDP(t, s.sb.NS(role), 53, role+":53")
+	}
+	for _, lan := range []netip.Prefix{natLANs[0].V4, natLANs[0].V6} {
+		addSpoofed(t, s.sb, hostRole, lan)
+	}
+}
+
+// ftpOn starts vsftpd in role.
+func ftpOn(role string) func(t *testing.T, s *oracleSide) {
+	return func(t *testing.T, s *oracleSide) { s.ftp = startVsftpd(t, s.sb.NS(role)) }
+}
+
+// FTP clients of the oracle, bounded by ftpOracleTimeout.
+var (
+	oracleEPSV = curlTool("curl passive (EPSV)", ftpOracleTimeout)
+	oraclePASV = curlTool("curl passive (PASV)", ftpOracleTimeout, "--disable-epsv")
+	oracleEPRT = curlTool("curl active (EPRT)", ftpOracleTimeout, "-P", "-")
+	oraclePORT = curlTool("curl active (PORT)", ftpOracleTimeout, "-P", "-", "--disable-eprt")
+)
+
+// ftpProbes fetch the file of vsftpd on role to from role from, in every
+// mode: passive and active, IPv4 (EPSV, PASV, EPRT, PORT) and IPv6 (EPSV,
+// EPRT: the only ones IPv6 has).
+func ftpProbes(from, to string) []oracleProbe {
+	var out []oracleProbe
+	for _, tool := range []ftpTool{oracleEPSV, oraclePASV, oracleEPRT, oraclePORT} {
+		out = append(out, oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool})
+	}
+	for _, tool := range []ftpTool{oracleEPSV, oracleEPRT} {
+		out = append(out, oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool, v6: true})
+	}
+	return out
+}
+
+// ftpServerProbes: vsftpd on srv, the client in cli.
+var ftpServerProbes = cat(
+	ftpProbes(clientRole, hostRole),
+	both(
+		oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 2121},
+		oracleProbe{from: clientRole, kind: udpQuery, to: hostRole, port: 9},
+		oracleProbe{from: clientRole, kind: icmpEcho, to: hostRole},
+	),
+)
+
+// ftpClientProbes: the protected host srv fetches from vsftpd on cli;
+// nothing comes in.
+var ftpClientProbes = cat(
+	ftpProbes(hostRole, clientRole),
+	both(oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 22}),
+)
+
+// natProbes: the LAN (srv) and the guest network go out masqueraded, the
+// uplink (cli) reaches the LAN only through the port forwards, the gateway
+// reaches everyone; active and passive FTP through the MASQUERADE.
+var natProbes = cat(
+	[]oracleProbe{
+		// The LAN goes out, masqueraded.
+		{from: hostRole, kind: tcpBanner, to: clientRole, port: 80},
+		{from: hostRole, kind: udpBanner, to: clientRole, port: 53},
+		{from: hostRole, kind: icmpEcho, to: clientRole},
+		{from: hostRole, kind: tcpConnect, to: clientRole, port: 25},
+		// The guest network: the multiport rules.
+		{from: guestRole, kind: tcpBanner, to: clientRole, port: 80},
+		{from: guestRole, kind: tcpBanner, to: clientRole, port: 443},
+		{from: guestRole, kind: udpBanner, to: clientRole, port: 53},
+		{from: guestRole, kind: tcpConnect, to: clientRole, port: 25},
+		{from: guestRole, kind: tcpConnect, to: clientRole, port: 3389},
+		// The port forwards from the uplink.
+		{from: clientRole, kind: tcpBanner, to: "gw@" + clientRole, port: 22},
+		{from: clientRole, kind: tcpBanner, to: "gw@" + clientRole, port: 8000},
+		{from: clientRole, kind: tcpBanner, to: hostRole, port: 22},
+		{from: clientRole, kind: tcpBanner, to: hostRole, port: 8000},
+		{from: clientRole, kind: tcpBanner, to: guestRole, port: 22},
+		// Nothing else from the uplink crosses.
+		{from: clientRole, kind: tcpBanner, to: hostRole, port: 443},
+		{from: clientRole, kind: udpBanner, to: hostRole, port: 53},
+		{from: clientRole, kind: icmpEcho, to: hostRole},
+		{from: clientRole, kind: tcpACK, to: hostRole, port: 22, sport: 40031},
+		{from: clientRole, kind: tcpACK, to: hostRole, port: 443, sport: 40032},
+		{from: clientRole, kind: tcpFIN, to: hostRole, port: 443, sport: 40033},
+		// The gateway's own services.
+		{from: hostRole, kind: tcpBanner, to: "gw@" + hostRole, port: 22},
+		{from: hostRole, kind: udpBanner, to: "gw@" + hostRole, port: 53},
+		{from: clientRole, kind: udpBanner, to: "gw@" + clientRole, port: 53},
+		{from: clientRole, kind: tcpConnect, to: "gw@" + clientRole, port: 443},
+		{from: clientRole, kind: icmpEcho, to: "gw@" + clientRole},
+		// The gateway itself goes everywhere.
+		{from: sandbox.Gateway, kind: tcpBanner, to: clientRole, port: 80},
+		{from: sandbox.Gateway, kind: tcpBanner, to: hostRole, port: 22},
+	},
+	// IPv6 is routed, not translated.
+	both(oracleProbe{from: hostRole, kind: tcpBanner, to: clientRole, port: 443}),
+	[]oracleProbe{
+		{from: guestRole, kind: tcpBanner, to: clientRole, port: 80, v6: true},
+		{from: clientRole, kind: tcpBanner, to: hostRole, port: 443, v6: true},
+		{from: clientRole, kind: icmpEcho, to: "gw@" + clientRole, v6: true},
+		{from: sandbox.Gateway, kind: tcpBanner, to: hostRole, port: 22, v6: true},
+	},
+	// FTP from the LAN to a server on the uplink, through the MASQUERADE.
+	[]oracleProbe{
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPSV},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oraclePASV},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPRT},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oraclePORT},
+	},
+)
+
+// rpfilterProbes: the LAN host sends to the uplink from its own address
+// (delivered) and from a forged uplink address, which the reverse path
+// filter must drop before it is forwarded.
+var rpfilterProbes = cat(both(
+	oracleProbe{from: hostRole, kind: udpBanner, to: clientRole, port: 53},
+	oracleProbe{from: hostRole, kind: spoofUDP, to: clientRole, port: 53, spoof: clientRole},
+	oracleProbe{from: hostRole, kind: spoofUDP, to: "gw@" + hostRole, port: 53, spoof: clientRole, note: "to the gateway's own dns"},
+))
+
+// ipv6HostProbes: guide 004's IPv6 host, IPv6 only (the IPv4 side is the
+// server setup's). srv listens on tcp 22, 8080 and udp 546, 5353.
+var ipv6HostProbes = []oracleProbe{
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 8080, v6: true},
+	{from: clientRole, kind: udpQuery, to: hostRole, port: 5353, v6: true},
+	{from: clientRole, kind: icmpEcho, to: hostRole, v6: true},
+	{from: clientRole, kind: rawGRE, to: hostRole, v6: true},
+	{from: clientRole, kind: tcpACK, to: hostRole, port: 22, sport: 40041, v6: true},
+	{from: clientRole, kind: tcpXMAS, to: hostRole, port: 22, sport: 40042, v6: true},
+	// A DHCPv6 server's answer: from its link-local address, port 547.
+	{from: sandbox.Gateway, kind: udpQuery, to: "ll@" + hostRole, port: 546, sport: 547, v6: true},
+	// The same ports from a global address far away.
+	{from: clientRole, kind: udpQuery, to: hostRole, port: 546, sport: 547, v6: true},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, flush: true},
+}
+
 // oracleSetups are the setups of the guides, each against its example.
 var oracleSetups = []oracleSetup{
 	{
@@ -199,6 +369,38 @@ var oracleSetups = []oracleSetup{
 		prepare: serve(hostRole, []uint16{22, 8080}, nil),
 		probes:  sshguardProbes,
 	},
+	{
+		name: "ftp-server", guard: hostRole, rules4: "ftp-server", rules6: "ftp-server", example: "ftp-server.yaml",
+		names:   hostNames,
+		prepare: ftpOn(hostRole),
+		probes:  ftpServerProbes,
+	},
+	{
+		name: "ftp-client", guard: hostRole, rules4: "ftp-client", rules6: "ftp-client", example: "ftp-server.yaml",
+		names:   hostNames,
+		prepare: prepareAll(ftpOn(clientRole), serve(hostRole, []uint16{22}, nil)),
+		probes:  ftpClientProbes,
+	},
+	{
+		name: "nat-gateway", guard: sandbox.Gateway, rules4: "natgw", rules6: "natgw", example: "nat-gateway.yaml",
+		lans:    natLANs,
+		names:   gatewayNames,
+		prepare: prepareAll(prepareGateway, ftpOn(clientRole)),
+		probes:  natProbes,
+	},
+	{
+		name: "rpfilter", guard: sandbox.Gateway, rules4: "natgw", rules6: "natgw", example: "nat-gateway.yaml",
+		lans:    natLANs,
+		names:   gatewayNames,
+		prepare: prepareGateway,
+		probes:  rpfilterProbes,
+	},
+	{
+		name: "ipv6-host", guard: hostRole, rules4: "server", rules6: "ipv6-host", example: "ipv6-host.yaml",
+		names:   hostNames,
+		prepare: serve(hostRole, []uint16{22, 8080}, []uint16{546, 5353}),
+		probes:  ipv6HostProbes,
+	},
 }
 
 // Reasons shared by several entries of the lists below.
@@ -212,6 +414,26 @@ const (
 		"(conntrack's loose pickup makes it NEW, not INVALID) and is reset; nfqfw drops it as INVALID, silently"
 	openACKScan = "ACK/FIN/XMAS to the recent list: the guide's catch-all REJECT puts an ACK scanner on " +
 		"TCP-PORTSCAN, so its next SYN to an open port is reset; nfqfw does not list it"
+	whyDNATSlip = "guide 004's DNAT rules have no destination match (a known slip of the guide): every " +
+		"connection from the uplink to port 22 or 8000, whichever host behind the gateway it is addressed to, " +
+		"is taken to the forward's server; nfqfw's forwards take only what is addressed to the gateway, as a " +
+		"port forward means"
+	whyDHCPv6 = "guide 004's DHCPv6 rule (-p udp --sport 547 --dport 546) admits any source, so anyone on " +
+		"the internet can reach the client port; DHCPv6 servers and relays answer clients from link-local " +
+		"addresses (RFC 8415), and nfqfw's example admits only fe80::/10"
+	openPickup = "mid-stream pickup: the guide's kernel picks up a bare ACK of no known connection (loose " +
+		"pickup), DNATs and forwards it through the port forward's fw-open rule, and the server resets it; " +
+		"nfqfw drops it as INVALID"
+	openInvalidReject = "invalid: reject: the guide's FORWARD has no INVALID rule, so an INVALID FIN reaches " +
+		"its REJECT --reject-with icmp-host-unreachable; nfqfw's invalid: takes only drop or accept"
+	openActiveFTPNAT = "active FTP through NAT: the address in PORT/EPRT from a client behind the " +
+		"MASQUERADE is not rewritten, which the kernel's nf_nat_ftp does for the guide's gateway"
+	exampleFTPServer = "example ftp-server.yaml drops closed ports (policy drop) and answers ping; guide " +
+		"000's server script resets closed TCP ports, answers closed UDP ports with port-unreachable, and " +
+		"drops ping on its uplink"
+	exampleForwardDrop = "example nat-gateway.yaml's forward chain drops what it refuses (policy drop); " +
+		"the guide's FORWARD ends with REJECT --reject-with icmp-host-unreachable (icmp6-adm-prohibited " +
+		"by its IPv6 recipe)"
 	openNoRelated = "ESTABLISHED without RELATED (guide 001 accepts only ESTABLISHED in, so ICMP errors " +
 		"about the host's own connections are dropped): not expressible in nfqfw, whose kernel fast path " +
 		"accepts RELATED"
@@ -225,6 +447,12 @@ var oracleIntended = map[string]string{
 	"initiate-only: srv>lo tcp/22 v4": whyLoopback,
 	"initiate-only: srv>lo tcp/22 v6": whyLoopback,
 	"server: cli>srv ping v6":         whyPing6Slip,
+	"ipv6-host: cli>srv ping v6":      whyPing6Slip,
+
+	"ipv6-host: cli>srv udp/546 from port 547 v6": whyDHCPv6,
+
+	"nat-gateway: cli>srv banner/8000 v4": whyDNATSlip,
+	"nat-gateway: cli>guest banner/22 v4": whyDNATSlip,
 }
 
 // oracleKnownOpen are nfqfw's own differences from the guides, not fixed
@@ -251,4 +479,35 @@ var oracleKnownOpen = map[string]string{
 
 	"ssh-bruteforce: cli>srv tcp/8080 v4 a closed port": "example ssh-guard.yaml drops what its ssh rule does " +
 		"not accept (policy drop); the guide's single machine, which the brute-force rules extend, resets closed TCP ports",
+
+	"ftp-server: cli>srv tcp/2121 v4": exampleFTPServer,
+	"ftp-server: cli>srv tcp/2121 v6": exampleFTPServer,
+	"ftp-server: cli>srv udp/9 v4":    exampleFTPServer,
+	"ftp-server: cli>srv udp/9 v6":    exampleFTPServer,
+	"ftp-server: cli>srv ping v4":     exampleFTPServer,
+	"ftp-server: cli>srv ping v6":     exampleFTPServer,
+
+	"ipv6-host: cli>srv tcp/8080 v6": "example ipv6-host.yaml answers every refused IPv6 packet with " +
+		"icmp6-adm-prohibited, TCP included; the guide's ip6tables.rules resets closed TCP ports",
+	"ipv6-host: cli>srv ack/22 from port 40041 v6": openNonSYN,
+
+	"nat-gateway: cli>srv banner/443 v4":              exampleForwardDrop,
+	"nat-gateway: cli>srv banner-udp/53 v4":           exampleForwardDrop,
+	"nat-gateway: cli>srv ping v4":                    exampleForwardDrop,
+	"nat-gateway: cli>srv banner/443 v6":              exampleForwardDrop,
+	"nat-gateway: cli>srv ack/22 from port 40031 v4":  openPickup,
+	"nat-gateway: cli>srv ack/443 from port 40032 v4": "non-SYN reject answers: the guide's FORWARD answers a bare ACK (NEW by loose pickup) with icmp-host-unreachable; nfqfw drops it silently",
+	"nat-gateway: cli>srv fin/443 from port 40033 v4": openInvalidReject,
+	"nat-gateway: cli>gw@cli banner-udp/53 v4": "example nat-gateway.yaml serves dns to the LAN and the guests only; " +
+		"the guide's UDP chain opens it on every interface",
+	"nat-gateway: cli>gw@cli tcp/443 v4": "example nat-gateway.yaml's input chain drops a closed port (policy drop); " +
+		"the guide's single machine resets it",
+	"nat-gateway: guest>cli tcp/3389 v4": "example nat-gateway.yaml's guest-closed rule answers icmp-port-unreachable " +
+		"(it has no reject_with); the guide's FORWARD answers icmp-host-unreachable",
+	"nat-gateway: guest>cli banner/80 v6": "example nat-gateway.yaml's guest rules name an IPv4 source, so guests " +
+		"get no IPv6 service; guide 003's multiport rules match either family",
+	"nat-gateway: cli>gw@cli ping v6": "example nat-gateway.yaml has no ping6 rule for the gateway; the guide " +
+		"answers (its ip6tables.rules accepts ICMPv6 from every attached subnet, and means ping6 to be accepted)",
+	"nat-gateway: srv>cli ftp curl active (EPRT) v4": openActiveFTPNAT,
+	"nat-gateway: srv>cli ftp curl active (PORT) v4": openActiveFTPNAT,
 }

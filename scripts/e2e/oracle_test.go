@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -42,7 +43,19 @@ const (
 	tcpFIN   probeKind = "fin"  // a raw FIN of no connection (nmap -sF)
 	tcpXMAS  probeKind = "xmas" // a raw FIN+PSH+URG of no connection (nmap -sX)
 	ftpFetch probeKind = "ftp"  // an FTP download with the probe's tool
+	// tcpBanner and udpBanner read the line of a banner server (bannerTCP,
+	// bannerUDP), which names the server and the address it saw the
+	// client come from: NAT shows.
+	tcpBanner probeKind = "banner"
+	udpBanner probeKind = "banner-udp"
+	// spoofUDP sends one datagram from the sender's address inside the
+	// LAN of the probe's spoof role (see addSpoofed); the outcome is
+	// whether the target's banner server received it.
+	spoofUDP probeKind = "spoof"
 )
+
+// ftpOracleTimeout bounds an FTP transfer of the oracle, in seconds.
+const ftpOracleTimeout = 8
 
 // oracleSetup is one setup of the guides.
 type oracleSetup struct {
@@ -76,6 +89,7 @@ type oracleProbe struct {
 	sport uint16  // the source port of a UDP or raw TCP probe, when it matters
 	tool  ftpTool // the client of an ftp probe
 	flush bool    // flush every neighbour cache first: discovery must work
+	spoof string  // spoofUDP: the role whose LAN the forged source is in
 	// pause is waited before the probe, in a setup whose rules count
 	// time; note tells apart repeats of the same probe.
 	pause time.Duration
@@ -93,6 +107,9 @@ func (p oracleProbe) name() string {
 	}
 	if p.sport != 0 {
 		n += fmt.Sprintf(" from port %d", p.sport)
+	}
+	if p.spoof != "" {
+		n += " as " + p.spoof
 	}
 	if p.v6 {
 		n += " v6"
@@ -125,6 +142,9 @@ type oracleSide struct {
 	name string // "guide" or "nfqfw"
 	sb   *sandbox.Sandbox
 	ftp  *vsftpdServer // the FTP server of FTP setups
+	// logs are the datagram logs of the UDP banner servers, by
+	// "ROLE/PORT".
+	logs map[string]*datagramLog
 }
 
 // target is a probe resolved in one side: the addresses it goes from and to.
@@ -167,6 +187,9 @@ func (s *oracleSide) resolve(t *testing.T, p oracleProbe) target {
 	default:
 		tg.dst = netip.AddrPortFrom(addr(p.to), p.port)
 	}
+	if p.spoof != "" {
+		tg.src = netip.AddrPortFrom(spoofedAddr(lanPrefix(addr(p.spoof))), 0)
+	}
 	if p.sport != 0 {
 		any := netip.IPv4Unspecified()
 		if p.v6 {
@@ -192,9 +215,18 @@ func (s *oracleSide) observe(t *testing.T, p oracleProbe, tg target) result {
 	}
 	if p.kind == ftpFetch {
 		if ok, out := s.ftp.fetch(t, ns, p.tool, tg.dst.Addr()); !ok {
-			return result{Outcome: "transfer failed", Seen: []string{strings.TrimSpace(out)}}
+			// The tool's last word says why.
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			last := lines[len(lines)-1]
+			if i := strings.LastIndex(last, "curl: "); i >= 0 {
+				last = last[i:]
+			}
+			return result{Outcome: "transfer failed", Seen: []string{last}}
 		}
 		return result{Outcome: "transferred"}
+	}
+	if p.kind == spoofUDP {
+		return s.spoof(ns, p, tg)
 	}
 	c, err := openCapture(ns, p.v6)
 	if err != nil {
@@ -202,6 +234,8 @@ func (s *oracleSide) observe(t *testing.T, p oracleProbe, tg target) result {
 	}
 	var got outcome
 	switch p.kind {
+	case tcpBanner, udpBanner:
+		got = outcome(fetchBannerWithin(ns, p.kind == udpBanner, tg.src.Addr(), tg.dst, oracleSilence))
 	case tcpConnect:
 		got = dialTCPWithin(ns, tg.dst, oracleSilence)
 	case udpQuery:
@@ -249,6 +283,56 @@ func (s *oracleSide) sendRaw(ns *sandbox.Netns, p oracleProbe, tg target, c *cap
 	case <-time.After(oracleSilence):
 	}
 	return got
+}
+
+// spoof sends one datagram from the forged source tg.src and reports
+// whether the banner server at tg.dst received it.
+func (s *oracleSide) spoof(ns *sandbox.Netns, p oracleProbe, tg target) result {
+	role := p.to
+	if strings.HasPrefix(role, "gw@") {
+		role = sandbox.Gateway
+	}
+	log := s.logs[fmt.Sprintf("%s/%d", role, p.port)]
+	if log == nil {
+		return result{Outcome: outcome(fmt.Sprintf("error: no banner server %s/%d", p.to, p.port))}
+	}
+	payload := "spoofed " + p.name()
+	err := ns.Do(func() error {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(tg.src), net.UDPAddrFromAddrPort(tg.dst))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write([]byte(payload))
+		return err
+	})
+	if err != nil {
+		return result{Outcome: outcome("error: " + err.Error())}
+	}
+	if eventually(oracleSilence, func() bool { return log.carried(payload) }) {
+		return result{Outcome: "delivered"}
+	}
+	return result{Outcome: "not delivered"}
+}
+
+// lanPrefix is the sandbox LAN of a host address: its /24 or /64.
+func lanPrefix(a netip.Addr) netip.Prefix {
+	if a.Is6() {
+		return netip.PrefixFrom(a, 64).Masked()
+	}
+	return netip.PrefixFrom(a, 24).Masked()
+}
+
+// carried reports whether a datagram with payload arrived, from any peer.
+func (d *datagramLog) carried(payload string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, g := range d.got {
+		if strings.HasSuffix(g, " "+payload) {
+			return true
+		}
+	}
+	return false
 }
 
 // String is the observation as the table prints it.
@@ -330,20 +414,34 @@ func checkOracleLists(t *testing.T) {
 // runOracle builds both sides of setup, sends its probes against both at
 // the same time and compares what came back.
 func runOracle(t *testing.T, setup oracleSetup) oracleRow {
-	sides := []*oracleSide{{name: "guide"}, {name: "nfqfw"}}
-	for _, s := range sides {
-		s.sb = sandbox.New(t, sandbox.Options{LANs: setup.lans})
-		if setup.prepare != nil {
-			setup.prepare(t, s)
-		}
-	}
-	loadGuide(t, sides[0].sb, setup)
-	config := setup.names(sides[1].sb).Replace(exampleConfig(t, sides[1].sb, setup.example))
-	startFirewall(t, sides[1].sb.NS(setup.guard), config)
-
-	results := make([][]result, len(sides))
+	sides := []*oracleSide{{name: "guide", logs: map[string]*datagramLog{}}, {name: "nfqfw", logs: map[string]*datagramLog{}}}
+	// Both sides are built at the same time. A helper failing in a side's
+	// goroutine marks t failed and ends only that goroutine: t stops here.
 	var wg sync.WaitGroup
 	for i, s := range sides {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.sb = sandbox.New(t, sandbox.Options{LANs: setup.lans})
+			if setup.prepare != nil {
+				setup.prepare(t, s)
+			}
+			if i == 0 {
+				loadGuide(t, s.sb, setup)
+				return
+			}
+			config := setup.names(s.sb).Replace(exampleConfig(t, s.sb, setup.example))
+			startFirewall(t, s.sb.NS(setup.guard), config)
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	results := make([][]result, len(sides))
+	for i, s := range sides {
+		results[i] = make([]result, len(setup.probes))
 		targets := make([]target, len(setup.probes))
 		for j, p := range setup.probes {
 			targets[j] = s.resolve(t, p)
@@ -352,7 +450,7 @@ func runOracle(t *testing.T, setup oracleSetup) oracleRow {
 		go func() {
 			defer wg.Done()
 			for j, p := range setup.probes {
-				results[i] = append(results[i], s.observe(t, p, targets[j]))
+				results[i][j] = s.observe(t, p, targets[j])
 			}
 		}()
 	}

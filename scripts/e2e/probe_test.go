@@ -35,12 +35,13 @@ const (
 type outcome string
 
 const (
-	connected  outcome = "connected, data echoed" // TCP handshake and one round trip
-	answered   outcome = "answered"               // a UDP or ICMP echo reply came back
-	refused    outcome = "refused"                // ECONNREFUSED: a TCP reset, or ICMP port unreachable for UDP
-	prohibited outcome = "prohibited"             // EACCES: ICMP administratively prohibited
-	timedOut   outcome = "timeout"                // nothing came back
-	sent       outcome = "sent"                   // a raw packet left; only the capture tells what came back
+	connected   outcome = "connected, data echoed" // TCP handshake and one round trip
+	answered    outcome = "answered"               // a UDP or ICMP echo reply came back
+	refused     outcome = "refused"                // ECONNREFUSED: a TCP reset, or ICMP port unreachable for UDP
+	prohibited  outcome = "prohibited"             // EACCES: ICMP administratively prohibited
+	unreachable outcome = "unreachable"            // EHOSTUNREACH, ENETUNREACH: ICMP host or net unreachable
+	timedOut    outcome = "timeout"                // nothing came back
+	sent        outcome = "sent"                   // a raw packet left; only the capture tells what came back
 )
 
 // probeKind is what a probe sends.
@@ -217,6 +218,8 @@ func errOutcome(err error) outcome {
 		return refused
 	case errors.Is(err, syscall.EACCES):
 		return prohibited
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return unreachable
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return timedOut
 	}
