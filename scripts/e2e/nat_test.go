@@ -367,8 +367,15 @@ func fetchBannerWithin(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.Ad
 // of ns) to dst and does not wait for an answer.
 func sendDatagram(t *testing.T, ns *sandbox.Netns, src netip.Addr, dst netip.AddrPort, payload string) {
 	t.Helper()
-	err := ns.Do(func() error {
-		c, err := net.DialUDP("udp", &net.UDPAddr{IP: src.AsSlice()}, net.UDPAddrFromAddrPort(dst))
+	if err := sendDatagramFrom(ns, netip.AddrPortFrom(src, 0), dst, payload); err != nil {
+		t.Fatalf("send datagram %s -> %s from %s: %v", src, dst, ns.Name, err)
+	}
+}
+
+// sendDatagramFrom is sendDatagram returning its error.
+func sendDatagramFrom(ns *sandbox.Netns, src, dst netip.AddrPort, payload string) error {
+	return ns.Do(func() error {
+		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(src), net.UDPAddrFromAddrPort(dst))
 		if err != nil {
 			return err
 		}
@@ -376,9 +383,6 @@ func sendDatagram(t *testing.T, ns *sandbox.Netns, src netip.Addr, dst netip.Add
 		_, err = c.Write([]byte(payload))
 		return err
 	})
-	if err != nil {
-		t.Fatalf("send datagram %s -> %s from %s: %v", src, dst, ns.Name, err)
-	}
 }
 
 // spoofedSource gives the uplink host an extra address inside a LAN

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -297,16 +296,7 @@ func (s *oracleSide) spoof(ns *sandbox.Netns, p oracleProbe, tg target) result {
 		return result{Outcome: outcome(fmt.Sprintf("error: no banner server %s/%d", p.to, p.port))}
 	}
 	payload := "spoofed " + p.name()
-	err := ns.Do(func() error {
-		c, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(tg.src), net.UDPAddrFromAddrPort(tg.dst))
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.Write([]byte(payload))
-		return err
-	})
-	if err != nil {
+	if err := sendDatagramFrom(ns, tg.src, tg.dst, payload); err != nil {
 		return result{Outcome: outcome("error: " + err.Error())}
 	}
 	if eventually(oracleSilence, func() bool { return log.carried(payload) }) {
