@@ -68,7 +68,8 @@ func (d *Daemon) conntrackEvent(ev ctnl.Event) {
 }
 
 // resync is called with the whole kernel table after events were lost:
-// flows the engine tracks that the kernel no longer has are removed.
+// flows the engine tracks that the kernel no longer has are removed, and
+// flows it does not track are adopted where the policy admits them.
 func (d *Daemon) resync(table []ctnl.Event) {
 	live := make(map[engine.FlowKey]bool, 2*len(table))
 	for i := range table {
@@ -76,6 +77,7 @@ func (d *Daemon) resync(table []ctnl.Event) {
 		live[k1], live[k2] = true, true
 		d.conntrackEvent(table[i])
 	}
+	d.adopt(table)
 	var gone []engine.FlowKey
 	d.eng.Flows().Walk(func(fi engine.FlowInfo) bool {
 		if !live[fi.Key] {

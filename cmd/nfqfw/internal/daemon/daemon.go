@@ -99,6 +99,10 @@ func Run(ctx context.Context, opts Options) error {
 
 	d.obs = newObserver(d)
 
+	// The kernel's flows, from before this start, admitted as the policy
+	// says before any queued packet of theirs is decided.
+	d.adoptKernelFlows(ctx)
+
 	// Bind the queues before the rules send packets to them.
 	for i := 0; i < int(cfg.Queue.Count); i++ {
 		q, err := d.openQueue(cfg.Queue.Number+uint16(i), cfg)

@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+)
+
+// TestFTPControlAcrossRestart: an FTP control session through the gateway,
+// whose established packets nfqfw's FTP helper reads from the queue, is
+// held across a restart (SIGTERM, then start) and a crash (SIGKILL, then
+// start): the next LIST and a file transfer work, as they do through the
+// guides' rules, which the kernel keeps applying. The restarted engine
+// learns the session from the kernel's flow table (it adopts the flows its
+// policy admits); with tcp_pickup drop that alone carries the session.
+func TestFTPControlAcrossRestart(t *testing.T) {
+	for _, pickup := range []string{"policy", "drop"} {
+		t.Run("tcp_pickup "+pickup, func(t *testing.T) {
+			sb, srv := newFTPLab(t)
+			t.Parallel()
+			cfg := ftpConfig(sb, true, "flows: {tcp_pickup: "+pickup+"}", ftpServerSide)
+			fw := startFirewall(t, sb.NS(sandbox.Gateway), cfg)
+			cli := sb.NS(ftpClientRole)
+			c := dialFTP(t, cli, netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21))
+			c.expect("220")
+			c.send("USER anonymous")
+			c.expect("331")
+			c.send("PASS restart@")
+			c.expect("230")
+			c.list(cli, "before any restart")
+			c.retr(cli, srv, "before any restart")
+
+			for _, restart := range []struct {
+				name string
+				stop func()
+			}{
+				{"SIGTERM and start", fw.stop},
+				{"SIGKILL and start", fw.kill},
+			} {
+				restart.stop()
+				fw.start()
+				c.list(cli, "after "+restart.name)
+				c.retr(cli, srv, "after "+restart.name)
+			}
+			if v := metricValue(fw.metrics(), `nfqfw_verdicts_total{action="drop",reason="invalid"}`); v > 0 {
+				t.Errorf("nfqfw_verdicts_total{action=drop,reason=invalid} = %v after the restarts, want 0", v)
+			}
+		})
+	}
+}
+
+// pasvReply matches a 227 reply's address: h1,h2,h3,h4,p1,p2.
+var pasvReply = regexp.MustCompile(`(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)`)
+
+// passive sends PASV and connects the data connection from ns.
+func (f *ftpConn) passive(ns *sandbox.Netns) net.Conn {
+	f.t.Helper()
+	f.send("PASV")
+	r := f.reply()
+	m := pasvReply.FindStringSubmatch(r)
+	if !strings.HasPrefix(r, "227 ") || m == nil {
+		f.t.Fatalf("PASV: reply %q", r)
+	}
+	n := make([]int, 6)
+	for i := range n {
+		n[i], _ = strconv.Atoi(m[i+1])
+	}
+	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(n[0]), byte(n[1]), byte(n[2]), byte(n[3])}), uint16(n[4]<<8|n[5]))
+	var d net.Conn
+	if err := ns.Do(func() (err error) { d, err = net.DialTimeout("tcp", dst.String(), ftpDialTimeout); return err }); err != nil {
+		f.t.Fatalf("data connection to %s: %v", dst, err)
+	}
+	d.SetDeadline(time.Now().Add(ftpDialTimeout))
+	return d
+}
+
+// list runs LIST over a passive data connection; the listing must name
+// the served file.
+func (f *ftpConn) list(ns *sandbox.Netns, when string) {
+	f.t.Helper()
+	d := f.passive(ns)
+	defer d.Close()
+	f.send("LIST")
+	f.expect("150")
+	b, err := io.ReadAll(d)
+	if err != nil || !strings.Contains(string(b), "data.bin") {
+		f.t.Fatalf("LIST %s: %q, %v", when, b, err)
+	}
+	f.expect("226")
+}
+
+// retr fetches the served file over a passive data connection and checks
+// its checksum.
+func (f *ftpConn) retr(ns *sandbox.Netns, srv *vsftpdServer, when string) {
+	f.t.Helper()
+	f.send("TYPE I")
+	f.expect("200")
+	d := f.passive(ns)
+	defer d.Close()
+	f.send("RETR " + srv.file)
+	f.expect("150")
+	b, err := io.ReadAll(d)
+	if err != nil || sha256.Sum256(b) != srv.sum {
+		f.t.Fatalf("RETR %s: %d bytes, %v: %s", when, len(b), err, fmt.Sprint(sha256.Sum256(b) == srv.sum))
+	}
+	f.expect("226")
+}
