@@ -19,6 +19,7 @@ import (
 // bench is one benchmark run.
 type bench struct {
 	nfqfw, minreader, creader, self string
+	alt                             string // another nfqfw binary, gateway (f)
 	reps                            int
 	point                           time.Duration
 	queues                          int
@@ -60,6 +61,7 @@ func runBench(args []string) error {
 	fs.StringVar(&b.nfqfw, "nfqfw", "bin/nfqfw", "nfqfw `binary`")
 	fs.StringVar(&b.minreader, "minreader", "bin/minreader", "minreader `binary`")
 	fs.StringVar(&b.creader, "creader", "bin/creader", "C reader `binary` (scripts/benchcmd/creader)")
+	fs.StringVar(&b.alt, "alt", "", "another nfqfw `binary`, run as gateway (f) with the same policy (add f to -only): an A/B comparison")
 	fs.IntVar(&b.reps, "reps", 3, "repetitions of the A B C D E sequence (medians over them)")
 	fs.DurationVar(&b.point, "point", 5*time.Second, "duration of each measured point (5 per block)")
 	fs.IntVar(&b.queues, "queues", 1, "nfqfw queue.count")
@@ -85,7 +87,10 @@ func runBench(args []string) error {
 		}
 	}
 	var err error
-	for _, p := range []*string{&b.nfqfw, &b.minreader, &b.creader} {
+	for _, p := range []*string{&b.nfqfw, &b.minreader, &b.creader, &b.alt} {
+		if *p == "" {
+			continue
+		}
 		if *p, err = filepath.Abs(*p); err != nil {
 			return err
 		}

@@ -14,6 +14,10 @@
 //	              libnetfilter_queue, one thread blocking in recv(2), 128
 //	              bytes copied, one verdict per packet: the fastest peer)
 //
+// With -alt BIN and f in -only, gateway (f) runs another nfqfw binary with
+// the same policy, interleaved with the others: an A/B comparison of two
+// builds under the same interference.
+//
 // Each block measures new TCP connections per second at concurrency 1, 8
 // and 32 (connect, close with RST: port 80), connect latency p50/p99 at
 // concurrency 1, UDP request/response flows per second at concurrency 32

@@ -123,6 +123,14 @@ func (b *bench) gateways() []gateway {
 		}
 		return p, restore(ctx, rulesQueue)
 	}
+	stopNfqfw := func() {
+		if p := b.reader; p != nil {
+			if err := p.stop(); err != nil {
+				b.logf("nfqfw stopped with %v\n%s", err, tail(p))
+			}
+		}
+		none()
+	}
 	stopReader := func() {
 		if p := b.reader; p != nil {
 			p.stop()
@@ -140,32 +148,37 @@ func (b *bench) gateways() []gateway {
 			return queueReader(ctx, b.minreader)
 		}, down: stopReader},
 		{key: "d", label: "nfqfw", up: func(ctx context.Context) (*proc, error) {
-			cfg := filepath.Join(b.dir, "nfqfw.yaml")
-			os.RemoveAll(filepath.Join(b.dir, "state"))
-			if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, b.kernelEvents, b.dir, b.dir)), 0o600); err != nil {
-				return nil, err
-			}
-			args := []string{b.nfqfw, "run", "-c", cfg}
-			if b.profile {
-				args = append(args, "--pprof", pprofAddr)
-			}
-			p, err := b.sb.start(b.sb.gw, args...)
-			if err != nil {
-				return nil, err
-			}
-			return p, b.waitDaemon(ctx, p)
-		}, down: func() {
-			if p := b.reader; p != nil {
-				if err := p.stop(); err != nil {
-					b.logf("nfqfw stopped with %v\n%s", err, tail(p))
-				}
-			}
-			none()
-		}},
+			return b.startNfqfw(ctx, b.nfqfw)
+		}, down: stopNfqfw},
 		{key: "e", label: "creader", up: func(ctx context.Context) (*proc, error) {
 			return queueReader(ctx, b.creader)
 		}, down: stopReader},
+		{key: "f", label: "nfqfw-alt", up: func(ctx context.Context) (*proc, error) {
+			if b.alt == "" {
+				return nil, fmt.Errorf("gateway (f) needs -alt")
+			}
+			return b.startNfqfw(ctx, b.alt)
+		}, down: stopNfqfw},
 	}
+}
+
+// startNfqfw runs the nfqfw binary bin with the server policy and waits
+// until it is ready.
+func (b *bench) startNfqfw(ctx context.Context, bin string) (*proc, error) {
+	cfg := filepath.Join(b.dir, "nfqfw.yaml")
+	os.RemoveAll(filepath.Join(b.dir, "state"))
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, b.kernelEvents, b.dir, b.dir)), 0o600); err != nil {
+		return nil, err
+	}
+	args := []string{bin, "run", "-c", cfg}
+	if b.profile {
+		args = append(args, "--pprof", pprofAddr)
+	}
+	p, err := b.sb.start(b.sb.gw, args...)
+	if err != nil {
+		return nil, err
+	}
+	return p, b.waitDaemon(ctx, p)
 }
 
 const pprofAddr = "127.0.0.1:6061"

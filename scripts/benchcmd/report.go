@@ -217,7 +217,7 @@ var ratioRefs = []string{"c", "a", "e", "b"}
 
 // isReader reports whether gateway key answers a queue with a process of
 // its own, whose CPU and memory are measured.
-func isReader(key string) bool { return key == "c" || key == "d" || key == "e" }
+func isReader(key string) bool { return key != "a" && key != "b" }
 
 func median(vs []float64) float64 {
 	if len(vs) == 0 {
