@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -143,8 +144,9 @@ func (r *Reader) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		r.cancel()
-		if ierr := r.s.interrupt(); ierr != nil && !errors.Is(ierr, net.ErrClosed) {
-			err = fmt.Errorf("nfq: stop queue %d: %w", r.cfg.Queue, ierr)
+		if werr := r.s.wake(); werr != nil {
+			// The receive timeout ends the wait instead.
+			r.log.Warn("nfq: wake the reader", "err", werr)
 		}
 		<-r.done
 		if cerr := r.s.close(); cerr != nil && err == nil {
@@ -158,16 +160,23 @@ func (r *Reader) Close() error {
 func (r *Reader) Stats() Stats { return r.c.snapshot() }
 
 // loop is the receive goroutine: read what the socket holds, decide each
-// packet, send every verdict for it in one write.
+// packet, send every verdict for it in one write. It keeps its OS thread
+// to itself (the thread ends with it), which sleeps in the kernel between
+// packets; it looks at ctx after every receive, which Close ends and then
+// wakes it.
 func (r *Reader) loop() {
+	runtime.LockOSThread()
 	defer close(r.done)
-	for {
+	for r.ctx.Err() == nil {
 		n, err := r.s.recv()
 		if err != nil {
 			if r.onError(err) != 0 {
 				return
 			}
 			continue
+		}
+		if n == 0 {
+			continue // receive timeout or wake-up
 		}
 		r.consecutive = 0
 		for i := range n {
@@ -240,7 +249,7 @@ func (r *Reader) decide(pkt []byte, m Meta) (v Verdict) {
 // keep reading, anything else stops the loop.
 func (r *Reader) onError(err error) int {
 	if r.ctx.Err() != nil {
-		return 1 // stopping: the error is the read deadline Close set
+		return 1 // stopping
 	}
 	switch {
 	case errors.Is(err, unix.ENOBUFS):

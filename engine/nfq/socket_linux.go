@@ -1,6 +1,7 @@
 package nfq
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -22,18 +23,27 @@ const maxVector = 256
 // bindTimeout bounds the wait for the kernel's answer to the bind.
 const bindTimeout = 5 * time.Second
 
+// wakeTimeout is the socket's receive timeout once bound: the longest a
+// blocked receive sleeps before the reader looks at its stop flag again,
+// should the wake-up Close sends be lost (a full receive buffer).
+const wakeTimeout = 250 * time.Millisecond
+
 // sock is one queue's netlink socket. mdlayher/netlink opens it (in the
-// configured namespace), sets its options and closes it; the packet path
-// goes through the raw descriptor, in the runtime's poller: recvmmsg(2)
-// reads every queued message up to the vector's length in one call into
-// buffers allocated once, and one write(2) carries every verdict for
-// them. go-nfqueue's receive loop costs two recvmsg calls and several
+// configured namespace), sets its options, binds the queue through the
+// runtime's poller (with a deadline) and closes it. Then the descriptor is
+// put in blocking mode and the packet path uses it directly, like a C
+// reader: the reader's own thread sleeps in recvmmsg(2) and the kernel
+// wakes it when a packet is queued, with no trip through the poller; one
+// call reads every queued message up to the vector's length into buffers
+// allocated once, and one write(2) carries every verdict for them.
+// go-nfqueue's receive loop costs two recvmsg calls and several
 // allocations per packet and sends one message per verdict (doc.go has
-// the measured cost). Only the reader's
-// goroutine uses recv and send.
+// the measured cost). Only the reader's goroutine uses recv and send;
+// wake may be called from any goroutine.
 type sock struct {
 	c     *netlink.Conn
 	rc    syscall.RawConn
+	fd    int // the descriptor, in blocking mode once bound
 	queue uint16
 
 	in     *mmsg.Vector
@@ -79,7 +89,32 @@ func (s *sock) setup(cfg Config, vlen int) error {
 	s.in = mmsg.NewVector(vlen, bufSize)
 	s.sendFn = s.doSend
 	s.out = make([]byte, 0, vlen*verdictMsgLen+verdictMsgLen)
-	return s.bind(cfg)
+	if err := s.bind(cfg); err != nil {
+		return err
+	}
+	return s.block()
+}
+
+// block puts the bound socket in blocking mode with a receive timeout of
+// wakeTimeout, for recv. The poller keeps the descriptor registered but
+// nothing waits on it any more.
+func (s *sock) block() error {
+	var err error
+	cerr := s.rc.Control(func(fd uintptr) {
+		s.fd = int(fd)
+		if err = unix.SetNonblock(s.fd, false); err != nil {
+			return
+		}
+		tv := unix.NsecToTimeval(wakeTimeout.Nanoseconds())
+		err = unix.SetsockoptTimeval(s.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	})
+	if cerr != nil {
+		return fmt.Errorf("raw socket: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("blocking mode: %w", err)
+	}
+	return nil
 }
 
 // bind sends the bind request and waits for its answer. Packets can reach
@@ -104,7 +139,7 @@ func (s *sock) bind(cfg Config) error {
 	}
 	defer s.c.SetReadDeadline(time.Time{})
 	for {
-		n, err := s.recv()
+		n, err := s.in.Recv(s.rc)
 		if err != nil {
 			return fmt.Errorf("wait for bind answer: %w", err)
 		}
@@ -143,10 +178,11 @@ func (s *sock) bind(cfg Config) error {
 	}
 }
 
-// recv reads the datagrams waiting on the socket, at least one, at most
-// the vector's length, parking in the poller while there are none. It
-// returns how many it read; datagram(i) returns each.
-func (s *sock) recv() (int, error) { return s.in.Recv(s.rc) }
+// recv reads the datagrams waiting on the socket, at most the vector's
+// length, the thread sleeping in the kernel while there are none. It
+// returns how many it read (datagram(i) returns each); 0 when the receive
+// timeout expired or a signal interrupted the wait.
+func (s *sock) recv() (int, error) { return s.in.RecvBlocking(s.fd) }
 
 // datagram returns the i-th datagram of the last recv.
 func (s *sock) datagram(i int) []byte { return s.in.Datagram(i) }
@@ -160,10 +196,18 @@ func (s *sock) verdict(id, verdict uint32, batch, withMark bool, mark uint32) {
 }
 
 // send writes the waiting messages in one datagram; the kernel handles
-// them in order. The buffer is emptied whatever happens.
+// them in order. The buffer is emptied whatever happens. Before the bind
+// completes the write goes through the poller, after it straight to the
+// blocking descriptor (a netlink write to the kernel does not wait for
+// room).
 func (s *sock) send() error {
 	if len(s.out) == 0 {
 		return nil
+	}
+	if s.fd != 0 {
+		err := writeAll(s.fd, s.out)
+		s.out = s.out[:0]
+		return err
 	}
 	s.werr = nil
 	err := s.rc.Write(s.sendFn)
@@ -172,6 +216,16 @@ func (s *sock) send() error {
 		return err
 	}
 	return s.werr
+}
+
+// writeAll writes b as one datagram to the blocking descriptor fd.
+func writeAll(fd int, b []byte) error {
+	for {
+		_, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 func (s *sock) doSend(fd uintptr) bool {
@@ -188,8 +242,18 @@ func (s *sock) doSend(fd uintptr) bool {
 	}
 }
 
-// interrupt makes a blocked or later recv return at once.
-func (s *sock) interrupt() error { return s.c.SetReadDeadline(time.Unix(1, 0)) }
+// wake makes a blocked recv return: it sends the kernel a no-op message
+// asking for an acknowledgement, which lands on the socket (the reader
+// ignores an ack). A wake-up lost to a full receive buffer leaves the
+// receive timeout to end the wait. Safe to call while the reader's
+// goroutine uses the socket: it writes from its own buffer.
+func (s *sock) wake() error {
+	var b [nlmsgHdrLen]byte
+	binary.NativeEndian.PutUint32(b[0:], nlmsgHdrLen)
+	binary.NativeEndian.PutUint16(b[4:], nlmsgNoop)
+	binary.NativeEndian.PutUint16(b[6:], nlmFRequest|nlmFAck)
+	return writeAll(s.fd, b[:])
+}
 
 // close unbinds the queue (the kernel would on close too, dropping what
 // is still queued) and closes the socket.

@@ -13,6 +13,7 @@ const (
 	nlmsgHdrLen  = 16
 	nfgenHdrLen  = 4
 	nlaHdrLen    = 4
+	nlmsgNoop    = 0x1
 	nlmsgError   = 0x2
 	nlmFRequest  = 0x1
 	nlmFAck      = 0x4

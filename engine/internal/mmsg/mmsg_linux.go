@@ -79,3 +79,25 @@ func (v *Vector) Datagram(i int) []byte {
 // Truncated reports whether the i-th datagram was longer than its buffer
 // (MSG_TRUNC): its end is lost.
 func (v *Vector) Truncated(i int) bool { return v.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 }
+
+// RecvBlocking reads the datagrams waiting on fd, a descriptor in blocking
+// mode, at least one and at most the vector's length: the calling thread
+// sleeps in recvmmsg(2) until the first arrives and the kernel wakes it
+// directly, with no trip through the runtime's poller (MSG_WAITFORONE: the
+// rest are taken only if already there). It returns 0 and no error when
+// the socket's receive timeout (SO_RCVTIMEO) expired or a signal came
+// first, so the caller can look at its stop flag.
+func (v *Vector) RecvBlocking(fd int) (int, error) {
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&v.hdrs[0])),
+		uintptr(len(v.hdrs)), unix.MSG_WAITFORONE, 0, 0)
+	switch e {
+	case 0:
+		v.got = int(n)
+		return v.got, nil
+	case unix.EAGAIN, unix.EINTR:
+		v.got = 0
+		return 0, nil
+	}
+	v.got = 0
+	return 0, e
+}

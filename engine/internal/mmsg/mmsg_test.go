@@ -83,3 +83,40 @@ func TestRecvAllocs(t *testing.T) {
 		t.Errorf("Recv allocates %v times, want 0", n)
 	}
 }
+
+func TestRecvBlocking(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	v := NewVector(4, 16)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		unix.Write(fds[1], []byte("late"))
+	}()
+	if n, err := v.RecvBlocking(fds[0]); err != nil || n != 1 || string(v.Datagram(0)) != "late" {
+		t.Fatalf("RecvBlocking = %d, %v; want the late datagram", n, err)
+	}
+	for _, d := range []string{"one", "two"} {
+		unix.Write(fds[1], []byte(d))
+	}
+	if n, err := v.RecvBlocking(fds[0]); err != nil || n != 2 {
+		t.Fatalf("RecvBlocking with two waiting = %d, %v; want both, without waiting for more", n, err)
+	}
+	tv := unix.NsecToTimeval(int64(10 * time.Millisecond))
+	if err := unix.SetsockoptTimeval(fds[0], unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := v.RecvBlocking(fds[0]); err != nil || n != 0 {
+		t.Errorf("RecvBlocking past the receive timeout = %d, %v; want 0, nil", n, err)
+	}
+	unix.Write(fds[1], []byte("x"))
+	if n := testing.AllocsPerRun(100, func() {
+		unix.Write(fds[1], []byte("x"))
+		v.RecvBlocking(fds[0])
+	}); n != 0 {
+		t.Errorf("RecvBlocking allocates %v times, want 0", n)
+	}
+}
