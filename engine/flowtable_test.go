@@ -496,6 +496,42 @@ func TestClassifyAdmitDoNotAllocate(t *testing.T) {
 	})
 }
 
+// TestSteadyChurnDoesNotAllocate proves that a table which has grown to
+// its working set allocates nothing while flows come and go: every new
+// flow is matched by the destroy of one admitted 20,000 flows earlier, as
+// conntrack events do. Allocations are counted exactly, not averaged.
+func TestSteadyChurnDoesNotAllocate(t *testing.T) {
+	tbl := NewTable(DefaultMaxFlows, DefaultTimeouts())
+	const window, warm, measured = 20_000, 200_000, 200_000
+	var p, old Parsed
+	step := func(i int) {
+		benchSYN(&p, i)
+		if tbl.Classify(&p, flowNow) == ClassNew {
+			tbl.Admit(&p, 1, flowNow)
+		}
+		if i >= window {
+			benchSYN(&old, i-window)
+			k, _ := KeyOf(&old)
+			tbl.Delete(k)
+		}
+	}
+	for i := range warm {
+		step(i)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := warm; i < warm+measured; i++ {
+		step(i)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.Mallocs - before.Mallocs; n != 0 {
+		t.Errorf("%d allocations over %d packets of a grown table, want 0", n, measured)
+	}
+	if tbl.Len() != window {
+		t.Errorf("Len %d, want %d", tbl.Len(), window)
+	}
+}
+
 // TestBytesPerFlow measures the heap a tracked flow costs at 1,000,000
 // flows; the budget is 256 bytes.
 func TestBytesPerFlow(t *testing.T) {
@@ -510,8 +546,8 @@ func TestBytesPerFlow(t *testing.T) {
 	}
 }
 
-// bytesPerFlow fills a table sized for n flows with n flows and returns the
-// heap growth divided by n.
+// bytesPerFlow fills a table for n flows with n flows and returns the heap
+// growth divided by n.
 func bytesPerFlow(tb testing.TB, n int) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
