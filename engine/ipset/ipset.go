@@ -37,36 +37,45 @@ func BanSet(addr netip.Addr) string {
 
 // Sets manages ipsets in one network namespace.
 type Sets struct {
-	mu sync.Mutex
-	h  *netlink.Handle
+	mu   sync.Mutex
+	h    *netlink.Handle
+	bulk *nl.NetlinkSocket // AddMany's socket, in the same namespace
 }
 
 // Open returns a Sets for the calling thread's network namespace.
 func Open() (*Sets, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
-	if err != nil {
-		return nil, fmt.Errorf("ipset: open netlink: %w", err)
-	}
-	return &Sets{h: h}, nil
+	return OpenAt(netns.None())
 }
 
 // OpenAt returns a Sets for the namespace ns (for tests and for a daemon
-// managing a namespace other than its own).
+// managing a namespace other than its own); netns.None() is the calling
+// thread's.
 func OpenAt(ns netns.NsHandle) (*Sets, error) {
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
 	if err != nil {
-		return nil, fmt.Errorf("ipset: open netlink in namespace: %w", err)
+		return nil, fmt.Errorf("ipset: open netlink: %w", err)
 	}
-	return &Sets{h: h}, nil
+	bulk, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_NETFILTER)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("ipset: open netlink: %w", err)
+	}
+	// Refusals come back as a header, not a copy of each request.
+	unix.SetsockoptInt(bulk.GetFd(), unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	return &Sets{h: h, bulk: bulk}, nil
 }
 
-// Close releases the netlink socket.
+// Close releases the netlink sockets.
 func (s *Sets) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.h != nil {
 		s.h.Close()
 		s.h = nil
+	}
+	if s.bulk != nil {
+		s.bulk.Close()
+		s.bulk = nil
 	}
 }
 

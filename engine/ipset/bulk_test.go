@@ -1,0 +1,130 @@
+package ipset
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nfqfw/nfqfw/rules"
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+	"github.com/vishvananda/netns"
+)
+
+// setsIn returns a Sets opened in a fresh namespace with both ban sets.
+func setsIn(tb testing.TB) *Sets {
+	tb.Helper()
+	sandbox.Require(tb, "ipset")
+	n := sandbox.NewNetns(tb, "ipset-bulk")
+	sets, err := OpenAt(netns.NsHandle(n.Handle()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(sets.Close)
+	if err := sets.Ensure(Ban4, rules.FamilyIPv4, true); err != nil {
+		tb.Fatal(err)
+	}
+	if err := sets.Ensure(Ban6, rules.FamilyIPv6, true); err != nil {
+		tb.Fatal(err)
+	}
+	return sets
+}
+
+// bans returns n IPv4 entries 10.x.y.z with timeouts of 1 to 10 hours.
+func bans(n int) []Entry {
+	out := make([]Entry, n)
+	for i := range out {
+		out[i] = Entry{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Timeout: time.Duration(1+i%10) * time.Hour}
+	}
+	return out
+}
+
+func TestAddMany(t *testing.T) {
+	sets := setsIn(t)
+	want := bans(3000)
+	if err := sets.AddMany(Ban4, want); err != nil {
+		t.Fatal(err)
+	}
+	// Again, as after a reload: present entries get their timeout replaced.
+	if err := sets.AddMany(Ban4, want); err != nil {
+		t.Fatalf("second AddMany: %v", err)
+	}
+	got, err := sets.List(Ban4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("set holds %d entries, want %d", len(got), len(want))
+	}
+	for i, e := range got {
+		if e.Addr != want[i].Addr || e.Timeout > want[i].Timeout || e.Timeout < want[i].Timeout-time.Minute {
+			t.Fatalf("entry %d = %v %v, want %v %v", i, e.Addr, e.Timeout, want[i].Addr, want[i].Timeout)
+		}
+	}
+	six := []Entry{{Addr: netip.MustParseAddr("2001:db8::1")}, {Addr: netip.MustParseAddr("2001:db8::2"), Timeout: time.Minute}}
+	if err := sets.AddMany(Ban6, six); err != nil {
+		t.Fatalf("AddMany IPv6: %v", err)
+	}
+	if got, _ := sets.List(Ban6); len(got) != 2 {
+		t.Errorf("IPv6 set holds %v, want 2 entries", got)
+	}
+	// An IPv6 address in the IPv4 set is refused; the rest go in.
+	mixed := []Entry{{Addr: netip.MustParseAddr("192.0.2.1")}, {Addr: netip.MustParseAddr("2001:db8::9")}, {Addr: netip.MustParseAddr("192.0.2.2")}}
+	err = sets.AddMany(Ban4, mixed)
+	if !errors.Is(err, ErrFamily) {
+		t.Errorf("AddMany with an IPv6 address into the IPv4 set = %v, want ErrFamily", err)
+	}
+	if got, _ := sets.List(Ban4); len(got) != len(want)+2 {
+		t.Errorf("after the refusal the set holds %d entries, want %d", len(got), len(want)+2)
+	}
+	if err := sets.AddMany("nfqfw-no-such-set", want[:1]); !errors.Is(err, ErrNoSet) {
+		t.Errorf("AddMany to a missing set = %v, want ErrNoSet", err)
+	}
+}
+
+// BenchmarkLoadBans loads 100,000 bans into the kernel's ban set, as the
+// daemon does at start (an empty set) and as a reload or restart finds it
+// (every entry already there: timeouts replaced), batched (AddMany, the
+// way ipset restore works) and with one netlink request per entry (Add).
+// It reports seconds per load.
+func BenchmarkLoadBans(b *testing.B) {
+	const n = 100_000
+	entries := bans(n)
+	for _, how := range []string{"batched", "per-entry"} {
+		load := func(sets *Sets) error {
+			if how == "batched" {
+				return sets.AddMany(Ban4, entries)
+			}
+			for _, e := range entries {
+				if err := sets.Add(Ban4, e.Addr, e.Timeout); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		for _, state := range []string{"empty", "full"} {
+			b.Run(fmt.Sprintf("%s/%s", how, state), func(b *testing.B) {
+				sets := setsIn(b)
+				var total time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					sets.Destroy(Ban4)
+					sets.Ensure(Ban4, rules.FamilyIPv4, true)
+					if state == "full" {
+						if err := sets.AddMany(Ban4, entries); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+					t0 := time.Now()
+					if err := load(sets); err != nil {
+						b.Fatal(err)
+					}
+					total += time.Since(t0)
+				}
+				b.ReportMetric(total.Seconds()/float64(b.N), "s/100k-bans")
+			})
+		}
+	}
+}
