@@ -31,11 +31,12 @@ const wakeTimeout = 250 * time.Millisecond
 // sock is one queue's netlink socket. mdlayher/netlink opens it (in the
 // configured namespace), sets its options, binds the queue through the
 // runtime's poller (with a deadline) and closes it. Then the descriptor is
-// put in blocking mode and the packet path uses it directly, like a C
-// reader: the reader's own thread sleeps in recvmmsg(2) and the kernel
-// wakes it when a packet is queued, with no trip through the poller; one
-// call reads every queued message up to the vector's length into buffers
-// allocated once, and one write(2) carries every verdict for them.
+// put in blocking mode and the packet path uses it directly: on a quiet
+// queue the reader's thread sleeps in recvmmsg(2) and the kernel wakes it
+// when a packet is queued, like a C reader's; with a backlog it waits in
+// the poller (Reader.loop says why). One call reads every queued message
+// up to the vector's length into buffers allocated once, and one write(2)
+// carries every verdict for them.
 // go-nfqueue's receive loop costs two recvmsg calls and several
 // allocations per packet and sends one message per verdict (doc.go has
 // the measured cost). Only the reader's goroutine uses recv and send;
@@ -179,10 +180,16 @@ func (s *sock) bind(cfg Config) error {
 }
 
 // recv reads the datagrams waiting on the socket, at most the vector's
-// length, the thread sleeping in the kernel while there are none. It
-// returns how many it read (datagram(i) returns each); 0 when the receive
-// timeout expired or a signal interrupted the wait.
-func (s *sock) recv() (int, error) { return s.in.RecvBlocking(s.fd) }
+// length. While there are none the thread sleeps in the kernel, or with
+// polled the goroutine parks in the runtime's poller. It returns how many
+// it read (datagram(i) returns each); 0 when the receive timeout expired
+// or a signal interrupted the wait.
+func (s *sock) recv(polled bool) (int, error) {
+	if polled {
+		return s.in.Recv(s.rc) // MSG_DONTWAIT: the descriptor's mode does not matter
+	}
+	return s.in.RecvBlocking(s.fd)
+}
 
 // datagram returns the i-th datagram of the last recv.
 func (s *sock) datagram(i int) []byte { return s.in.Datagram(i) }
