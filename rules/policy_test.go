@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -352,6 +353,53 @@ func BenchmarkEvalLarge(b *testing.B) {
 	for b.Loop() {
 		if p.Eval(&pk, nil) != 199 {
 			b.Fatal("wrong rule")
+		}
+	}
+}
+
+// BenchmarkPolicyScale compiles policies of 10, 100 and 1,000 rules (each
+// with its own source networks and port) and evaluates a packet that
+// matches the last rule and one that matches none: the compiled lookup
+// shapes keep the per-packet cost from growing with the rule count.
+func BenchmarkPolicyScale(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		var rs []Rule
+		for i := range n - 1 {
+			rs = append(rs, Rule{
+				Name: "r" + strconv.Itoa(i), Proto: 6, Action: ActionAccept,
+				Src:   prefixes(fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), fmt.Sprintf("172.16.%d.%d/32", i/256, i%256)),
+				DPort: []PortRange{{uint16(1000 + i), uint16(1000 + i)}},
+			})
+		}
+		rs = append(rs, Rule{Name: "last", Proto: 6, DPort: []PortRange{{443, 443}}, Action: ActionAccept})
+		cfg := &Config{Input: Chain{Rules: rs}}
+		b.Run(fmt.Sprintf("rules=%d/compile", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Compile(cfg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		p, err := Compile(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		last := pkt{hook: in, proto: "tcp", src: "198.51.100.1:40000", dst: "192.0.2.1:443", in: "eth0", flags: syn}.packet(b)
+		none := pkt{hook: in, proto: "tcp", src: "198.51.100.1:40000", dst: "192.0.2.1:23", in: "eth0", flags: syn}.packet(b)
+		for _, c := range []struct {
+			name string
+			pk   *Packet
+			want int
+		}{{"last-rule", &last, n - 1}, {"no-rule", &none, -1}} {
+			b.Run(fmt.Sprintf("rules=%d/eval-%s", n, c.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if got := p.Eval(c.pk, nil); got != c.want {
+						b.Fatalf("Eval = %d, want %d", got, c.want)
+					}
+				}
+			})
 		}
 	}
 }

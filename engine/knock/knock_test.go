@@ -843,3 +843,57 @@ func TestShardSpread(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkInProgress10k: 10,000 sources each part-way through the ssh
+// sequence. It reports a step's cost on the packet path among them, the
+// housekeeping sweep over them (Expire, nothing due), the status listing
+// nfqfw knock-status asks for, and the heap per source in progress.
+func BenchmarkInProgress10k(b *testing.B) {
+	const n = 10_000
+	srcs := benchSources(n)
+	now := t0.UnixNano()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	k := New([]rules.Knock{seqSSH, seqWeb, seqOnce})
+	first := seqSSH.Steps[0]
+	for _, src := range srcs {
+		k.Observe(src, server, first.Proto, first.Port, now)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perSource := float64(after.HeapAlloc-before.HeapAlloc) / n
+	if got := k.Stats().Sequences[k.Index(seqSSH.Name)].InProgress; got != n {
+		b.Fatalf("%d sources in progress, want %d", got, n)
+	}
+	b.Run("observe", func(b *testing.B) {
+		// Each source repeats its first step: it stays in progress.
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			k.Observe(srcs[i%n], server, first.Proto, first.Port, now)
+			i++
+		}
+	})
+	b.Run("expire", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			k.Expire(now)
+		}
+	})
+	b.Run("status", func(b *testing.B) {
+		for b.Loop() {
+			k.Status(now)
+		}
+	})
+	b.Run("stats", func(b *testing.B) {
+		for b.Loop() {
+			k.Stats()
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
+		for b.Loop() {
+		}
+		b.ReportMetric(perSource, "B/source")
+	})
+}
