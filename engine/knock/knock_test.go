@@ -858,7 +858,7 @@ func BenchmarkInProgress10k(b *testing.B) {
 	k := New([]rules.Knock{seqSSH, seqWeb, seqOnce})
 	first := seqSSH.Steps[0]
 	for _, src := range srcs {
-		k.Observe(src, server, first.Proto, first.Port, now)
+		k.Observe(src, server, true, first.Proto, first.Port, now)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
@@ -871,7 +871,7 @@ func BenchmarkInProgress10k(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
 		for b.Loop() {
-			k.Observe(srcs[i%n], server, first.Proto, first.Port, now)
+			k.Observe(srcs[i%n], server, true, first.Proto, first.Port, now)
 			i++
 		}
 	})
