@@ -3,6 +3,7 @@ package guard
 import (
 	"context"
 	"math"
+	"runtime"
 	"net/netip"
 	"sync"
 	"testing"
@@ -108,7 +109,7 @@ func TestAllowStats(t *testing.T) {
 	}
 	want := []GuardStats{
 		{Name: "off", Allowed: 5, Tracked: 1},
-		{Name: "ssh", Allowed: 3, Refused: 2, Allowlisted: 5, Tracked: 1},
+		{Name: "ssh", Allowed: 3, Refused: 2, Allowlisted: 5, Tracked: 1, Proven: 1}, // refused: proven
 	}
 	if diff := cmp.Diff(want, g.Stats()); diff != "" {
 		t.Errorf("Stats (-want +got):\n%s", diff)
@@ -553,5 +554,55 @@ func TestDeadlinesSaturate(t *testing.T) {
 	}
 	if !b.IsBanned(a16("192.0.2.2"), near+int64(time.Minute)) {
 		t.Error("a manual ban for MaxBan near the end of time is not in force")
+	}
+}
+
+// TestFloodKeepsProvenSources: a source that completed a handshake, or was
+// refused, stays tracked while a flood of SYN-only sources many times the
+// guard's size passes; the flood's sources evict each other, counted.
+func TestFloodKeepsProvenSources(t *testing.T) {
+	g := NewWithLimit([]rules.Guard{ssh}, nil, nil, 1024)
+	handshake, refused := a16("192.0.2.1"), a16("192.0.2.2")
+	g.Allow(0, handshake, at(0))
+	g.Allow(0, handshake, at(0))
+	g.Confirm(handshake)
+	for range 4 {
+		g.Allow(0, refused, at(0))
+	}
+	for i := range 100 * 1024 {
+		g.Allow(0, addrN(i), at(1))
+	}
+	st := g.Stats()[0]
+	if st.Proven != 2 || st.Evictions < 99*1024 {
+		t.Errorf("after the flood: %+v, want 2 proven sources and the flood's evictions counted", st)
+	}
+	// The handshake source has 2 attempts in 10 s: one more, then refused.
+	if !g.Allow(0, handshake, at(2)) || g.Allow(0, handshake, at(2)) {
+		t.Error("the source with a completed handshake was forgotten during the flood")
+	}
+	if g.Allow(0, refused, at(2)) {
+		t.Error("the refused source was forgotten during the flood")
+	}
+}
+
+// TestGuardMemoryOnDemand: a guard with the largest count costs memory for
+// the sources it sees, not for its count times its size (count 1000 once
+// reserved about 1 GiB at start and on every reload).
+func TestGuardMemoryOnDemand(t *testing.T) {
+	big := rules.Guard{Name: "big", Limits: []rules.RateLimit{{Count: rules.MaxGuardCount, Window: time.Hour}}}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	g := New([]rules.Guard{big, big, big, big}, nil, nil)
+	runtime.ReadMemStats(&m1)
+	if d := m1.TotalAlloc - m0.TotalAlloc; d > 1<<20 {
+		t.Errorf("New with four guards of count %d allocated %d bytes, want under 1 MiB", rules.MaxGuardCount, d)
+	}
+	for i := range 1000 {
+		g.Allow(0, addrN(i), at(0))
+	}
+	runtime.ReadMemStats(&m0)
+	if d := m0.TotalAlloc - m1.TotalAlloc; d > 1000*256 {
+		t.Errorf("1000 sources of one attempt allocated %d bytes, want under 256 each", d)
 	}
 }

@@ -13,9 +13,16 @@ import (
 	"github.com/nfqfw/nfqfw/rules"
 )
 
-// DefaultMaxSources is how many sources one guard tracks by default; when
-// full, the source with the oldest attempt is forgotten and counted.
-const DefaultMaxSources = 1 << 17
+// DefaultMaxSources is how many sources one guard tracks by default that
+// have only ever sent SYNs (its probation); DefaultMaxProven how many that
+// completed a handshake or were refused (its proven sources). When either
+// is full, its source with the oldest attempt is forgotten and counted. A
+// flood of spoofed sources, which never complete a handshake, churns the
+// probation only: it cannot push a proven offender out.
+const (
+	DefaultMaxSources = 1 << 17
+	DefaultMaxProven  = 1 << 15
+)
 
 const guardShards = 64
 
@@ -38,40 +45,59 @@ type limit struct {
 type guard struct {
 	name        string
 	limits      []limit
-	ring        int   // stamps kept per source: the largest Count
+	ring        int   // stamps kept per source at most: the largest Count
 	maxWindow   int64 // a source idle this long is as good as new
 	ban         *rules.BanSpec
 	allowlisted atomic.Uint64
 	shards      [guardShards]gshard
 }
 
-// gshard is one lock's worth of a guard's sources: a table from address to
-// slot, the slots chained by last attempt (oldest first), and each slot's
-// ring of admitted attempt times in stamps[slot*ring:].
+// gshard is one lock's worth of a guard's sources in two tables from
+// address to slot, each with its slots chained by last attempt (oldest
+// first): the probation of sources seen with SYNs only, and the proven
+// sources (a completed handshake, or refused). Storage grows with the
+// sources seen, up to the limits.
 type gshard struct {
 	mu        sync.Mutex
-	lru       lru.Table
-	ents      []gentry
-	stamps    []int64
+	seg       [2]segment // probation, proven
 	allowed   uint64
 	refused   uint64
 	evictions uint64
 	_         [64]byte
 }
 
-type gentry struct {
-	n, pos int32 // stamps held, next stamp slot
-	last   int64 // last attempt, admitted or not
+const (
+	probation = 0
+	proven    = 1
+)
+
+type segment struct {
+	lru  lru.Table
+	ents []gentry
 }
 
+// gentry is one source: its admitted attempt times, a ring that grows on
+// demand up to the guard's ring size, so memory follows the attempts a
+// source made, not the configured count.
+type gentry struct {
+	st   []int64 // admitted attempts; a ring once len == guard.ring
+	pos  int32   // next ring slot once full
+	last int64   // last attempt, admitted or not
+}
+
+// keepStamps is the capacity a recycled slot keeps; a larger ring is freed.
+const keepStamps = 8
+
 // New builds the guards of a configuration, each tracking at most
-// DefaultMaxSources sources. Sources inside allowlist are never limited or
-// banned. bans receives the bans of guards with a ban spec; it may be nil.
+// DefaultMaxSources sources in probation and DefaultMaxProven proven ones.
+// Sources inside allowlist are never limited or banned. bans receives the
+// bans of guards with a ban spec; it may be nil.
 func New(guards []rules.Guard, allowlist []netip.Prefix, bans *Bans) *Guards {
 	return NewWithLimit(guards, allowlist, bans, DefaultMaxSources)
 }
 
-// NewWithLimit is New with the number of sources each guard tracks.
+// NewWithLimit is New with the number of probation sources each guard
+// tracks; the proven sources are a quarter of it.
 func NewWithLimit(guards []rules.Guard, allowlist []netip.Prefix, bans *Bans, maxSources int) *Guards {
 	maxSources = max(maxSources, guardShards)
 	g := &Guards{names: make(map[string]int, len(guards)), bans: bans, seed: rand.Uint64()}
@@ -93,19 +119,23 @@ func NewWithLimit(guards []rules.Guard, allowlist []netip.Prefix, bans *Bans, ma
 			gd.maxWindow = max(gd.maxWindow, int64(rl.Window))
 		}
 		for i := range gd.shards {
-			c := maxSources / guardShards
-			if i < maxSources%guardShards {
-				c++
-			}
 			s := &gd.shards[i]
-			s.lru.Init(c, c)
-			s.ents = make([]gentry, c)
-			s.stamps = make([]int64, c*gd.ring)
+			s.seg[probation].lru.Init(0, share(maxSources, i))
+			s.seg[proven].lru.Init(0, share(max(maxSources/4, guardShards), i))
 		}
 		g.names[rg.Name] = len(g.guards)
 		g.guards = append(g.guards, gd)
 	}
 	return g
+}
+
+// share is shard i's part of n.
+func share(n, i int) int {
+	c := n / guardShards
+	if i < n%guardShards {
+		c++
+	}
+	return c
 }
 
 // Index returns the index of the guard called name, for Allow, or -1.
@@ -135,9 +165,10 @@ func (g *Guards) allowlisted(src [16]byte) bool {
 // against the guard (an Index) and reports whether it is admitted: false
 // when admitting it would exceed any of the guard's limits. Admitted
 // attempts are recorded, refused ones are not (see the package
-// documentation); a refusal bans src when the guard has a ban spec.
-// Allowlisted sources are always admitted. An out-of-range guard admits
-// everything. Allow does not allocate.
+// documentation); a refusal makes src proven, and bans it when the guard
+// has a ban spec. Allowlisted sources are always admitted. An
+// out-of-range guard admits everything. Allow allocates only when a
+// source's record of attempts grows (at most log2(count)+1 times per slot).
 func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 	if uint(guard) >= uint(len(g.guards)) {
 		return true
@@ -149,35 +180,44 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 	}
 	s := &gd.shards[lru.Hash(&src, g.seed)%guardShards]
 	s.mu.Lock()
-	i, ok := s.lru.Get(src)
+	sg, i, ok := s.find(src)
 	if !ok {
-		i = s.insert(src)
+		sg, i = probation, s.insert(probation, src)
 	}
-	e := &s.ents[i]
-	st := s.stamps[int(i)*gd.ring : int(i+1)*gd.ring]
+	e := &s.seg[sg].ents[i]
 	refusedBy := -1
 	for k := range gd.limits {
 		lm := &gd.limits[k]
-		if int(e.n) < lm.count {
+		if len(e.st) < lm.count {
 			continue
 		}
 		// The lm.count-th most recent admitted attempt is still inside
 		// the window: one more would make lm.count+1.
-		if st[(int(e.pos)-lm.count+gd.ring)%gd.ring] > now-lm.window {
+		if e.st[(int(e.pos)-lm.count+len(e.st))%len(e.st)] > now-lm.window {
 			refusedBy = k
 			break
 		}
 	}
 	e.last = now
 	if refusedBy < 0 {
-		st[e.pos] = now
-		e.pos = (e.pos + 1) % int32(gd.ring)
-		e.n = min(e.n+1, int32(gd.ring))
+		if len(e.st) < gd.ring {
+			if e.st == nil {
+				e.st = make([]int64, 0, min(gd.ring, 4))
+			}
+			e.st = append(e.st, now)
+			e.pos = int32(len(e.st) % gd.ring)
+		} else {
+			e.st[e.pos] = now
+			e.pos = (e.pos + 1) % int32(gd.ring)
+		}
 		s.allowed++
 	} else {
 		s.refused++
 	}
-	s.lru.Touch(i)
+	s.seg[sg].lru.Touch(i)
+	if refusedBy >= 0 && sg == probation {
+		s.promote(src, i)
+	}
 	s.mu.Unlock()
 	if refusedBy >= 0 && gd.ban != nil && g.bans != nil {
 		g.bans.Ban(src, *gd.ban, gd.name, gd.limits[refusedBy].reason, now)
@@ -185,15 +225,56 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 	return refusedBy < 0
 }
 
-// insert takes a slot for addr, forgetting the source with the oldest
-// attempt when the shard is full.
-func (s *gshard) insert(addr [16]byte) int32 {
-	i, evicted := s.lru.Insert(addr)
+// Confirm tells the guards that src completed a handshake (the kernel saw a
+// TCP flow of it established): a source spoofing its address cannot, so
+// src becomes proven in every guard that tracks it and no longer competes
+// with a flood of SYN-only sources for room. It does not allocate.
+func (g *Guards) Confirm(src [16]byte) {
+	for _, gd := range g.guards {
+		s := &gd.shards[lru.Hash(&src, g.seed)%guardShards]
+		s.mu.Lock()
+		if i, ok := s.seg[probation].lru.Get(src); ok {
+			s.promote(src, i)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// find returns the segment and slot of addr.
+func (s *gshard) find(addr [16]byte) (int, int32, bool) {
+	if i, ok := s.seg[proven].lru.Get(addr); ok {
+		return proven, i, true
+	}
+	i, ok := s.seg[probation].lru.Get(addr)
+	return probation, i, ok
+}
+
+// insert takes a slot of segment sg for addr, forgetting the source with
+// the oldest attempt of that segment when it is full.
+func (s *gshard) insert(sg int, addr [16]byte) int32 {
+	t := &s.seg[sg]
+	i, evicted := t.lru.Insert(addr)
 	if evicted {
 		s.evictions++
 	}
-	s.ents[i] = gentry{}
+	if n := t.lru.Slots(); len(t.ents) < n {
+		t.ents = append(t.ents, make([]gentry, n-len(t.ents))...)
+	}
+	st := t.ents[i].st
+	if cap(st) > keepStamps {
+		st = nil
+	}
+	t.ents[i] = gentry{st: st[:0]}
 	return i
+}
+
+// promote moves the probation source in slot i to the proven sources.
+func (s *gshard) promote(addr [16]byte, i int32) {
+	e := s.seg[probation].ents[i]
+	s.seg[probation].ents[i] = gentry{}
+	s.seg[probation].lru.Remove(i)
+	j := s.insert(proven, addr)
+	s.seg[proven].ents[j] = e
 }
 
 // Expire forgets sources whose last attempt is older than their guard's
@@ -205,9 +286,12 @@ func (g *Guards) Expire(now int64) int {
 		for si := range gd.shards {
 			s := &gd.shards[si]
 			s.mu.Lock()
-			for i := s.lru.Oldest(); i != lru.None && s.ents[i].last <= now-gd.maxWindow; i = s.lru.Oldest() {
-				s.lru.Remove(i)
-				n++
+			for sg := range s.seg {
+				t := &s.seg[sg]
+				for i := t.lru.Oldest(); i != lru.None && t.ents[i].last <= now-gd.maxWindow; i = t.lru.Oldest() {
+					t.lru.Remove(i)
+					n++
+				}
 			}
 			s.mu.Unlock()
 		}
@@ -222,6 +306,7 @@ type GuardStats struct {
 	Refused     uint64 // attempts refused
 	Allowlisted uint64 // attempts of allowlisted sources, always admitted
 	Tracked     int    // sources tracked now
+	Proven      int    // of which proven: a completed handshake, or refused
 	Evictions   uint64 // sources forgotten because the guard was full
 }
 
@@ -236,7 +321,8 @@ func (g *Guards) Stats() []GuardStats {
 			st.Allowed += s.allowed
 			st.Refused += s.refused
 			st.Evictions += s.evictions
-			st.Tracked += s.lru.Len()
+			st.Tracked += s.seg[probation].lru.Len() + s.seg[proven].lru.Len()
+			st.Proven += s.seg[proven].lru.Len()
 			s.mu.Unlock()
 		}
 		out[k] = st

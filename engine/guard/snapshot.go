@@ -18,20 +18,24 @@ type CounterSnapshot struct {
 	Last     time.Time   `json:"last"`     // last attempt, admitted or not
 }
 
-// Snapshot returns every tracked source's admitted attempts of every guard,
-// sorted by guard and address, for persistence.
+// Snapshot returns the admitted attempts of every proven source (a
+// completed handshake, or refused) of every guard, sorted by guard and
+// address, for persistence. Sources still in probation are left out: under
+// a flood of spoofed SYNs they are nearly all of the sources and hold one
+// attempt each, and writing them made the state file tens of megabytes.
+// A restart forgets at most their few attempts.
 func (g *Guards) Snapshot() []CounterSnapshot {
 	var out []CounterSnapshot
 	for _, gd := range g.guards {
 		for si := range gd.shards {
 			s := &gd.shards[si]
 			s.mu.Lock()
-			for i := s.lru.Oldest(); i != lru.None; i = s.lru.Newer(i) {
-				e := &s.ents[i]
-				st := s.stamps[int(i)*gd.ring : int(i+1)*gd.ring]
-				sn := CounterSnapshot{Guard: gd.name, Addr: netip.AddrFrom16(s.lru.Key(i)).Unmap(), Last: time.Unix(0, e.last).UTC()}
-				for k := int(e.n); k > 0; k-- {
-					sn.Attempts = append(sn.Attempts, time.Unix(0, st[(int(e.pos)-k+gd.ring)%gd.ring]).UTC())
+			t := &s.seg[proven]
+			for i := t.lru.Oldest(); i != lru.None; i = t.lru.Newer(i) {
+				e := &t.ents[i]
+				sn := CounterSnapshot{Guard: gd.name, Addr: netip.AddrFrom16(t.lru.Key(i)).Unmap(), Last: time.Unix(0, e.last).UTC()}
+				for k := len(e.st); k > 0; k-- {
+					sn.Attempts = append(sn.Attempts, time.Unix(0, e.st[(int(e.pos)-k+len(e.st))%len(e.st)]).UTC())
 				}
 				out = append(out, sn)
 			}
@@ -47,8 +51,8 @@ func (g *Guards) Snapshot() []CounterSnapshot {
 	return out
 }
 
-// Restore loads counters saved by Snapshot into the guards of the same name
-// and returns how many sources it restored. Sources of guards that no
+// Restore loads counters saved by Snapshot into the guards of the same name,
+// as proven sources, and returns how many sources it restored. Sources of guards that no
 // longer exist, and sources idle longer than their guard's longest window
 // at now, are dropped; a guard keeps at most its ring's worth of the most
 // recent attempts. A source already tracked is replaced.
@@ -79,19 +83,20 @@ func (g *Guards) Restore(snaps []CounterSnapshot, now int64) int {
 		a := sn.Addr.Unmap().As16()
 		s := &gd.shards[lru.Hash(&a, g.seed)%guardShards]
 		s.mu.Lock()
-		i, ok := s.lru.Get(a)
+		sg, i, ok := s.find(a)
 		if ok {
-			s.lru.Touch(i)
+			s.seg[sg].lru.Touch(i)
 		} else {
-			i = s.insert(a)
+			sg, i = proven, s.insert(proven, a)
 		}
-		e := &s.ents[i]
-		st := s.stamps[int(i)*gd.ring : int(i+1)*gd.ring]
-		e.n, e.pos, e.last = 0, 0, last
+		e := &s.seg[sg].ents[i]
+		e.st, e.pos, e.last = e.st[:0], 0, last
 		for _, at := range attempts {
-			st[e.pos] = at.UnixNano()
-			e.pos = (e.pos + 1) % int32(gd.ring)
-			e.n++
+			e.st = append(e.st, at.UnixNano())
+		}
+		e.pos = int32(len(e.st) % gd.ring)
+		if sg == probation {
+			s.promote(a, i)
 		}
 		s.mu.Unlock()
 		n++

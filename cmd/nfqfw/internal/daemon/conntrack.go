@@ -64,6 +64,11 @@ func (d *Daemon) conntrackEvent(ev ctnl.Event) {
 		if !t.Update(k1, u, now) && two {
 			t.Update(k2, u, now)
 		}
+		if ev.Proto == 6 && (ev.Assured || ev.TCPState == ctnl.TCPStateEstablished) {
+			// A completed handshake: the source is not spoofed, and
+			// the guards keep it ahead of SYN-only sources.
+			d.currentState().guards.Confirm(ev.Src.As16())
+		}
 	}
 }
 
