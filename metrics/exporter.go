@@ -34,6 +34,7 @@ type Options struct {
 	Recent RecentSource
 	Guards GuardSource
 	Bans   BanSource
+	State  StateSource
 	Knock  KnockSource
 	FTP    FTPSource
 
@@ -91,6 +92,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.Bans != nil {
 		add("bans", newBanCollector(opts.Bans))
+	}
+	if opts.State != nil {
+		add("state", newStateCollector(opts.State))
 	}
 	if opts.Knock != nil {
 		add("knock", newKnockCollector(opts.Knock))

@@ -111,6 +111,8 @@ func (f fakeGuards) GuardAttempts(fn func(string, string, uint64)) {
 	}
 }
 
+func (f fakeGuards) GuardEvictions(fn func(string, uint64)) { fn("ssh", 7) }
+
 var testGuards = fakeGuards{
 	{"ssh", "allowed", 117},
 	{"ssh", "limited", 3},
@@ -128,6 +130,14 @@ func (f fakeBans) BansIssued(fn func(string, uint64)) {
 		fn(s, n)
 	}
 }
+
+func (f fakeBans) BanNotificationsDropped() uint64 { return 0 }
+
+type fakeState struct{ ok, failed uint64 }
+
+func (f fakeState) StateSaves() (uint64, uint64) { return f.ok, f.failed }
+
+var testState = fakeState{ok: 12, failed: 1}
 
 var testBans = fakeBans{active: 2, issued: map[string]uint64{"guard": 3, "manual": 1}}
 
@@ -192,6 +202,7 @@ func testOptions() Options {
 		Recent:  testRecent,
 		Guards:  testGuards,
 		Bans:    testBans,
+		State:   testState,
 		Knock:   testKnock,
 		FTP:     testFTP,
 	}

@@ -94,6 +94,7 @@ func TestCollectorsExposeTheirSources(t *testing.T) {
 		{"recent", newRecentCollector(testRecent)},
 		{"guard", newGuardCollector(testGuards)},
 		{"bans", newBanCollector(testBans)},
+		{"state", newStateCollector(testState)},
 		{"knock", newKnockCollector(testKnock)},
 		{"ftp", newFTPCollector(testFTP)},
 	}

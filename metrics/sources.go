@@ -100,6 +100,9 @@ type GuardSource interface {
 	// GuardAttempts calls fn with the new connections each guard judged, by
 	// result (allowed, limited).
 	GuardAttempts(fn func(guard, result string, attempts uint64))
+	// GuardEvictions calls fn with the sources each guard forgot because
+	// it was full.
+	GuardEvictions(fn func(guard string, evictions uint64))
 }
 
 // BanSource is the ban list.
@@ -109,6 +112,15 @@ type BanSource interface {
 	// BansIssued calls fn with the bans issued per source of the ban: the
 	// mechanism that banned (guard, recent, manual), never the address.
 	BansIssued(fn func(source string, bans uint64))
+	// BanNotificationsDropped returns the ban and unban notifications lost
+	// to a full queue: kernel set updates that did not happen.
+	BanNotificationsDropped() uint64
+}
+
+// StateSource is the state saver.
+type StateSource interface {
+	// StateSaves returns the state saves that succeeded and failed.
+	StateSaves() (ok, failed uint64)
 }
 
 // KnockSequence is the state of one knock sequence.

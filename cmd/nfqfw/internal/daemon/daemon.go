@@ -333,7 +333,6 @@ func (d *Daemon) housekeeping(ctx context.Context) error {
 				if err := d.eng.RefreshInterfaces(); err != nil {
 					d.log.Warn("read interfaces", "err", err)
 				}
-				st.save()
 			}
 		}
 	}

@@ -46,6 +46,7 @@ func newObserver(d *Daemon) *observer {
 		Recent:       recentSource{o},
 		Guards:       guardSource{o},
 		Bans:         banSource{o},
+		State:        stateSource{o},
 		Knock:        knockSource{o},
 		ConfigHash:   d.eng.Policy().Hash(),
 		ConfigLoaded: time.Now(),
@@ -191,6 +192,7 @@ func statefulCounters(st *stateful, add func(key string, n uint64)) {
 	for _, g := range st.guards.Stats() {
 		add("guard\x00"+g.Name+"\x00"+guardAllowed, g.Allowed+g.Allowlisted)
 		add("guard\x00"+g.Name+"\x00"+guardLimited, g.Refused)
+		add("guard_evictions\x00"+g.Name, g.Evictions)
 	}
 	for _, s := range st.knock.Stats().Sequences {
 		add("knock_success\x00"+s.Name, s.Successes)
@@ -231,7 +233,26 @@ func (s guardSource) GuardAttempts(fn func(guard, result string, attempts uint64
 	}
 }
 
+// GuardEvictions reports the sources each guard forgot because it was full.
+func (s guardSource) GuardEvictions(fn func(guard string, evictions uint64)) {
+	st, base := s.o.current()
+	for _, g := range st.guards.Stats() {
+		fn(g.Name, base["guard_evictions\x00"+g.Name]+g.Evictions)
+	}
+}
+
 type banSource struct{ o *observer }
+
+func (s banSource) BanNotificationsDropped() uint64 {
+	return s.o.d.currentState().shared.bans.Stats().DroppedNotifications
+}
+
+type stateSource struct{ o *observer }
+
+func (s stateSource) StateSaves() (ok, failed uint64) {
+	sv := &s.o.d.currentState().shared.saves
+	return sv.ok.Load(), sv.failed.Load()
+}
 
 func (s banSource) BansActive() int { return s.o.d.currentState().shared.bans.Stats().Active }
 

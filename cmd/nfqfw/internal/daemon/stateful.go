@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/store"
@@ -75,8 +76,25 @@ type sharedState struct {
 
 	refreshed time.Time // last kernel ban set refresh; housekeeping's goroutine only
 
-	saveMu sync.Mutex
+	current atomic.Pointer[stateful] // the matchers in force, for the saver
+	dirty   chan struct{}            // a ban changed: save soon
+	saveMu  sync.Mutex
+	saves   saveStats
 }
+
+// saveStats count the state saves, for metrics and health.
+type saveStats struct {
+	ok, failed atomic.Uint64
+	lastErr    atomic.Pointer[string] // nil: the last save succeeded (or none yet)
+}
+
+// Saving: a ban or unban is saved within banSaveDelay (a burst of bans is
+// one save), everything else every saveEvery; both on the saver's own
+// goroutine, never on the expiry path, and once more at exit.
+const (
+	saveEvery    = 10 * time.Second
+	banSaveDelay = time.Second
+)
 
 // newStateful builds the stateful matchers for pol and restores what the
 // last run persisted. A corrupt state file is reported and set aside; the
@@ -88,13 +106,18 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile), flows: flows}
 	sh.ftp = ftp.New(ftp.Options{Config: cfg.FTP, Logger: log, LogRate: cfg.Log.Rate})
 	sh.kernel = newKernelBans(cfg, log)
-	sh.bans = guard.NewBans(guard.BanOptions{OnBan: sh.kernel.ban, OnUnban: sh.kernel.unban})
+	sh.dirty = make(chan struct{}, 1)
+	sh.bans = guard.NewBans(guard.BanOptions{
+		OnBan:   func(a netip.Addr, until time.Time) { sh.kernel.ban(a, until); sh.changed() },
+		OnUnban: func(a netip.Addr) { sh.kernel.unban(a); sh.changed() },
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	sh.cancel = cancel
 	sh.wg.Add(1)
 	go func() { defer sh.wg.Done(); sh.bans.Run(ctx) }()
 
 	s := build(cfg, pol, log, sh)
+	sh.current.Store(s)
 	var p persisted
 	now := time.Now().UnixNano()
 	if err := store.Load(sh.path, &p); err != nil {
@@ -110,7 +133,38 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 		g := s.guards.Restore(p.Guards, now)
 		log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g)
 	}
+	sh.wg.Add(1)
+	go func() { defer sh.wg.Done(); sh.saver(ctx) }()
 	return s, nil
+}
+
+// changed asks the saver to save soon; it never blocks.
+func (sh *sharedState) changed() {
+	select {
+	case sh.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// saver saves the state of the matchers in force every saveEvery, and
+// banSaveDelay after a ban changed, until ctx ends.
+func (sh *sharedState) saver(ctx context.Context) {
+	tick := time.NewTicker(saveEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-sh.dirty:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(banSaveDelay):
+			}
+		}
+		sh.current.Load().save()
+	}
 }
 
 func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedState) *stateful {
@@ -159,6 +213,7 @@ func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	n.recent.Restore(s.recent.Snapshot(), now)
 	n.knock.Restore(s.knock.Snapshot(), now)
 	n.guards.Restore(s.guards.Snapshot(), now)
+	s.shared.current.Store(n)
 	return n
 }
 
@@ -181,22 +236,29 @@ func (s *stateful) expire(now time.Time) {
 	s.shared.ftp.Expire(n, func(k engine.FlowKey) bool { return flows == nil || flows.Lookup(k, n) })
 }
 
-// save persists the state atomically; errors are logged, never fatal.
+// save persists the state atomically; errors are logged and counted
+// (metrics, health), never fatal.
 func (s *stateful) save() {
 	sh := s.shared
 	sh.saveMu.Lock()
 	defer sh.saveMu.Unlock()
 	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot(), Guards: s.guards.Snapshot()}
 	if err := store.Save(sh.path, &p); err != nil {
+		sh.saves.failed.Add(1)
+		msg := err.Error()
+		sh.saves.lastErr.Store(&msg)
 		s.log.Error("save state", "file", sh.path, "err", err)
+		return
 	}
+	sh.saves.ok.Add(1)
+	sh.saves.lastErr.Store(nil)
 }
 
-// close saves the state and stops the ban worker.
+// close stops the ban worker and the saver, then saves the state.
 func (s *stateful) close() {
-	s.save()
 	s.shared.cancel()
 	s.shared.wg.Wait()
+	s.shared.current.Load().save()
 }
 
 // controlHandlers returns the control commands of the stateful matchers.
