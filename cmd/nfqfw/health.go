@@ -65,8 +65,12 @@ func healthLine(st control.StatusResponse, now time.Time) string {
 	if !st.Started.IsZero() {
 		up = now.Sub(st.Started).Truncate(time.Second).String()
 	}
-	return fmt.Sprintf("ok: nfqfw %s pid %d up %s, queues %v, %d flows, config %s (hash %.12s)",
+	line := fmt.Sprintf("ok: nfqfw %s pid %d up %s, queues %v, %d flows, config %s (hash %.12s)",
 		st.Version, st.PID, up, st.Queues, st.Flows, st.Config, st.ConfigHash)
+	if st.StateSaveError != "" {
+		line += "; state save failing: " + st.StateSaveError
+	}
+	return line
 }
 
 // healthError adds what an operator does next to the errors a probe meets.

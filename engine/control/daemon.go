@@ -60,4 +60,7 @@ type StatusResponse struct {
 	Started    time.Time `json:"started"`
 	Queues     []uint16  `json:"queues"`
 	Flows      int       `json:"flows"`
+	// StateSaveError is the error of the last state save; empty when it
+	// succeeded (or none was due yet).
+	StateSaveError string `json:"state_save_error,omitempty"`
 }

@@ -3,8 +3,8 @@ package guard
 import (
 	"context"
 	"math"
-	"runtime"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -602,7 +602,7 @@ func TestGuardMemoryOnDemand(t *testing.T) {
 		g.Allow(0, addrN(i), at(0))
 	}
 	runtime.ReadMemStats(&m0)
-	if d := m0.TotalAlloc - m1.TotalAlloc; d > 1000*256 {
-		t.Errorf("1000 sources of one attempt allocated %d bytes, want under 256 each", d)
+	if d := m0.TotalAlloc - m1.TotalAlloc; d > 1000*512 {
+		t.Errorf("1000 sources of one attempt allocated %d bytes, want under 512 each (not the 8 KB a ring of 1000 would take)", d)
 	}
 }

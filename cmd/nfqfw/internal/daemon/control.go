@@ -29,6 +29,9 @@ func (d *Daemon) registerControl(s *control.Server) {
 		for _, q := range d.queues {
 			r.Queues = append(r.Queues, q.num)
 		}
+		if e := d.currentState().shared.saves.lastErr.Load(); e != nil {
+			r.StateSaveError = *e
+		}
 		return r, nil
 	})
 	s.Handle("reload", func(ctx context.Context, args json.RawMessage) (any, error) {
