@@ -121,4 +121,4 @@ func rssMiB() float64 {
 	return -1
 }
 
-func confirm(g *guard.Guards, a [16]byte) {}
+func confirm(g *guard.Guards, a [16]byte) { g.Confirm(a) }
