@@ -27,29 +27,10 @@ type Engine struct {
 // stateful matchers built for it, swapped as one.
 type active struct {
 	policy *rules.Policy
-	st     Stateful       // nil when the policy has no stateful features
+	st     *stateful      // nil when the policy has no stateful matchers
 	rules  []*ruleCounter // index = rule id
 	chains [rules.NumHooks]*ruleCounter
 	pickup bool // flows.tcp_pickup policy: mid-stream TCP segments are decided as NEW
-}
-
-// Stateful decides the stateful conditions of rules (recent lists, guards,
-// knock windows) and may look at every NEW packet before the policy does.
-// It is implemented by the stateful matchers of the daemon. Every method is
-// called from queue readers concurrently and must not allocate.
-type Stateful interface {
-	rules.Stateful
-	// Before is called for every NEW packet before the policy is evaluated.
-	// A verdict with ok true decides the packet (e.g. a banned source, a
-	// knock step, an expected helper connection).
-	Before(p *Parsed, now int64) (v Verdict, ok bool)
-	// Limit is called when rule (which has stateful conditions) matched:
-	// a rate guard may override the rule's verdict (limited true), e.g. to
-	// drop and log the 4th SSH connection within 10 s.
-	Limit(rule int, p *Parsed, now int64) (v Verdict, limited bool)
-	// Inspect is called for packets of tracked flows that reach the engine
-	// (the FTP control channel); b is the whole packet.
-	Inspect(p *Parsed, b []byte, now int64)
 }
 
 // Options configure an Engine.
@@ -72,8 +53,11 @@ func New(p *rules.Policy, opts Options) *Engine {
 // SetPolicy swaps in a new policy and the stateful matchers built for it
 // (nil for none). Packets being decided keep the old pair; the next packet
 // sees the new one. Counters of rules that keep their name keep counting.
-func (e *Engine) SetPolicy(p *rules.Policy, st Stateful) {
-	a := &active{policy: p, st: st, pickup: p.Config().Flows.TCPPickup != rules.TCPPickupDrop}
+func (e *Engine) SetPolicy(p *rules.Policy, m *Matchers) {
+	a := &active{policy: p, pickup: p.Config().Flows.TCPPickup != rules.TCPPickupDrop}
+	if m != nil {
+		a.st = newStateful(p, m)
+	}
 	for _, r := range p.Rules() {
 		a.rules = append(a.rules, e.ruleCnt.get(r.Name, r.Hook, false))
 	}
@@ -152,7 +136,7 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 	switch class {
 	case ClassEstablished:
 		if st != nil {
-			st.Inspect(p, b, now)
+			st.inspect(p, b, now)
 		}
 		return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonEstablished}
 	case ClassRelated:
@@ -171,7 +155,7 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 	var v Verdict
 	decided := false
 	if st != nil {
-		v, decided = st.Before(p, now)
+		v, decided = st.before(p, e.flows, now)
 	}
 	if !decided {
 		var sr rules.Stateful = noState{}
@@ -182,7 +166,7 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 			r := &a.policy.Rules()[i]
 			v = Verdict{Action: r.Action, Reject: r.RejectWith, Log: r.Log != nil, Rule: i, Reason: ReasonRule}
 			if r.HasState && st != nil {
-				if lv, limited := st.Limit(i, p, now); limited {
+				if lv, limited := st.limit(i, p, now); limited {
 					v = lv
 				}
 			}
@@ -199,7 +183,7 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 			if pickup {
 				e.pickups.Add(1)
 				if st != nil {
-					st.Inspect(p, b, now) // an FTP command may ride on it
+					st.inspect(p, b, now) // an FTP command may ride on it
 				}
 			}
 		}

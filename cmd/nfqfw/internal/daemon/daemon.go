@@ -16,7 +16,6 @@ import (
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
 	"github.com/nfqfw/nfqfw/rules/iptables"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure Run.
@@ -74,7 +73,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer func() { d.currentState().close() }()
-	d.eng.SetPolicy(pol, d.state)
+	d.eng.SetPolicy(pol, d.state.matchers())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -292,7 +291,7 @@ func (d *Daemon) applyLocked(ctx context.Context, cfg *rules.Config) error {
 		return fmt.Errorf("install kernel ruleset: %w", err)
 	}
 	st := d.state.reloaded(cfg, pol)
-	d.eng.SetPolicy(pol, st)
+	d.eng.SetPolicy(pol, st.matchers())
 	d.state = st
 	d.cfg = cfg
 	return nil
@@ -352,7 +351,7 @@ func (d *Daemon) closeQueues() {
 }
 
 func (d *Daemon) openQueue(num uint16, cfg *rules.Config) (*queueReader, error) {
-	dec := &decider{w: d.eng.NewWorker(), eng: d.eng, latency: d.obs.metrics.LatencyObserver(num)}
+	dec := d.eng.NewQueueDecider(d.obs.metrics.LatencyObserver(num))
 	r, err := nfq.Open(nfq.Config{
 		Queue:         num,
 		MaxLen:        cfg.Queue.MaxLen,
@@ -365,36 +364,4 @@ func (d *Daemon) openQueue(num uint16, cfg *rules.Config) (*queueReader, error) 
 		return nil, err
 	}
 	return &queueReader{num: num, r: r}, nil
-}
-
-// decider adapts an engine.Worker to the queue reader.
-type decider struct {
-	w       *engine.Worker
-	eng     *engine.Engine
-	latency prometheus.Observer // verdict latency of this queue, resolved once
-}
-
-func (dc *decider) Decide(pkt []byte, m nfq.Meta) nfq.Verdict {
-	var hook rules.Hook
-	switch m.Hook {
-	case nfq.HookInput:
-		hook = rules.HookInput
-	case nfq.HookForward:
-		hook = rules.HookForward
-	case nfq.HookOutput:
-		hook = rules.HookOutput
-	default:
-		return nfq.Accept
-	}
-	start := time.Now()
-	v := dc.w.Decide(pkt, hook, m.InDev, m.OutDev, m.Mark, start.UnixNano())
-	dc.latency.Observe(time.Since(start).Seconds())
-	switch v.Action {
-	case rules.ActionAccept:
-		return nfq.Accept
-	case rules.ActionReject:
-		q := dc.eng.Policy().Config().Queue
-		return nfq.RepeatWithMark(m.Mark&^q.MarkBits() | q.RejectMark(v.Reject))
-	}
-	return nfq.Drop
 }

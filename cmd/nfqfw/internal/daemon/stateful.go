@@ -38,30 +38,21 @@ type persisted struct {
 	Guards []guard.CounterSnapshot `json:"guards,omitempty"`
 }
 
-// stateful composes the engine's stateful matchers (recent lists, rate
-// guards and bans, knock sequences) into engine.Stateful for one compiled
-// policy. A reload builds a new one that takes over the state of the old;
-// the bans are shared by all of them.
+// stateful holds the engine's stateful matchers (recent lists, rate
+// guards and bans, knock sequences, FTP expectations) for one compiled
+// policy: it builds them, restores and persists their state and expires it.
+// The engine decides with them (matchers). A reload builds a new one that
+// takes over the state of the old; the bans are shared by all of them.
 type stateful struct {
-	cfg   *rules.Config
-	pol   *rules.Policy
-	log   *slog.Logger
-	conds []ruleCond // index = rule id
+	cfg *rules.Config
+	pol *rules.Policy
+	log *slog.Logger
 
 	recent *recent.Lists
 	knock  *knock.Knocker
 	guards *guard.Guards
 	ftp    *ftp.Helper // nil when the FTP helper is disabled
 	shared *sharedState
-}
-
-// ruleCond is a rule's stateful conditions, resolved to indexes once.
-type ruleCond struct {
-	recent      int // list index, -1 none
-	recentMatch *rules.RecentMatch
-	guard       int // guard index, -1 none
-	guardLog    bool
-	knock       int // knock index, -1 none
 }
 
 // sharedState lives as long as the daemon, across reloads.
@@ -176,28 +167,16 @@ func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedSta
 	if cfg.FTP.Enabled {
 		s.ftp = sh.ftp
 	}
-	for _, r := range pol.Rules() {
-		c := ruleCond{recent: -1, guard: -1, knock: -1}
-		if src := r.Src; src != nil {
-			if src.Recent != nil {
-				c.recent = s.recent.Index(src.Recent.List)
-				c.recentMatch = src.Recent
-			}
-			if src.Guard != "" {
-				c.guard = s.guards.Index(src.Guard)
-				for _, g := range cfg.Guards {
-					if g.Name == src.Guard {
-						c.guardLog = g.Log != nil
-					}
-				}
-			}
-			if src.Knock != "" {
-				c.knock = s.knock.Index(src.Knock)
-			}
-		}
-		s.conds = append(s.conds, c)
-	}
 	return s
+}
+
+// matchers returns the matchers the engine decides with.
+func (s *stateful) matchers() *engine.Matchers {
+	m := &engine.Matchers{Bans: s.shared.bans, Recent: s.recent, Knock: s.knock, Guards: s.guards}
+	if s.ftp != nil {
+		m.FTP = s.ftp
+	}
+	return m
 }
 
 // reloaded returns the stateful matchers for a new config and policy,
@@ -280,76 +259,6 @@ func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Hand
 		}
 	}
 	return hs
-}
-
-// Allow implements rules.Stateful: knock windows and recent lists decide
-// whether a rule matches.
-func (s *stateful) Allow(rule int, pkt *rules.Packet) bool {
-	if rule < 0 || rule >= len(s.conds) {
-		return true
-	}
-	c := &s.conds[rule]
-	now := time.Now().UnixNano()
-	if c.knock >= 0 && !s.knock.Allowed(c.knock, pkt.Src, pkt.Dst, pkt.Proto, pkt.DstPort, now) {
-		return false
-	}
-	if c.recent >= 0 {
-		addr := pkt.Src
-		if c.recentMatch.ByDst {
-			addr = pkt.Dst
-		}
-		if !s.recent.Match(c.recent, c.recentMatch, addr, pkt.TTL, now) {
-			return false
-		}
-	}
-	return true
-}
-
-// Before implements engine.Stateful: banned sources are dropped, an
-// expected FTP data connection is admitted as RELATED to its control
-// connection, knock steps are observed (and dropped, so the sequence stays
-// invisible).
-func (s *stateful) Before(p *engine.Parsed, now int64) (engine.Verdict, bool) {
-	if s.shared.bans.IsBanned(p.Src, now) {
-		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonBanned}, true
-	}
-	if s.ftp != nil {
-		if parent, ok := s.ftp.Take(p, now); ok {
-			if s.shared.flows != nil && !s.shared.flows.AdmitRelated(p, parent, -1, now) {
-				return engine.Verdict{Action: s.cfg.Queue.FailureVerdict, Rule: -1, Reason: engine.ReasonTableFull}, true
-			}
-			return engine.Verdict{Action: rules.ActionAccept, Rule: -1, Reason: engine.ReasonRelated}, true
-		}
-	}
-	// Knock steps are the first packets of flows: a TCP segment picked up
-	// mid-stream is none.
-	const syn = 0x02
-	knockable := p.Proto == 17 || (p.Proto == 6 && p.TCPFlags&syn != 0)
-	if knockable && s.knock.Observe(p.Src, p.Dst, p.Hook == rules.HookInput, p.Proto, p.DstPort, now) {
-		return engine.Verdict{Action: rules.ActionDrop, Rule: -1, Reason: engine.ReasonKnock}, true
-	}
-	return engine.Verdict{}, false
-}
-
-// Limit implements engine.Stateful: a rule's rate guard drops (and logs)
-// what exceeds it.
-func (s *stateful) Limit(rule int, p *engine.Parsed, now int64) (engine.Verdict, bool) {
-	if rule < 0 || rule >= len(s.conds) {
-		return engine.Verdict{}, false
-	}
-	c := &s.conds[rule]
-	if c.guard < 0 || s.guards.Allow(c.guard, p.Src, now) {
-		return engine.Verdict{}, false
-	}
-	return engine.Verdict{Action: rules.ActionDrop, Rule: rule, Reason: engine.ReasonRateLimit, Log: c.guardLog}, true
-}
-
-// Inspect implements engine.Stateful: the FTP helper reads the control
-// connections.
-func (s *stateful) Inspect(p *engine.Parsed, b []byte, now int64) {
-	if s.ftp != nil {
-		s.ftp.Inspect(p, b, now)
-	}
 }
 
 // kernelBans mirrors bans into the kernel: the banned source's flows are
