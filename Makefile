@@ -17,9 +17,9 @@ FUZZ_TARGETS := \
 	./cmd/nfqfw/internal/store:FuzzLoad:20000 \
 	./engine:FuzzDecode:50000 \
 	./engine:FuzzFlowTableAccounting:8000 \
+	./engine/control:FuzzControlHandlers:80000 \
 	./engine/control:FuzzRequest:30000 \
 	./engine/ctnl:FuzzDecodeMessages:80000 \
-	./engine/guard:FuzzControlHandlers:80000 \
 	./engine/nfq:FuzzParseProcStats:50000 \
 	./engine/nfq:FuzzParseQueueMessages:120000 \
 	./helpers/ftp:FuzzInspect:30000 \

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/engine/guard"
 )
 
 func init() {
@@ -107,8 +106,8 @@ func callDaemon(ctx context.Context, cf *clientFlags, cmd string, args, out any)
 }
 
 func listBans(ctx context.Context, cf *clientFlags, w io.Writer) error {
-	var resp guard.ListBansResponse
-	if err := callDaemon(ctx, cf, guard.CmdListBans, nil, &resp); err != nil {
+	var resp control.ListBansResponse
+	if err := callDaemon(ctx, cf, control.CmdListBans, nil, &resp); err != nil {
 		return err
 	}
 	if cf.json {
@@ -118,7 +117,7 @@ func listBans(ctx context.Context, cf *clientFlags, w io.Writer) error {
 }
 
 // writeBans prints the ban table.
-func writeBans(w io.Writer, resp guard.ListBansResponse) error {
+func writeBans(w io.Writer, resp control.ListBansResponse) error {
 	if len(resp.Bans) == 0 {
 		_, err := fmt.Fprintln(w, "no sources are banned")
 		return err
@@ -140,9 +139,9 @@ func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d tim
 	if d < time.Second {
 		return fmt.Errorf("add: --for %v: a ban lasts at least 1s", d)
 	}
-	req := guard.AddBanRequest{Addr: addr, ForSeconds: int64((d + time.Second - 1) / time.Second), Reason: reason}
-	var resp guard.AddBanResponse
-	if err := callDaemon(ctx, cf, guard.CmdAddBan, req, &resp); err != nil {
+	req := control.AddBanRequest{Addr: addr, ForSeconds: int64((d + time.Second - 1) / time.Second), Reason: reason}
+	var resp control.AddBanResponse
+	if err := callDaemon(ctx, cf, control.CmdAddBan, req, &resp); err != nil {
 		return err
 	}
 	if cf.json {
@@ -157,8 +156,8 @@ func delBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string) error
 	if err != nil {
 		return fmt.Errorf("del: %w", err)
 	}
-	var resp guard.DelBanResponse
-	if err := callDaemon(ctx, cf, guard.CmdDelBan, guard.DelBanRequest{Addr: addr}, &resp); err != nil {
+	var resp control.DelBanResponse
+	if err := callDaemon(ctx, cf, control.CmdDelBan, control.DelBanRequest{Addr: addr}, &resp); err != nil {
 		return err
 	}
 	if cf.json {

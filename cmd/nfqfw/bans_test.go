@@ -60,7 +60,7 @@ func startStateDaemon(t *testing.T) *stateDaemon {
 
 	srv := control.NewServer(d.sock, nil)
 	clock := func() time.Time { return stateT0 }
-	for _, hs := range []map[string]control.Handler{d.bans.ControlHandlers(clock), d.lists.ControlHandlers(clock)} {
+	for _, hs := range []map[string]control.Handler{control.BanHandlers(d.bans, clock), control.RecentHandlers(d.lists, clock)} {
 		for cmd, h := range hs {
 			srv.Handle(cmd, h)
 		}
@@ -113,11 +113,11 @@ func TestBansListJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	var got guard.ListBansResponse
+	var got control.ListBansResponse
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}
-	want := guard.ListBansResponse{Now: stateT0, Bans: d.bans.List(stateT0.UnixNano())}
+	want := control.ListBansResponse{Now: stateT0, Bans: d.bans.List(stateT0.UnixNano())}
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}), cmpopts.EquateApproxTime(0)); diff != "" {
 		t.Errorf("bans list --json (-want +got):\n%s", diff)
 	}
@@ -193,11 +193,11 @@ func TestRecentJSON(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	var got recent.ListResponse
+	var got control.RecentListResponse
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}
-	want := recent.ListResponse{Now: stateT0, Entries: []recent.Entry{
+	want := control.RecentListResponse{Now: stateT0, Entries: []recent.Entry{
 		{List: "ssh", Addr: netip.MustParseAddr("198.51.100.4"), LastSeen: stateT0, Hits: 1, TTL: 64},
 	}}
 	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}), cmpopts.EquateApproxTime(0)); diff != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"strconv"
 	"strings"
@@ -124,7 +125,7 @@ skew periods either side). A static sequence prints its configured ports.`,
 // knockStatus asks the daemon for its knock state and prints it.
 func knockStatus(ctx context.Context, cf *clientFlags, w io.Writer) error {
 	var st knock.Status
-	if err := callDaemon(ctx, cf, knock.StatusCommand, nil, &st); err != nil {
+	if err := callDaemon(ctx, cf, control.CmdKnockStatus, nil, &st); err != nil {
 		return err
 	}
 	if cf.json {

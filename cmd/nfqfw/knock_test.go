@@ -96,7 +96,7 @@ func startKnockDaemon(t *testing.T) (string, string, *knock.Knocker, int64) {
 		k.Observe(a(p.src), server, true, p.proto, p.port, knockT0.Add(p.at).UnixNano())
 	}
 	srv := control.NewServer(sock, nil)
-	for cmd, h := range k.ControlHandlers() {
+	for cmd, h := range control.KnockHandlers(k) {
 		srv.Handle(cmd, h)
 	}
 	serveControl(t, srv)

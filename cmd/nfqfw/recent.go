@@ -4,10 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/recent"
 )
 
 func init() {
@@ -34,12 +34,12 @@ only that list.`,
 			if len(pos) > 1 {
 				return errUsage
 			}
-			var req recent.ListRequest
+			var req control.RecentListRequest
 			if len(pos) == 1 {
 				req.List = pos[0]
 			}
-			var resp recent.ListResponse
-			if err := callDaemon(ctx, &cf, recent.CmdList, req, &resp); err != nil {
+			var resp control.RecentListResponse
+			if err := callDaemon(ctx, &cf, control.CmdRecentList, req, &resp); err != nil {
 				return err
 			}
 			if cf.json {
@@ -51,7 +51,7 @@ only that list.`,
 }
 
 // writeRecent prints the recent list entries as a table.
-func writeRecent(w io.Writer, resp recent.ListResponse) error {
+func writeRecent(w io.Writer, resp control.RecentListResponse) error {
 	if len(resp.Entries) == 0 {
 		_, err := fmt.Fprintln(w, "no entries")
 		return err

@@ -23,6 +23,9 @@ const SourceManual = "manual"
 // crash, before its state was saved.
 const SourceKernel = "kernel"
 
+// DefaultManualReason is the reason of a manual ban added without one.
+const DefaultManualReason = "banned by the operator"
+
 // Defaults of BanOptions.
 const (
 	DefaultMaxBans  = 1 << 16

@@ -9,7 +9,4 @@ var (
 	// ErrBadDuration is returned for a ban duration that is not positive
 	// or longer than MaxBan.
 	ErrBadDuration = errors.New("ban duration must be positive and at most 3650 days")
-	// ErrBadRequest is returned by the control handlers for arguments that
-	// do not decode.
-	ErrBadRequest = errors.New("bad request")
 )

@@ -88,10 +88,14 @@ func WithMaxSources(n int) Option {
 	return func(_ *Knocker, c *config) { c.maxSources = max(n, 1) }
 }
 
-// WithClock sets the clock the control handlers read (default time.Now).
+// WithClock sets the clock Now reads (default time.Now).
 func WithClock(now func() time.Time) Option {
 	return func(k *Knocker, _ *config) { k.clock = now }
 }
+
+// Now reads the Knocker's clock (see WithClock); the control socket answers
+// Status at it.
+func (k *Knocker) Now() time.Time { return k.clock() }
 
 // New compiles the knock sequences of a validated configuration. Zero
 // durations take defaults: StepWindow DefaultStepWindow, Window

@@ -428,3 +428,13 @@ func opensText(os []rules.Open) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// Find returns the knock named name.
+func Find(knocks []rules.Knock, name string) (rules.Knock, error) {
+	for _, k := range knocks {
+		if k.Name == name {
+			return k, nil
+		}
+	}
+	return rules.Knock{}, fmt.Errorf("find knock %q: %w", name, ErrUnknownKnock)
+}

@@ -48,8 +48,7 @@ func TestConcurrent(t *testing.T) {
 		defer wg.Done()
 		for range 50 {
 			h.Expire(t0, func(engine.FlowKey) bool { return true })
-			h.FTPStats()
-			h.FTPRefusals(func(string, uint64) {})
+			h.Stats()
 		}
 	}()
 	wg.Wait()

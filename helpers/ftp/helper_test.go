@@ -377,14 +377,17 @@ func TestFTPRefusals(t *testing.T) {
 	h := newHelper(rules.FTP{})
 	c := newCtl(t, cli4, srv4)
 	h.inspectAt(c.next(fromClient, "PORT 10,99,3,2,157,189\r\nPORT 10,99,1,2,0,21\r\nPORT 1,2\r\n"), t0)
+	st := h.Stats()
 	got := map[string]uint64{}
-	h.FTPRefusals(func(r string, n uint64) { got[r] = n })
+	for r := Refusal(0); r < NumRefusals; r++ {
+		got[r.String()] = st.Refused[r]
+	}
 	want := map[string]uint64{"bounce": 1, "low_port": 1, "too_many": 0, "table_full": 0}
 	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("FTPRefusals mismatch (-want +got):\n%s", diff)
+		t.Errorf("refusals mismatch (-want +got):\n%s", diff)
 	}
-	if st := h.FTPStats(); st.Malformed != 1 || st.Created != 0 {
-		t.Errorf("FTPStats = %+v, want 1 malformed, none created", st)
+	if st.Malformed != 1 || st.Created != 0 {
+		t.Errorf("Stats = %+v, want 1 malformed, none created", st)
 	}
 }
 

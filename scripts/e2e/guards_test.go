@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"net"
 	"net/netip"
 	"os"
@@ -160,20 +161,20 @@ func chainCounters(t *testing.T, ns *sandbox.Netns, chain string, keys ...string
 }
 
 // bans returns `nfqfw bans list --json`.
-func bansOf(t *testing.T, fw *firewall) guard.ListBansResponse {
+func bansOf(t *testing.T, fw *firewall) control.ListBansResponse {
 	t.Helper()
 	out, err := fw.cli("bans", "list", "--json")
 	if err != nil {
 		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
 	}
-	var resp guard.ListBansResponse
+	var resp control.ListBansResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
 	}
 	return resp
 }
 
-func banOf(resp guard.ListBansResponse, a netip.Addr) (guard.Ban, bool) {
+func banOf(resp control.ListBansResponse, a netip.Addr) (guard.Ban, bool) {
 	for _, b := range resp.Bans {
 		if b.Addr == a {
 			return b, true

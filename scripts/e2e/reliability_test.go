@@ -391,7 +391,7 @@ func relState(t *testing.T, fw *firewall, keep ...*conversation) relSnapshot {
 	if err != nil {
 		t.Fatalf("nfqfw recent --json: %v: %s", err, out)
 	}
-	var rl recent.ListResponse
+	var rl control.RecentListResponse
 	if err := json.Unmarshal([]byte(out), &rl); err != nil {
 		t.Fatalf("nfqfw recent --json: %v: %s", err, out)
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -70,7 +69,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 		return d.stateView(req)
 	})
 	for name, h := range d.state.controlHandlers(d.currentState) {
-		if name == guard.CmdAddBan {
+		if name == control.CmdAddBan {
 			h = d.obs.countManualBan(d.refuseAllowlisted(h))
 		}
 		s.Handle(name, h)
@@ -82,7 +81,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 // a ban would only be a lie in "nfqfw bans list").
 func (d *Daemon) refuseAllowlisted(h control.Handler) control.Handler {
 	return func(ctx context.Context, args json.RawMessage) (any, error) {
-		var req guard.AddBanRequest
+		var req control.AddBanRequest
 		if err := json.Unmarshal(args, &req); err == nil && req.Addr.IsValid() {
 			d.mu.Lock()
 			allow := d.cfg.Allowlist

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"github.com/nfqfw/nfqfw/helpers/ftp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,7 @@ func newObserver(d *Daemon) *observer {
 		Flows:        flowSource{d.eng.Flows()},
 		Queues:       queueSource{d},
 		Kernel:       procSource,
-		FTP:          d.state.shared.ftp,
+		FTP:          ftpSource{d.state.shared.ftp},
 		Recent:       recentSource{o},
 		Guards:       guardSource{o},
 		Bans:         banSource{o},
@@ -66,6 +67,23 @@ func (o *observer) reloaded(ok bool, hash string) {
 		res = metrics.ReloadFailure
 	}
 	o.metrics.ReloadObserved(res, hash, time.Now())
+}
+
+// ftpSource reads the FTP helper's counters for the exporter. The helper
+// lives as long as the daemon, across reloads.
+type ftpSource struct{ h *ftp.Helper }
+
+func (s ftpSource) FTPStats() metrics.FTPStats {
+	st := s.h.Stats()
+	return metrics.FTPStats{Created: st.Created, Used: st.Used, Expired: st.Expired, Malformed: st.Malformed}
+}
+
+// FTPRefusals reports every reason, counted or not.
+func (s ftpSource) FTPRefusals(fn func(reason string, refused uint64)) {
+	st := s.h.Stats()
+	for r := ftp.Refusal(0); r < ftp.NumRefusals; r++ {
+		fn(r.String(), st.Refused[r])
+	}
 }
 
 func procSource() ([]metrics.ProcQueue, error) {
@@ -133,7 +151,7 @@ const (
 	banManual    = guard.SourceManual
 )
 
-// countManualBan wraps the control handler of guard.CmdAddBan so that a
+// countManualBan wraps the control handler of control.CmdAddBan so that a
 // successful manual ban is counted.
 func (o *observer) countManualBan(h control.Handler) control.Handler {
 	return func(ctx context.Context, args json.RawMessage) (any, error) {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -12,7 +13,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/metrics"
 	"github.com/nfqfw/nfqfw/rules"
 )
@@ -104,8 +104,8 @@ func TestStatefulSourcesAcrossReload(t *testing.T) {
 	}
 
 	drive(st, "::ffff:192.0.2.1", "::ffff:192.0.2.2", "::ffff:192.0.2.3", "::ffff:192.0.2.4")
-	addBan := o.countManualBan(st.shared.bans.ControlHandlers(nil)[guard.CmdAddBan])
-	args, _ := json.Marshal(guard.AddBanRequest{Addr: netip.MustParseAddr("198.51.100.1"), ForSeconds: 60})
+	addBan := o.countManualBan(control.BanHandlers(st.shared.bans, nil)[control.CmdAddBan])
+	args, _ := json.Marshal(control.AddBanRequest{Addr: netip.MustParseAddr("198.51.100.1"), ForSeconds: 60})
 	if _, err := addBan(context.Background(), args); err != nil {
 		t.Fatalf("bans.add: %v", err)
 	}

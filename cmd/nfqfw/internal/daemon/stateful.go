@@ -243,19 +243,19 @@ func (s *stateful) close() {
 // controlHandlers returns the control commands of the stateful matchers.
 func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Handler {
 	hs := map[string]control.Handler{}
-	for k, h := range s.shared.bans.ControlHandlers(nil) {
+	for k, h := range control.BanHandlers(s.shared.bans, nil) {
 		hs[k] = h
 	}
 	// Recent lists and knocks are rebuilt by a reload: look up the current
 	// ones per request.
-	for k := range s.recent.ControlHandlers(nil) {
+	for k := range control.RecentHandlers(s.recent, nil) {
 		hs[k] = func(ctx context.Context, args json.RawMessage) (any, error) {
-			return cur().recent.ControlHandlers(nil)[k](ctx, args)
+			return control.RecentHandlers(cur().recent, nil)[k](ctx, args)
 		}
 	}
-	for k := range s.knock.ControlHandlers() {
+	for k := range control.KnockHandlers(s.knock) {
 		hs[k] = func(ctx context.Context, args json.RawMessage) (any, error) {
-			return cur().knock.ControlHandlers()[k](ctx, args)
+			return control.KnockHandlers(cur().knock)[k](ctx, args)
 		}
 	}
 	return hs

@@ -1,4 +1,4 @@
-package guard
+package control
 
 import (
 	"context"
@@ -7,10 +7,10 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/guard"
 )
 
-// Control commands served by Bans.ControlHandlers.
+// Ban commands, served by BanHandlers.
 const (
 	CmdListBans = "bans.list"
 	CmdAddBan   = "bans.add"
@@ -19,23 +19,20 @@ const (
 
 // ListBansResponse is the answer to CmdListBans (which takes no arguments).
 type ListBansResponse struct {
-	Now  time.Time `json:"now"`  // the daemon's clock, to judge Until against
-	Bans []Ban     `json:"bans"` // sorted by address
+	Now  time.Time   `json:"now"`  // the daemon's clock, to judge Until against
+	Bans []guard.Ban `json:"bans"` // sorted by address
 }
 
 // AddBanRequest is the argument of CmdAddBan.
 type AddBanRequest struct {
 	Addr       netip.Addr `json:"addr"`
 	ForSeconds int64      `json:"for_seconds"`
-	Reason     string     `json:"reason,omitempty"` // default DefaultManualReason
+	Reason     string     `json:"reason,omitempty"` // default guard.DefaultManualReason
 }
-
-// DefaultManualReason is the reason of a manual ban added without one.
-const DefaultManualReason = "banned by the operator"
 
 // AddBanResponse is the answer to CmdAddBan.
 type AddBanResponse struct {
-	Ban Ban `json:"ban"`
+	Ban guard.Ban `json:"ban"`
 }
 
 // DelBanRequest is the argument of CmdDelBan.
@@ -48,14 +45,13 @@ type DelBanResponse struct {
 	Deleted bool `json:"deleted"` // false: the address was not banned
 }
 
-// ControlHandlers returns the handlers the daemon registers on its control
-// socket (CmdListBans, CmdAddBan, CmdDelBan). now is the daemon's clock
-// (nil: time.Now).
-func (b *Bans) ControlHandlers(now func() time.Time) map[string]control.Handler {
+// BanHandlers returns the handlers of the ban commands (CmdListBans,
+// CmdAddBan, CmdDelBan) on b. now is the daemon's clock (nil: time.Now).
+func BanHandlers(b *guard.Bans, now func() time.Time) map[string]Handler {
 	if now == nil {
 		now = time.Now
 	}
-	return map[string]control.Handler{
+	return map[string]Handler{
 		CmdListBans: func(context.Context, json.RawMessage) (any, error) {
 			t := now()
 			return ListBansResponse{Now: t, Bans: b.List(t.UnixNano())}, nil
@@ -66,7 +62,7 @@ func (b *Bans) ControlHandlers(now func() time.Time) map[string]control.Handler 
 				return nil, err
 			}
 			if req.Reason == "" {
-				req.Reason = DefaultManualReason
+				req.Reason = guard.DefaultManualReason
 			}
 			ban, err := b.Add(req.Addr, time.Duration(req.ForSeconds)*time.Second, req.Reason, now().UnixNano())
 			if err != nil {
@@ -80,13 +76,14 @@ func (b *Bans) ControlHandlers(now func() time.Time) map[string]control.Handler 
 				return nil, err
 			}
 			if !req.Addr.IsValid() {
-				return nil, fmt.Errorf("%s: %w", CmdDelBan, ErrBadAddress)
+				return nil, fmt.Errorf("%s: %w", CmdDelBan, guard.ErrBadAddress)
 			}
 			return DelBanResponse{Deleted: b.Del(req.Addr)}, nil
 		},
 	}
 }
 
+// decode reads the arguments of cmd into v.
 func decode(cmd string, args json.RawMessage, v any) error {
 	if len(args) == 0 {
 		return fmt.Errorf("%s: %w: missing arguments", cmd, ErrBadRequest)

@@ -1,4 +1,4 @@
-package guard
+package control
 
 import (
 	"context"
@@ -6,19 +6,24 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/nfqfw/nfqfw/engine/guard"
 )
 
+// t0 is the clock of the ban handlers in these tests.
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
 func TestControlHandlerErrors(t *testing.T) {
-	hs := NewBans(BanOptions{}).ControlHandlers(func() time.Time { return t0 })
+	hs := BanHandlers(guard.NewBans(guard.BanOptions{}), func() time.Time { return t0 })
 	tests := []struct {
 		name, cmd, args string
 		want            error
 	}{
 		{"add without arguments", CmdAddBan, "", ErrBadRequest},
 		{"add with a bad address", CmdAddBan, `{"addr":"300.1.1.1","for_seconds":60}`, ErrBadRequest},
-		{"add without an address", CmdAddBan, `{"for_seconds":60}`, ErrBadAddress},
-		{"add for no time", CmdAddBan, `{"addr":"192.0.2.1"}`, ErrBadDuration},
-		{"del without an address", CmdDelBan, `{}`, ErrBadAddress},
+		{"add without an address", CmdAddBan, `{"for_seconds":60}`, guard.ErrBadAddress},
+		{"add for no time", CmdAddBan, `{"addr":"192.0.2.1"}`, guard.ErrBadDuration},
+		{"del without an address", CmdDelBan, `{}`, guard.ErrBadAddress},
 		{"del with garbage", CmdDelBan, `[1]`, ErrBadRequest},
 	}
 	for _, tt := range tests {
@@ -45,8 +50,8 @@ func FuzzControlHandlers(f *testing.F) {
 		// A fresh table per input: a table that grows over the whole run
 		// makes each list slower until an input outlasts the fuzz
 		// deadline.
-		b := NewBans(BanOptions{})
-		hs := b.ControlHandlers(func() time.Time { return t0 })
+		b := guard.NewBans(guard.BanOptions{})
+		hs := BanHandlers(b, func() time.Time { return t0 })
 		for _, cmd := range []string{CmdAddBan, CmdDelBan, CmdListBans} {
 			hs[cmd](context.Background(), json.RawMessage(args))
 		}
