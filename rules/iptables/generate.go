@@ -445,6 +445,18 @@ func (g gen) chain(t *table, h hookSpec) error {
 		add("", "established fast path", fast, "-j ACCEPT")
 	}
 
+	// e0. The kernel's answers to INVALID packets a chain rejects (a reset,
+	// an ICMP unreachable) belong to no flow: conntrack calls them INVALID
+	// too when they leave through OUTPUT, where they must not be dropped.
+	if h.hook == rules.HookOutput && g.rejectsInvalid() && h.cfg.Invalid != rules.ActionAccept {
+		if g.fam == rules.FamilyIPv6 {
+			add(" -p ipv6-icmp", "answers to invalid packets", "-m icmp6 --icmpv6-type 1", "-m conntrack --ctstate INVALID", "-j ACCEPT")
+		} else {
+			add(" -p icmp", "answers to invalid packets", "-m icmp --icmp-type 3", "-m conntrack --ctstate INVALID", "-j ACCEPT")
+		}
+		add(" -p tcp", "answers to invalid packets", "-m tcp --tcp-flags RST RST", "-m conntrack --ctstate INVALID", "-j ACCEPT")
+	}
+
 	// e. Invalid packets. A reject without a kind answers TCP with a reset
 	// and the rest with port unreachable, as the guides' catch-all REJECT
 	// rules answer the INVALID packets they reach.
@@ -481,6 +493,18 @@ func (g gen) chain(t *table, h hookSpec) error {
 		add(tg.header, name+" policy "+pol.String()+" in the kernel", tg.target)
 	}
 	return nil
+}
+
+// rejectsInvalid reports whether a chain answers INVALID packets with a
+// reject, in the kernel or (with flows.tcp_pickup drop, for segments
+// without SYN) through the engine.
+func (g gen) rejectsInvalid() bool {
+	for _, h := range g.hooks() {
+		if h.cfg.Invalid == rules.ActionReject {
+			return true
+		}
+	}
+	return false
 }
 
 // ftpSpans returns the FTP control ports as sorted runs of consecutive

@@ -704,3 +704,36 @@ func nfqfwHooks(t *testing.T, ns *sandbox.Netns) []string {
 	}
 	return hooks
 }
+
+// TestPortScanNonSYN: the non-SYN scans of guide 004's "tricking port
+// scanners", against portscan.yaml. An ACK scan is answered with resets on
+// every port, so nmap -sA sees the ports unfiltered as through the
+// guide's rules (where the ACK, picked up NEW by conntrack, reaches the
+// catch-all REJECT), and the ACK to a closed port puts the scanner on the
+// list: its next SYN to the open ssh gets a reset. FIN and XMAS probes are
+// INVALID, dropped as the guide's INVALID rule drops them (nmap: open|
+// filtered), and leave their source off the list.
+func TestPortScanNonSYN(t *testing.T) {
+	requireStatefulTools(t, "nmap")
+	t.Parallel()
+	sb := statefulSandbox(t, lan2)
+	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+	h4 := sb.Addr4(hostRole)
+	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
+	serveTCP(t, host, 22, 80)
+	startFirewall(t, host, portscanConfig(t, sb))
+
+	ports, ignored := nmapPorts(t, cli, "-sA", "-p", "1-30,80", h4.String())
+	if ignored != "unfiltered (31)" {
+		t.Errorf("ACK scan: ports %v, ignored %q: want all 31 ports unfiltered (reset)", ports, ignored)
+	}
+	expectDial(t, cli, at(22), refused, "the ACK scanner's SYN to ssh")
+
+	for _, scan := range []string{"-sF", "-sX"} {
+		ports, ignored := nmapPorts(t, other, scan, "-p", "1-30,80", h4.String())
+		if ignored != "open|filtered (31)" {
+			t.Errorf("%s scan: ports %v, ignored %q: want all 31 ports open|filtered (INVALID dropped)", scan, ports, ignored)
+		}
+	}
+	expectDial(t, other, at(22), connected, "the FIN and XMAS scanner's SYN to ssh")
+}

@@ -12,7 +12,8 @@ import (
 // pickupConfig is a NAT gateway for the lab sb: ssh to the gateway from the
 // LAN, the LAN out to the uplink's web (masqueraded), a port forward of
 // uplink tcp 8000 to lan1:80, lan1's web routed over IPv6 from the uplink;
-// everything else forwarded is dropped.
+// everything else forwarded is dropped, INVALID forwarded packets are
+// answered with host unreachable (guide 004's FORWARD).
 func pickupConfig(sb *sandbox.Sandbox, pickup string) string {
 	return fmt.Sprintf(`
 zones:
@@ -31,6 +32,8 @@ input:
     - {name: ssh, in: lan, proto: tcp, dport: 22, action: accept}
 forward:
   policy: drop
+  invalid: reject
+  invalid_reject_with: icmp-host-unreachable
   rules:
     - {name: lan-web, in: lan, out: wan, proto: tcp, dport: 80, action: accept}
     - {name: web6-in, in: wan, dst: %[6]s, proto: tcp, dport: 80, action: accept}
@@ -60,6 +63,9 @@ func TestPickupAfterConntrackFlush(t *testing.T) {
 			sb := sandbox.New(t, sandbox.Options{LANs: gatewayLANs})
 			gw, lan1, up := sb.NS(sandbox.Gateway), sb.NS(lan1Role), sb.NS(uplinkRole)
 			at := netip.AddrPortFrom
+			// The gateway's ICMP answers are not rate-limited, so each
+			// probe sees its own.
+			gw.MustExec("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0")
 			serveTCP(t, gw, 22)
 			serveTCP(t, lan1, 80, 443)
 			serveTCP(t, up, 80)
@@ -93,11 +99,24 @@ func TestPickupAfterConntrackFlush(t *testing.T) {
 			if !refused.breaks(5 * time.Second) {
 				t.Errorf("the session to lan1's 443, which no rule opens, still talks after conntrack -F")
 			}
+			if !tt.continues {
+				// The uplink's stopped sessions keep drawing answers
+				// (their segments are INVALID now): no probe reads
+				// clean here.
+				return
+			}
+			// A bare ACK reaching lan1 would be answered with a reset from
+			// lan1: picked up, the forward policy drops it.
 			runProbes(t, sb, up, []probe{
 				{name: "bare ACK from the uplink to a LAN port no rule opens gets nothing through", kind: tcpACK,
 					dst: at(sb.Addr4(lan1Role), 443), want: sent},
 				{name: "bare ACK from the uplink to lan1's IPv6 ssh gets nothing through", kind: tcpACK,
 					dst: at(sb.Addr6(lan1Role), 22), want: sent},
+				// Guide 004's FORWARD answers what no rule accepts, INVALID
+				// packets included, with host unreachable.
+				{name: "an INVALID XMAS probe forwarded gets host unreachable from the gateway", kind: tcpXmas,
+					dst: at(sb.Addr4(lan1Role), 443), want: sent,
+					seen: []string{"icmp host-unreachable from " + sb.GatewayAddr4(uplinkRole).String()}},
 			})
 		})
 	}

@@ -52,6 +52,7 @@ const (
 	udpQuery   probeKind = "udp"     // a connected UDP socket: one datagram, wait for an answer
 	icmpEcho   probeKind = "ping"    // one ICMP (v6) echo request
 	tcpACK     probeKind = "ack"     // a raw TCP ACK that belongs to no connection
+	tcpXmas    probeKind = "xmas"    // a raw TCP FIN+PSH+URG (an nmap XMAS probe): INVALID to conntrack
 	rawGRE     probeKind = "gre"     // a raw GRE packet: a protocol no rule names
 	neighPing  probeKind = "nd-ping" // flush every neighbour cache, then ping: neighbour discovery must work
 )
@@ -122,6 +123,12 @@ func observe(t *testing.T, sb *sandbox.Sandbox, ns *sandbox.Netns, p probe) resu
 		got = ping(ns, p.dst.Addr())
 	case tcpACK:
 		got = sendRaw(ns, p.dst.Addr(), int(layers.IPProtocolTCP), ackSegment(t, srcAddr(t, ns, p.dst.Addr()), p.dst))
+	case tcpXmas:
+		b, err := tcpSegment(srcAddr(t, ns, p.dst.Addr()), p.dst, &layers.TCP{FIN: true, PSH: true, URG: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = sendRaw(ns, p.dst.Addr(), int(layers.IPProtocolTCP), b)
 	case rawGRE:
 		got = sendRaw(ns, p.dst.Addr(), greProto, grePacket)
 	default:
