@@ -13,6 +13,12 @@
 // came back (TCP resets, ICMP errors). Tests assert on what the client
 // observed, and on `nfqfw state` and /metrics.
 //
+// TestOracle holds nfqfw to the reference guides: each setup runs the
+// guide's own rules (testdata/oracle) in one sandbox and the matching
+// example in another, sends the same probes to both and fails on any
+// difference not listed, with its reason, as the guide's slip or as one of
+// nfqfw's known open differences.
+//
 // The tests need root and the iproute2 and iptables tools; they skip with
 // the reason otherwise, and fail instead when CI=true. Every wait is
 // bounded. The package has no exported API: it is only tests.

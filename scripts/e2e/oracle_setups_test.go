@@ -410,10 +410,6 @@ const (
 		"(-i ! ppp0 -j ACCEPT) and guide 004 (-i lo -j ACCEPT) accept it, and so do nfqfw's examples (trusted: [lo])"
 	whyPing6Slip = "guide 004's ip6tables.rules puts the ping6 ACCEPT after the final REJECT, where it never " +
 		"matches (a known slip of the guide); its text says pings are to be accepted, as nfqfw does"
-	openNonSYN = "non-SYN reject answers: a bare ACK of no connection reaches the guide's REJECT catch-all " +
-		"(conntrack's loose pickup makes it NEW, not INVALID) and is reset; nfqfw drops it as INVALID, silently"
-	openACKScan = "ACK/FIN/XMAS to the recent list: the guide's catch-all REJECT puts an ACK scanner on " +
-		"TCP-PORTSCAN, so its next SYN to an open port is reset; nfqfw does not list it"
 	whyDNATSlip = "guide 004's DNAT rules have no destination match (a known slip of the guide): every " +
 		"connection from the uplink to port 22 or 8000, whichever host behind the gateway it is addressed to, " +
 		"is taken to the forward's server; nfqfw's forwards take only what is addressed to the gateway, as a " +
@@ -421,9 +417,6 @@ const (
 	whyDHCPv6 = "guide 004's DHCPv6 rule (-p udp --sport 547 --dport 546) admits any source, so anyone on " +
 		"the internet can reach the client port; DHCPv6 servers and relays answer clients from link-local " +
 		"addresses (RFC 8415), and nfqfw's example admits only fe80::/10"
-	openPickup = "mid-stream pickup: the guide's kernel picks up a bare ACK of no known connection (loose " +
-		"pickup), DNATs and forwards it through the port forward's fw-open rule, and the server resets it; " +
-		"nfqfw drops it as INVALID"
 	openInvalidReject = "invalid: reject: the guide's FORWARD has no INVALID rule, so an INVALID FIN reaches " +
 		"its REJECT --reject-with icmp-host-unreachable; nfqfw's invalid: takes only drop or accept"
 	openActiveFTPNAT = "active FTP through NAT: the address in PORT/EPRT from a client behind the " +
@@ -462,18 +455,11 @@ var oracleKnownOpen = map[string]string{
 	"initiate-only: srv>cli udp/9 v4": openNoRelated,
 	"initiate-only: srv>cli udp/9 v6": openNoRelated,
 
-	"server: cli>srv ack/22 from port 40001 v4":   openNonSYN,
-	"server: cli>srv ack/22 from port 40001 v6":   openNonSYN,
-	"server: cli>srv ack/8080 from port 40002 v4": openNonSYN,
-	"server: cli>srv ack/8080 from port 40002 v6": openNonSYN,
 	"server: cli>srv udp/5353 v6": "example server.yaml answers closed IPv6 UDP ports with port-unreachable; " +
 		"guide 004's ip6tables.rules rejects UDP with icmp6-adm-prohibited (RFC 4443's code for a firewall's refusal)",
 	"server: cli>srv udp/9 v6": "example server.yaml answers closed IPv6 UDP ports with port-unreachable; " +
 		"guide 004's ip6tables.rules rejects UDP with icmp6-adm-prohibited",
 
-	"portscan: lan2>srv ack/22 from port 40011 v4":    openNonSYN,
-	"portscan: lan2>srv ack/8080 from port 40012 v4":  openNonSYN,
-	"portscan: lan2>srv tcp/22 v4 after its ACK scan": openACKScan,
 	"portscan: lan4>srv gre v4": "example portscan.yaml ends its input chain with policy drop; the guide's " +
 		"single machine ends with REJECT --reject-with icmp-proto-unreachable",
 
@@ -489,13 +475,11 @@ var oracleKnownOpen = map[string]string{
 
 	"ipv6-host: cli>srv tcp/8080 v6": "example ipv6-host.yaml answers every refused IPv6 packet with " +
 		"icmp6-adm-prohibited, TCP included; the guide's ip6tables.rules resets closed TCP ports",
-	"ipv6-host: cli>srv ack/22 from port 40041 v6": openNonSYN,
 
 	"nat-gateway: cli>srv banner/443 v4":              exampleForwardDrop,
 	"nat-gateway: cli>srv banner-udp/53 v4":           exampleForwardDrop,
 	"nat-gateway: cli>srv ping v4":                    exampleForwardDrop,
 	"nat-gateway: cli>srv banner/443 v6":              exampleForwardDrop,
-	"nat-gateway: cli>srv ack/22 from port 40031 v4":  openPickup,
 	"nat-gateway: cli>srv ack/443 from port 40032 v4": "non-SYN reject answers: the guide's FORWARD answers a bare ACK (NEW by loose pickup) with icmp-host-unreachable; nfqfw drops it silently",
 	"nat-gateway: cli>srv fin/443 from port 40033 v4": openInvalidReject,
 	"nat-gateway: cli>gw@cli banner-udp/53 v4": "example nat-gateway.yaml serves dns to the LAN and the guests only; " +
