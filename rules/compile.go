@@ -73,6 +73,9 @@ func Compile(c *Config) (*Policy, error) {
 		}
 		for h := range NumHooks {
 			p.cand[h][f] = candidates(p.rules, usable, h)
+			for _, proto := range portProtos {
+				p.ports[h][f][proto] = newPortIndex(p.rules, p.cand[h][f][proto])
+			}
 		}
 	}
 	hash, err := canonicalHash(c)
@@ -280,6 +283,80 @@ func candidates(rules []CompiledRule, usable []bool, h Hook) [256][]int32 {
 		out[proto] = ids
 	}
 	return out
+}
+
+// Destination-port index. A long candidate list of TCP, UDP, SCTP, DCCP
+// or UDP-Lite rules is narrowed by the packet's destination port before
+// the rules are tried in order: for each port some rule names, the rules
+// that name it and the rules that take any port (or a span wider than
+// portIndexSpan), in their order; for every other port only the latter.
+// With a rule per service, a packet is tried against a handful of rules
+// whether the policy has 10 or 1,000.
+const (
+	portIndexMin   = 16   // shorter candidate lists are scanned as they are
+	portIndexSpan  = 256  // a rule naming more ports than this is tried for every port
+	portIndexPorts = 4096 // more distinct ports than this: no index
+)
+
+// portProtos are the protocols whose packets carry ports.
+var portProtos = []uint8{6, 17, 33, 132, 136}
+
+type portIndex struct {
+	by   map[uint16][]int32
+	rest []int32
+}
+
+func (ix *portIndex) lookup(port uint16) []int32 {
+	if ids, ok := ix.by[port]; ok {
+		return ids
+	}
+	return ix.rest
+}
+
+// newPortIndex indexes cand, or returns nil when an index would not pay.
+func newPortIndex(rules []CompiledRule, cand []int32) *portIndex {
+	if len(cand) < portIndexMin {
+		return nil
+	}
+	ports := map[uint16]bool{}
+	wide := make([]bool, len(cand))
+	for i, id := range cand {
+		n := 0
+		for _, r := range rules[id].Src.DPort {
+			n += int(r.Last) - int(r.First) + 1
+		}
+		if n == 0 || n > portIndexSpan {
+			wide[i] = true
+			continue
+		}
+		for _, r := range rules[id].Src.DPort {
+			for port := int(r.First); port <= int(r.Last); port++ {
+				ports[uint16(port)] = true
+			}
+		}
+		if len(ports) > portIndexPorts {
+			return nil
+		}
+	}
+	ix := &portIndex{by: make(map[uint16][]int32, len(ports))}
+	for i, id := range cand {
+		if wide[i] {
+			ix.rest = append(ix.rest, id)
+			for port := range ports {
+				ix.by[port] = append(ix.by[port], id)
+			}
+			continue
+		}
+		for _, r := range rules[id].Src.DPort {
+			for port := int(r.First); port <= int(r.Last); port++ {
+				l := ix.by[uint16(port)]
+				if len(l) == 0 || l[len(l)-1] != id { // overlapping ranges: once
+					ix.by[uint16(port)] = append(l, id)
+				}
+			}
+		}
+	}
+	return ix
 }
 
 // matcher is a rule's static match for one address family. Empty sets

@@ -16,6 +16,9 @@ type Policy struct {
 	// cand[h][f][proto] lists, in order, the ids of the rules of hook h
 	// that can match a packet of family f and protocol proto.
 	cand [NumHooks][2][256][]int32
+	// ports[h][f][proto], when not nil, narrows cand[h][f][proto] by the
+	// packet's destination port (see portIndex).
+	ports [NumHooks][2][256]*portIndex
 }
 
 // CompiledRule is one rule of a Policy. Its index in Policy.Rules is the
@@ -85,7 +88,11 @@ func (p *Policy) Eval(pkt *Packet, st Stateful) int {
 		return -1
 	}
 	ms := p.match[f]
-	for _, id := range p.cand[pkt.Hook][f][pkt.Proto] {
+	ids := p.cand[pkt.Hook][f][pkt.Proto]
+	if ix := p.ports[pkt.Hook][f][pkt.Proto]; ix != nil {
+		ids = ix.lookup(pkt.DstPort)
+	}
+	for _, id := range ids {
 		if !ms[id].match(pkt) {
 			continue
 		}

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
 	"strconv"
@@ -400,6 +401,57 @@ func BenchmarkPolicyScale(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// TestPortIndexDecidesAsTheScan compiles policies long enough to get a
+// destination-port index (single ports, lists, ranges, overlapping ranges,
+// rules of any port, TCP and UDP mixed) and checks that every packet gets
+// the rule a plain scan of the candidates finds.
+func TestPortIndexDecidesAsTheScan(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		var rs []Rule
+		for i := range 40 + rng.IntN(40) {
+			r := Rule{Name: fmt.Sprintf("r%d", i), Proto: []uint8{6, 17}[rng.IntN(2)], Action: ActionAccept}
+			switch rng.IntN(5) {
+			case 0: // any port
+			case 1:
+				p := uint16(rng.IntN(64))
+				r.DPort = []PortRange{{p, p}}
+			case 2:
+				a, b := uint16(rng.IntN(64)), uint16(rng.IntN(64))
+				r.DPort = []PortRange{{a, a}, {b, b}}
+			case 3:
+				a := uint16(rng.IntN(64))
+				r.DPort = []PortRange{{a, a + uint16(rng.IntN(8))}, {a + 2, a + 4}}
+			case 4:
+				r.DPort = []PortRange{{0, 1000}} // wider than portIndexSpan
+			}
+			if rng.IntN(3) == 0 {
+				r.Src = prefixes(fmt.Sprintf("10.0.%d.0/24", rng.IntN(4)))
+			}
+			rs = append(rs, r)
+		}
+		p, err := Compile(&Config{Input: Chain{Rules: rs}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ports[HookInput][0][6] == nil && p.ports[HookInput][0][17] == nil {
+			t.Fatalf("round %d: no index built", round)
+		}
+		scan := *p
+		scan.ports = [NumHooks][2][256]*portIndex{}
+		for port := range 80 {
+			for _, proto := range []string{"tcp", "udp"} {
+				for src := range 5 {
+					pk := pkt{hook: in, proto: proto, src: fmt.Sprintf("10.0.%d.1:40000", src), dst: fmt.Sprintf("192.0.2.1:%d", port), in: "eth0", flags: syn}.packet(t)
+					if got, want := p.Eval(&pk, nil), scan.Eval(&pk, nil); got != want {
+						t.Fatalf("round %d, %s port %d from 10.0.%d.1: indexed Eval = %d, scan = %d", round, proto, port, src, got, want)
+					}
+				}
+			}
 		}
 	}
 }
