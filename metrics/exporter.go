@@ -30,7 +30,7 @@ type Options struct {
 	Engine EngineSource
 	Flows  FlowSource
 	Queues QueueSource
-	Kernel ProcSource // usually ProcFS("/proc")
+	Kernel ProcSource // the kernel's queue table
 	Recent RecentSource
 	Guards GuardSource
 	Bans   BanSource

@@ -190,15 +190,23 @@ var testFTP = fakeFTP{
 	refused: map[string]uint64{"bounce": 1},
 }
 
-// testOptions has every source set to the fakes above and the kernel table
-// read from the fixture.
+// testKernel is the kernel's queue table with two bound queues (engine/nfq
+// reads it from /proc/net/netfilter/nfnetlink_queue).
+func testKernel() ([]ProcQueue, error) {
+	return []ProcQueue{
+		{Queue: 0, Length: 3, Dropped: 0, UserDropped: 0},
+		{Queue: 1, Length: 0, Dropped: 17, UserDropped: 4},
+	}, nil
+}
+
+// testOptions has every source set to the fakes above.
 func testOptions() Options {
 	return Options{
 		Version: "v0.1.0-test",
 		Engine:  testEngine,
 		Flows:   testFlows,
 		Queues:  testQueues,
-		Kernel:  ProcFS("testdata/proc"),
+		Kernel:  testKernel,
 		Recent:  testRecent,
 		Guards:  testGuards,
 		Bans:    testBans,

@@ -1,13 +1,9 @@
 package metrics
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/procfs"
 )
 
 // kernelCollector exports the kernel's per-queue counters from
@@ -58,35 +54,4 @@ func (c *kernelCollector) update(ch chan<- prometheus.Metric) error {
 	dropped.emit(ch)
 	user.emit(ch)
 	return nil
-}
-
-// ProcFS returns a ProcSource reading net/netfilter/nfnetlink_queue under
-// the procfs mounted at mountPoint ("/proc" on a host, a fixture directory
-// in tests). It reads the network namespace of the scraping thread, which is
-// the daemon's. A missing file means the nfnetlink_queue module is not
-// loaded, so no queue is bound: that is an empty table, not an error.
-func ProcFS(mountPoint string) ProcSource {
-	return func() ([]ProcQueue, error) {
-		pfs, err := procfs.NewFS(mountPoint)
-		if err != nil {
-			return nil, fmt.Errorf("metrics: open procfs %s: %w", mountPoint, err)
-		}
-		lines, err := pfs.NFNetLinkQueue()
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("metrics: read nfnetlink_queue: %w", err)
-		}
-		qs := make([]ProcQueue, len(lines))
-		for i, l := range lines {
-			qs[i] = ProcQueue{
-				Queue:       uint16(l.QueueID),
-				Length:      uint64(l.QueueTotal),
-				Dropped:     uint64(l.QueueDropped),
-				UserDropped: uint64(l.QueueUserDropped),
-			}
-		}
-		return qs, nil
-	}
 }

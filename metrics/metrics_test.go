@@ -90,7 +90,7 @@ func TestCollectorsExposeTheirSources(t *testing.T) {
 		{"engine", newEngineCollector(testEngine)},
 		{"flows", newFlowCollector(testFlows)},
 		{"queue", newQueueCollector(testQueues)},
-		{"kernel", newKernelCollector(ProcFS("testdata/proc"))},
+		{"kernel", newKernelCollector(testKernel)},
 		{"recent", newRecentCollector(testRecent)},
 		{"guard", newGuardCollector(testGuards)},
 		{"bans", newBanCollector(testBans)},
@@ -101,50 +101,6 @@ func TestCollectorsExposeTheirSources(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			compareGolden(t, asCollector{tt.c}, tt.name)
-		})
-	}
-}
-
-func TestKernelQueueTableFromProc(t *testing.T) {
-	tests := []struct {
-		name    string
-		mount   string
-		want    []ProcQueue
-		wantErr bool
-	}{
-		{
-			name:  "two bound queues",
-			mount: "testdata/proc",
-			want: []ProcQueue{
-				{Queue: 0, Length: 3, Dropped: 0, UserDropped: 0},
-				{Queue: 1, Length: 0, Dropped: 17, UserDropped: 4},
-			},
-		},
-		{
-			// No nfnetlink_queue file: the module is not loaded, no queue is bound.
-			name:  "module not loaded",
-			mount: "testdata/proc-empty",
-		},
-		{
-			name:    "truncated line",
-			mount:   "testdata/proc-malformed",
-			wantErr: true,
-		},
-		{
-			name:    "no procfs at the mount point",
-			mount:   "testdata/no-such-dir",
-			wantErr: true,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ProcFS(tt.mount)()
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("ProcFS(%q)() error = %v, want error %v", tt.mount, err, tt.wantErr)
-			}
-			if diff := cmp.Diff(tt.want, got); diff != "" {
-				t.Errorf("queue table (-want +got):\n%s", diff)
-			}
 		})
 	}
 }

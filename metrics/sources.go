@@ -76,8 +76,8 @@ type ProcQueue struct {
 	UserDropped uint64 // packets lost because the reader's socket buffer was full (queue_user_dropped)
 }
 
-// ProcSource reads the kernel's queue table. ProcFS returns one built on
-// procfs; the daemon may as well adapt engine/nfq's reader of the same file.
+// ProcSource reads the kernel's queue table; the daemon adapts engine/nfq's
+// reader of /proc/net/netfilter/nfnetlink_queue.
 type ProcSource func() ([]ProcQueue, error)
 
 // RecentList is one recent list's state.
