@@ -5,10 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"os"
 	"time"
+
+	"github.com/nfqfw/nfqfw/engine/control"
 )
 
 // defaultHealthTimeout bounds a health probe. Container runtimes and

@@ -4,10 +4,10 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/control"
 )
 
 func init() {

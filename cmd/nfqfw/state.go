@@ -4,10 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/nfqfw/nfqfw/engine/control"
 )
 
 func init() {

@@ -17,23 +17,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The ban sets' names, one per family.
-const (
-	Ban4 = "nfqfw-ban4"
-	Ban6 = "nfqfw-ban6"
-)
-
 // MaxTimeout is the longest entry timeout the kernel accepts
 // (IPSET_MAX_TIMEOUT, 2147483 s). Longer timeouts are clamped to it.
 const MaxTimeout = 2147483 * time.Second
-
-// BanSet returns the ban set for addr's family.
-func BanSet(addr netip.Addr) string {
-	if addr.Unmap().Is4() {
-		return Ban4
-	}
-	return Ban6
-}
 
 // Sets manages ipsets in one network namespace.
 type Sets struct {

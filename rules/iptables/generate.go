@@ -41,6 +41,15 @@ func BanSet(fam rules.Family) string {
 	return BanSet4
 }
 
+// BanSetOf returns the name of the ban set of addr's family (an
+// IPv4-mapped IPv6 address is IPv4).
+func BanSetOf(addr netip.Addr) string {
+	if addr.Unmap().Is4() {
+		return BanSet4
+	}
+	return BanSet6
+}
+
 // ndTypes are the ICMPv6 neighbour discovery and router types accepted with
 // hop limit 255 regardless of conntrack state: router solicitation and
 // advertisement, neighbour solicitation and advertisement, redirect.

@@ -475,3 +475,15 @@ func TestMarkRulesMatchEngineMarks(t *testing.T) {
 		}
 	}
 }
+
+func TestBanSetOf(t *testing.T) {
+	for addr, want := range map[string]string{
+		"192.0.2.1":        BanSet4,
+		"::ffff:192.0.2.1": BanSet4,
+		"2001:db8::1":      BanSet6,
+	} {
+		if got := BanSetOf(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("BanSetOf(%s) = %s, want %s", addr, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/nfqfw/nfqfw/engine/control"
 	"io"
 	"math"
 	"net"
@@ -22,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/metrics"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )

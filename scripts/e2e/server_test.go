@@ -1,10 +1,10 @@
 package e2e
 
 import (
-	"github.com/nfqfw/nfqfw/engine/control"
 	"net/netip"
 	"testing"
 
+	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 

@@ -338,7 +338,7 @@ func (k *kernelBans) load(sets *ipset.Sets, active []guard.Ban) {
 	}
 	bySet := map[string][]ipset.Entry{}
 	for _, b := range active {
-		set := ipset.BanSet(b.Addr)
+		set := iptables.BanSetOf(b.Addr)
 		bySet[set] = append(bySet[set], ipset.Entry{Addr: b.Addr, Timeout: time.Until(b.Until)})
 	}
 	for set, entries := range bySet {
@@ -358,7 +358,7 @@ func (k *kernelBans) ban(addr netip.Addr, until time.Time) {
 	if sets == nil {
 		return
 	}
-	if err := sets.Add(ipset.BanSet(addr), addr, time.Until(until)); err != nil {
+	if err := sets.Add(iptables.BanSetOf(addr), addr, time.Until(until)); err != nil {
 		k.log.Error("add ban to kernel set", "src", addr, "err", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -392,7 +392,7 @@ func (k *kernelBans) refresh(active []guard.Ban, now time.Time) {
 		if left <= ipset.MaxTimeout-2*kernelRefresh {
 			continue
 		}
-		if err := sets.Add(ipset.BanSet(b.Addr), b.Addr, left); err != nil {
+		if err := sets.Add(iptables.BanSetOf(b.Addr), b.Addr, left); err != nil {
 			k.log.Error("renew ban in kernel set", "src", b.Addr, "err", err)
 		}
 	}
@@ -406,7 +406,7 @@ func (k *kernelBans) unban(addr netip.Addr) {
 	if sets == nil {
 		return
 	}
-	if err := sets.Del(ipset.BanSet(addr), addr); err != nil {
+	if err := sets.Del(iptables.BanSetOf(addr), addr); err != nil {
 		k.log.Debug("remove ban from kernel set", "src", addr, "err", err)
 	}
 }
