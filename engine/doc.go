@@ -1,6 +1,9 @@
 // Package engine decides the packets the kernel queues to nfqfw: it decodes
 // queued packets, tracks flows with conntrack-like state machines, evaluates
-// the compiled policy with its stateful matchers, and issues verdicts.
+// the compiled policy with its stateful matchers, and issues verdicts. It
+// owns the decision; the matchers (engine/guard, engine/knock,
+// engine/recent, helpers/ftp) hold state and answer questions, and the
+// daemon (cmd/nfqfw/internal/daemon) only builds, starts and stops.
 //
 // The kernel keeps the fast path: only NEW flows (and the FTP control
 // channel) reach the queue, so the engine sees the first packet of each flow
@@ -8,23 +11,43 @@
 //
 // # The path of one packet
 //
-//  1. Decode: a Decoder turns the queued bytes, which start at the IP header,
-//     into a Parsed (addresses, ports, TCP flags, ICMP type and the tuple an
-//     ICMP error quotes, offsets of the payload). It never copies the packet
-//     and never fails: what it cannot use is KindMalformed, KindFragment
-//     (a non-first fragment) or KindUnsupported. The caller fills the hook,
-//     interfaces and mark after Decode, which starts from the zero Parsed.
-//  2. Classify: the flow Table says whether the packet is NEW, belongs to an
-//     admitted flow (ESTABLISHED), is RELATED to one (an ICMP error quoting
-//     it, an expected helper connection) or INVALID, moving the flow's
-//     protocol state machine and timeout on.
-//  3. Decide: for a NEW packet the stateful matchers look first (bans, knock
-//     steps, expectations), then the policy's rules in order, with their
-//     stateful conditions (recent lists, rate guards, knock windows); the
-//     chain's policy applies when none matches. An accepted NEW flow is
-//     admitted to the table.
-//  4. Answer: a Verdict, an action plus a typed Reason that doubles as the
-//     metric label; reject kinds travel to the kernel as a packet mark.
+// The whole decision is in this package and reads top to bottom from
+// QueueDecider.Decide:
+//
+//  1. Hand-over (queue.go): the queue reader (engine/nfq) calls
+//     QueueDecider.Decide with the packet and its metadata; the netfilter
+//     hook names the chain, and the reader's own Worker decides.
+//  2. Decode (engine.go Worker.Decide, decode.go, decode_layers.go): a
+//     Decoder turns the queued bytes, which start at the IP header, into a
+//     Parsed (parsed.go: addresses, ports, TCP flags, ICMP type and the
+//     tuple an ICMP error quotes, offsets of the payload). It never copies
+//     the packet and never fails: what it cannot use is KindMalformed,
+//     KindFragment (a non-first fragment) or KindUnsupported, dropped with
+//     that reason. Decide fills the hook, interface names (ifnames.go) and
+//     mark after Decode, which starts from the zero Parsed.
+//  3. Classify (engine.go Worker.decide, flow_classify.go, flowtable.go,
+//     tcpstate.go): the flow Table says whether the packet is NEW, belongs
+//     to an admitted flow (ESTABLISHED; the FTP helper reads the control
+//     channel's packets here), is RELATED to one (an ICMP error quoting it)
+//     or INVALID, moving the flow's protocol state machine and timeout on.
+//  4. Stateful matchers before the policy (matchers.go stateful.before), in
+//     this order: a banned source is dropped (engine/guard Bans), an
+//     expected FTP data connection is admitted as RELATED to its control
+//     connection (Expectations, implemented by helpers/ftp), a knock step is
+//     observed and dropped (engine/knock).
+//  5. Policy (engine.go, rules.Policy.Eval): the chain's rules in order;
+//     a rule with stateful conditions matches only where they hold
+//     (matchers.go stateful.Allow: knock windows, recent lists), and its
+//     rate guard may override its verdict (stateful.limit, engine/guard
+//     Guards). The chain's policy applies when no rule matches.
+//  6. Admit (engine.go, flowtable.go Table.Admit): an accepted NEW flow
+//     enters the table; a full table gives queue.failure_verdict with
+//     ReasonTableFull.
+//  7. Verdict (verdict.go, stats.go, log.go, queue.go): a Verdict is an
+//     action plus a typed Reason that doubles as the metric label; it is
+//     counted, logged when the rule asks (rate-limited), and answered to
+//     the queue: accept, drop, or a repeat with the reject kind's mark
+//     that a REJECT rule in the kernel matches.
 //
 // From the moment a packet is handed over to its verdict nothing allocates
 // (unless a log line is written); tests prove it with testing.AllocsPerRun.
@@ -40,8 +63,10 @@
 //     methods are safe for concurrent use (the table is sharded, each shard
 //     behind its own lock).
 //   - The policy is immutable. A reload compiles a new one and swaps it in
-//     atomically; a packet being decided keeps the policy it started with,
-//     and flows and counters survive the swap.
+//     atomically together with the Matchers built for it (SetPolicy; the
+//     daemon carries the old matchers' state over); a packet being decided
+//     keeps the pair it started with, and flows and counters survive the
+//     swap.
 //   - Conntrack events (flows established or destroyed in the kernel) and the
 //     control socket run in their own goroutines and reach the table and the
 //     matchers only through those concurrency-safe methods.

@@ -148,7 +148,7 @@ type FTPStats struct {
 	Malformed uint64 // control lines that could not be parsed
 }
 
-// FTPSource is the FTP helper.
+// FTPSource is the FTP helper's counters (the daemon adapts helpers/ftp).
 type FTPSource interface {
 	// FTPStats returns the helper's totals.
 	FTPStats() FTPStats

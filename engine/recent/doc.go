@@ -23,5 +23,6 @@
 // shard lock, never allocates and never reads the clock (the caller passes
 // now, unix nanoseconds). Addresses are [16]byte as in rules.Packet (IPv4 in
 // its IPv4-mapped form). Everything else (Walk, Stats, Snapshot, Restore,
-// the control handlers) may be called from any goroutine at any time.
+// and the control socket's reads through them) may be called from any
+// goroutine at any time.
 package recent
