@@ -117,8 +117,8 @@ var serverProbes = cat(
 
 // portscanProbes walk guide 004's "Tricking port scanners" in order, each
 // scanner from its own address: srv listens on tcp 22, 80, 443, 8080 and
-// udp 53, 5353. IPv4 only: the guide gives its recent-list tricks for
-// IPv4.
+// udp 53, 5353. The guide gives its tricks for IPv4; a shorter IPv6 scan
+// runs against them copied by its IPv6 recipe (portscan.rules6).
 var portscanProbes = []oracleProbe{
 	// A SYN scan: open ports answer until the scanner hits a closed one.
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22},
@@ -145,6 +145,15 @@ var portscanProbes = []oracleProbe{
 	{from: scan4Role, kind: rawGRE, to: hostRole},
 	{from: scan4Role, kind: tcpConnect, to: hostRole, port: 80},
 	{from: scan4Role, kind: udpQuery, to: hostRole, port: 53},
+	// A SYN and a UDP scan over IPv6, from an address no list holds yet.
+	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 22, v6: true},
+	{from: scan2Role, kind: icmpEcho, to: hostRole, v6: true},
+	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 8080, v6: true},
+	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "listed"},
+	{from: scan2Role, kind: udpQuery, to: hostRole, port: 53, v6: true, note: "listed for TCP only"},
+	{from: scan2Role, kind: udpQuery, to: hostRole, port: 5353, v6: true},
+	{from: scan2Role, kind: udpQuery, to: hostRole, port: 53, v6: true, note: "listed"},
+	{from: scan2Role, kind: tcpACK, to: hostRole, port: 8080, sport: 40013, v6: true},
 }
 
 // sshguardProbes are guide 004's "Bruteforce attacks" in order: three new
@@ -356,7 +365,7 @@ var oracleSetups = []oracleSetup{
 		probes:  serverProbes,
 	},
 	{
-		name: "portscan", guard: hostRole, rules4: "portscan", rules6: "server", example: "portscan.yaml",
+		name: "portscan", guard: hostRole, rules4: "portscan", rules6: "portscan", example: "portscan.yaml",
 		lans:    append(append([]sandbox.LAN(nil), sandbox.DefaultLANs...), lan2, lan3, lan4),
 		names:   hostNames,
 		prepare: serve(hostRole, []uint16{22, 80, 443, 8080}, []uint16{53, 5353}),
@@ -427,6 +436,8 @@ const (
 	exampleForwardDrop = "example nat-gateway.yaml's forward chain drops what it refuses (policy drop); " +
 		"the guide's FORWARD ends with REJECT --reject-with icmp-host-unreachable (icmp6-adm-prohibited " +
 		"by its IPv6 recipe)"
+	exampleUDP6 = "the example answers refused IPv6 UDP with port-unreachable; guide 004's ip6tables.rules " +
+		"rejects UDP with icmp6-adm-prohibited (RFC 4443's code for a firewall's refusal)"
 	openNoRelated = "ESTABLISHED without RELATED (guide 001 accepts only ESTABLISHED in, so ICMP errors " +
 		"about the host's own connections are dropped): not expressible in nfqfw, whose kernel fast path " +
 		"accepts RELATED"
@@ -455,13 +466,15 @@ var oracleKnownOpen = map[string]string{
 	"initiate-only: srv>cli udp/9 v4": openNoRelated,
 	"initiate-only: srv>cli udp/9 v6": openNoRelated,
 
-	"server: cli>srv udp/5353 v6": "example server.yaml answers closed IPv6 UDP ports with port-unreachable; " +
-		"guide 004's ip6tables.rules rejects UDP with icmp6-adm-prohibited (RFC 4443's code for a firewall's refusal)",
-	"server: cli>srv udp/9 v6": "example server.yaml answers closed IPv6 UDP ports with port-unreachable; " +
-		"guide 004's ip6tables.rules rejects UDP with icmp6-adm-prohibited",
+	"server: cli>srv udp/5353 v6": exampleUDP6,
+	"server: cli>srv udp/9 v6":    exampleUDP6,
 
 	"portscan: lan4>srv gre v4": "example portscan.yaml ends its input chain with policy drop; the guide's " +
 		"single machine ends with REJECT --reject-with icmp-proto-unreachable",
+	"portscan: lan2>srv ping v6": "example portscan.yaml has a ping rule for ICMP only, so ping6 falls to its " +
+		"drop policy; the guide's rules copied for IPv6 accept echo requests as for IPv4",
+	"portscan: lan2>srv udp/5353 v6":      exampleUDP6,
+	"portscan: lan2>srv udp/53 v6 listed": exampleUDP6,
 
 	"ssh-bruteforce: cli>srv tcp/8080 v4 a closed port": "example ssh-guard.yaml drops what its ssh rule does " +
 		"not accept (policy drop); the guide's single machine, which the brute-force rules extend, resets closed TCP ports",
