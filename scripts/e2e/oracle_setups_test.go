@@ -426,8 +426,9 @@ const (
 	whyDHCPv6 = "guide 004's DHCPv6 rule (-p udp --sport 547 --dport 546) admits any source, so anyone on " +
 		"the internet can reach the client port; DHCPv6 servers and relays answer clients from link-local " +
 		"addresses (RFC 8415), and nfqfw's example admits only fe80::/10"
-	openInvalidReject = "invalid: reject: the guide's FORWARD has no INVALID rule, so an INVALID FIN reaches " +
-		"its REJECT --reject-with icmp-host-unreachable; nfqfw's invalid: takes only drop or accept"
+	exampleInvalidDrop = "example nat-gateway.yaml drops INVALID forwarded packets (invalid: drop); the " +
+		"guide's FORWARD has no INVALID rule, so an INVALID FIN reaches its REJECT --reject-with " +
+		"icmp-host-unreachable, which invalid: reject with invalid_reject_with: icmp-host-unreachable expresses"
 	openActiveFTPNAT = "active FTP through NAT: the address in PORT/EPRT from a client behind the " +
 		"MASQUERADE is not rewritten, which the kernel's nf_nat_ftp does for the guide's gateway"
 	exampleFTPServer = "example ftp-server.yaml drops closed ports (policy drop) and answers ping; guide " +
@@ -438,9 +439,8 @@ const (
 		"by its IPv6 recipe)"
 	exampleUDP6 = "the example answers refused IPv6 UDP with port-unreachable; guide 004's ip6tables.rules " +
 		"rejects UDP with icmp6-adm-prohibited (RFC 4443's code for a firewall's refusal)"
-	openNoRelated = "ESTABLISHED without RELATED (guide 001 accepts only ESTABLISHED in, so ICMP errors " +
-		"about the host's own connections are dropped): not expressible in nfqfw, whose kernel fast path " +
-		"accepts RELATED"
+	exampleRelated = "example client-only.yaml keeps RELATED on the fast path, so ICMP errors about the " +
+		"host's own connections come in; guide 001 accepts only ESTABLISHED, which related: policy expresses"
 )
 
 // oracleIntended are the differences where the guide is wrong and nfqfw
@@ -463,8 +463,8 @@ var oracleIntended = map[string]string{
 // yet, keyed "SETUP: PROBE", each naming the behaviour to fix. An entry
 // whose probe matches fails the test: the fix landed, remove the entry.
 var oracleKnownOpen = map[string]string{
-	"initiate-only: srv>cli udp/9 v4": openNoRelated,
-	"initiate-only: srv>cli udp/9 v6": openNoRelated,
+	"initiate-only: srv>cli udp/9 v4": exampleRelated,
+	"initiate-only: srv>cli udp/9 v6": exampleRelated,
 
 	"server: cli>srv udp/5353 v6": exampleUDP6,
 	"server: cli>srv udp/9 v6":    exampleUDP6,
@@ -493,8 +493,8 @@ var oracleKnownOpen = map[string]string{
 	"nat-gateway: cli>srv banner-udp/53 v4":           exampleForwardDrop,
 	"nat-gateway: cli>srv ping v4":                    exampleForwardDrop,
 	"nat-gateway: cli>srv banner/443 v6":              exampleForwardDrop,
-	"nat-gateway: cli>srv ack/443 from port 40032 v4": "non-SYN reject answers: the guide's FORWARD answers a bare ACK (NEW by loose pickup) with icmp-host-unreachable; nfqfw drops it silently",
-	"nat-gateway: cli>srv fin/443 from port 40033 v4": openInvalidReject,
+	"nat-gateway: cli>srv ack/443 from port 40032 v4": exampleForwardDrop,
+	"nat-gateway: cli>srv fin/443 from port 40033 v4": exampleInvalidDrop,
 	"nat-gateway: cli>gw@cli banner-udp/53 v4": "example nat-gateway.yaml serves dns to the LAN and the guests only; " +
 		"the guide's UDP chain opens it on every interface",
 	"nat-gateway: cli>gw@cli tcp/443 v4": "example nat-gateway.yaml's input chain drops a closed port (policy drop); " +
