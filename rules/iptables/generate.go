@@ -206,6 +206,9 @@ func generate(c *rules.Config, fam rules.Family) (*ruleset, error) {
 	if c.RPFilter {
 		g.rpfilter(r.table("raw"))
 	}
+	if c.FTP.Enabled {
+		g.ftpNAT(r.table("raw"))
+	}
 	if c.Flows.KernelEvents == rules.KernelEventsMinimal {
 		g.kernelEvents(r.table("raw"))
 	}
@@ -236,6 +239,60 @@ func (g gen) kernelEvents(t *table) {
 	}
 	t.chains = append(t.chains, ChainOutput)
 	t.hooks = append(t.hooks, hook("OUTPUT", ChainOutput))
+}
+
+// ftpNAT attaches the kernel's FTP helper to the IPv4 control connections
+// from the sources that MASQUERADE or SNAT rewrite: nf_nat_ftp then
+// rewrites the client's private address in PORT and EPRT (adjusting the
+// sequence numbers that follow) and expects the server's data connection
+// on the rewritten address, which arrives RELATED and takes the fast path.
+// nfqfw's own helper still reads the control connection and decides every
+// other data connection; the kernel helper refuses an announced address
+// other than the client's own (no bounce), as nfqfw's does. The CT rule
+// comes before the kernel-events template, which then does not apply to
+// these flows (their events are all reported).
+func (g gen) ftpNAT(t *table) {
+	if g.fam != rules.FamilyIPv4 {
+		return
+	}
+	var srcs []netip.Prefix
+	for _, m := range g.c.NAT.Masquerade {
+		srcs = append(srcs, m.Src...)
+		if len(m.Src) == 0 {
+			srcs = append(srcs, netip.Prefix{}) // every source
+		}
+	}
+	for _, s := range g.c.NAT.SNAT {
+		if g.is(s.To) {
+			srcs = append(srcs, s.Src...)
+		}
+	}
+	var heads []string
+	for _, p := range srcs {
+		h := ""
+		if p.IsValid() {
+			if !g.is(p.Addr()) {
+				continue
+			}
+			h = " -s " + p.Masked().String()
+		}
+		if !slices.Contains(heads, h) {
+			heads = append(heads, h)
+		}
+	}
+	if len(heads) == 0 {
+		return
+	}
+	if !slices.Contains(t.chains, ChainPrerouting) {
+		t.chains = append(t.chains, ChainPrerouting)
+		t.hooks = append(t.hooks, hook("PREROUTING", ChainPrerouting))
+	}
+	for _, h := range heads {
+		for _, sp := range g.ftpSpans() {
+			t.rules = append(t.rules, rule("-A "+ChainPrerouting+h+" -p tcp", "kernel ftp helper for nat",
+				"-m tcp --dport "+portSpan(sp[0], sp[1], ":"), "-j CT --helper ftp"))
+		}
+	}
 }
 
 // gen generates one family's ruleset from one config.

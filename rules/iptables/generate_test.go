@@ -158,7 +158,8 @@ var goldenCases = []struct {
 		// The guides' own forms: every interface but the uplink trusted
 		// (guide 000's "! -i ppp0"), ESTABLISHED without RELATED on input
 		// (guide 001), INVALID answered like the guides' catch-all REJECT
-		// on input and with host unreachable on forward (guide 004).
+		// on input and with host unreachable on forward (guide 004); the
+		// kernel's FTP helper on the masqueraded control connections.
 		name: "guide-forms",
 		cfg: func() *rules.Config {
 			c := base()
@@ -172,6 +173,7 @@ var goldenCases = []struct {
 			c.Forward.Invalid = rules.ActionReject
 			c.Forward.InvalidRejectWith = rules.RejectICMPHostUnreachable
 			c.Forward.Rules = []rules.Rule{{Name: "lan out", In: []string{"!ppp0"}, Action: rules.ActionAccept}}
+			c.FTP = rules.FTP{Enabled: true, Ports: []uint16{21}}
 			c.NAT = rules.NAT{Masquerade: []rules.Masquerade{{Out: []string{"ppp0"}, Src: prefixes("192.168.0.0/24")}},
 				Forwards: []rules.PortForward{{Name: "ssh", In: []string{"ppp0"}, Proto: 6, Port: rules.PortRange{First: 22, Last: 22}, To: netip.MustParseAddr("192.168.0.5")}}}
 			return c

@@ -391,32 +391,46 @@ func TestFTPWithoutHelper(t *testing.T) {
 	}
 }
 
-// TestFTPMasquerade: the client sits behind the gateway's MASQUERADE. The
-// engine sees the client's side in FORWARD before SNAT, so the passive
-// expectation is (client's private address -> server:port) and matches
-// the data connection, which the server then sees masqueraded like the
-// control connection.
+// TestFTPMasquerade: the client sits behind the gateway's MASQUERADE.
+// nfqfw attaches the kernel's FTP helper to the masqueraded control
+// connections (raw table, CT --helper ftp), so nf_nat_ftp rewrites the
+// client's private address in PORT and EPRT as behind the guides' NAT
+// gateway, and expects every data connection, passive and active, which
+// arrives RELATED and takes the fast path. Before, active mode failed
+// ("500 Illegal PORT command": the private address reached the server).
+// The server sees only the gateway.
 func TestFTPMasquerade(t *testing.T) {
 	sb, srv := newFTPLab(t)
 	t.Parallel()
 	nat := fmt.Sprintf("nat:\n  masquerade:\n    - {out: srv, src: [%s]}\n", ftpLANs[0].V4)
-	fw := startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, true, nat, ftpServerSide))
-	runTransfers(t, sb, fw, srv, []ftpTransfer{
-		{tool: curlEPSV, ok: true},
-		{tool: curlPASV, ok: true},
-		{tool: lftpPassive, ok: true},
-	})
-	found := false
-	for _, f := range relatedFlows(fw.state()) {
-		found = found || f.Src == sb.Addr4(ftpClientRole).String()
-	}
-	if !found {
-		t.Errorf("no RELATED flow from the client's private address:\n%s", lines(fw.state()))
+	startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, true, nat, ftpServerSide))
+	for _, tool := range []ftpTool{curlEPSV, curlPASV, lftpPassive, curlPORT, curlEPRT, lftpActive} {
+		t.Run(tool.name+" over IPv4", func(t *testing.T) {
+			if ok, out := srv.fetch(t, sb.NS(ftpClientRole), tool, sb.Addr4(ftpServerRole)); !ok {
+				t.Errorf("transfer through MASQUERADE failed: %s", out)
+			}
+		})
 	}
 	// The server saw the gateway, not the client.
 	out := sb.MustExec(ftpServerRole, "ss", "-tan")
 	if strings.Contains(out, sb.Addr4(ftpClientRole).String()) || !strings.Contains(out, sb.GatewayAddr4(ftpServerRole).String()) {
 		t.Errorf("the server's connections are not masqueraded:\n%s", out)
+	}
+	// A bounce through the NAT'd control connection opens nothing.
+	oth := sb.NS(ftpThirdRole)
+	third := sb.Addr4(ftpThirdRole)
+	const bouncePort = 30004
+	listenIn(t, oth, netip.AddrPortFrom(netip.IPv4Unspecified(), bouncePort))
+	c := dialFTP(t, sb.NS(ftpClientRole), netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21))
+	c.expect("220")
+	c.send("USER anonymous")
+	c.expect("331")
+	c.send("PASS bounce@")
+	c.expect("230")
+	c.send(fmt.Sprintf("PORT %s,%d,%d", strings.ReplaceAll(third.String(), ".", ","), bouncePort>>8, bouncePort&0xff))
+	c.reply()
+	if err := dialFrom(sb.NS(ftpServerRole), netip.AddrPortFrom(third, bouncePort)); err == nil {
+		t.Errorf("the server reached the third host %s:%d after a bounce PORT through MASQUERADE", third, bouncePort)
 	}
 }
 
