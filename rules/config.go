@@ -20,7 +20,12 @@ type Config struct {
 	Queue   Queue    // NFQUEUE options
 	Flows   Flows    // flow table size and timeouts
 	Zones   []Zone   // named interface groups, usable wherever an interface is
-	Trusted []string // interfaces whose traffic is accepted in the kernel (e.g. lo)
+	Trusted []string // interfaces whose traffic is accepted in the kernel (default [lo]; [] filters loopback too)
+
+	// Interfaces declares the interfaces that may be absent when the
+	// firewall starts or reloads (see CheckInterfaces). YAML key:
+	// interfaces.
+	Interfaces Interfaces
 
 	// RPFilter drops, in the kernel before connection tracking (raw table,
 	// PREROUTING), every packet whose source address would not be routed
@@ -49,6 +54,18 @@ type Config struct {
 	Metrics Metrics
 	Control Control
 	State   State
+
+	ifaceRefs []ifaceRef // every interface name the file wrote, in file order
+}
+
+// Interfaces is what the config says about the host's interfaces.
+type Interfaces struct {
+	// Dynamic lists the interfaces that come and go while the firewall
+	// runs (ppp0, wg0, a hotplugged USB modem, "veth+" containers): a
+	// rule may name them although they are absent at start or reload.
+	// A name ending in "+" covers every interface with that prefix. YAML
+	// key: interfaces.dynamic.
+	Dynamic []string
 }
 
 // Backend selects the iptables flavour used to install rules.

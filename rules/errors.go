@@ -28,6 +28,10 @@ var (
 	// ErrConflict: fields that cannot go together, e.g. tcp-reset on a UDP
 	// rule, icmp_type on a TCP rule, family ipv4 with an IPv6 source.
 	ErrConflict = errors.New("conflicting fields")
+	// ErrNoInterface: an interface name that no interface of the host
+	// carries and that interfaces.dynamic does not declare
+	// (Config.UnknownInterfaces).
+	ErrNoInterface = errors.New("no such interface")
 )
 
 // Error is a configuration error at a place in a file. Its message reads

@@ -3,6 +3,7 @@ package rules
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,18 @@ func TestExamples(t *testing.T) {
 			}
 			if _, ok := evalCases[filepath.Base(f)]; !ok {
 				t.Error("no Eval cases for this example")
+			}
+			// The examples use the sandbox's interface names: the
+			// first line names each one to change.
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(data), "\n")
+			for _, r := range c.ifaceRefs {
+				if r.Name != "lo" && !strings.Contains(first, r.Name) {
+					t.Errorf("line %d uses interface %q, which the first line does not name: %s", r.Line, r.Name, first)
+				}
 			}
 		})
 	}

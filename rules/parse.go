@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -14,15 +14,6 @@ import (
 
 	"go.yaml.in/yaml/v3"
 )
-
-// Load reads and parses the configuration file at path (see Parse).
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load config: %w", err)
-	}
-	return Parse(path, data)
-}
 
 // Parse parses, validates and defaults a YAML configuration. file names the
 // source in error messages and is recorded in Config.File. The returned
@@ -33,11 +24,22 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if root == nil || (root.Kind == yaml.MappingNode && len(root.Content) == 0) {
+		// With no section every default applies: input and forward drop
+		// every new flow. Nobody means that by an empty file; a file
+		// truncated by a failed copy or an editor looks like this.
+		line := 1
+		if root != nil {
+			line = root.Line
+		}
+		return nil, &Error{File: file, Line: line, Msg: "the file is empty: refusing to install a policy that drops everything", Err: ErrMissing}
+	}
 	c := defaultConfig()
 	c.File = file
 	if err := p.config(root, c); err != nil {
 		return nil, err
 	}
+	c.ifaceRefs = p.ifaceRefs
 	return c, nil
 }
 
@@ -45,13 +47,18 @@ func Parse(file string, data []byte) (*Config, error) {
 // bounded, so that no config can make the daemon allocate without limit or
 // compute a deadline past the end of time.
 const (
-	MaxQueues         = 256                   // queue.count: readers
+	MaxQueues         = 256                   // queue.count: readers, each with an 8 MiB socket buffer and queue.batch 68 KiB packet buffers (about 12 MiB)
 	MaxQueueLen       = 1 << 20               // queue.max_len: packets the kernel holds per queue
 	MaxFlows          = 1 << 24               // flows.max: about 2.2 GB of flow table
 	MaxRecentSize     = 1 << 20               // recent[].size: about 170 MB per list
 	MaxRecentHitCount = 20                    // recent hitcount: the timestamps an entry keeps (xt_recent's ip_pkt_list_tot)
 	MaxGuardCount     = 1000                  // guards[].limits[].count: timestamps kept per source
 	MaxDuration       = 3650 * 24 * time.Hour // every duration: ten years
+
+	// MinSecretBits is the least entropy of a rotating knock's secret:
+	// 80 bits, 16 base32 characters (RFC 4226 asks at least 128 and
+	// recommends 160: 26 and 32 characters).
+	MinSecretBits = 80
 )
 
 // Defaults that Parse fills in.
@@ -97,6 +104,7 @@ func defaultConfig() *Config {
 			KernelEvents: KernelEventsAll,
 			TCPPickup:    TCPPickupPolicy,
 		},
+		Trusted: []string{"lo"},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Output:  Chain{Policy: ActionAccept, Invalid: ActionDrop},
@@ -124,6 +132,9 @@ type parser struct {
 	guards map[string]bool
 	knocks map[string]bool
 	ruleAt map[string]int // rule name -> line of first use
+
+	ifaceRefs  []ifaceRef    // every interface name written, for UnknownInterfaces
+	knockSteps []knockStepAt // static knock steps, checked against the input chain
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -245,16 +256,11 @@ func (p *parser) mapping(n *yaml.Node, path string, hs map[string]handler) error
 
 // suggest returns ` (did you mean "x"?)` for the closest known key.
 func suggest(key string, hs map[string]handler) string {
-	best, bestD := "", 3
-	for k := range hs {
-		if d := editDistance(key, k); d < bestD || (d == bestD && k < best) {
-			best, bestD = k, d
-		}
+	keys := slices.Sorted(maps.Keys(hs))
+	if best := closest(key, keys); best != "" {
+		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return ""
 }
 
 func editDistance(a, b string) int {
@@ -491,7 +497,7 @@ func (p *parser) config(root *yaml.Node, c *Config) error {
 		return nil
 	}
 	sections := map[string]*yaml.Node{}
-	order := []string{"zones", "recent", "guards", "knocks", "backend", "ipv6", "rpfilter", "queue", "flows",
+	order := []string{"zones", "interfaces", "recent", "guards", "knocks", "backend", "ipv6", "rpfilter", "queue", "flows",
 		"trusted", "allowlist", "input", "forward", "output", "nat", "ftp", "log", "metrics", "control", "state"}
 	hs := make(map[string]handler, len(order))
 	for _, name := range order {
@@ -514,7 +520,7 @@ func (p *parser) config(root *yaml.Node, c *Config) error {
 			return err
 		}
 	}
-	return nil
+	return p.knockPortsClosed(c)
 }
 
 func (p *parser) section(name string, v *yaml.Node, c *Config) error {
@@ -534,8 +540,21 @@ func (p *parser) section(name string, v *yaml.Node, c *Config) error {
 		err = p.flows(v, name, &c.Flows)
 	case "zones":
 		c.Zones, err = p.zoneMap(v, name)
+	case "interfaces":
+		err = p.mapping(v, name, map[string]handler{
+			"dynamic": func(v *yaml.Node, path string) (err error) {
+				c.Interfaces.Dynamic, err = p.dynamicIfaces(v, path)
+				return err
+			},
+		})
 	case "trusted":
+		if n, derr := p.deref(v, name); derr != nil || isNull(n) {
+			return derr // trusted: with no value keeps the default, [lo]
+		}
 		c.Trusted, err = p.kernelIfaces(v, name)
+		if c.Trusted == nil {
+			c.Trusted = []string{} // trusted: []: loopback is filtered too
+		}
 	case "allowlist":
 		c.Allowlist, err = p.prefixes(v, name)
 	case "input":
@@ -719,6 +738,7 @@ func (p *parser) zoneMap(n *yaml.Node, path string) ([]Zone, error) {
 			if err := checkIfName(strings.TrimPrefix(s, "!")); err != nil {
 				return p.errf(sn, path, ErrBadValue, "interface %q: %v", s, err)
 			}
+			p.ifaceRefs = append(p.ifaceRefs, ifaceRef{Name: strings.TrimPrefix(s, "!"), Line: sn.Line, Path: path, InZone: true})
 			z.Interfaces = appendUnique(z.Interfaces, s)
 			return nil
 		})
@@ -770,6 +790,7 @@ func (p *parser) ifaces(n *yaml.Node, path string) ([]string, error) {
 		if err := checkIfName(name); err != nil {
 			return p.errf(sn, path, ErrUnknownRef, "%q is neither a zone nor a valid interface name (%v)", s, err)
 		}
+		p.ifaceRefs = append(p.ifaceRefs, ifaceRef{Name: name, Line: sn.Line, Path: path})
 		out = appendUnique(out, s)
 		return nil
 	})

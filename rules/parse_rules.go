@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"encoding/base32"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -362,7 +363,10 @@ func (p *parser) recentMatch(n *yaml.Node, path string) (*RecentMatch, error) {
 			return err
 		},
 		"hitcount": func(v *yaml.Node, path string) error {
-			x, err := p.integer(v, path, 1, MaxRecentHitCount)
+			x, err := p.integer(v, path, 1, 1<<16)
+			if err == nil && x > MaxRecentHitCount {
+				err = p.errf(v, path, ErrBadValue, "%d out of range (1-%d): a recent-list entry keeps its last %d hits, so a larger hitcount never matches", x, MaxRecentHitCount, MaxRecentHitCount)
+			}
 			m.HitCount = int(x)
 			return err
 		},
@@ -589,7 +593,7 @@ func (p *parser) knockList(n *yaml.Node, path string) ([]Knock, error) {
 			},
 			"keep_open": func(v *yaml.Node, path string) (err error) { k.KeepOpen, err = p.boolean(v, path); return err },
 			"one_shot":  func(v *yaml.Node, path string) (err error) { k.OneShot, err = p.boolean(v, path); return err },
-			"secret":    func(v *yaml.Node, path string) (err error) { k.Secret, _, err = p.str(v, path); return err },
+			"secret":    func(v *yaml.Node, path string) (err error) { k.Secret, err = p.secret(v, path); return err },
 			"period": func(v *yaml.Node, path string) (err error) {
 				k.Period, err = p.duration(v, path, time.Second)
 				return err
@@ -611,13 +615,27 @@ func (p *parser) knockList(n *yaml.Node, path string) ([]Knock, error) {
 		}
 		secret := k.Secret != ""
 		if v := nodes["steps"]; v != nil {
+			first := map[KnockStep]string{}
 			err := p.list(v, join(path, "steps"), false, func(el *yaml.Node, path string) error {
 				st, err := p.knockStep(el, path, secret)
+				if err != nil {
+					return err
+				}
+				if prev, dup := first[st]; dup && !secret {
+					return p.errf(el, path, ErrDuplicate, "knock step %s/%d repeats %s: the steps must be distinct (a repeat adds nothing an eavesdropper does not see, and a retransmitted SYN takes it)", protoName(st.Proto), st.Port, prev)
+				}
+				first[st] = path
 				k.Steps = append(k.Steps, st)
-				return err
+				if !secret {
+					p.knockSteps = append(p.knockSteps, knockStepAt{step: st, node: el, path: path})
+				}
+				return nil
 			})
 			if err != nil {
 				return k.Name, m, err
+			}
+			if len(k.Steps) == 1 {
+				return k.Name, m, p.errf(v, join(path, "steps"), ErrBadValue, "a knock of one step is found by any scan of that port: give at least 2 distinct steps (e.g. [tcp/7000, udp/8000, tcp/9000])")
 			}
 		}
 		if len(k.Steps) == 0 {
@@ -650,6 +668,80 @@ func (p *parser) knockList(n *yaml.Node, path string) ([]Knock, error) {
 		return k.Name, m, nil
 	})
 	return out, err
+}
+
+// secret parses a rotating knock's secret: base32 (RFC 4648, as TOTP
+// apps take it; case and trailing "=" padding do not matter) of at least
+// MinSecretBits bits.
+func (p *parser) secret(n *yaml.Node, path string) (string, error) {
+	s, sn, err := p.str(n, path)
+	if err != nil {
+		return "", err
+	}
+	key, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.TrimRight(strings.ToUpper(s), "="))
+	switch {
+	case err != nil:
+		return "", p.errf(sn, path, ErrBadValue, "the secret is not base32 (letters A-Z and digits 2-7): make one with: head -c 20 /dev/urandom | base32")
+	case len(key)*8 < MinSecretBits:
+		return "", p.errf(sn, path, ErrBadValue, "the secret carries %d bits, fewer than %d (%d base32 characters): make one with: head -c 20 /dev/urandom | base32", len(key)*8, MinSecretBits, MinSecretBits/5)
+	}
+	return s, nil
+}
+
+// knockStepAt is a static knock step and where the file wrote it.
+type knockStepAt struct {
+	step KnockStep
+	node *yaml.Node
+	path string
+}
+
+// knockPortsClosed refuses a static knock step on a port the input chain
+// opens to everyone: its policy is accept, or an accept rule matches the
+// step's protocol and port from any source on any interface with no
+// stateful condition. Such a knock is no secret (a scan of the open port
+// takes the step), and the engine takes the step's packets for knocks, so
+// the open port breaks: its new connections are dropped as knocks.
+func (p *parser) knockPortsClosed(c *Config) error {
+	for _, ks := range p.knockSteps {
+		st := ks.step
+		if c.Input.Policy == ActionAccept {
+			return p.errf(ks.node, ks.path, ErrConflict, "knock step %s/%d: input policy accept opens every port to everyone; a knock needs ports the policy closes", protoName(st.Proto), st.Port)
+		}
+		for _, r := range c.Input.Rules {
+			if r.Action != ActionAccept || r.Knock != "" || r.Recent != nil || len(r.In) > 0 ||
+				!anySource(r.Src) || (r.Proto != 0 && r.Proto != st.Proto) || !portIn(st.Port, r.DPort) {
+				continue
+			}
+			return p.errf(ks.node, ks.path, ErrConflict, "knock step %s/%d is a port rule %q (line %d) opens to everyone: a knock needs ports the policy closes", protoName(st.Proto), st.Port, r.Name, r.Line)
+		}
+	}
+	return nil
+}
+
+// anySource reports whether a source match admits every address.
+func anySource(src []netip.Prefix) bool {
+	if len(src) == 0 {
+		return true
+	}
+	for _, pf := range src {
+		if pf.Bits() == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// portIn reports whether port is in ranges (empty: every port).
+func portIn(port uint16, ranges []PortRange) bool {
+	if len(ranges) == 0 {
+		return true
+	}
+	for _, r := range ranges {
+		if port >= r.First && port <= r.Last {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *parser) transportProto(n *yaml.Node, path string) (uint8, error) {
@@ -735,7 +827,7 @@ func (p *parser) nat(n *yaml.Node, path string, nat *NAT) error {
 				err = p.mapping(sn, path, recording(nodes, map[string]handler{
 					"out": func(v *yaml.Node, path string) (err error) { s.Out, err = p.kernelIfaces(v, path); return err },
 					"src": func(v *yaml.Node, path string) (err error) { s.Src, err = p.prefixes(v, path); return err },
-					"to":  func(v *yaml.Node, path string) (err error) { s.To, err = p.addr(v, path); return err },
+					"to":  func(v *yaml.Node, path string) (err error) { s.To, err = p.hostAddr(v, path); return err },
 				}))
 				switch {
 				case err != nil:
@@ -781,7 +873,7 @@ func (p *parser) portForward(n *yaml.Node, path string, idx int) (PortForward, *
 		"in":    func(v *yaml.Node, path string) (err error) { f.In, err = p.kernelIfaces(v, path); return err },
 		"proto": func(v *yaml.Node, path string) (err error) { f.Proto, err = p.transportProto(v, path); return err },
 		"port":  func(v *yaml.Node, path string) (err error) { f.Port, err = p.port(v, path); return err },
-		"to":    func(v *yaml.Node, path string) (err error) { f.To, err = p.addr(v, path); return err },
+		"to":    func(v *yaml.Node, path string) (err error) { f.To, err = p.hostAddr(v, path); return err },
 		"to_port": func(v *yaml.Node, path string) error {
 			x, err := p.integer(v, path, 1, 65535)
 			f.ToPort = uint16(x)

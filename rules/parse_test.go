@@ -4,22 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // lines joins YAML lines, so that a case's line numbers can be read off.
 func lines(ls ...string) string { return strings.Join(ls, "\n") + "\n" }
 
-// cmpNetip compares netip values, which cmp cannot look into.
+// cmpNetip compares netip values, which cmp cannot look into, and leaves
+// out what Config keeps for UnknownInterfaces (tested there).
 var cmpNetip = cmp.Options{
 	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmpopts.IgnoreUnexported(Config{}),
 }
 
 // parseErrorCases are configurations Parse must refuse, with the exact
@@ -259,26 +261,130 @@ var parseErrorCases = []struct {
 	{"duplicate knock", lines(
 		"knocks:",
 		"  - name: k",
-		"    steps: [tcp/1]",
+		"    steps: [tcp/1, tcp/2]",
 		"    open: [{proto: tcp, ports: 22}]",
 		"  - name: k",
-		"    steps: [tcp/1]",
+		"    steps: [tcp/1, tcp/2]",
 		"    open: [{proto: tcp, ports: 22}]",
 	), `t.yaml:5: knocks[1].name: knock "k" already declared on line 2`, ErrDuplicate},
 	{"secret knock with ports", lines(
 		"knocks:",
 		"  - name: k",
-		"    secret: abc",
-		"    steps: [tcp/7000]",
+		"    secret: JBSWY3DPEHPK3PXP",
+		"    steps: [tcp/7000, udp]",
 		"    open: [{proto: tcp, ports: 22}]",
 	), `t.yaml:4: knocks[0].steps[0]: knock step "tcp/7000": with a secret the ports are derived, give only the protocol (tcp or udp)`, ErrConflict},
 	{"knock period without secret", lines(
 		"knocks:",
 		"  - name: k",
-		"    steps: [tcp/7000]",
+		"    steps: [tcp/7000, udp/8000]",
 		"    period: 30s",
 		"    open: [{proto: tcp, ports: 22}]",
 	), "t.yaml:4: knocks[0].period: period needs a secret", ErrConflict},
+	{"knock of one step", lines(
+		"knocks:",
+		"  - name: k",
+		"    steps: [tcp/7000]",
+		"    open: [{proto: tcp, ports: 22}]",
+	), "t.yaml:3: knocks[0].steps: a knock of one step is found by any scan of that port: give at least 2 distinct steps (e.g. [tcp/7000, udp/8000, tcp/9000])", ErrBadValue},
+	{"rotating knock of one step", lines(
+		"knocks:",
+		"  - name: k",
+		"    secret: JBSWY3DPEHPK3PXP",
+		"    steps: [tcp]",
+		"    open: [{proto: tcp, ports: 22}]",
+	), "t.yaml:4: knocks[0].steps: a knock of one step is found by any scan of that port: give at least 2 distinct steps (e.g. [tcp/7000, udp/8000, tcp/9000])", ErrBadValue},
+	{"knock repeating a step", lines(
+		"knocks:",
+		"  - name: k",
+		"    steps:",
+		"      - tcp/7000",
+		"      - udp/8000",
+		"      - tcp/7000",
+		"    open: [{proto: tcp, ports: 22}]",
+	), "t.yaml:6: knocks[0].steps[2]: knock step tcp/7000 repeats knocks[0].steps[0]: the steps must be distinct (a repeat adds nothing an eavesdropper does not see, and a retransmitted SYN takes it)", ErrDuplicate},
+	{"knock step on a port opened to everyone", lines(
+		"knocks:",
+		"  - name: k",
+		"    steps: [tcp/7000, tcp/22]",
+		"    open: [{proto: tcp, ports: 2222}]",
+		"input:",
+		"  rules:",
+		"    - {name: ssh, proto: tcp, dport: [22, 80], action: accept}",
+	), `t.yaml:3: knocks[0].steps[1]: knock step tcp/22 is a port rule "ssh" (line 7) opens to everyone: a knock needs ports the policy closes`, ErrConflict},
+	{"knock step on a port of an any-protocol rule", lines(
+		"knocks:",
+		"  - name: k",
+		"    steps: [tcp/7000, udp/8000]",
+		"    open: [{proto: tcp, ports: 22}]",
+		"input:",
+		"  rules:",
+		`    - {src: ["0.0.0.0/0"], action: accept}`,
+	), `t.yaml:3: knocks[0].steps[0]: knock step tcp/7000 is a port rule "input-0" (line 7) opens to everyone: a knock needs ports the policy closes`, ErrConflict},
+	{"knock under an accept policy", lines(
+		"knocks:",
+		"  - name: k",
+		"    steps: [tcp/7000, udp/8000]",
+		"    open: [{proto: tcp, ports: 22}]",
+		"input: {policy: accept}",
+	), "t.yaml:3: knocks[0].steps[0]: knock step tcp/7000: input policy accept opens every port to everyone; a knock needs ports the policy closes", ErrConflict},
+	{"rotating secret not base32", lines(
+		"knocks:",
+		"  - name: k",
+		"    secret: correct-horse-battery-staple",
+		"    steps: [tcp, udp]",
+		"    open: [{proto: tcp, ports: 22}]",
+	), "t.yaml:3: knocks[0].secret: the secret is not base32 (letters A-Z and digits 2-7): make one with: head -c 20 /dev/urandom | base32", ErrBadValue},
+	{"rotating secret of one byte", lines(
+		"knocks:",
+		"  - name: k",
+		"    secret: ME",
+		"    steps: [tcp, udp]",
+		"    open: [{proto: tcp, ports: 22}]",
+	), "t.yaml:3: knocks[0].secret: the secret carries 8 bits, fewer than 80 (16 base32 characters): make one with: head -c 20 /dev/urandom | base32", ErrBadValue},
+	{"rotating secret of 75 bits", lines(
+		"knocks:",
+		"  - name: k",
+		"    secret: JBSWY3DPEHPK3PX",
+		"    steps: [tcp, udp]",
+		"    open: [{proto: tcp, ports: 22}]",
+	), "t.yaml:3: knocks[0].secret: the secret carries 72 bits, fewer than 80 (16 base32 characters): make one with: head -c 20 /dev/urandom | base32", ErrBadValue},
+	{"recent hitcount an entry cannot hold", lines(
+		"recent: [{name: a}]",
+		"input:",
+		"  rules:",
+		"    - {recent: {list: a, op: check, hitcount: 21}, action: drop}",
+	), "t.yaml:4: input.rules[0].recent.hitcount: 21 out of range (1-20): a recent-list entry keeps its last 20 hits, so a larger hitcount never matches", ErrBadValue},
+	{"port forward to a multicast address", lines(
+		"nat:",
+		"  forwards:",
+		"    - {proto: tcp, port: 22, to: 224.0.0.1}",
+	), "t.yaml:3: nat.forwards[0].to: 224.0.0.1 is a multicast address: want the unicast address of one host", ErrBadValue},
+	{"port forward to the broadcast address", lines(
+		"nat:",
+		"  forwards:",
+		"    - {proto: tcp, port: 22, to: 255.255.255.255}",
+	), "t.yaml:3: nat.forwards[0].to: 255.255.255.255 is the broadcast address: want the unicast address of one host", ErrBadValue},
+	{"port forward to the unspecified address", lines(
+		"nat:",
+		"  forwards:",
+		`    - {proto: tcp, port: 22, to: "::"}`,
+	), "t.yaml:3: nat.forwards[0].to: :: is the unspecified address: want the unicast address of one host", ErrBadValue},
+	{"port forward to loopback", lines(
+		"nat:",
+		"  forwards:",
+		"    - {proto: tcp, port: 22, to: 127.0.0.1}",
+	), "t.yaml:3: nat.forwards[0].to: 127.0.0.1 is a loopback address: want the unicast address of one host", ErrBadValue},
+	{"snat to a multicast address", lines(
+		"nat:",
+		"  snat:",
+		`    - {out: eth0, to: "ff02::1"}`,
+	), "t.yaml:3: nat.snat[0].to: ff02::1 is a multicast address: want the unicast address of one host", ErrBadValue},
+	{"empty file", "", "t.yaml:1: the file is empty: refusing to install a policy that drops everything", ErrMissing},
+	{"comments only", lines("# input:", "#   policy: drop"), "t.yaml:1: the file is empty: refusing to install a policy that drops everything", ErrMissing},
+	{"null document", "~\n", "t.yaml:1: the file is empty: refusing to install a policy that drops everything", ErrMissing},
+	{"empty mapping", lines("# nothing yet", "{}"), "t.yaml:2: the file is empty: refusing to install a policy that drops everything", ErrMissing},
+	{"bad dynamic interface", "interfaces: {dynamic: [ppp0, eth/1]}", `t.yaml:1: interfaces.dynamic[1]: interface "eth/1": contains '/'`, ErrBadValue},
 	{"guard without limits", lines("guards:", "  - name: g"), "t.yaml:2: guards[0]: limits is required (e.g. [{count: 3, window: 10s}])", ErrMissing},
 	{"ban max below duration", lines(
 		"guards:",
@@ -375,7 +481,7 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
-// wantDefaults is the configuration of an empty file.
+// wantDefaults is the configuration of a file whose sections are all empty.
 func wantDefaults(file string) *Config {
 	return &Config{
 		File:    file,
@@ -388,6 +494,7 @@ func wantDefaults(file string) *Config {
 			TCPTimeWait: 2 * time.Minute, TCPClose: 10 * time.Second, UDP: 30 * time.Second,
 			UDPStream: 180 * time.Second, ICMP: 30 * time.Second, Generic: 10 * time.Minute,
 		}, KernelEvents: KernelEventsAll, TCPPickup: TCPPickupPolicy},
+		Trusted: []string{"lo"},
 		Input:   Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Forward: Chain{Policy: ActionDrop, Invalid: ActionDrop},
 		Output:  Chain{Policy: ActionAccept, Invalid: ActionDrop},
@@ -404,10 +511,8 @@ func TestParseDefaults(t *testing.T) {
 		name string
 		yaml string
 	}{
-		{"empty file", ""},
-		{"comments only", "# nothing\n"},
-		{"null document", "~\n"},
 		{"empty sections", lines("queue:", "flows: {}", "input: {}", "ftp:", "log: {}")},
+		{"trusted without a value keeps loopback", lines("input: {}", "trusted:")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Parse("empty.yaml", []byte(tc.yaml))
@@ -474,9 +579,10 @@ func TestParseFull(t *testing.T) {
 			{Name: "wan", Interfaces: []string{"eth0"}},
 			{Name: "lan", Interfaces: []string{"veth-lan1", "eth+"}},
 		},
-		Trusted:   []string{"lo", "veth-lan1", "eth+"},
-		Allowlist: []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8::1/128")},
-		Recent:    []RecentList{{Name: "portscan", Size: 1000}, {Name: "seen", Size: 200}},
+		Trusted:    []string{"lo", "veth-lan1", "eth+"},
+		Interfaces: Interfaces{Dynamic: []string{"ppp0", "wg+"}},
+		Allowlist:  []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8::1/128")},
+		Recent:     []RecentList{{Name: "portscan", Size: 1000}, {Name: "seen", Size: 200}},
 		Guards: []Guard{{
 			Name:   "ssh-bruteforce",
 			Limits: []RateLimit{{3, 10 * time.Second}, {4, 30 * time.Minute}},
@@ -625,12 +731,5 @@ func TestParseDuration(t *testing.T) {
 		if (err == nil) != tc.ok || got != tc.want {
 			t.Errorf("parseDuration(%q) = %v, %v; want %v, ok %v", tc.in, got, err, tc.want, tc.ok)
 		}
-	}
-}
-
-func TestLoadMissingFile(t *testing.T) {
-	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
-	if !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Load of a missing file: %v, want ErrNotExist", err)
 	}
 }

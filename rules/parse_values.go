@@ -157,6 +157,30 @@ func (p *parser) addr(n *yaml.Node, path string) (netip.Addr, error) {
 	return a, nil
 }
 
+// hostAddr parses the address of one host a packet can be sent to: a
+// port forward's or an SNAT's target. Multicast, broadcast, unspecified and
+// loopback addresses name no such host.
+func (p *parser) hostAddr(n *yaml.Node, path string) (netip.Addr, error) {
+	a, err := p.addr(n, path)
+	if err != nil {
+		return a, err
+	}
+	kind := ""
+	switch {
+	case a.IsUnspecified():
+		kind = "the unspecified address"
+	case a.IsLoopback():
+		kind = "a loopback address"
+	case a.IsMulticast():
+		kind = "a multicast address"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		kind = "the broadcast address"
+	default:
+		return a, nil
+	}
+	return a, p.errf(n, path, ErrBadValue, "%s is %s: want the unicast address of one host", a, kind)
+}
+
 func (p *parser) listenAddr(n *yaml.Node, path string) (string, error) {
 	s, sn, err := p.str(n, path)
 	if err != nil || s == "" {

@@ -1,0 +1,111 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits of Load. A firewall config of many thousand rules is a few hundred
+// kilobytes; the size limit stops a file that is not a config (a log, an
+// image, a device reached through a symlink) before it is read into memory.
+// A regular file is read in milliseconds; the timeout bounds a read that
+// hangs on a network file system, so a reload never blocks the daemon.
+const (
+	MaxConfigSize = 4 << 20
+	ReadTimeout   = 10 * time.Second
+)
+
+// ErrNotRegular is wrapped by Load's error for a path that is not a regular
+// file (a FIFO, a device, a directory, a socket), and ErrTooLarge for a
+// file above MaxConfigSize.
+var (
+	ErrNotRegular = errors.New("not a regular file")
+	ErrTooLarge   = errors.New("config file too large")
+)
+
+// Load reads the configuration file at path and parses it (see Parse). It
+// reads only a regular file of at most MaxConfigSize bytes, within
+// ReadTimeout: a FIFO, a device or a directory at path is refused at once,
+// without blocking.
+func Load(path string) (*Config, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// ReadFile returns the contents of the config file at path with Load's
+// limits: a regular file, at most MaxConfigSize bytes, read within
+// ReadTimeout. The file is opened with O_NONBLOCK, so opening a FIFO with no
+// writer returns at once, and its type is checked with fstat before a byte
+// is read.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("load config: %s is %s, %w: give the path of a YAML file", path, fileKind(st.Mode()), ErrNotRegular)
+	}
+	if st.Size() > MaxConfigSize {
+		f.Close()
+		return nil, fmt.Errorf("load config: %s is %d bytes: %w (at most %d MiB)", path, st.Size(), ErrTooLarge, MaxConfigSize>>20)
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+		done <- result{data, err}
+	}()
+	timer := time.NewTimer(ReadTimeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		f.Close()
+		switch {
+		case r.err != nil:
+			return nil, fmt.Errorf("load config: %w", r.err)
+		case len(r.data) > MaxConfigSize:
+			return nil, fmt.Errorf("load config: %s grew past %d MiB while read: %w", path, MaxConfigSize>>20, ErrTooLarge)
+		}
+		return r.data, nil
+	case <-timer.C:
+		// Closing the file may wake the reader; if it does not, the
+		// goroutine stays blocked in the kernel, as any reader would.
+		f.Close()
+		return nil, fmt.Errorf("load config: reading %s took more than %s: %w", path, ReadTimeout, os.ErrDeadlineExceeded)
+	}
+}
+
+// fileKind names the type of a file that is not a regular file.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO (named pipe)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "a special file"
+}
