@@ -60,6 +60,7 @@ var FieldClasses = []FieldClass{
 	{"Flows.TCPPickup", "flows.tcp_pickup", AppliedOnReload},
 	{"Zones", "zones", AppliedOnReload},
 	{"Trusted", "trusted", AppliedOnReload},
+	{"Interfaces", "interfaces", AppliedOnReload},
 	{"RPFilter", "rpfilter", AppliedOnReload},
 	{"Input", "input", AppliedOnReload},
 	{"Forward", "forward", AppliedOnReload},

@@ -503,10 +503,18 @@ func TestReload(t *testing.T) {
 			config: render("accept", alt, `lo, 'tr"usted'`),
 			want:   []string{"nfqfw reload: reload: ", "trusted[1]", `is neither a zone nor a valid interface name (contains '"')`},
 		},
+		{
+			// A typo of the zone: no interface of the host carries
+			// the name, so no packet would ever match the rule.
+			name:   "a name that is no zone and no interface of the host",
+			config: render("accept", strings.Replace(alt, "in: uplink", "in: uplnk", 1), "lo"),
+			want:   []string{"nfqfw reload: ", "input.rules[5].in", `"uplnk" is neither a zone nor an interface present on this host (did you mean zone "uplink"?)`},
+		},
 	}
 	for _, tt := range refusals {
 		t.Run("refused: "+tt.name, func(t *testing.T) {
 			relWriteConfig(t, fw, tt.config)
+			refusedLogs := strings.Count(fw.proc.Output(), "reload refused")
 			code, out := relExitCode(t, fw, "reload")
 			t.Logf("nfqfw reload: exit %d: %s", code, strings.TrimSpace(out))
 			if code != 1 {
@@ -517,7 +525,10 @@ func TestReload(t *testing.T) {
 					t.Errorf("nfqfw reload error lacks %q: %s", w, out)
 				}
 			}
-			refusedLogs := strings.Count(fw.proc.Output(), "reload refused")
+			if _, ok := waitFor(5*time.Second, func() bool { return strings.Count(fw.proc.Output(), "reload refused") > refusedLogs }); !ok {
+				t.Errorf("nfqfw reload with a bad config logged no refusal:\n%s", fw.proc.Output())
+			}
+			refusedLogs = strings.Count(fw.proc.Output(), "reload refused")
 			relSignal(t, fw, syscall.SIGHUP)
 			if _, ok := waitFor(5*time.Second, func() bool { return strings.Count(fw.proc.Output(), "reload refused") > refusedLogs }); !ok {
 				t.Errorf("SIGHUP with a bad config logged no refusal:\n%s", fw.proc.Output())

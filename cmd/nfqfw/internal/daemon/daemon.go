@@ -48,7 +48,7 @@ type Daemon struct {
 // Run starts the daemon and blocks until ctx ends or a fatal error occurs.
 // A config error is returned before anything is installed.
 func Run(ctx context.Context, opts Options) error {
-	cfg, err := rules.Load(opts.ConfigPath)
+	cfg, err := rules.LoadOnHost(opts.ConfigPath)
 	if err != nil {
 		return err
 	}
@@ -175,9 +175,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Info("nfqfw stopping")
 			return nil
 		case <-hup:
-			if err := d.Reload(ctx, 0); err != nil {
-				log.Error("reload refused; the running policy stays", "err", err)
-			}
+			d.Reload(ctx, 0) // a refusal is logged and counted by Reload
 		case err := <-errc:
 			log.Error("nfqfw stopping on error", "err", err)
 			cancel()
@@ -201,6 +199,7 @@ func (d *Daemon) Reload(ctx context.Context, confirm time.Duration) error {
 	hash := d.eng.Policy().Hash()
 	if err != nil {
 		d.obs.reloaded(false, hash)
+		d.log.Warn("reload refused; the running policy stays", "config", d.opts.ConfigPath, "err", err)
 		return err
 	}
 	d.obs.reloaded(true, hash)
@@ -264,7 +263,7 @@ var errNotConfirmed = errors.New("start not confirmed in time (--confirm): rolle
 
 // load reads and validates the config file.
 func (d *Daemon) load() (*rules.Config, error) {
-	cfg, err := rules.Load(d.opts.ConfigPath)
+	cfg, err := rules.LoadOnHost(d.opts.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
