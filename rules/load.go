@@ -6,8 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
 	"golang.org/x/sys/unix"
 )
 
@@ -108,4 +110,32 @@ func fileKind(m fs.FileMode) string {
 		return "a socket"
 	}
 	return "a special file"
+}
+
+// ControlSocket returns the control socket a config file names
+// (control.socket, default /run/nfqfw/nfqfw.sock), reading nothing else:
+// the client commands find the daemon through a file that may hold an
+// error elsewhere (a broken edit waiting for a reload), so nothing but this
+// one key is validated. The file is read with Load's limits.
+func ControlSocket(path string) (string, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	var doc struct {
+		Control struct {
+			Socket string `yaml:"socket"`
+		} `yaml:"control"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return "", fmt.Errorf("%s: cannot read control.socket (%v): name the socket with -s", path, err)
+	}
+	s := doc.Control.Socket
+	if s == "" {
+		return defaultConfig().Control.Socket, nil
+	}
+	if !strings.HasPrefix(s, "/") {
+		return "", fmt.Errorf("%s: control.socket %q is not an absolute path", path, s)
+	}
+	return s, nil
 }

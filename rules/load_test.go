@@ -55,3 +55,43 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("Load of a missing file: %v, want ErrNotExist", err)
 	}
 }
+
+// TestControlSocket: the client commands read control.socket alone, so an
+// error anywhere else in the file does not keep them from the daemon.
+func TestControlSocket(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, yaml, want, err string
+	}{
+		{"error elsewhere", lines("input:", "  rules:", "    - {proto: tcp, dport: 70000, action: accept}", "control: {socket: /run/x.sock}"), "/run/x.sock", ""},
+		{"unknown keys elsewhere", lines("bakend: nft", "control:", "  socket: /tmp/y.sock"), "/tmp/y.sock", ""},
+		{"no control section", "input: {policy: drop}", "/run/nfqfw/nfqfw.sock", ""},
+		{"empty file", "", "/run/nfqfw/nfqfw.sock", ""},
+		{"broken YAML", "input: [", "", "cannot read control.socket (yaml: line 1: did not find expected node content): name the socket with -s"},
+		{"relative socket", "control: {socket: x.sock}", "", `control.socket "x.sock" is not an absolute path`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := ControlSocket(path)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("ControlSocket: %v", err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("ControlSocket = %q, %v; want error %q", got, err, tc.err)
+			}
+			if got != tc.want {
+				t.Errorf("ControlSocket = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ControlSocket(fifo); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("ControlSocket of a FIFO: %v, want ErrNotRegular", err)
+	}
+}

@@ -7,7 +7,7 @@ set -euo pipefail
 
 usage() {
 	cat <<'EOF'
-Usage: scripts/install.sh [--binary FILE] [--config FILE] [--enable] [--start] [--root DIR]
+Usage: scripts/install.sh [--binary FILE] [--config FILE] [--enable] [--start] [--root DIR] [--any-host]
 
 Installs (as root):
   /usr/local/sbin/nfqfw                     the binary (default: bin/nfqfw, from "make build")
@@ -21,10 +21,14 @@ Options:
   --config FILE   install FILE as /etc/nfqfw/nfqfw.yaml (after "nfqfw check"
                   accepts it) unless a config is already there
   --enable        enable nfqfw.service at boot; refused unless
-                  /etc/nfqfw/nfqfw.yaml exists and "nfqfw check" accepts it
+                  /etc/nfqfw/nfqfw.yaml exists and "nfqfw check --strict-host"
+                  accepts it: every interface it names is present on this
+                  host (or declared in interfaces.dynamic)
   --start         also start it now (implies --enable)
   --root DIR      install under DIR instead of / (staging, images, tests);
                   enabling then uses "systemctl --root", nothing is started
+  --any-host      with --enable: the config is for another machine (an image
+                  built here), so skip the check of its interface names
   -h, --help      this help
 EOF
 }
@@ -34,6 +38,7 @@ binary="$here/bin/nfqfw"
 config=""
 enable=0
 start=0
+anyhost=0
 root="/"
 
 while [ $# -gt 0 ]; do
@@ -43,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--enable) enable=1; shift ;;
 	--start) enable=1; start=1; shift ;;
 	--root) root=${2:?--root needs a directory}; shift 2 ;;
+	--any-host) anyhost=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "install.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
 	esac
@@ -88,6 +94,14 @@ docdir="$root/usr/local/share/doc/nfqfw/examples"
 etc="$root/etc/nfqfw"
 cfg="$etc/nfqfw.yaml"
 
+# The config of a unit enabled here must name interfaces this host has: a
+# rule on an interface that does not exist never matches (a typo, or an
+# example's interface left unchanged), and "nfqfw run" refuses it.
+check_flags=()
+if [ "$enable" = 1 ] && [ "$anyhost" = 0 ]; then
+	check_flags=(--strict-host)
+fi
+
 # Refuse early, before anything is installed.
 if [ "$enable" = 1 ] && [ -z "$config" ] && [ ! -e "$cfg" ]; then
 	lockout_warning
@@ -96,7 +110,7 @@ fi
 # Validate a config before anything is installed.
 if [ -n "$config" ]; then
 	[ -f "$config" ] || die "--config $config: no such file"
-	"$binary" check -c "$config" || die "--config $config: rejected by nfqfw check (nothing installed)"
+	"$binary" check "${check_flags[@]}" -c "$config" || die "--config $config: rejected by nfqfw check (nothing installed)"
 fi
 
 install -d -m 0755 "$sbin" "$unitdir" "$docdir"
@@ -142,7 +156,7 @@ fi
 if [ ! -e "$cfg" ]; then
 	die "refusing to enable nfqfw.service: no config at /etc/nfqfw/nfqfw.yaml (copy /etc/nfqfw/nfqfw.yaml.example, edit it, or pass --config FILE)"
 fi
-"$sbin/nfqfw" check -c "$cfg" || die "refusing to enable nfqfw.service: nfqfw check rejects $cfg"
+"$sbin/nfqfw" check "${check_flags[@]}" -c "$cfg" || die "refusing to enable nfqfw.service: nfqfw check rejects $cfg"
 
 if [ "$systemd_running" = 1 ]; then
 	if [ "$start" = 1 ]; then

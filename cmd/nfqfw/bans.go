@@ -36,9 +36,12 @@ bans. Flags may follow the action.`,
 		setup: cf.setup,
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			if len(args) == 0 {
-				return errUsage
+				return usagef("missing the action: list, add ADDR or del ADDR")
 			}
 			action := args[0]
+			if action != "list" && action != "add" && action != "del" {
+				return usagef("unknown action %q: want list, add ADDR or del ADDR", action)
+			}
 			fs := flag.NewFlagSet("nfqfw bans "+action, flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
 			var sub clientFlags
@@ -63,8 +66,12 @@ bans. Flags may follow the action.`,
 				return addBan(ctx, &cf, stdout, pos[0], dur, reason)
 			case action == "del" && len(pos) == 1:
 				return delBan(ctx, &cf, stdout, pos[0])
+			case action == "list":
+				return usagef("list takes no argument, got %q", pos[0])
+			case len(pos) == 0:
+				return usagef("%s needs the address", action)
 			}
-			return errUsage
+			return usagef("%s takes one address, got %q", action, strings.Join(pos, " "))
 		},
 	})
 }
@@ -131,8 +138,21 @@ func writeBans(w io.Writer, resp control.ListBansResponse) error {
 	return tw.Flush()
 }
 
-func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d time.Duration, reason string) error {
+// banAddr parses the address of bans add and del: one address; a prefix
+// is refused by name, not as a malformed address.
+func banAddr(arg string) (netip.Addr, error) {
+	if _, err := netip.ParsePrefix(arg); err == nil {
+		return netip.Addr{}, fmt.Errorf("%s is a prefix: bans take one address (prefixes are not supported)", arg)
+	}
 	addr, err := netip.ParseAddr(arg)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("%q is not an IPv4 or IPv6 address", arg)
+	}
+	return addr, nil
+}
+
+func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d time.Duration, reason string) error {
+	addr, err := banAddr(arg)
 	if err != nil {
 		return fmt.Errorf("add: %w", err)
 	}
@@ -152,7 +172,7 @@ func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d tim
 }
 
 func delBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string) error {
-	addr, err := netip.ParseAddr(arg)
+	addr, err := banAddr(arg)
 	if err != nil {
 		return fmt.Errorf("del: %w", err)
 	}

@@ -141,13 +141,20 @@ func TestBansAddDel(t *testing.T) {
 			"banned 198.51.100.23 for 2h (offence 1)\n", ""},
 		{"add with the default duration", []string{"bans", "add", "-s", d.sock, "2001:db8::1"}, 0,
 			"banned 2001:db8::1 for 1h (offence 1)\n", ""},
-		{"add a bad address", []string{"bans", "-s", d.sock, "add", "198.51.100.300"}, 1, "", "ParseAddr"},
+		{"add a bad address", []string{"bans", "-s", d.sock, "add", "198.51.100.300"}, 1, "",
+			"nfqfw bans: add: \"198.51.100.300\" is not an IPv4 or IPv6 address\n"},
+		{"add a prefix", []string{"bans", "-s", d.sock, "add", "10.99.1.0/24"}, 1, "",
+			"nfqfw bans: add: 10.99.1.0/24 is a prefix: bans take one address (prefixes are not supported)\n"},
+		{"del an IPv6 prefix", []string{"bans", "-s", d.sock, "del", "2001:db8::/64"}, 1, "",
+			"nfqfw bans: del: 2001:db8::/64 is a prefix: bans take one address (prefixes are not supported)\n"},
 		{"add for no time", []string{"bans", "-s", d.sock, "add", "198.51.100.1", "--for", "0s"}, 1, "", "at least 1s"},
-		{"add without an address", []string{"bans", "-s", d.sock, "add"}, 2, "", "Usage: nfqfw bans"},
+		{"add without an address", []string{"bans", "-s", d.sock, "add"}, 2, "", "nfqfw bans: add needs the address\n\nUsage: nfqfw bans"},
+		{"add two addresses", []string{"bans", "-s", d.sock, "add", "192.0.2.1", "192.0.2.2"}, 2, "", `nfqfw bans: add takes one address, got "192.0.2.1 192.0.2.2"`},
+		{"list with an argument", []string{"bans", "-s", d.sock, "list", "all"}, 2, "", `nfqfw bans: list takes no argument, got "all"`},
 		{"unknown flag", []string{"bans", "-s", d.sock, "add", "198.51.100.1", "--forever"}, 1, "", "flag provided but not defined: -forever"},
 		{"del", []string{"bans", "-s", d.sock, "del", "2001:db8::bad"}, 0, "unbanned 2001:db8::bad\n", ""},
 		{"del again", []string{"bans", "-s", d.sock, "del", "2001:db8::bad"}, 1, "", "2001:db8::bad is not banned"},
-		{"unknown action", []string{"bans", "-s", d.sock, "flush"}, 2, "", "Usage: nfqfw bans"},
+		{"unknown action", []string{"bans", "-s", d.sock, "flush"}, 2, "", "nfqfw bans: unknown action \"flush\": want list, add ADDR or del ADDR\n\nUsage: nfqfw bans"},
 	}
 	for _, s := range steps {
 		out, errOut, code := runCLI(t, s.args...)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,20 +12,31 @@ import (
 )
 
 func init() {
-	var config string
+	var (
+		config string
+		strict bool
+	)
 	register(&command{
 		name:    "check",
-		args:    "[-c FILE]",
+		args:    "[-c FILE] [--strict-host]",
 		summary: "validate a config file and exit non-zero with the error",
 		help: `Parses, validates and compiles the config exactly as "run" and a reload
 would, and generates its kernel ruleset, without touching the system. An
-error names the file, line and field.`,
+error names the file, line and field.
+
+It also compares every interface name with the interfaces of this host:
+"run" and "reload" refuse a name that is neither a zone nor a present
+interface (unless interfaces.dynamic declares it). Check may run elsewhere
+(a workstation, CI), so it prints such names as warnings and exits 0;
+with --strict-host they are errors (exit 1), as on the host that runs the
+firewall (scripts/install.sh --enable checks so).`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
+			fs.BoolVar(&strict, "strict-host", false, "an interface name absent from this host is an error, not a warning")
 		},
 		run: func(_ context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			c, err := rules.Load(config)
 			if err != nil {
@@ -39,7 +51,26 @@ error names the file, line and field.`,
 					return err
 				}
 			}
-			fmt.Fprintf(stdout, "%s: ok (%d rules, hash %.12s)\n", config, len(p.Rules()), p.Hash())
+			present, err := rules.HostInterfaces()
+			if err != nil {
+				return err
+			}
+			unknown := c.UnknownInterfaces(present)
+			if strict && len(unknown) > 0 {
+				errs := make([]error, len(unknown))
+				for i, e := range unknown {
+					errs[i] = e
+				}
+				return errors.Join(errs...)
+			}
+			for _, e := range unknown {
+				fmt.Fprintf(stdout, "warning: %v\n", e)
+			}
+			fmt.Fprintf(stdout, "%s: ok (%d rules, hash %.12s)", config, len(p.Rules()), p.Hash())
+			if len(unknown) > 0 {
+				fmt.Fprintf(stdout, "; warnings: %d, names absent from this host, which run and reload refuse here (--strict-host makes them errors)", len(unknown))
+			}
+			fmt.Fprintln(stdout)
 			return nil
 		},
 	})

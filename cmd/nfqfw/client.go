@@ -33,17 +33,15 @@ func (f *clientFlags) setupSocket(fs *flag.FlagSet) {
 }
 
 // socketPath resolves the control socket: -s, else the config's, else the
-// default.
+// default. Of the config only control.socket is read: an error elsewhere
+// in the file (an edit not yet reloaded) does not keep the client from a
+// healthy daemon.
 func (f *clientFlags) socketPath() (string, error) {
 	if f.socket != "" {
 		return f.socket, nil
 	}
 	if f.config != "" {
-		c, err := rules.Load(f.config)
-		if err != nil {
-			return "", err
-		}
-		return c.Control.Socket, nil
+		return rules.ControlSocket(f.config)
 	}
 	return defaultSocket, nil
 }

@@ -39,8 +39,8 @@ monitoring agents and scripts: "nfqfw health && echo up".`,
 			fs.DurationVar(&timeout, "timeout", defaultHealthTimeout, "give up when the daemon has not answered within this `duration`")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout %s: want a positive duration", timeout)

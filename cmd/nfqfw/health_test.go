@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -102,7 +103,7 @@ func TestHealth(t *testing.T) {
 			name:       "daemon refuses status",
 			args:       []string{"health", "-s", refusing},
 			wantCode:   1,
-			wantStderr: "nfqfw health: status: engine stopped",
+			wantStderr: "nfqfw health: engine stopped\n",
 		},
 		{
 			name:       "daemon without status handler",
@@ -126,7 +127,15 @@ func TestHealth(t *testing.T) {
 			name:       "stray argument",
 			args:       []string{"health", "-s", answering, "now"},
 			wantCode:   2,
-			wantStderr: "Usage: nfqfw health",
+			wantStderr: "nfqfw health: unexpected argument \"now\" (this command takes flags only)\n\nUsage: nfqfw health",
+		},
+		{
+			// The file has an error the daemon would refuse on reload;
+			// health reads only control.socket from it.
+			name:       "socket from a config with an error elsewhere",
+			args:       []string{"health", "-c", brokenConfig(t, answering)},
+			wantCode:   0,
+			wantStdout: "ok: nfqfw v1.2.3 pid 4242 up ",
 		},
 	}
 	for _, tt := range tests {
@@ -148,6 +157,18 @@ func TestHealth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// brokenConfig writes a config naming socket whose rule has a port out of
+// range, and returns its path.
+func brokenConfig(t *testing.T, socket string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "broken.yaml")
+	yaml := "input:\n  rules:\n    - {proto: tcp, dport: 70000, action: accept}\ncontrol: {socket: " + socket + "}\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestHealthJSON(t *testing.T) {

@@ -39,8 +39,8 @@ With --watch the view refreshes every second until interrupted.`,
 			fs.BoolVar(&watch, "watch", false, "refresh every second until interrupted")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if !watch {
 				return knockStatus(ctx, &cf, stdout)
@@ -94,7 +94,7 @@ skew periods either side). A static sequence prints its configured ports.`,
 		},
 		run: func(_ context.Context, args []string, stdout io.Writer) error {
 			if len(args) != 1 {
-				return errUsage
+				return usagef("want the name of one knock sequence, got %d arguments", len(args))
 			}
 			when := time.Now()
 			if at != "" {

@@ -33,8 +33,29 @@ var commands = map[string]*command{}
 
 func register(c *command) { commands[c.name] = c }
 
-// errUsage makes main print the subcommand's usage and exit 2.
+// errUsage makes main print the subcommand's usage and exit 2. Commands
+// return it through usagef, which says what was wrong.
 var errUsage = errors.New("usage")
+
+// usageError is a wrong command line: main prints the reason, then the
+// command's usage, and exits 2.
+type usageError struct{ reason string }
+
+func (e *usageError) Error() string        { return e.reason }
+func (e *usageError) Is(target error) bool { return target == errUsage }
+
+// usagef returns a usageError with the reason.
+func usagef(format string, args ...any) error {
+	return &usageError{reason: fmt.Sprintf(format, args...)}
+}
+
+// noArgs refuses positional arguments for a command that takes none.
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return usagef("unexpected argument %q (this command takes flags only)", args[0])
+	}
+	return nil
+}
 
 // version is stamped at build time: -ldflags "-X main.version=..."
 var version = "dev"
@@ -44,6 +65,9 @@ func main() {
 }
 
 func runMain(argv []string, stdout, stderr io.Writer) int {
+	if len(argv) > 0 && (argv[0] == "--version" || argv[0] == "-version") {
+		argv = append([]string{"version"}, argv[1:]...)
+	}
 	if len(argv) == 0 || argv[0] == "help" || argv[0] == "-h" || argv[0] == "--help" {
 		if len(argv) > 1 {
 			if c, ok := commands[argv[1]]; ok {
@@ -75,6 +99,9 @@ func runMain(argv []string, stdout, stderr io.Writer) int {
 	defer stop()
 	if err := c.run(ctx, fs.Args(), stdout); err != nil {
 		if errors.Is(err, errUsage) {
+			if err != errUsage {
+				fmt.Fprintf(stderr, "nfqfw %s: %v\n\n", c.name, err)
+			}
 			fs.Usage()
 			return 2
 		}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
@@ -32,7 +33,7 @@ only that list.`,
 			}
 			cf.merge(&sub)
 			if len(pos) > 1 {
-				return errUsage
+				return usagef("at most one LIST, got %q", strings.Join(pos, " "))
 			}
 			var req control.RecentListRequest
 			if len(pos) == 1 {

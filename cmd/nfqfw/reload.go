@@ -32,8 +32,8 @@ prove you are not locked out, then confirm from it.`,
 			fs.DurationVar(&confirm, "confirm", 0, "roll the change back unless \"nfqfw confirm\" follows within this `duration` (like iptables-apply)")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			var out map[string]string
 			req := control.ReloadRequest{}
@@ -66,8 +66,8 @@ policy does not lock you out. Without it, the previous config comes back
 It fails when nothing is waiting for confirmation.`,
 		setup: func(fs *flag.FlagSet) { cf.setupSocket(fs) },
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if err := cf.call(ctx, "confirm", nil, nil); err != nil {
 				return err

@@ -23,31 +23,48 @@ func init() {
 iptables-restore --noflush: the NFQFW-* chains with their rules, the jumps
 into the built-in chains, the nat table for masquerade, SNAT and port
 forwards, and the raw table (reverse path filter, conntrack events). Nothing
-is installed; review it before a first start.`,
+is installed; review it before a first start.
+
+Each family is one iptables-restore input; pick one with -family to pipe it:
+
+	nfqfw rules -c FILE -family ipv4 | iptables-restore --test --noflush
+	nfqfw rules -c FILE -family ipv6 | ip6tables-restore --test --noflush
+
+(without -family both are printed, one after the other, each under a
+comment line naming its family and its restore command).`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&family, "family", "", "only this family: ipv4 or ipv6 (default: both)")
 		},
 		run: func(_ context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			want := map[string]rules.Family{"ipv4": rules.FamilyIPv4, "ipv6": rules.FamilyIPv6}
+			if _, ok := want[family]; family != "" && !ok {
+				return usagef("-family %q: want ipv4 or ipv6", family)
 			}
 			c, err := rules.Load(config)
 			if err != nil {
 				return err
 			}
-			for _, fam := range families(c) {
-				switch {
-				case family == "ipv4" && fam != rules.FamilyIPv4, family == "ipv6" && fam != rules.FamilyIPv6:
-					continue
-				case family != "" && family != "ipv4" && family != "ipv6":
-					return fmt.Errorf("-family %q: want ipv4 or ipv6", family)
+			fams := families(c)
+			if family != "" {
+				fams = []rules.Family{want[family]}
+				if fams[0] == rules.FamilyIPv6 && !c.IPv6 {
+					return fmt.Errorf("%s has ipv6: false: it installs no IPv6 ruleset", config)
 				}
+			}
+			for _, fam := range fams {
 				text, err := iptables.Generate(c, fam)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(stdout, "# %s (iptables-restore --noflush input)\n%s", map[rules.Family]string{rules.FamilyIPv4: "IPv4", rules.FamilyIPv6: "IPv6"}[fam], text)
+				if fam == rules.FamilyIPv4 {
+					fmt.Fprintf(stdout, "# IPv4: input of iptables-restore --noflush\n%s", text)
+				} else {
+					fmt.Fprintf(stdout, "# IPv6: input of ip6tables-restore --noflush\n%s", text)
+				}
 			}
 			return nil
 		},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/daemon"
+	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -40,8 +41,25 @@ it with --confirm.`,
 			fs.DurationVar(&confirm, "confirm", 0, "stop and remove the ruleset unless \"nfqfw confirm\" follows within this `duration`")
 		},
 		run: func(ctx context.Context, args []string, _ io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
+			}
+			// Every flag is checked before anything is installed.
+			switch rules.Backend(backend) {
+			case "", rules.BackendAuto, rules.BackendLegacy, rules.BackendNft:
+			default:
+				return usagef("--backend %q: want auto, legacy or nft", backend)
+			}
+			if pprof != "" {
+				if err := daemon.CheckPprofAddr(pprof); err != nil {
+					return usagef("--pprof %v", err)
+				}
+			}
+			if confirm < 0 {
+				return usagef("--confirm %s: want a positive duration", confirm)
+			}
+			if err := nfq.CheckPermission(); err != nil {
+				return err
 			}
 			return daemon.Run(ctx, daemon.Options{
 				ConfigPath: config,

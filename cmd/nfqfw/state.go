@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/daemon"
 	"github.com/nfqfw/nfqfw/engine/control"
 )
 
@@ -36,13 +37,16 @@ SYN_SENT, ...), UNREPLIED, ASSURED or RELATED.`,
 			fs.IntVar(&req.Limit, "limit", 0, "print at most this many flows (0: all)")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if len(args) > 0 {
-				return errUsage
+			if err := noArgs(args); err != nil {
+				return err
 			}
 			if port > 65535 {
 				return fmt.Errorf("--port %d: out of range", port)
 			}
 			req.Port = uint16(port)
+			if err := daemon.CheckState(req); err != nil {
+				return fmt.Errorf("--%w", err) // "--state "x": want one of ..."
+			}
 			var resp control.StateResponse
 			if err := cf.call(ctx, "state", req, &resp); err != nil {
 				return err

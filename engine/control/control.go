@@ -260,7 +260,7 @@ func Call(ctx context.Context, path, cmd string, args, out any) error {
 		return fmt.Errorf("control: decode %s response: %w", cmd, err)
 	}
 	if !resp.OK {
-		return fmt.Errorf("%s: %s", cmd, resp.Error)
+		return &DaemonError{Cmd: cmd, Msg: resp.Error}
 	}
 	if out != nil && len(resp.Data) > 0 {
 		if err := json.Unmarshal(resp.Data, out); err != nil {

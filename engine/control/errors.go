@@ -14,3 +14,15 @@ var (
 	// ErrPeer is returned when a peer is not allowed to use the socket.
 	ErrPeer = errors.New("peer not allowed")
 )
+
+// DaemonError is the error a daemon answered a request with. Its message is
+// the daemon's own, which names what it refused: the client adds nothing,
+// so "nfqfw reload" prints "nfqfw reload: FILE:LINE: ...", not the
+// command's name once more.
+type DaemonError struct {
+	Cmd string // the request's command
+	Msg string // the daemon's message
+}
+
+// Error returns the daemon's message.
+func (e *DaemonError) Error() string { return e.Msg }

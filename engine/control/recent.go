@@ -40,7 +40,7 @@ func RecentHandlers(l *recent.Lists, now func() time.Time) map[string]Handler {
 				}
 			}
 			if req.List != "" && l.Index(req.List) < 0 {
-				return nil, fmt.Errorf("%s: %w %q", CmdRecentList, recent.ErrUnknownList, req.List)
+				return nil, fmt.Errorf("%w %q", recent.ErrUnknownList, req.List)
 			}
 			resp := RecentListResponse{Now: now(), Entries: []recent.Entry{}}
 			l.Walk(func(e recent.Entry) {

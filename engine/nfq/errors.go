@@ -7,6 +7,10 @@ var (
 	// another process, is already bound to the queue.
 	ErrQueueInUse = errors.New("queue already bound by another socket")
 
+	// ErrPermission is returned by Open and CheckPermission when the
+	// process lacks CAP_NET_ADMIN.
+	ErrPermission = errors.New("needs root (CAP_NET_ADMIN)")
+
 	// ErrReaderStopped is returned by Run when the socket was closed
 	// under the reader.
 	ErrReaderStopped = errors.New("queue socket closed")

@@ -171,7 +171,13 @@ func (s *sock) bind(cfg Config) error {
 		case !answered:
 		case errno == 0:
 			return nil
+		case errno == int32(unix.EPERM) && CheckPermission() != nil:
+			// nfnetlink answers EPERM to a process without
+			// CAP_NET_ADMIN ...
+			return ErrPermission
 		case errno == int32(unix.EPERM) || errno == int32(unix.EBUSY):
+			// ... and nfnetlink_queue answers EPERM to a bind of a queue
+			// another socket holds (EBUSY: this socket holds it).
 			return fmt.Errorf("%w (%v)", ErrQueueInUse, unix.Errno(errno))
 		default:
 			return fmt.Errorf("kernel refused the bind: %w", unix.Errno(errno))

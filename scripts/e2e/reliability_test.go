@@ -486,12 +486,12 @@ func TestReload(t *testing.T) {
 		{
 			name:   "bad YAML",
 			config: render("accept", alt, "lo") + "\ninput: [unclosed\n",
-			want:   []string{"nfqfw reload: reload: ", fw.config},
+			want:   []string{"nfqfw reload: ", fw.config},
 		},
 		{
 			name:   "bad value",
 			config: render("accept", strings.Replace(alt, "8080", "70000", 1), "lo"),
-			want:   []string{"nfqfw reload: reload: ", fw.config, "input.rules[5].dport"},
+			want:   []string{"nfqfw reload: ", fw.config, "input.rules[5].dport"},
 		},
 		{
 			// The kernel's dev_valid_name allows '"', but
@@ -501,7 +501,7 @@ func TestReload(t *testing.T) {
 			// rules/iptables' TestReplace.)
 			name:   "interface name iptables-restore cannot take",
 			config: render("accept", alt, `lo, 'tr"usted'`),
-			want:   []string{"nfqfw reload: reload: ", "trusted[1]", `is neither a zone nor a valid interface name (contains '"')`},
+			want:   []string{"nfqfw reload: ", "trusted[1]", `is neither a zone nor a valid interface name (contains '"')`},
 		},
 		{
 			// A typo of the zone: no interface of the host carries
@@ -997,7 +997,7 @@ func TestHostileInput(t *testing.T) {
 			{"unknown command", `{"cmd":"format-disk"}` + "\n", `unknown command "format-disk"`},
 			{"reload args of the wrong type", `{"cmd":"reload","args":"now"}` + "\n", "reload: json"},
 			{"reload with a negative confirm", `{"cmd":"reload","args":{"confirm":"-3s"}}` + "\n", "want a positive duration"},
-			{"state with a bad address", `{"cmd":"state","args":{"addr":"999.1.1.1"}}` + "\n", `state: addr "999.1.1.1"`},
+			{"state with a bad address", `{"cmd":"state","args":{"addr":"999.1.1.1"}}` + "\n", `addr "999.1.1.1"`},
 			{"bans.add without arguments", `{"cmd":"bans.add"}` + "\n", "missing arguments"},
 			{"bans.add of garbage", `{"cmd":"bans.add","args":{"addr":"x","for_seconds":-1}}` + "\n", "bans.add"},
 			{"longer than MaxRequest", strings.Repeat("x", control.MaxRequest+100) + "\n", fmt.Sprintf("longer than %d bytes", control.MaxRequest)},

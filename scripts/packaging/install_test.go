@@ -67,7 +67,13 @@ func baseInstall(t *testing.T) map[string]string {
 func TestInstallScript(t *testing.T) {
 	bin := nfqfwBinary(t)
 	script := filepath.Join(repoRoot(t), "scripts", "install.sh")
-	example := filepath.Join(repoRoot(t), "rules", "examples", "server.yaml")
+	unedited := filepath.Join(repoRoot(t), "rules", "examples", "server.yaml")
+	// The server example with its sandbox interface changed to one every
+	// host has, as the example's first line asks.
+	example := filepath.Join(t.TempDir(), "server.yaml")
+	if err := os.WriteFile(example, []byte(strings.ReplaceAll(mustRead(t, unedited), "veth-sg", "lo")), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	if err := os.WriteFile(bad, []byte("input:\n  policy: maybe\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -123,6 +129,21 @@ func TestInstallScript(t *testing.T) {
 			wantCode:   1,
 			wantFiles:  map[string]string{},
 			wantOutput: []string{"rejected by nfqfw check (nothing installed)"},
+		},
+		{
+			name:       "an example with interfaces this host lacks is not enabled",
+			args:       []string{"--config", unedited, "--enable"},
+			wantCode:   1,
+			wantFiles:  map[string]string{},
+			wantOutput: []string{`zones.uplink[0]: interface "veth-sg" is not present on this host`, "rejected by nfqfw check (nothing installed)"},
+		},
+		{
+			name:         "a config for another host is enabled with --any-host",
+			args:         []string{"--config", unedited, "--enable", "--any-host"},
+			needSystemd:  true,
+			wantFiles:    with(base, map[string]string{"etc/nfqfw/nfqfw.yaml": "-rw-------", enabledLink: "-> /etc/systemd/system/nfqfw.service"}),
+			wantOutput:   []string{`warning: ` + unedited + `:11: zones.uplink[0]: interface "veth-sg" is not present on this host`, "enabled nfqfw.service"},
+			wantConfigIs: unedited,
 		},
 		{
 			name:         "config and enable: installed 0600, checked, enabled",

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +19,45 @@ import (
 )
 
 var errNothingToConfirm = errors.New("no change is waiting for confirmation")
+
+// CheckState refuses a filter that names no protocol or state: "--state bogus"
+// would match nothing and look like an empty table. The error names the
+// valid values.
+func CheckState(r control.StateRequest) error {
+	if r.Proto != "" {
+		p := strings.ToLower(r.Proto)
+		var names []string
+		for n := 0; n < 256; n++ {
+			if name := engine.ProtoName(uint8(n)); name != "unknown" {
+				names = append(names, name)
+				if p == name {
+					return nil
+				}
+			}
+		}
+		if n, err := strconv.ParseUint(p, 10, 8); err != nil || fmt.Sprint(n) != p {
+			return fmt.Errorf("proto %q: want %s or a number 0-255", r.Proto, strings.Join(names, ", "))
+		}
+	}
+	if r.Addr != "" {
+		if _, err := netip.ParseAddr(r.Addr); err != nil {
+			return fmt.Errorf("addr %q: not an IPv4 or IPv6 address", r.Addr)
+		}
+	}
+	if r.State != "" {
+		names := []string{"UNREPLIED", "ASSURED", "RELATED"}
+		for s := engine.TCPSynSent; s < engine.NumTCPStates; s++ {
+			names = append(names, s.String())
+		}
+		if !slices.Contains(names, strings.ToUpper(r.State)) {
+			return fmt.Errorf("state %q: want one of %s", r.State, strings.Join(names, ", "))
+		}
+	}
+	if r.Limit < 0 {
+		return fmt.Errorf("limit %d: want 0 (all) or more", r.Limit)
+	}
+	return nil
+}
 
 func (d *Daemon) registerControl(s *control.Server) {
 	s.Handle("status", func(context.Context, json.RawMessage) (any, error) {
@@ -97,13 +138,12 @@ func (d *Daemon) refuseAllowlisted(h control.Handler) control.Handler {
 }
 
 func (d *Daemon) stateView(req control.StateRequest) (*control.StateResponse, error) {
+	if err := CheckState(req); err != nil {
+		return nil, err
+	}
 	var addr netip.Addr
 	if req.Addr != "" {
-		a, err := netip.ParseAddr(req.Addr)
-		if err != nil {
-			return nil, fmt.Errorf("state: addr %q: %w", req.Addr, err)
-		}
-		addr = a.Unmap()
+		addr = netip.MustParseAddr(req.Addr).Unmap()
 	}
 	proto := strings.ToLower(req.Proto)
 	state := strings.ToUpper(req.State)

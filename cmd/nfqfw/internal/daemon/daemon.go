@@ -48,6 +48,11 @@ type Daemon struct {
 // Run starts the daemon and blocks until ctx ends or a fatal error occurs.
 // A config error is returned before anything is installed.
 func Run(ctx context.Context, opts Options) error {
+	if opts.Pprof != "" {
+		if err := CheckPprofAddr(opts.Pprof); err != nil {
+			return fmt.Errorf("pprof address %w", err)
+		}
+	}
 	cfg, err := rules.LoadOnHost(opts.ConfigPath)
 	if err != nil {
 		return err

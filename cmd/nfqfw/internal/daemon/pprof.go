@@ -6,18 +6,31 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"time"
 )
 
-// servePprof serves net/http/pprof on addr, which must be a loopback
-// address: profiles show memory contents an outsider must not read.
-func servePprof(ctx context.Context, addr string) error {
-	host, _, err := net.SplitHostPort(addr)
+// CheckPprofAddr refuses a net/http/pprof address that is not a loopback
+// address with a port: profiles show memory contents an outsider must not
+// read. Run checks it before it installs anything.
+func CheckPprofAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("pprof address %q: %w", addr, err)
+		return fmt.Errorf("%q: want a loopback HOST:PORT, e.g. 127.0.0.1:6060", addr)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("pprof address %q: only loopback addresses are allowed", addr)
+		return fmt.Errorf("%q: only loopback addresses are allowed (127.0.0.1, [::1] or localhost)", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%q: want a port 1-65535", addr)
+	}
+	return nil
+}
+
+// servePprof serves net/http/pprof on addr (see CheckPprofAddr).
+func servePprof(ctx context.Context, addr string) error {
+	if err := CheckPprofAddr(addr); err != nil {
+		return fmt.Errorf("pprof address %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
