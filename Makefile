@@ -41,10 +41,13 @@ deps:
 	bash scripts/install-deps.sh
 
 # The whole suite: vet, unit and privileged end-to-end tests (root), then a
-# short run of every fuzz target. CI runs exactly this.
+# short run of every fuzz target. CI runs exactly this. The tests report
+# through scripts/testprogress: go test's own ok and FAIL lines, plus a line
+# as each test of a second or more ends, so the minutes of end-to-end tests
+# show their progress.
 test: build
 	$(GO) vet $(PKGS)
-	$(GO) test -count=1 -timeout 40m $(PKGS)
+	bash -o pipefail -c '$(GO) test -count=1 -timeout 40m -json $(PKGS) | $(GO) run ./scripts/testprogress'
 	$(MAKE) fuzz-short
 
 unit:
