@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/nfqfw/nfqfw/rules"
 	"github.com/nfqfw/nfqfw/rules/iptables"
@@ -30,8 +31,11 @@ Each family is one iptables-restore input; pick one with -family to pipe it:
 	nfqfw rules -c FILE -family ipv4 | iptables-restore --test --noflush
 	nfqfw rules -c FILE -family ipv6 | ip6tables-restore --test --noflush
 
-(without -family both are printed, one after the other, each under a
-comment line naming its family and its restore command).`,
+Without -family both are printed, one after the other, each under comment
+lines naming its family and its restore command. The rules match nfqfw's
+ban sets (nfqfw-ban4, nfqfw-ban6), which the daemon creates: on a host
+where it never ran, create them first (ipset create nfqfw-ban4 hash:ip
+family inet timeout 0; likewise nfqfw-ban6 with family inet6).`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&family, "family", "", "only this family: ipv4 or ipv6 (default: both)")
@@ -60,11 +64,14 @@ comment line naming its family and its restore command).`,
 				if err != nil {
 					return err
 				}
-				if fam == rules.FamilyIPv4 {
-					fmt.Fprintf(stdout, "# IPv4: input of iptables-restore --noflush\n%s", text)
-				} else {
-					fmt.Fprintf(stdout, "# IPv6: input of ip6tables-restore --noflush\n%s", text)
+				name, restore, inet := "IPv4", "iptables-restore", "inet"
+				if fam == rules.FamilyIPv6 {
+					name, restore, inet = "IPv6", "ip6tables-restore", "inet6"
 				}
+				set := iptables.BanSet(fam)
+				fmt.Fprintf(stdout, "# %s: input of %s --noflush (nfqfw rules -family %s); it matches the ban set %s,\n"+
+					"# which the daemon creates (where it never ran: ipset create %s hash:ip family %s timeout 0)\n%s",
+					name, restore, strings.ToLower(name), set, set, inet, text)
 			}
 			return nil
 		},
