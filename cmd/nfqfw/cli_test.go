@@ -1,11 +1,13 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -135,5 +137,33 @@ func TestCheckHostInterfaces(t *testing.T) {
 	out, errOut, code = runCLI(t, "check", "--strict-host", "-c", path)
 	if code != 1 || out != "" || !strings.HasPrefix(errOut, "nfqfw check: "+path+unknown) {
 		t.Errorf("check --strict-host: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestWaitInterfaces: run --wait-interfaces polls until the config's
+// interfaces are present, and gives up when its time has passed.
+func TestWaitInterfaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "t.yaml")
+	if err := os.WriteFile(path, []byte("zones: {uplink: [eth7]}\ninput:\n  rules:\n    - {in: uplink, action: accept}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	polls := 0
+	appearing := func() ([]string, error) { // eth7 comes with the third poll
+		polls++
+		if polls < 3 {
+			return []string{"lo"}, nil
+		}
+		return []string{"eth7", "lo"}, nil
+	}
+	var log strings.Builder
+	waitInterfaces(t.Context(), path, time.Minute, appearing, &log)
+	if polls != 3 || !strings.HasPrefix(log.String(), "nfqfw run: waiting up to 1m0s for 1 absent interfaces; the first: "+path+":1: zones.uplink[0]: interface \"eth7\"") {
+		t.Errorf("%d polls, log %q; want 3 polls and the wait announced", polls, log.String())
+	}
+	polls = 0
+	never := func() ([]string, error) { polls++; return []string{"lo"}, nil }
+	waitInterfaces(t.Context(), path, 400*time.Millisecond, never, io.Discard)
+	if polls != 3 {
+		t.Errorf("%d polls in 400ms at one per 200ms, want 3", polls)
 	}
 }

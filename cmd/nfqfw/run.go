@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/daemon"
@@ -17,16 +19,23 @@ func init() {
 		backend string
 		pprof   string
 		confirm time.Duration
+		wait    time.Duration
 	)
 	register(&command{
 		name:    "run",
-		args:    "[-c FILE] [--backend auto|legacy|nft] [--confirm DURATION] [--pprof ADDR]",
+		args:    "[-c FILE] [--backend auto|legacy|nft] [--confirm DURATION] [--pprof ADDR] [--wait-interfaces DURATION]",
 		summary: "run the firewall daemon (root)",
 		help: `Loads the config, binds the NFQUEUE readers, installs nfqfw's own
 iptables chains (IPv4 and IPv6, atomically, after removing stale chains a
 crash may have left), and decides every NEW flow until SIGINT or SIGTERM,
 when it removes exactly what it installed. SIGHUP (or "nfqfw reload")
 reloads the config; a bad config is refused and the running one stays.
+
+Every interface the config names must be present (or declared in
+interfaces.dynamic): a name that is neither a zone nor an interface of the
+host is refused. At boot, before udev has named every interface, give
+--wait-interfaces: the start waits that long for the missing ones (the
+systemd unit waits 30s).
 
 With --confirm, the start must be confirmed with "nfqfw confirm" within the
 duration, or nfqfw stops and removes its ruleset (like iptables-apply).
@@ -39,6 +48,7 @@ it with --confirm.`,
 			fs.StringVar(&backend, "backend", "", "iptables backend: auto, legacy or nft (default: the config's)")
 			fs.StringVar(&pprof, "pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060)")
 			fs.DurationVar(&confirm, "confirm", 0, "stop and remove the ruleset unless \"nfqfw confirm\" follows within this `duration`")
+			fs.DurationVar(&wait, "wait-interfaces", 0, "wait up to this `duration` for the interfaces the config names to appear")
 		},
 		run: func(ctx context.Context, args []string, _ io.Writer) error {
 			if err := noArgs(args); err != nil {
@@ -58,8 +68,14 @@ it with --confirm.`,
 			if confirm < 0 {
 				return usagef("--confirm %s: want a positive duration", confirm)
 			}
+			if wait < 0 {
+				return usagef("--wait-interfaces %s: want a positive duration", wait)
+			}
 			if err := nfq.CheckPermission(); err != nil {
 				return err
+			}
+			if wait > 0 {
+				waitInterfaces(ctx, config, wait, rules.HostInterfaces, os.Stderr)
 			}
 			return daemon.Run(ctx, daemon.Options{
 				ConfigPath: config,
@@ -70,4 +86,34 @@ it with --confirm.`,
 			})
 		},
 	})
+}
+
+// waitInterfaces waits up to d, polling present every 200 ms, until every
+// interface the config at path names is present. It returns early when the
+// config does not load (run reports that) and gives up silently when d
+// passes: run then refuses the config naming what is missing.
+func waitInterfaces(ctx context.Context, path string, d time.Duration, present func() ([]string, error), log io.Writer) {
+	c, err := rules.Load(path)
+	if err != nil {
+		return
+	}
+	const poll = 200 * time.Millisecond
+	for i := 0; i <= int(d/poll); i++ {
+		ifs, err := present()
+		if err != nil {
+			return
+		}
+		missing := c.UnknownInterfaces(ifs)
+		if len(missing) == 0 {
+			return
+		}
+		if i == 0 {
+			fmt.Fprintf(log, "nfqfw run: waiting up to %s for %d absent interfaces; the first: %v\n", d, len(missing), missing[0])
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(poll):
+		}
+	}
 }
