@@ -7,39 +7,37 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/internal/loglimit"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
 // packetLog writes the log lines rules ask for, at most rate lines per
 // second; lines over the rate are counted as suppressed, never queued.
 type packetLog struct {
-	l          *slog.Logger
-	rate       int64
-	second     atomic.Int64 // unix second of the current window
-	inWindow   atomic.Int64
-	written    atomic.Uint64
-	suppressed atomic.Uint64
+	l       *slog.Logger
+	limit   *LogLimiter
+	written atomic.Uint64
 }
 
 func newPacketLog(l *slog.Logger, rate int) *packetLog {
 	if rate <= 0 {
 		rate = 10
 	}
-	return &packetLog{l: l, rate: int64(rate)}
+	return &packetLog{l: l, limit: NewLogLimiter(rate, time.Second)}
 }
 
 // allow reports whether one more line fits in the current second.
 func (pl *packetLog) allow(now time.Time) bool {
-	sec := now.Unix()
-	if old := pl.second.Load(); old != sec && pl.second.CompareAndSwap(old, sec) {
-		pl.inWindow.Store(0)
-	}
-	if pl.inWindow.Add(1) > pl.rate {
-		pl.suppressed.Add(1)
-		return false
-	}
-	return true
+	ok, _ := pl.limit.Allow(now)
+	return ok
 }
+
+// LogLimiter limits log lines to a number per period, windows aligned to
+// the wall clock; the engine's packet log and the FTP helper use it.
+type LogLimiter = loglimit.Limiter
+
+// NewLogLimiter returns a LogLimiter of n lines per period.
+func NewLogLimiter(n int, period time.Duration) *LogLimiter { return loglimit.New(n, period) }
 
 func (pl *packetLog) packet(pol *rules.Policy, p *Parsed, v Verdict) {
 	if pl.l == nil || !pl.allow(time.Now()) {
@@ -86,7 +84,7 @@ func (pl *packetLog) packet(pol *rules.Policy, p *Parsed, v Verdict) {
 // LogCounts returns the packet log lines written and suppressed by the rate
 // limit.
 func (e *Engine) LogCounts() (written, suppressed uint64) {
-	return e.log.written.Load(), e.log.suppressed.Load()
+	return e.log.written.Load(), e.log.limit.Suppressed()
 }
 
 func addrString(a [16]byte) string {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/netlink"
+	"github.com/nfqfw/nfqfw/engine/internal/loglimit"
 	"github.com/nfqfw/nfqfw/engine/internal/mmsg"
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
@@ -26,8 +27,6 @@ const (
 	// MaxConsecutiveErrors receive errors in a row, with no event in
 	// between, stop Run: the socket is broken, not busy.
 	MaxConsecutiveErrors = 1000
-	// logEvery is the least time between two error lines of Run.
-	logEvery = time.Second
 )
 
 // Options configure a Follower and the package-level queries.
@@ -141,7 +140,7 @@ func (f *Follower) Run(ctx context.Context, fn func(Event)) error {
 }
 
 func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
-	var lim limiter
+	var lim loglimit.Limiter // one line per second
 	consecutive := 0
 	for {
 		n, err := f.ev.recv(f.in)
@@ -152,7 +151,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 			switch {
 			case errors.Is(err, unix.ENOBUFS):
 				f.enobufs.Add(1)
-				if ok, n := lim.allow(time.Now()); ok {
+				if ok, n := lim.Allow(time.Now()); ok {
 					f.log.Warn("ctnl: event socket overrun, kernel dropped conntrack events; resyncing", "suppressed", n)
 				}
 				if err := f.drain(ctx, fn); err != nil {
@@ -171,7 +170,7 @@ func (f *Follower) loop(ctx context.Context, fn func(Event)) error {
 			if consecutive >= MaxConsecutiveErrors {
 				return fmt.Errorf("ctnl: receive events: %w (last: %v)", ErrTooManyErrors, err)
 			}
-			if ok, n := lim.allow(time.Now()); ok {
+			if ok, n := lim.Allow(time.Now()); ok {
 				f.log.Warn("ctnl: receive error, follower goes on", "err", err, "suppressed", n)
 			}
 			continue
@@ -387,22 +386,4 @@ func (q *querier) close() {
 		q.nf.Close()
 		q.nf = nil
 	}
-}
-
-// limiter lets one log line through per logEvery and counts the rest. Used
-// by the Run goroutine only.
-type limiter struct {
-	next       time.Time
-	suppressed uint64
-}
-
-func (l *limiter) allow(now time.Time) (bool, uint64) {
-	if now.Before(l.next) {
-		l.suppressed++
-		return false, 0
-	}
-	l.next = now.Add(logEvery)
-	n := l.suppressed
-	l.suppressed = 0
-	return true, n
 }

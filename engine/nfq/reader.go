@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nfqfw/nfqfw/engine/internal/loglimit"
 )
 
 // Defaults for Config fields left zero.
@@ -83,7 +85,7 @@ type Reader struct {
 
 	consecutive int // receive errors since the last packet; receive goroutine only
 
-	errLog, verdictLog, panicLog limiter
+	errLog, verdictLog, panicLog loglimit.Limiter // one line per second each
 
 	runOnce, closeOnce sync.Once
 }
@@ -256,7 +258,7 @@ func (r *Reader) decide(pkt []byte, m Meta) (v Verdict) {
 		if p := recover(); p != nil {
 			r.c.panics.Add(1)
 			v = Verdict{Accept: r.cfg.FailureAccept}
-			if ok, n := r.panicLog.allow(time.Now()); ok {
+			if ok, n := r.panicLog.Allow(time.Now()); ok {
 				r.log.Error("nfq: decider panicked; failure verdict given",
 					"panic", fmt.Sprint(p), "accept", r.cfg.FailureAccept, "suppressed", n)
 			}
@@ -274,7 +276,7 @@ func (r *Reader) onError(err error) int {
 	switch {
 	case errors.Is(err, unix.ENOBUFS):
 		r.c.enobufs.Add(1)
-		if ok, n := r.errLog.allow(time.Now()); ok {
+		if ok, n := r.errLog.Allow(time.Now()); ok {
 			r.log.Warn("nfq: receive buffer overrun, kernel lost queue messages", "suppressed", n)
 		}
 		return 0
@@ -288,7 +290,7 @@ func (r *Reader) onError(err error) int {
 		r.stop(fmt.Errorf("nfq: receive on queue %d: %w (last: %v)", r.cfg.Queue, ErrTooManyErrors, err))
 		return 1
 	}
-	if ok, n := r.errLog.allow(time.Now()); ok {
+	if ok, n := r.errLog.Allow(time.Now()); ok {
 		r.log.Warn("nfq: receive error, reader goes on", "err", err, "suppressed", n)
 	}
 	return 0
@@ -307,7 +309,7 @@ func (r *Reader) stop(err error) {
 // send. The socket is fine either way.
 func (r *Reader) verdictError(err error) {
 	r.c.verdictErrs.Add(1)
-	if ok, n := r.verdictLog.allow(time.Now()); ok {
+	if ok, n := r.verdictLog.Allow(time.Now()); ok {
 		r.log.Warn("nfq: verdict not taken", "err", err, "suppressed", n)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
@@ -204,28 +203,6 @@ func TestOnErrorStopsAfterConsecutiveErrors(t *testing.T) {
 	}
 	if err := <-r.fatal; !errors.Is(err, ErrTooManyErrors) {
 		t.Errorf("fatal = %v, want ErrTooManyErrors", err)
-	}
-}
-
-func TestLimiter(t *testing.T) {
-	var l limiter
-	t0 := time.Unix(1000, 0)
-	steps := []struct {
-		at             time.Duration
-		wantOK         bool
-		wantSuppressed uint64
-	}{
-		{0, true, 0},
-		{100 * time.Millisecond, false, 0},
-		{900 * time.Millisecond, false, 0},
-		{logEvery, true, 2},
-		{logEvery + 1, false, 0},
-	}
-	for i, s := range steps {
-		ok, n := l.allow(t0.Add(s.at))
-		if ok != s.wantOK || n != s.wantSuppressed {
-			t.Errorf("step %d at %v: allow = %v, %d; want %v, %d", i, s.at, ok, n, s.wantOK, s.wantSuppressed)
-		}
 	}
 }
 

@@ -53,11 +53,11 @@ func paramsOf(c rules.FTP) *params {
 // Helper reads FTP control connections and holds the expectations they
 // announce. It is safe for concurrent use.
 type Helper struct {
-	par     atomic.Pointer[params]
-	maxCtl  int
-	maxExp  int
-	log     *slog.Logger
-	logRate int
+	par      atomic.Pointer[params]
+	maxCtl   int
+	maxExp   int
+	log      *slog.Logger
+	logLimit *engine.LogLimiter // at most Options.LogRate lines per second
 
 	live atomic.Int64 // expectations held; Take skips the lock at 0
 
@@ -65,8 +65,6 @@ type Helper struct {
 	controls map[engine.FlowKey]*control
 	lru      control // sentinel of the list of controls, most recently seen first
 	expect   map[expectKey]expectation
-	logSec   int64 // second of the last log line
-	logN     int   // log lines in logSec
 
 	created, used, expired, malformed, evicted atomic.Uint64
 	refused                                    [NumRefusals]atomic.Uint64
@@ -109,7 +107,6 @@ func New(opts Options) *Helper {
 		maxCtl:   opts.MaxControls,
 		maxExp:   opts.MaxExpectations,
 		log:      opts.Logger,
-		logRate:  opts.LogRate,
 		controls: make(map[engine.FlowKey]*control),
 		expect:   make(map[expectKey]expectation),
 	}
@@ -122,9 +119,11 @@ func New(opts Options) *Helper {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	if h.logRate <= 0 {
-		h.logRate = DefaultLogRate
+	rate := opts.LogRate
+	if rate <= 0 {
+		rate = DefaultLogRate
 	}
+	h.logLimit = engine.NewLogLimiter(rate, time.Second)
 	h.lru.prev, h.lru.next = &h.lru, &h.lru
 	h.par.Store(paramsOf(opts.Config))
 	return h
@@ -221,7 +220,7 @@ func (h *Helper) newControl(k engine.FlowKey, p *engine.Parsed, d int) *control 
 		old := h.lru.prev
 		h.removeControl(old)
 		h.evicted.Add(1)
-		if h.logAllowed(time.Now().Unix()) {
+		if h.logAllowed(time.Now()) {
 			h.log.Warn("ftp control connection evicted: too many tracked", "evicted", old.key.String(), "max", h.maxCtl)
 		}
 	}
@@ -319,7 +318,7 @@ func (h *Helper) release(parent engine.FlowKey) {
 // refuse counts and logs a refused announcement. Caller holds h.mu.
 func (h *Helper) refuse(r Refusal, c *control, a Announcement) {
 	h.refused[r].Add(1)
-	if !h.logAllowed(time.Now().Unix()) {
+	if !h.logAllowed(time.Now()) {
 		return
 	}
 	ann := netip.AddrPortFrom(a.Addr, a.Port).String()
@@ -330,13 +329,10 @@ func (h *Helper) refuse(r Refusal, c *control, a Announcement) {
 		"client", addrOf(c.client, c.family), "server", addrOf(c.server, c.family), "announced", ann)
 }
 
-// logAllowed rate-limits log lines to logRate per second. Caller holds h.mu.
-func (h *Helper) logAllowed(sec int64) bool {
-	if sec != h.logSec {
-		h.logSec, h.logN = sec, 0
-	}
-	h.logN++
-	return h.logN <= h.logRate
+// logAllowed rate-limits log lines to Options.LogRate per second.
+func (h *Helper) logAllowed(now time.Time) bool {
+	ok, _ := h.logLimit.Allow(now)
+	return ok
 }
 
 func addrOf(b [16]byte, fam rules.Family) netip.Addr {
