@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // DefaultMaxFlows is the table size NewTable uses when given none, the
@@ -159,7 +161,7 @@ func NewTable(max int, to rules.Timeouts) *Table {
 		seed:   rand.Uint64(),
 		max:    int64(max),
 		to:     compileTimeouts(to),
-		clock:  func() int64 { return time.Now().UnixNano() },
+		clock:  clock.Now,
 	}
 	for i := range t.shards {
 		t.shards[i].m = make(map[FlowKey]entry)

@@ -1,8 +1,7 @@
 package engine
 
 import (
-	"time"
-
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/engine/recent"
@@ -112,7 +111,7 @@ func (s *stateful) Allow(rule int, pkt *rules.Packet) bool {
 		return true
 	}
 	c := &s.conds[rule]
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	if c.knock >= 0 && !s.Knock.Allowed(c.knock, pkt.Src, pkt.Dst, pkt.Proto, pkt.DstPort, now) {
 		return false
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
 )
@@ -45,7 +46,7 @@ func (dc *QueueDecider) Decide(pkt []byte, m nfq.Meta) nfq.Verdict {
 		return nfq.Accept
 	}
 	start := time.Now()
-	v := dc.w.Decide(pkt, hook, m.InDev, m.OutDev, m.Mark, start.UnixNano())
+	v := dc.w.Decide(pkt, hook, m.InDev, m.OutDev, m.Mark, clock.Now())
 	dc.latency.Observe(time.Since(start).Seconds())
 	switch v.Action {
 	case rules.ActionAccept:

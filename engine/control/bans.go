@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/guard"
 )
 
@@ -54,7 +55,7 @@ func BanHandlers(b *guard.Bans, now func() time.Time) map[string]Handler {
 	return map[string]Handler{
 		CmdListBans: func(context.Context, json.RawMessage) (any, error) {
 			t := now()
-			return ListBansResponse{Now: t, Bans: b.List(t.UnixNano())}, nil
+			return ListBansResponse{Now: t, Bans: b.List(clock.Mono(t))}, nil
 		},
 		CmdAddBan: func(_ context.Context, args json.RawMessage) (any, error) {
 			var req AddBanRequest
@@ -64,7 +65,7 @@ func BanHandlers(b *guard.Bans, now func() time.Time) map[string]Handler {
 			if req.Reason == "" {
 				req.Reason = guard.DefaultManualReason
 			}
-			ban, err := b.Add(req.Addr, time.Duration(req.ForSeconds)*time.Second, req.Reason, now().UnixNano())
+			ban, err := b.Add(req.Addr, time.Duration(req.ForSeconds)*time.Second, req.Reason, clock.Mono(now()))
 			if err != nil {
 				return nil, err
 			}

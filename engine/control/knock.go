@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/knock"
 )
 
@@ -16,7 +17,7 @@ const CmdKnockStatus = "knock.status"
 func KnockHandlers(k *knock.Knocker) map[string]Handler {
 	return map[string]Handler{
 		CmdKnockStatus: func(context.Context, json.RawMessage) (any, error) {
-			return k.Status(k.Now().UnixNano()), nil
+			return k.Status(clock.Mono(k.Now())), nil
 		},
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine/internal/lru"
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // SourceManual is the Source of bans added with Add (the CLI).
@@ -167,7 +169,7 @@ func (b *Bans) Ban(addr [16]byte, spec rules.BanSpec, source, reason string, now
 	r, ok := s.m[addr]
 	if ok && r.until > now {
 		s.mu.Unlock()
-		return time.Unix(0, r.until)
+		return clock.Wall(r.until)
 	}
 	if ok && r.until == 0 && r.forget <= now {
 		r = record{} // offences forgotten
@@ -177,7 +179,7 @@ func (b *Bans) Ban(addr [16]byte, spec rules.BanSpec, source, reason string, now
 	b.set(s, addr, ok, r, now, until, b.remember(spec), source, reason)
 	s.mu.Unlock()
 	b.notify(event{ban: true, addr: addr, until: until})
-	return time.Unix(0, until)
+	return clock.Wall(until)
 }
 
 // set stores r (existed: addr had a record) as banned from now until until;
@@ -327,8 +329,8 @@ func (r *record) ban(a [16]byte) Ban {
 		Addr:     netip.AddrFrom16(a).Unmap(),
 		Reason:   r.reason,
 		Source:   r.source,
-		Since:    time.Unix(0, r.since),
-		Until:    time.Unix(0, r.until),
+		Since:    clock.Wall(r.since),
+		Until:    clock.Wall(r.until),
 		Offences: r.offences,
 	}
 }
@@ -407,7 +409,7 @@ func (b *Bans) Run(ctx context.Context) {
 		case ev := <-b.events:
 			a := netip.AddrFrom16(ev.addr).Unmap()
 			if ev.ban && b.opts.OnBan != nil {
-				b.opts.OnBan(a, time.Unix(0, ev.until))
+				b.opts.OnBan(a, clock.Wall(ev.until))
 			} else if !ev.ban && b.opts.OnUnban != nil {
 				b.opts.OnUnban(a)
 			}
@@ -465,11 +467,11 @@ func (b *Bans) Snapshot() []BanSnapshot {
 		for a, r := range s.m {
 			sn := BanSnapshot{
 				Addr: netip.AddrFrom16(a).Unmap(), Source: r.source, Reason: r.reason,
-				Since: time.Unix(0, r.since).UTC(), Offences: r.offences,
-				LastOffence: time.Unix(0, r.lastOffence).UTC(), Forget: time.Unix(0, r.forget).UTC(),
+				Since: clock.Wall(r.since).UTC(), Offences: r.offences,
+				LastOffence: clock.Wall(r.lastOffence).UTC(), Forget: clock.Wall(r.forget).UTC(),
 			}
 			if r.until != 0 {
-				sn.Until = time.Unix(0, r.until).UTC()
+				sn.Until = clock.Wall(r.until).UTC()
 			}
 			out = append(out, sn)
 		}
@@ -488,17 +490,17 @@ func (b *Bans) Snapshot() []BanSnapshot {
 func (b *Bans) Restore(snaps []BanSnapshot, now int64) int {
 	n := 0
 	for _, sn := range snaps {
-		if !sn.Addr.IsValid() || sn.Forget.UnixNano() <= now {
+		if !sn.Addr.IsValid() || clock.Mono(sn.Forget) <= now {
 			continue
 		}
 		a := sn.Addr.Unmap().As16()
 		r := record{
-			since: sn.Since.UnixNano(), offences: sn.Offences, lastOffence: sn.LastOffence.UnixNano(),
-			forget: sn.Forget.UnixNano(), source: sn.Source, reason: sn.Reason,
+			since: clock.Mono(sn.Since), offences: sn.Offences, lastOffence: clock.Mono(sn.LastOffence),
+			forget: clock.Mono(sn.Forget), source: sn.Source, reason: sn.Reason,
 		}
-		banned := !sn.Until.IsZero() && sn.Until.UnixNano() > now
+		banned := !sn.Until.IsZero() && clock.Mono(sn.Until) > now
 		if banned {
-			r.until = sn.Until.UnixNano()
+			r.until = clock.Mono(sn.Until)
 		}
 		s := b.shard(&a)
 		s.mu.Lock()

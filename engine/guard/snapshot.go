@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/internal/lru"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // CounterSnapshot is one source's admitted attempts against one guard, as
@@ -33,9 +35,9 @@ func (g *Guards) Snapshot() []CounterSnapshot {
 			t := &s.seg[proven]
 			for i := t.lru.Oldest(); i != lru.None; i = t.lru.Newer(i) {
 				e := &t.ents[i]
-				sn := CounterSnapshot{Guard: gd.name, Addr: netip.AddrFrom16(t.lru.Key(i)).Unmap(), Last: time.Unix(0, e.last).UTC()}
+				sn := CounterSnapshot{Guard: gd.name, Addr: netip.AddrFrom16(t.lru.Key(i)).Unmap(), Last: clock.Wall(e.last).UTC()}
 				for k := len(e.st); k > 0; k-- {
-					sn.Attempts = append(sn.Attempts, time.Unix(0, e.st[(int(e.pos)-k+len(e.st))%len(e.st)]).UTC())
+					sn.Attempts = append(sn.Attempts, clock.Wall(e.st[(int(e.pos)-k+len(e.st))%len(e.st)]).UTC())
 				}
 				out = append(out, sn)
 			}
@@ -72,7 +74,7 @@ func (g *Guards) Restore(snaps []CounterSnapshot, now int64) int {
 			continue
 		}
 		gd := g.guards[k]
-		last := sn.Last.UnixNano()
+		last := clock.Mono(sn.Last)
 		if last <= now-gd.maxWindow {
 			continue
 		}
@@ -92,7 +94,7 @@ func (g *Guards) Restore(snaps []CounterSnapshot, now int64) int {
 		e := &s.seg[sg].ents[i]
 		e.st, e.pos, e.last = e.st[:0], 0, last
 		for _, at := range attempts {
-			e.st = append(e.st, at.UnixNano())
+			e.st = append(e.st, clock.Mono(at))
 		}
 		e.pos = int32(len(e.st) % gd.ring)
 		if sg == probation {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine/internal/lru"
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // DefaultMaxSources is the default bound on the sources a Knocker tracks,
@@ -115,7 +117,7 @@ func New(knocks []rules.Knock, opts ...Option) *Knocker {
 		k.seqs = append(k.seqs, s)
 		if s.rotating() {
 			k.rotating = true
-			s.refresh(time.Now().UnixNano(), 1)
+			s.refresh(clock.Now(), 1)
 		} else if pi := protoIndex(s.steps[0].proto); pi >= 0 {
 			p := s.steps[0].port
 			k.startPorts[pi][p/64] |= 1 << (p % 64)

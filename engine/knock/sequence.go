@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // Ports of a rotating sequence are derived into [RotatingPortLow,
@@ -139,7 +141,7 @@ func (s *sequence) counter(now int64) int64 {
 	if !s.rotating() {
 		return 0
 	}
-	return floorDiv(now, s.period)
+	return floorDiv(clock.Wall(now).UnixNano(), s.period) // shared with the client: wall time
 }
 
 // stepAt returns step i of the sequence for counter ctr.
@@ -162,7 +164,7 @@ func (s *sequence) refresh(now, ahead int64) {
 	if !s.rotating() {
 		return
 	}
-	cur := floorDiv(now, s.period)
+	cur := s.counter(now)
 	first, last := cur-s.back, cur+s.skew+ahead
 	if s.covers(s.cache.Load(), first, last) {
 		return
@@ -328,7 +330,7 @@ func Sequence(k rules.Knock, at time.Time) []rules.KnockStep {
 		return out
 	}
 	s := compile(k)
-	for i, st := range derive(s.secret, s.counter(at.UnixNano()), s.steps) {
+	for i, st := range derive(s.secret, s.counter(clock.Mono(at)), s.steps) {
 		out[i] = rules.KnockStep{Proto: st.proto, Port: st.port}
 	}
 	return out

@@ -3,6 +3,8 @@ package knock
 import (
 	"net/netip"
 	"time"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // Snap is the state of a Knocker with absolute times, so that it survives a
@@ -53,7 +55,7 @@ func (k *Knocker) Snapshot() Snap {
 		snap.Sequences[i] = SnapSequence{Name: s.name, Fingerprint: s.fingerprint}
 		s.usedMu.Lock()
 		for _, u := range s.used {
-			snap.Sequences[i].Used = append(snap.Sequences[i].Used, SnapUsed{Counter: u.ctr, Until: time.Unix(0, u.until)})
+			snap.Sequences[i].Used = append(snap.Sequences[i].Used, SnapUsed{Counter: u.ctr, Until: clock.Wall(u.until)})
 		}
 		s.usedMu.Unlock()
 	}
@@ -65,7 +67,7 @@ func (k *Knocker) Snapshot() Snap {
 				if p.step > 0 {
 					snap.Sequences[i].Progress = append(snap.Sequences[i].Progress, SnapProgress{
 						Source: src, Step: int(p.step), Counter: p.ctr,
-						Started: time.Unix(0, p.started), Last: time.Unix(0, p.last),
+						Started: clock.Wall(p.started), Last: clock.Wall(p.last),
 					})
 				}
 			}
@@ -74,7 +76,7 @@ func (k *Knocker) Snapshot() Snap {
 			src := addr(sh.open.key(e))
 			for i, w := range sh.open.values(e) {
 				if w.until != 0 {
-					snap.Sequences[i].Open = append(snap.Sequences[i].Open, SnapOpen{Source: src, Until: time.Unix(0, w.until)})
+					snap.Sequences[i].Open = append(snap.Sequences[i].Open, SnapOpen{Source: src, Until: clock.Wall(w.until)})
 				}
 			}
 		})
@@ -99,14 +101,14 @@ func (k *Knocker) Restore(snap Snap, now int64) {
 		if same && s.oneShot {
 			s.usedMu.Lock()
 			for _, u := range ss.Used {
-				if until := u.Until.UnixNano(); until > now && len(s.used) < maxUsed {
+				if until := clock.Mono(u.Until); until > now && len(s.used) < maxUsed {
 					s.used = append(s.used, usedRec{ctr: u.Counter, until: until})
 				}
 			}
 			s.usedMu.Unlock()
 		}
 		for _, sp := range ss.Progress {
-			p := progress{step: uint8(sp.Step), started: sp.Started.UnixNano(), last: sp.Last.UnixNano(), ctr: sp.Counter}
+			p := progress{step: uint8(sp.Step), started: clock.Mono(sp.Started), last: clock.Mono(sp.Last), ctr: sp.Counter}
 			if !same || sp.Step <= 0 || sp.Step >= len(s.steps) || s.expired(p, now) || !sp.Source.IsValid() {
 				continue
 			}
@@ -125,7 +127,7 @@ func (k *Knocker) Restore(snap Snap, now int64) {
 			sh.mu.Unlock()
 		}
 		for _, so := range ss.Open {
-			until := so.Until.UnixNano()
+			until := clock.Mono(so.Until)
 			if until <= now || !so.Source.IsValid() {
 				continue
 			}

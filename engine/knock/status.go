@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // FailReason says why a source's progress in a sequence was lost. Reasons
@@ -84,7 +86,7 @@ type Failure struct {
 // Status reports the state at now. Progress that has timed out and windows
 // that have closed by now are left out even if Expire has not run yet.
 func (k *Knocker) Status(now int64) Status {
-	st := Status{Now: time.Unix(0, now), Progress: []Progress{}, Open: []OpenWindow{}, Failures: []Failure{}}
+	st := Status{Now: clock.Wall(now), Progress: []Progress{}, Open: []OpenWindow{}, Failures: []Failure{}}
 	for _, sh := range k.shards {
 		sh.mu.Lock()
 		sh.prog.each(func(e int32) {
@@ -113,7 +115,7 @@ func (k *Knocker) Status(now int64) Status {
 		for _, f := range sh.fails {
 			if f.when != 0 {
 				st.Failures = append(st.Failures, Failure{
-					When: time.Unix(0, f.when), Source: addr(f.src), Sequence: k.seqs[f.seq].name, Reason: f.reason,
+					When: clock.Wall(f.when), Source: addr(f.src), Sequence: k.seqs[f.seq].name, Reason: f.reason,
 				})
 			}
 		}

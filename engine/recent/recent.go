@@ -9,6 +9,8 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine/internal/lru"
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // MaxStamps is how many hit timestamps an entry keeps, as xt_recent's
@@ -244,7 +246,7 @@ func (l *Lists) Walk(fn func(Entry)) {
 				buf = append(buf, Entry{
 					List:     li.name,
 					Addr:     netip.AddrFrom16(s.lru.Key(i)).Unmap(),
-					LastSeen: time.Unix(0, e.lastSeen()),
+					LastSeen: clock.Wall(e.lastSeen()),
 					Hits:     int(e.nstamps),
 					TTL:      e.ttl,
 				})
@@ -305,7 +307,7 @@ func (l *Lists) Snapshot() []EntrySnapshot {
 				seen := e.seen()
 				snap := EntrySnapshot{List: li.name, Addr: netip.AddrFrom16(s.lru.Key(i)).Unmap(), TTL: e.ttl, Seen: make([]time.Time, len(seen))}
 				for k, ns := range seen {
-					snap.Seen[k] = time.Unix(0, ns).UTC()
+					snap.Seen[k] = clock.Wall(ns).UTC()
 				}
 				out = append(out, snap)
 			}
@@ -334,7 +336,7 @@ func (l *Lists) Restore(snaps []EntrySnapshot, now int64) int {
 		if li < 0 || !sn.Addr.IsValid() || len(sn.Seen) == 0 {
 			continue
 		}
-		items = append(items, item{li, sn, min(sn.Seen[len(sn.Seen)-1].UnixNano(), now)})
+		items = append(items, item{li, sn, min(clock.Mono(sn.Seen[len(sn.Seen)-1]), now)})
 	}
 	sort.SliceStable(items, func(a, b int) bool { return items[a].last < items[b].last })
 	for _, it := range items {
@@ -348,10 +350,10 @@ func (l *Lists) Restore(snaps []EntrySnapshot, now int64) int {
 		if i, ok := s.lru.Get(addr); ok {
 			s.lru.Remove(i)
 		}
-		s.insert(&addr, it.snap.TTL, min(seen[0].UnixNano(), now))
+		s.insert(&addr, it.snap.TTL, min(clock.Mono(seen[0]), now))
 		if i, ok := s.lru.Get(addr); ok {
 			for _, t := range seen[1:] {
-				s.hit(i, it.snap.TTL, min(t.UnixNano(), now))
+				s.hit(i, it.snap.TTL, min(clock.Mono(t), now))
 			}
 		}
 		s.mu.Unlock()

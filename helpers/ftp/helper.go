@@ -9,6 +9,8 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // Defaults of Options.
@@ -440,7 +442,7 @@ func (h *Helper) Expectations() []Expectation {
 	for k, e := range h.expect {
 		fam := e.parent.Family()
 		out = append(out, Expectation{Kind: e.kind, Src: addrOf(k.src, fam),
-			Dst: netip.AddrPortFrom(addrOf(k.dst, fam), k.dport), Parent: e.parent, Expires: time.Unix(0, e.expires)})
+			Dst: netip.AddrPortFrom(addrOf(k.dst, fam), k.dport), Parent: e.parent, Expires: clock.Wall(e.expires)})
 	}
 	return out
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/rules"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // adoptTimeout bounds the conntrack dump of adoptKernelFlows.
@@ -41,7 +43,7 @@ func (d *Daemon) adoptKernelFlows(ctx context.Context) {
 func (d *Daemon) adopt(flows []ctnl.Event) map[engine.AdoptResult]int {
 	n := map[engine.AdoptResult]int{}
 	routes := routeCache{}
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	for i := range flows {
 		f, ok := kernelFlow(&flows[i], routes)
 		if !ok {

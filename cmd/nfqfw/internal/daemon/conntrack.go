@@ -7,6 +7,8 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // followConntrack keeps the engine's flow table in step with the kernel's:
@@ -38,7 +40,7 @@ func keysOf(ev *ctnl.Event) (engine.FlowKey, engine.FlowKey, bool) {
 
 func (d *Daemon) conntrackEvent(ev ctnl.Event) {
 	t := d.eng.Flows()
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	k1, k2, two := keysOf(&ev)
 	switch ev.Type {
 	case ctnl.EventDestroy:

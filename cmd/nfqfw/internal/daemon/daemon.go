@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
@@ -329,7 +330,7 @@ func (d *Daemon) housekeeping(ctx context.Context) error {
 			return nil
 		case now := <-tick.C:
 			n++
-			d.eng.Flows().Expire(now.UnixNano())
+			d.eng.Flows().Expire(clock.Now())
 			st := d.currentState()
 			st.expire(now)
 			if n%10 == 0 {

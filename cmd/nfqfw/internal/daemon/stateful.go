@@ -24,6 +24,8 @@ import (
 	"github.com/nfqfw/nfqfw/helpers/ftp"
 	"github.com/nfqfw/nfqfw/rules"
 	"github.com/nfqfw/nfqfw/rules/iptables"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
 // stateFile is the name of the persisted state under state.dir.
@@ -110,7 +112,7 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	s := build(cfg, pol, log, sh)
 	sh.current.Store(s)
 	var p persisted
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	if err := store.Load(sh.path, &p); err != nil {
 		if !errors.Is(err, store.ErrCorrupt) {
 			cancel()
@@ -188,7 +190,7 @@ func (s *stateful) matchers() *engine.Matchers {
 func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	s.shared.ftp.SetConfig(cfg.FTP)
 	n := build(cfg, pol, s.log, s.shared)
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	n.recent.Restore(s.recent.Snapshot(), now)
 	n.knock.Restore(s.knock.Snapshot(), now)
 	n.guards.Restore(s.guards.Snapshot(), now)
@@ -203,7 +205,7 @@ func (s *stateful) prepareKernel(cfg *rules.Config) error {
 }
 
 func (s *stateful) expire(now time.Time) {
-	n := now.UnixNano()
+	n := clock.Now()
 	s.knock.Expire(n)
 	s.guards.Expire(n)
 	s.shared.bans.Expire(n)
@@ -310,7 +312,7 @@ func (k *kernelBans) prepare(bans *guard.Bans, now time.Time) error {
 			if d == 0 {
 				d = guard.MaxBan // added by hand without a timeout
 			}
-			if bans.Adopt(e.Addr, d, now.UnixNano()) {
+			if bans.Adopt(e.Addr, d, clock.Now()) {
 				k.log.Warn("ban found in the kernel set but not in the saved state: adopted", "src", e.Addr, "left", d)
 			}
 		}
@@ -319,7 +321,7 @@ func (k *kernelBans) prepare(bans *guard.Bans, now time.Time) error {
 	k.sets = sets
 	k.mu.Unlock()
 	var missing []guard.Ban
-	for _, b := range bans.List(now.UnixNano()) {
+	for _, b := range bans.List(clock.Now()) {
 		if !inKernel[b.Addr] {
 			missing = append(missing, b)
 		}
