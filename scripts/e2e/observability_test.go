@@ -170,11 +170,13 @@ func TestObservability(t *testing.T) {
 			{name: "a listed source is refused again", kind: tcpConnect, dst: at(h4, 8443), want: refused,
 				seen: []string{"tcp RST from 10.99.2.2:8443"}},
 		})
-		// A knock broken by another connection fails (wrong_port); the
-		// IPv6 address is the source, so the IPv4 sequence below is
-		// not disturbed.
+		// A knock broken by a step out of order fails (wrong_port), as
+		// knockd's does; a connection to a port that is no step (the
+		// web server) leaves the progress alone. The IPv6 address is
+		// the source, so the IPv4 sequence below is not disturbed.
 		obsKnock(t, cli, at(h6, 7000), "tcp")
-		runProbes(t, sb, cli, []probe{{name: "a connection breaks the IPv6 knock", kind: tcpConnect, dst: at(h6, 80), want: connected}})
+		runProbes(t, sb, cli, []probe{{name: "a connection to no step leaves the IPv6 knock alone", kind: tcpConnect, dst: at(h6, 80), want: connected}})
+		obsKnock(t, cli, at(h6, 9000), "tcp")
 		for _, k := range []struct {
 			port  uint16
 			proto string
