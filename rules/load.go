@@ -128,7 +128,13 @@ func ControlSocket(path string) (string, error) {
 		} `yaml:"control"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return "", fmt.Errorf("%s: cannot read control.socket (%v): name the socket with -s", path, err)
+		// Broken YAML elsewhere (an edit not yet reloaded): find the key
+		// by its lines, as written in the usual block or flow form.
+		s, ok := scanControlSocket(string(data))
+		if !ok {
+			return "", fmt.Errorf("%s: cannot read control.socket (%v): name the socket with -s", path, err)
+		}
+		doc.Control.Socket = s
 	}
 	s := doc.Control.Socket
 	if s == "" {
@@ -138,4 +144,36 @@ func ControlSocket(path string) (string, error) {
 		return "", fmt.Errorf("%s: control.socket %q is not an absolute path", path, s)
 	}
 	return s, nil
+}
+
+// scanControlSocket finds control.socket in a file that is not valid YAML,
+// written "control: {socket: PATH}" or "control:" followed by an indented
+// "socket: PATH".
+func scanControlSocket(text string) (string, bool) {
+	lines := strings.Split(text, "\n")
+	for i, l := range lines {
+		rest, ok := strings.CutPrefix(strings.TrimRight(l, " \t\r"), "control:")
+		if !ok {
+			continue
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(rest), "{"); ok {
+			v, _, _ = strings.Cut(v, "}")
+			for _, kv := range strings.Split(v, ",") {
+				if k, val, ok := strings.Cut(kv, ":"); ok && strings.TrimSpace(k) == "socket" {
+					return strings.Trim(strings.TrimSpace(val), `"'`), true
+				}
+			}
+			continue
+		}
+		for _, next := range lines[i+1:] {
+			if next == "" || (next[0] != ' ' && next[0] != '\t') {
+				break
+			}
+			if val, ok := strings.CutPrefix(strings.TrimSpace(next), "socket:"); ok {
+				val, _, _ = strings.Cut(val, " #")
+				return strings.Trim(strings.TrimSpace(val), `"'`), true
+			}
+		}
+	}
+	return "", false
 }

@@ -68,6 +68,8 @@ func TestControlSocket(t *testing.T) {
 		{"no control section", "input: {policy: drop}", "/run/nfqfw/nfqfw.sock", ""},
 		{"empty file", "", "/run/nfqfw/nfqfw.sock", ""},
 		{"broken YAML", "input: [", "", "cannot read control.socket (yaml: line 1: did not find expected node content): name the socket with -s"},
+		{"broken YAML, flow control section", lines("input: [", `control: {socket: "/run/z.sock"}`), "/run/z.sock", ""},
+		{"broken YAML, block control section", lines("input: [", "control:", "  # the daemon's", "  socket: /run/w.sock  # here", "state: {dir: /x}"), "/run/w.sock", ""},
 		{"relative socket", "control: {socket: x.sock}", "", `control.socket "x.sock" is not an absolute path`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -533,6 +533,18 @@ func TestReload(t *testing.T) {
 			if _, ok := waitFor(5*time.Second, func() bool { return strings.Count(fw.proc.Output(), "reload refused") > refusedLogs }); !ok {
 				t.Errorf("SIGHUP with a bad config logged no refusal:\n%s", fw.proc.Output())
 			}
+			// With -c the client reads only control.socket from the
+			// broken file: the daemon refuses the reload and counts it.
+			failures := metricValue(fw.metrics(), `nfqfw_config_reloads_total{result="failure"}`)
+			ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+			outC, err := exec.CommandContext(ctx, nfqfwBin, "reload", "-c", fw.config).CombinedOutput()
+			cancel()
+			if err == nil || !strings.Contains(string(outC), tt.want[len(tt.want)-1]) {
+				t.Errorf("nfqfw reload -c with the bad config: %v: %s", err, outC)
+			}
+			if got := metricValue(fw.metrics(), `nfqfw_config_reloads_total{result="failure"}`); got != failures+1 {
+				t.Errorf("reload failures %v after nfqfw reload -c, want %v", got, failures+1)
+			}
 
 			if got := relStatus(t, fw).ConfigHash; got != goodHash {
 				t.Errorf("config hash %s after a refused reload, want %s still", got, goodHash)
@@ -545,6 +557,54 @@ func TestReload(t *testing.T) {
 			expectDial(t, cli, at(8080), connected, "alt, as before")
 			expectDial(t, scanner, at(22), refused, "the scanner, as before")
 			ssh.check(t, "after a refused reload")
+		})
+	}
+}
+
+// TestReloadNotAFile: a FIFO with no writer or a symlink to /dev/zero at
+// the config path is refused at once by a reload (no hang, no memory
+// exhausted); the daemon keeps answering and its config stays in force.
+func TestReloadNotAFile(t *testing.T) {
+	requireSandbox(t)
+	t.Parallel()
+	sb := sandbox.New(t, sandbox.Options{})
+	host := sb.NS(hostRole)
+	fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml"))
+	hash := relStatus(t, fw).ConfigHash
+	for _, tc := range []struct {
+		name, want string
+		make       func(path string) error
+	}{
+		{"FIFO", "is a FIFO (named pipe), not a regular file", func(p string) error { return syscall.Mkfifo(p, 0o600) }},
+		{"symlink to /dev/zero", "is a character device, not a regular file", func(p string) error { return os.Symlink("/dev/zero", p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			saved, err := os.ReadFile(fw.config)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Remove(fw.config); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.make(fw.config); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				os.Remove(fw.config)
+				if err := os.WriteFile(fw.config, saved, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}()
+			code, out := relExitCode(t, fw, "reload")
+			if code != 1 || !strings.Contains(out, tc.want) {
+				t.Errorf("nfqfw reload: exit %d: %s; want 1 and %q", code, out, tc.want)
+			}
+			if out, err := fw.cli("health"); err != nil {
+				t.Errorf("nfqfw health after the refused reload: %v: %s", err, out)
+			}
+			if got := relStatus(t, fw).ConfigHash; got != hash {
+				t.Errorf("config hash %s after a refused reload, want %s", got, hash)
+			}
 		})
 	}
 }
