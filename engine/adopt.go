@@ -92,6 +92,7 @@ func (e *Engine) Adopt(f KernelFlow, now int64) AdoptResult {
 		u.TCPState = TCPEstablished
 	}
 	e.flows.Update(k, u, now)
+	e.adopted.Add(1)
 	return AdoptAdmitted
 }
 

@@ -20,6 +20,7 @@ type Engine struct {
 	reasons  [NumReasons][numActions]atomic.Uint64
 	newFlows [numProtoLabels]atomic.Uint64
 	pickups  atomic.Uint64 // flows admitted from a TCP segment picked up mid-stream
+	adopted  atomic.Uint64 // kernel flows admitted by Adopt
 	ruleCnt  counterSet
 }
 

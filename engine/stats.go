@@ -136,3 +136,6 @@ func (e *Engine) NewFlowCounts(fn func(proto string, n uint64)) {
 // Pickups returns the number of flows admitted from a TCP segment picked
 // up mid-stream (flows.tcp_pickup policy).
 func (e *Engine) Pickups() uint64 { return e.pickups.Load() }
+
+// Adopted returns the number of kernel flows Adopt admitted.
+func (e *Engine) Adopted() uint64 { return e.adopted.Load() }

@@ -11,6 +11,8 @@ type engineCollector struct {
 	newFlows      *prometheus.Desc
 	logLines      *prometheus.Desc
 	logSuppressed *prometheus.Desc
+	pickedUp      *prometheus.Desc
+	adopted       *prometheus.Desc
 }
 
 func newEngineCollector(src EngineSource) *engineCollector {
@@ -29,6 +31,10 @@ func newEngineCollector(src EngineSource) *engineCollector {
 			"Packet log lines written."),
 		logSuppressed: newDesc("log_suppressed_total",
 			"Packet log lines suppressed by the log rate limit."),
+		pickedUp: newDesc("flows_picked_up_total",
+			"Flows admitted from a TCP segment without SYN that belonged to no known flow (mid-stream pickup)."),
+		adopted: newDesc("flows_adopted_total",
+			"Kernel flows adopted at start or after a resync because the policy admits their first packet."),
 	}
 }
 
@@ -38,6 +44,8 @@ func (c *engineCollector) describe(ch chan<- *prometheus.Desc) {
 	ch <- c.newFlows
 	ch <- c.logLines
 	ch <- c.logSuppressed
+	ch <- c.pickedUp
+	ch <- c.adopted
 }
 
 func (c *engineCollector) update(ch chan<- prometheus.Metric) error {
@@ -62,5 +70,8 @@ func (c *engineCollector) update(ch chan<- prometheus.Metric) error {
 	written, suppressed := c.src.LogCounts()
 	ch <- prometheus.MustNewConstMetric(c.logLines, prometheus.CounterValue, float64(written))
 	ch <- prometheus.MustNewConstMetric(c.logSuppressed, prometheus.CounterValue, float64(suppressed))
+	picked, adopted := c.src.KnownFlowCounts()
+	ch <- prometheus.MustNewConstMetric(c.pickedUp, prometheus.CounterValue, float64(picked))
+	ch <- prometheus.MustNewConstMetric(c.adopted, prometheus.CounterValue, float64(adopted))
 	return nil
 }

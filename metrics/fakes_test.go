@@ -36,6 +36,8 @@ func (f fakeEngine) NewFlowCounts(fn func(proto string, n uint64)) {
 
 func (f fakeEngine) LogCounts() (uint64, uint64) { return f.written, f.suppressed }
 
+func (f fakeEngine) KnownFlowCounts() (uint64, uint64) { return 3, 1 }
+
 var testEngine = fakeEngine{
 	rules: []RuleCount{
 		{Chain: "input", Rule: "ssh", Action: "accept", Packets: 120},

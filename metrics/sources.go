@@ -29,6 +29,10 @@ type EngineSource interface {
 	// LogCounts returns the packet log lines written and those suppressed
 	// by the log rate limit.
 	LogCounts() (written, suppressed uint64)
+	// KnownFlowCounts returns the flows admitted without their first
+	// packet: TCP segments picked up mid-stream, and kernel flows adopted
+	// at start or after a resync.
+	KnownFlowCounts() (pickedUp, adopted uint64)
 }
 
 // FlowStats are the flow table's totals since start.

@@ -79,7 +79,7 @@ func TestPickupAfterConntrackFlush(t *testing.T) {
 			gw.MustExec("iptables", "-A", "FORWARD", "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP")
 			refused := converse(t, up, at(sb.Addr4(lan1Role), 443))
 
-			startFirewall(t, gw, pickupConfig(sb, tt.pickup))
+			fw := startFirewall(t, gw, pickupConfig(sb, tt.pickup))
 			sessions := map[string]*conversation{
 				"lan to the gateway's ssh (input)":        converse(t, lan1, at(sb.GatewayAddr4(lan1Role), 22)),
 				"lan to the uplink's web (masqueraded)":   converse(t, lan1, at(sb.Addr4(uplinkRole), 80)),
@@ -98,6 +98,9 @@ func TestPickupAfterConntrackFlush(t *testing.T) {
 			}
 			if !refused.breaks(5 * time.Second) {
 				t.Errorf("the session to lan1's 443, which no rule opens, still talks after conntrack -F")
+			}
+			if v := metricValue(fw.metrics(), "nfqfw_flows_picked_up_total"); tt.continues && v < float64(len(sessions)) {
+				t.Errorf("nfqfw_flows_picked_up_total = %v, want at least %d (one per continuing session)", v, len(sessions))
 			}
 			if !tt.continues {
 				// The uplink's stopped sessions keep drawing answers

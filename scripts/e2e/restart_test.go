@@ -51,6 +51,9 @@ func TestFTPControlAcrossRestart(t *testing.T) {
 				c.list(cli, "after "+restart.name)
 				c.retr(cli, srv, "after "+restart.name)
 			}
+			if v := metricValue(fw.metrics(), `nfqfw_flows_adopted_total`); v < 1 {
+				t.Errorf("nfqfw_flows_adopted_total = %v after the restarts, want at least 1 (the control connection)", v)
+			}
 			if v := metricValue(fw.metrics(), `nfqfw_verdicts_total{action="drop",reason="invalid"}`); v > 0 {
 				t.Errorf("nfqfw_verdicts_total{action=drop,reason=invalid} = %v after the restarts, want 0", v)
 			}

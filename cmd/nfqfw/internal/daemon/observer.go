@@ -112,6 +112,7 @@ func (s engineSource) ReasonCounts(fn func(reason, action string, packets uint64
 
 func (s engineSource) NewFlowCounts(fn func(proto string, flows uint64)) { s.e.NewFlowCounts(fn) }
 func (s engineSource) LogCounts() (uint64, uint64)                       { return s.e.LogCounts() }
+func (s engineSource) KnownFlowCounts() (uint64, uint64)                 { return s.e.Pickups(), s.e.Adopted() }
 
 type flowSource struct{ t *engine.Table }
 
