@@ -153,29 +153,7 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 
 	// NEW, or a TCP segment picked up mid-stream: decided as the
 	// connection's first packet would be.
-	var v Verdict
-	decided := false
-	if st != nil {
-		v, decided = st.before(p, e.flows, now)
-	}
-	if !decided {
-		var sr rules.Stateful = noState{}
-		if st != nil {
-			sr = st
-		}
-		if i := a.policy.Eval(&p.Packet, sr); i >= 0 {
-			r := &a.policy.Rules()[i]
-			v = Verdict{Action: r.Action, Reject: r.RejectWith, Log: r.Log != nil, Rule: i, Reason: ReasonRule}
-			if r.HasState && st != nil {
-				if lv, limited := st.limit(i, p, now); limited {
-					v = lv
-				}
-			}
-		} else {
-			c := a.policy.Chain(p.Hook)
-			v = Verdict{Action: c.Action, Reject: c.RejectWith, Log: c.Log != nil, Rule: -1, Reason: ReasonPolicy}
-		}
-	}
+	v := decideNew(a, p, e.flows, now, nil)
 	if v.Action == rules.ActionAccept && v.Reason != ReasonRelated {
 		if !e.flows.Admit(p, v.Rule, now) {
 			v = Verdict{Action: a.policy.Config().Queue.FailureVerdict, Rule: -1, Reason: ReasonTableFull}
@@ -190,6 +168,48 @@ func (w *Worker) decide(a *active, b []byte, now int64) Verdict {
 		}
 	}
 	return v
+}
+
+// decideNew decides the first packet of a connection: the stateful
+// matchers look first, then the policy's rules with their stateful
+// conditions, then the chain's policy. It does not admit the flow.
+//
+// tr nil is the packet path. With a Trace it explains: every matcher and
+// stateful condition consulted records what it found, and nothing changes
+// (no knock progress, no guard counting, no recent-list insertion, no flow
+// admitted); flows may then be nil.
+func decideNew(a *active, p *Parsed, flows *Table, now int64, tr *Trace) Verdict {
+	st := a.st
+	if st != nil {
+		if v, decided := st.before(p, flows, now, tr); decided {
+			return v
+		}
+	}
+	var sr rules.Stateful = noState{}
+	if st != nil {
+		sr = st
+		if tr != nil {
+			sr = tracing{s: st, tr: tr, now: now}
+		}
+	}
+	if i := a.policy.Eval(&p.Packet, sr); i >= 0 {
+		r := &a.policy.Rules()[i]
+		v := Verdict{Action: r.Action, Reject: r.RejectWith, Log: r.Log != nil, Rule: i, Reason: ReasonRule}
+		if tr != nil {
+			tr.matched(i)
+		}
+		if r.HasState && st != nil {
+			if lv, limited := st.limit(i, p, now, tr); limited {
+				v = lv
+			}
+		}
+		return v
+	}
+	c := a.policy.Chain(p.Hook)
+	if tr != nil {
+		tr.add("policy", "", true, "no rule of the %s chain matched: its policy %s", p.Hook, c.Action)
+	}
+	return Verdict{Action: c.Action, Reject: c.RejectWith, Log: c.Log != nil, Rule: -1, Reason: ReasonPolicy}
 }
 
 // noState is the Stateful of an engine without stateful matchers: every

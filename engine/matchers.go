@@ -26,6 +26,9 @@ type Expectations interface {
 	// Take reports whether p opens an expected connection and returns the
 	// flow it is related to; an expectation is taken once.
 	Take(p *Parsed, now int64) (parent FlowKey, ok bool)
+	// Expected tells whether Take would admit p, without taking the
+	// expectation (for an explanation).
+	Expected(p *Parsed, now int64) bool
 	// Inspect reads a packet of a tracked flow (the control channel); b is
 	// the whole packet.
 	Inspect(p *Parsed, b []byte, now int64)
@@ -81,12 +84,25 @@ func newStateful(pol *rules.Policy, m *Matchers) *stateful {
 // to flows as RELATED to its control connection; a knock step is observed
 // and dropped, so the sequence stays invisible. ok false: none of them
 // decides the packet.
-func (s *stateful) before(p *Parsed, flows *Table, now int64) (v Verdict, ok bool) {
+//
+// With a Trace (an explanation) each matcher records what it found and
+// nothing changes: the matchers are asked with their side-effect-free
+// variants (Peek, Expected) and flows is not touched.
+func (s *stateful) before(p *Parsed, flows *Table, now int64, tr *Trace) (v Verdict, ok bool) {
+	if tr != nil {
+		tr.ban(s.Bans, p.Src, now)
+	}
 	if s.Bans.IsBanned(p.Src, now) {
 		return Verdict{Action: rules.ActionDrop, Rule: -1, Reason: ReasonBanned}, true
 	}
 	if s.FTP != nil {
-		if parent, ok := s.FTP.Take(p, now); ok {
+		if tr != nil {
+			if s.FTP.Expected(p, now) {
+				tr.add("ftp", "", true, "an expected FTP data connection: RELATED to its control connection")
+				return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonRelated}, true
+			}
+			tr.add("ftp", "", false, "no FTP data connection expected")
+		} else if parent, ok := s.FTP.Take(p, now); ok {
 			if !flows.AdmitRelated(p, parent, -1, now) {
 				return Verdict{Action: s.failure, Rule: -1, Reason: ReasonTableFull}, true
 			}
@@ -97,7 +113,17 @@ func (s *stateful) before(p *Parsed, flows *Table, now int64) (v Verdict, ok boo
 	// mid-stream is none.
 	const syn = 0x02
 	knockable := p.Proto == 17 || (p.Proto == 6 && p.TCPFlags&syn != 0)
-	if knockable && s.Knock.Observe(p.Src, p.Dst, p.Hook == rules.HookInput, p.Proto, p.DstPort, now) {
+	if !knockable {
+		return Verdict{}, false
+	}
+	local := p.Hook == rules.HookInput
+	var knock bool
+	if tr != nil {
+		knock = tr.knockStep(s.Knock, p, local, now)
+	} else {
+		knock = s.Knock.Observe(p.Src, p.Dst, local, p.Proto, p.DstPort, now)
+	}
+	if knock {
 		return Verdict{Action: rules.ActionDrop, Rule: -1, Reason: ReasonKnock}, true
 	}
 	return Verdict{}, false
@@ -107,35 +133,74 @@ func (s *stateful) before(p *Parsed, flows *Table, now int64) (v Verdict, ok boo
 // a knock condition matches only inside a window its sequence opened, one
 // with a recent condition only when the list says so.
 func (s *stateful) Allow(rule int, pkt *rules.Packet) bool {
+	return s.allow(rule, pkt, clock.Now(), nil)
+}
+
+// allow is Allow at now; with a Trace it records each condition and
+// changes nothing (a knock window is not kept open, a recent list not set
+// or updated).
+func (s *stateful) allow(rule int, pkt *rules.Packet, now int64, tr *Trace) bool {
 	if rule < 0 || rule >= len(s.conds) {
 		return true
 	}
 	c := &s.conds[rule]
-	now := clock.Now()
-	if c.knock >= 0 && !s.Knock.Allowed(c.knock, pkt.Src, pkt.Dst, pkt.Proto, pkt.DstPort, now) {
-		return false
+	if c.knock >= 0 {
+		var open bool
+		if tr != nil {
+			open = tr.knockWindow(s.Knock, c.knock, rule, pkt, now)
+		} else {
+			open = s.Knock.Allowed(c.knock, pkt.Src, pkt.Dst, pkt.Proto, pkt.DstPort, now)
+		}
+		if !open {
+			return false
+		}
 	}
 	if c.recent >= 0 {
 		addr := pkt.Src
 		if c.recentMatch.ByDst {
 			addr = pkt.Dst
 		}
-		if !s.Recent.Match(c.recent, c.recentMatch, addr, pkt.TTL, now) {
+		var matched bool
+		if tr != nil {
+			matched = tr.recent(s.Recent, c.recent, c.recentMatch, rule, addr, pkt.TTL, now)
+		} else {
+			matched = s.Recent.Match(c.recent, c.recentMatch, addr, pkt.TTL, now)
+		}
+		if !matched {
 			return false
 		}
 	}
 	return true
 }
 
+// tracing is the rules.Stateful of an explanation: the policy's stateful
+// conditions, recorded and without side effects.
+type tracing struct {
+	s   *stateful
+	tr  *Trace
+	now int64
+}
+
+func (t tracing) Allow(rule int, pkt *rules.Packet) bool { return t.s.allow(rule, pkt, t.now, t.tr) }
+
 // limit is called when rule (which has stateful conditions) matched: its
 // rate guard drops (and logs) what exceeds it, e.g. the 4th SSH connection
-// within 10 s.
-func (s *stateful) limit(rule int, p *Parsed, now int64) (v Verdict, limited bool) {
+// within 10 s. With a Trace the attempt is not counted.
+func (s *stateful) limit(rule int, p *Parsed, now int64, tr *Trace) (v Verdict, limited bool) {
 	if rule < 0 || rule >= len(s.conds) {
 		return Verdict{}, false
 	}
 	c := &s.conds[rule]
-	if c.guard < 0 || s.Guards.Allow(c.guard, p.Src, now) {
+	if c.guard < 0 {
+		return Verdict{}, false
+	}
+	var ok bool
+	if tr != nil {
+		ok = tr.guard(s.Guards, c.guard, rule, p.Src, now)
+	} else {
+		ok = s.Guards.Allow(c.guard, p.Src, now)
+	}
+	if ok {
 		return Verdict{}, false
 	}
 	return Verdict{Action: rules.ActionDrop, Rule: rule, Reason: ReasonRateLimit, Log: c.guardLog}, true

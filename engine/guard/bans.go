@@ -313,6 +313,19 @@ func (b *Bans) IsBanned(addr [16]byte, now int64) bool {
 	return until > now
 }
 
+// Until returns when the ban of addr ends, and whether addr is banned at
+// now. It changes nothing.
+func (b *Bans) Until(addr [16]byte, now int64) (time.Time, bool) {
+	if b.active.Load() == 0 {
+		return time.Time{}, false
+	}
+	s := b.shard(&addr)
+	s.mu.Lock()
+	until := s.until[addr]
+	s.mu.Unlock()
+	return clock.Wall(until), until > now
+}
+
 // Ban is one banned source as List and the "bans.list" control command
 // report it.
 type Ban struct {

@@ -185,19 +185,7 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 		sg, i = probation, s.insert(probation, src)
 	}
 	e := &s.seg[sg].ents[i]
-	refusedBy := -1
-	for k := range gd.limits {
-		lm := &gd.limits[k]
-		if len(e.st) < lm.count {
-			continue
-		}
-		// The lm.count-th most recent admitted attempt is still inside
-		// the window: one more would make lm.count+1.
-		if e.st[(int(e.pos)-lm.count+len(e.st))%len(e.st)] > now-lm.window {
-			refusedBy = k
-			break
-		}
-	}
+	refusedBy := gd.refusal(e, now)
 	e.last = now
 	if refusedBy < 0 {
 		if len(e.st) < gd.ring {
@@ -223,6 +211,59 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 		g.bans.Ban(src, *gd.ban, gd.name, gd.limits[refusedBy].reason, now)
 	}
 	return refusedBy < 0
+}
+
+// refusal returns the index of the first limit that one more attempt of e
+// at now would exceed, or -1 when it would be admitted.
+func (gd *guard) refusal(e *gentry, now int64) int {
+	for k := range gd.limits {
+		lm := &gd.limits[k]
+		if len(e.st) < lm.count {
+			continue
+		}
+		// The lm.count-th most recent admitted attempt is still inside
+		// the window: one more would make lm.count+1.
+		if e.st[(int(e.pos)-lm.count+len(e.st))%len(e.st)] > now-lm.window {
+			return k
+		}
+	}
+	return -1
+}
+
+// Peek tells what Allow would answer for one more attempt of src at now,
+// without counting it: admitted or not, and why (the limit it would
+// exceed, or the attempts it has made within each limit's window). It
+// changes nothing, so "nfqfw explain" can ask it.
+func (g *Guards) Peek(guard int, src [16]byte, now int64) (admitted bool, why string) {
+	if uint(guard) >= uint(len(g.guards)) {
+		return true, "no such guard"
+	}
+	gd := g.guards[guard]
+	if g.allowlisted(src) {
+		return true, "source in the management allowlist"
+	}
+	s := &gd.shards[lru.Hash(&src, g.seed)%guardShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sg, i, ok := s.find(src)
+	if !ok {
+		return true, "no attempts counted"
+	}
+	e := &s.seg[sg].ents[i]
+	if k := gd.refusal(e, now); k >= 0 {
+		return false, gd.limits[k].reason
+	}
+	var parts []string
+	for _, lm := range gd.limits {
+		n := 0
+		for _, t := range e.st {
+			if t > now-lm.window {
+				n++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d of %d in %s", n, lm.count, fmtDuration(time.Duration(lm.window))))
+	}
+	return true, strings.Join(parts, ", ")
 }
 
 // Confirm tells the guards that src completed a handshake (the kernel saw a

@@ -233,23 +233,7 @@ func (k *Knocker) Observe(src, dst [16]byte, local bool, proto uint8, dport uint
 		ps = sh.prog.values(e)
 	}
 	// Pass 1: is the packet a knock for any sequence?
-	knock := false
-	for i, s := range k.seqs {
-		if !s.targets(dst, local) {
-			continue
-		}
-		if found {
-			if p := ps[i]; p.step > 0 && !s.expired(p, now) &&
-				(pk == s.stepAt(p.ctr, int(p.step)) || pk == s.stepAt(p.ctr, int(p.step)-1)) {
-				knock = true
-				break
-			}
-		}
-		if _, ok := s.startCounter(pk, now); ok {
-			knock = true
-			break
-		}
-	}
+	knock := k.stepOf(ps, dst, local, pk, now) >= 0
 	if !knock && !found {
 		return false
 	}
@@ -320,6 +304,60 @@ func (k *Knocker) Observe(src, dst [16]byte, local bool, proto uint8, dport uint
 	return knock
 }
 
+// stepOf returns the index of the first sequence for which pk is a knock,
+// given the source's progress ps (nil: none), or -1. sh.mu is held.
+func (k *Knocker) stepOf(ps []progress, dst [16]byte, local bool, pk step, now int64) int {
+	for i, s := range k.seqs {
+		if !s.targets(dst, local) {
+			continue
+		}
+		if ps != nil {
+			if p := ps[i]; p.step > 0 && !s.expired(p, now) &&
+				(pk == s.stepAt(p.ctr, int(p.step)) || pk == s.stepAt(p.ctr, int(p.step)-1)) {
+				return i
+			}
+		}
+		if _, ok := s.startCounter(pk, now); ok {
+			return i
+		}
+	}
+	return -1
+}
+
+// Peek tells whether Observe would take the packet for a knock, and of
+// which sequence (its name) and step, without changing any progress. For
+// "nfqfw explain".
+func (k *Knocker) Peek(src, dst [16]byte, local bool, proto uint8, dport uint16, now int64) (name string, n int, ok bool) {
+	if (proto != 6 && proto != 17) || len(k.seqs) == 0 {
+		return "", 0, false
+	}
+	pk := step{proto, dport}
+	if k.rotating {
+		for _, s := range k.seqs {
+			s.refresh(now, 0) // the ports of the time step: a cache, not progress
+		}
+	}
+	sh := k.shard(src)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var ps []progress
+	if e, found := sh.prog.get(src); found {
+		ps = sh.prog.values(e)
+	}
+	i := k.stepOf(ps, dst, local, pk, now)
+	if i < 0 {
+		return "", 0, false
+	}
+	n = 1
+	if ps != nil && ps[i].step > 0 && !k.seqs[i].expired(ps[i], now) {
+		n = int(ps[i].step) + 1
+		if pk != k.seqs[i].stepAt(ps[i].ctr, int(ps[i].step)) {
+			n-- // a repeat of the step just taken
+		}
+	}
+	return k.seqs[i].name, n, true
+}
+
 func anyProgress(ps []progress) bool {
 	for _, p := range ps {
 		if p.step > 0 {
@@ -379,32 +417,47 @@ func (k *Knocker) fail(sh *shard, s *sequence, i int, src [16]byte, when int64, 
 //
 // Allowed does not allocate (the same caveat on table growth as Observe).
 func (k *Knocker) Allowed(i int, src, dst [16]byte, proto uint8, dport uint16, now int64) bool {
+	return k.window(i, src, dst, proto, dport, now, true) > now
+}
+
+// Window tells what Allowed would answer, without keeping the window open
+// or touching it: the time the window of sequence i for src closes
+// (0: none covers the connection). For "nfqfw explain".
+func (k *Knocker) Window(i int, src, dst [16]byte, proto uint8, dport uint16, now int64) (until int64, ok bool) {
+	until = k.window(i, src, dst, proto, dport, now, false)
+	return until, until > now
+}
+
+// window returns when the window of sequence i for src, covering the
+// connection, closes (0: none); use says a connection is admitted through
+// it (KeepOpen pushes the close, the source is touched).
+func (k *Knocker) window(i int, src, dst [16]byte, proto uint8, dport uint16, now int64, use bool) int64 {
 	if i < 0 || i >= len(k.seqs) {
-		return false
+		return 0
 	}
 	s := k.seqs[i]
 	if !s.admits(dst, proto, dport) {
-		return false
+		return 0
 	}
 	sh := k.shard(src)
 	if sh.nopen.Load() == 0 {
-		return false
+		return 0
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e, ok := sh.open.get(src)
 	if !ok {
-		return false
+		return 0
 	}
 	w := &sh.open.values(e)[i]
-	if w.until <= now {
-		return false
+	if w.until <= now || !use {
+		return w.until
 	}
 	if s.keepOpen {
 		w.until = max(w.until, now+s.openFor)
 	}
 	sh.open.touch(e)
-	return true
+	return w.until
 }
 
 // Expire drops progress that has timed out (counting the timeouts) and

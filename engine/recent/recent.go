@@ -123,6 +123,39 @@ func (l *Lists) Match(list int, m *rules.RecentMatch, addr [16]byte, ttl uint8, 
 	return matched
 }
 
+// Peek tells what Match would answer, without changing the list: a set
+// always matches, a remove matches when addr is listed, a check or update
+// when the entry satisfies the match's conditions. hits is the hits of
+// addr the list holds (0: not listed). For "nfqfw explain".
+func (l *Lists) Peek(list int, m *rules.RecentMatch, addr [16]byte, ttl uint8, now int64) (matched bool, hits int) {
+	if uint(list) >= uint(len(l.lists)) {
+		return false, 0
+	}
+	s := l.lists[list].shard(&addr, l.seed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.lru.Get(addr)
+	if ok {
+		hits = int(s.ents[i].nstamps)
+	}
+	switch m.Op {
+	case rules.RecentSet:
+		return true, hits
+	case rules.RecentRemove:
+		return ok, hits
+	case rules.RecentCheck, rules.RecentUpdate:
+		if !ok {
+			return false, 0
+		}
+		e := &s.ents[i]
+		if m.SameTTL && e.ttl != ttl {
+			return false, hits
+		}
+		return e.within(m, now), hits
+	}
+	return false, hits
+}
+
 func (s *shard) match(m *rules.RecentMatch, addr *[16]byte, ttl uint8, now int64) bool {
 	i, ok := s.lru.Get(*addr)
 	switch m.Op {

@@ -372,6 +372,20 @@ func (h *Helper) Take(p *engine.Parsed, now int64) (parent engine.FlowKey, ok bo
 	return e.parent, true
 }
 
+// Expected tells whether Take would admit p, without taking the
+// expectation. For "nfqfw explain".
+func (h *Helper) Expected(p *engine.Parsed, now int64) bool {
+	const syn, ack = 0x02, 0x10
+	if p.Proto != 6 || p.TCPFlags&(syn|ack) != syn || h.live.Load() == 0 {
+		return false
+	}
+	k := expectKey{src: p.Src, dst: p.Dst, dport: p.DstPort}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	e, found := h.expect[k]
+	return found && e.expires > now
+}
+
 // Expire removes the expectations whose time passed and the control
 // connections that are gone: alive (may be nil) reports whether the engine
 // still tracks a control connection; one that it does not, or that was not
