@@ -277,3 +277,28 @@ func firstPacket(f Flow) rules.Packet {
 	}
 	return pkt
 }
+
+// Lines prints the explanation as "nfqfw explain" and "nfqfw trace" do:
+// the flow, one line per step (the deciding one marked), the verdict.
+func (x *Explanation) Lines() []string {
+	out := []string{"flow     " + x.Flow}
+	for _, s := range x.Steps {
+		l := fmt.Sprintf("%-8s %s", s.Matcher, s.Text)
+		if s.Decided {
+			l += "  <- decides"
+		}
+		out = append(out, l)
+	}
+	v := "verdict  " + x.Action
+	if x.Reject != "" {
+		v += " with " + x.Reject
+	}
+	if x.Rule != "" {
+		v += fmt.Sprintf(" by rule %q", x.Rule)
+	}
+	v += ", reason " + x.Reason
+	if x.Log {
+		v += ", logged"
+	}
+	return append(out, v)
+}
