@@ -156,6 +156,12 @@ func (t *Trace) guard(g *guard.Guards, idx, rule int, src [16]byte, now int64) b
 		t.add("guard", t.ruleName(rule), false, "guard %q admits %s (%s)", name, unmapped(src), why)
 		return true
 	}
+	for i := len(t.steps) - 1; i >= 0; i-- {
+		if t.steps[i].Matcher == "rule" {
+			t.steps[i].Decided = false // matched, but its guard decides
+			break
+		}
+	}
 	t.add("guard", t.ruleName(rule), true, "guard %q refuses %s: %s", name, unmapped(src), why)
 	return false
 }

@@ -1,6 +1,10 @@
 package control
 
-import "time"
+import (
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine"
+)
 
 // The requests and answers of the daemon's own commands (status, reload,
 // state); the matchers' commands define theirs next to their handlers.
@@ -9,6 +13,12 @@ import "time"
 // config is rolled back unless confirmed in time.
 type ReloadRequest struct {
 	Confirm string `json:"confirm,omitempty"`
+	// SSHConnection is the invoking shell's SSH_CONNECTION ("client-ip
+	// client-port server-ip server-port"): the reload is refused when the
+	// new policy would refuse a new connection from that client.
+	SSHConnection string `json:"ssh_connection,omitempty"`
+	// Force applies a config that would lock a management connection out.
+	Force bool `json:"force,omitempty"`
 }
 
 // StateRequest filters the flows "state" returns. Empty fields match all.
@@ -63,4 +73,17 @@ type StatusResponse struct {
 	// StateSaveError is the error of the last state save; empty when it
 	// succeeded (or none was due yet).
 	StateSaveError string `json:"state_save_error,omitempty"`
+}
+
+// CmdExplain explains a flow against the running policy and the live state
+// of its matchers; CmdTrace streams the explanations of the packets the
+// daemon decides.
+const (
+	CmdExplain = "explain"
+	CmdTrace   = "trace"
+)
+
+// ExplainRequest is the flow to explain.
+type ExplainRequest struct {
+	Flow engine.Flow `json:"flow"`
 }

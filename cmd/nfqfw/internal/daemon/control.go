@@ -94,6 +94,16 @@ func (d *Daemon) registerControl(s *control.Server) {
 		}
 		return map[string]string{"hash": d.eng.Policy().Hash()}, nil
 	})
+	s.Handle(control.CmdExplain, func(_ context.Context, args json.RawMessage) (any, error) {
+		var req control.ExplainRequest
+		if err := json.Unmarshal(args, &req); err != nil {
+			return nil, fmt.Errorf("explain: %w", err)
+		}
+		if !req.Flow.Src.IsValid() || !req.Flow.Dst.IsValid() {
+			return nil, errors.New("explain: the flow needs a source and a destination")
+		}
+		return d.eng.Explain(req.Flow), nil
+	})
 	s.Handle("confirm", func(context.Context, json.RawMessage) (any, error) {
 		if !d.Confirm() {
 			return nil, errNothingToConfirm
