@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/rules"
 )
@@ -131,7 +132,7 @@ func TestExplain(t *testing.T) {
 // ban, a knock window, a recent entry, a guard at its limit.
 func TestExplainLiveState(t *testing.T) {
 	pol, m := explainFixture(t)
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	src := netip.MustParseAddr("198.51.100.7")
 	dst := netip.MustParseAddr("10.0.0.1").As16()
 	s16 := src.As16()
@@ -171,7 +172,7 @@ func TestExplainChangesNothing(t *testing.T) {
 		Explain(pol, m, tcpFlow(src+":1000", "10.0.0.1:23", "veth-x"))   // recent set
 	}
 	s16 := netip.MustParseAddr(src).As16()
-	now := time.Now().UnixNano()
+	now := clock.Now()
 	if ok, why := m.Guards.Peek(m.Guards.Index("ssh-brute"), s16, now); !ok || why != "no attempts counted" {
 		t.Errorf("guard counted explanations: %v %s", ok, why)
 	}
