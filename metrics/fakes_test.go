@@ -85,7 +85,7 @@ func (f fakeQueues) QueueStats(fn func(QueueStats)) {
 }
 
 var testQueues = fakeQueues{
-	{Queue: 0, Packets: 3000, ENOBUFS: 2, VerdictErrors: 0, OtherErrors: 1, Panics: 0},
+	{Queue: 0, Packets: 3000, VerdictErrors: 0, OtherErrors: 1, Panics: 0},
 	{Queue: 1, Packets: 2150, Panics: 1},
 }
 

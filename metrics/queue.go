@@ -9,7 +9,6 @@ import (
 // Kinds of queue reader errors, the "kind" label of
 // nfqfw_queue_reader_errors_total.
 const (
-	ErrorKindENOBUFS = "enobufs"
 	ErrorKindVerdict = "verdict"
 	ErrorKindOther   = "other"
 )
@@ -29,7 +28,7 @@ func newQueueCollector(src QueueSource) *queueCollector {
 			"Packets the queue reader received from the kernel.",
 			"queue"),
 		errors: newDesc("queue_reader_errors_total",
-			"Errors the queue reader survived, per kind: enobufs (the kernel lost messages for the reader), verdict (a verdict the kernel did not take), other.",
+			"Errors the queue reader survived, per kind: verdict (a verdict the kernel did not take), other. Packets the kernel could not hand to a reader are nfqfw_kernel_queue_user_dropped_total (the socket sets NETLINK_NO_ENOBUFS, so no receive error reports them).",
 			"queue", "kind"),
 		panics: newDesc("queue_panics_total",
 			"Panics recovered while deciding a packet; each was answered with the configured failure verdict.",
@@ -50,7 +49,6 @@ func (c *queueCollector) update(ch chan<- prometheus.Metric) error {
 	c.src.QueueStats(func(s QueueStats) {
 		q := strconv.Itoa(int(s.Queue))
 		packets.add(float64(s.Packets), q)
-		errs.add(float64(s.ENOBUFS), q, ErrorKindENOBUFS)
 		errs.add(float64(s.VerdictErrors), q, ErrorKindVerdict)
 		errs.add(float64(s.OtherErrors), q, ErrorKindOther)
 		panics.add(float64(s.Panics), q)

@@ -58,7 +58,6 @@ type FlowSource interface {
 type QueueStats struct {
 	Queue         uint16 // NFQUEUE number
 	Packets       uint64 // packets received from the queue
-	ENOBUFS       uint64 // receive buffer overruns: the kernel lost messages for the reader
 	VerdictErrors uint64 // verdicts the kernel did not take
 	OtherErrors   uint64 // any other receive error the reader survived (malformed messages included)
 	Panics        uint64 // recovered panics while deciding a packet

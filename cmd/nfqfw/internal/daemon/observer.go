@@ -136,7 +136,7 @@ type queueSource struct{ d *Daemon }
 func (s queueSource) QueueStats(fn func(metrics.QueueStats)) {
 	for _, q := range s.d.queues {
 		st := q.r.Stats()
-		fn(metrics.QueueStats{Queue: q.num, Packets: st.Packets, ENOBUFS: st.ENOBUFS, VerdictErrors: st.VerdictErrors,
+		fn(metrics.QueueStats{Queue: q.num, Packets: st.Packets, VerdictErrors: st.VerdictErrors,
 			OtherErrors: st.Errors + st.Malformed, Panics: st.Panics})
 	}
 }
