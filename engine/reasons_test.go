@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
 	"github.com/google/go-cmp/cmp"
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/engine/knock"
