@@ -3,6 +3,8 @@ package ctnl
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/nfqfw/nfqfw/engine/internal/nlmsg"
 )
 
 // The event path decodes ctnetlink messages by hand. Under load the kernel
@@ -16,14 +18,13 @@ import (
 // Netlink and ctnetlink constants (linux/netlink.h,
 // linux/netfilter/nfnetlink.h, nfnetlink_conntrack.h).
 const (
-	nlmsgHdrLen = 16
+	nlmsgHdrLen = nlmsg.HdrLen
 	nfgenLen    = 4
-	nlaHdrLen   = 4
+	nlaHdrLen   = nlmsg.AttrHdrLen
 
 	nlmsgError   = 2
 	nlfCreate    = 0x400
 	nlfExcl      = 0x200
-	nlaTypeMask  = 0x3fff
 	subsysCTNL   = 1
 	msgCTNew     = 0
 	msgCTDelete  = 2
@@ -59,61 +60,21 @@ const (
 	ctaProtoinfoTCPState = 1
 )
 
-// attrs iterates the netlink attributes in b: each call returns the next
-// attribute's type (flags masked off) and payload, ok false at the end or
-// on a malformed attribute.
-type attrs []byte
-
-func (a *attrs) next() (typ uint16, val []byte, ok bool) {
-	b := *a
-	if len(b) < nlaHdrLen {
-		return 0, nil, false
-	}
-	l := int(binary.NativeEndian.Uint16(b))
-	if l < nlaHdrLen || l > len(b) {
-		return 0, nil, false
-	}
-	typ = binary.NativeEndian.Uint16(b[2:]) & nlaTypeMask
-	val = b[nlaHdrLen:l]
-	adv := (l + 3) &^ 3
-	if adv > len(b) {
-		adv = len(b)
-	}
-	*a = b[adv:]
-	return typ, val, true
-}
-
-// find returns the value of the first attribute of type typ.
-func (a attrs) find(typ uint16) ([]byte, bool) {
-	for {
-		t, v, ok := a.next()
-		if !ok {
-			return nil, false
-		}
-		if t == typ {
-			return v, true
-		}
-	}
-}
+// attrs iterates the netlink attributes of a message (nlmsg.Attrs).
+type attrs = nlmsg.Attrs
 
 // decodeMessages decodes every ctnetlink event message in b (one read of
 // the event socket) and calls fn for each. It returns how many events it
 // delivered and how many messages it could not decode. It does not
 // allocate.
 func decodeMessages(b []byte, fn func(Event)) (events, bad int) {
-	for len(b) >= nlmsgHdrLen {
-		l := int(binary.NativeEndian.Uint32(b))
-		if l < nlmsgHdrLen || l > len(b) {
+	for len(b) >= nlmsg.HdrLen {
+		m, rest, ok := nlmsg.Next(b)
+		if !ok {
 			return events, bad + 1
 		}
-		typ := binary.NativeEndian.Uint16(b[4:])
-		flags := binary.NativeEndian.Uint16(b[6:])
-		msg := b[nlmsgHdrLen:l]
-		adv := (l + 3) &^ 3
-		if adv > len(b) {
-			adv = len(b)
-		}
-		b = b[adv:]
+		b = rest
+		typ, flags, msg := m.Type, m.Flags, m.Body
 		if typ == nlmsgError || typ>>8 != subsysCTNL {
 			continue
 		}
@@ -145,7 +106,7 @@ func decodeFlow(b []byte, ev *Event) bool {
 	a := attrs(b)
 	orig := false
 	for {
-		typ, val, ok := a.next()
+		typ, val, ok := a.Next()
 		if !ok {
 			break
 		}
@@ -167,8 +128,8 @@ func decodeFlow(b []byte, ev *Event) bool {
 				ev.Assured = s&ipsAssured != 0
 			}
 		case ctaProtoinfo:
-			if tcp, ok := attrs(val).find(ctaProtoinfoTCP); ok {
-				if st, ok := attrs(tcp).find(ctaProtoinfoTCPState); ok && len(st) >= 1 {
+			if tcp, ok := attrs(val).Find(ctaProtoinfoTCP); ok {
+				if st, ok := attrs(tcp).Find(ctaProtoinfoTCPState); ok && len(st) >= 1 {
 					ev.TCPState = st[0]
 				}
 			}
@@ -193,7 +154,7 @@ func decodeTuple(b []byte, proto *uint8, src, dst *netip.Addr, sport, dport *uin
 	var icmpType, icmpCode uint8
 	icmp := false
 	for {
-		typ, val, ok := a.next()
+		typ, val, ok := a.Next()
 		if !ok {
 			break
 		}
@@ -201,7 +162,7 @@ func decodeTuple(b []byte, proto *uint8, src, dst *netip.Addr, sport, dport *uin
 		case ctaTupleIP:
 			ia := attrs(val)
 			for {
-				it, iv, ok := ia.next()
+				it, iv, ok := ia.Next()
 				if !ok {
 					break
 				}
@@ -225,7 +186,7 @@ func decodeTuple(b []byte, proto *uint8, src, dst *netip.Addr, sport, dport *uin
 		case ctaTupleProto:
 			pa := attrs(val)
 			for {
-				pt, pv, ok := pa.next()
+				pt, pv, ok := pa.Next()
 				if !ok {
 					break
 				}

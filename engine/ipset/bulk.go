@@ -9,6 +9,8 @@ import (
 
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfqfw/nfqfw/engine/internal/nlmsg"
 )
 
 // bulkWrite is the most bytes of add messages one write(2) carries; the
@@ -99,15 +101,7 @@ func appendAdd(b []byte, set string, e Entry, seq uint32, ack bool) []byte {
 }
 
 // appendAttr appends a netlink attribute, padded to 4 bytes.
-func appendAttr(b []byte, typ int, v []byte) []byte {
-	b = binary.NativeEndian.AppendUint16(b, uint16(4+len(v)))
-	b = binary.NativeEndian.AppendUint16(b, uint16(typ))
-	b = append(b, v...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
+func appendAttr(b []byte, typ int, v []byte) []byte { return nlmsg.AppendAttr(b, uint16(typ), v) }
 
 // writeMsgs writes b, whole messages, to the kernel in one datagram.
 func writeMsgs(fd int, b []byte) error {

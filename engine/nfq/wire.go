@@ -3,6 +3,8 @@ package nfq
 import (
 	"encoding/binary"
 	"errors"
+
+	"github.com/nfqfw/nfqfw/engine/internal/nlmsg"
 )
 
 // The nfnetlink_queue wire format (linux/netfilter/nfnetlink_queue.h), as
@@ -10,9 +12,9 @@ import (
 // (little endian on every architecture this builds for that matters, and
 // checked below); nfnetlink attribute payloads are big endian.
 const (
-	nlmsgHdrLen  = 16
+	nlmsgHdrLen  = nlmsg.HdrLen
 	nfgenHdrLen  = 4
-	nlaHdrLen    = 4
+	nlaHdrLen    = nlmsg.AttrHdrLen
 	nlmsgNoop    = 0x1
 	nlmsgError   = 0x2
 	nlmFRequest  = 0x1
@@ -78,34 +80,21 @@ type message struct {
 // message, the rest of b, and errTruncated when b does not hold a whole
 // message.
 func nextMessage(b []byte) (message, []byte, error) {
-	if len(b) < nlmsgHdrLen {
+	m, rest, ok := nlmsg.Next(b)
+	if !ok {
 		return message{}, nil, errTruncated
 	}
-	n := int(binary.NativeEndian.Uint32(b))
-	if n < nlmsgHdrLen || n > len(b) {
-		return message{}, nil, errTruncated
-	}
-	m := message{
-		typ:   binary.NativeEndian.Uint16(b[4:]),
-		flags: binary.NativeEndian.Uint16(b[6:]),
-		seq:   binary.NativeEndian.Uint32(b[8:]),
-		body:  b[nlmsgHdrLen:n],
-	}
-	next := align4(n)
-	if next > len(b) {
-		next = len(b)
-	}
-	return m, b[next:], nil
+	return message{typ: m.Type, flags: m.Flags, seq: m.Seq, body: m.Body}, rest, nil
 }
 
 // errorCode returns the errno of an NLMSG_ERROR body (0 for an ack) and
 // the sequence number of the request it answers.
 func errorCode(body []byte) (errno int32, seq uint32, err error) {
-	// struct nlmsgerr { int error; struct nlmsghdr msg; ... }
-	if len(body) < 4+nlmsgHdrLen {
+	errno, seq, ok := nlmsg.ErrorCode(body)
+	if !ok {
 		return 0, 0, errTruncated
 	}
-	return -int32(binary.NativeEndian.Uint32(body)), binary.NativeEndian.Uint32(body[4+8:]), nil
+	return errno, seq, nil
 }
 
 // parsePacket decodes the body of an NFQNL_MSG_PACKET message. Unknown
@@ -117,14 +106,12 @@ func parsePacket(body []byte) (packetMsg, error) {
 	if len(body) < nfgenHdrLen {
 		return p, errTruncated
 	}
-	b := body[nfgenHdrLen:]
-	for len(b) >= nlaHdrLen {
-		l := int(binary.NativeEndian.Uint16(b))
-		typ := binary.NativeEndian.Uint16(b[2:]) & 0x3fff // drop NLA_F_NESTED, NLA_F_NET_BYTEORDER
-		if l < nlaHdrLen || l > len(b) {
-			return p, errTruncated
+	a := nlmsg.Attrs(body[nfgenHdrLen:])
+	for {
+		typ, v, ok := a.Next()
+		if !ok {
+			break
 		}
-		v := b[nlaHdrLen:l]
 		switch typ {
 		case attrPacketHdr:
 			// struct nfqnl_msg_packet_hdr { __be32 packet_id; __be16 hw_protocol; __u8 hook; }
@@ -148,7 +135,9 @@ func parsePacket(body []byte) (packetMsg, error) {
 		case attrPayload:
 			p.payload, p.hasData = v, true
 		}
-		b = b[min(align4(l), len(b)):]
+	}
+	if len(a) >= nlmsg.AttrHdrLen {
+		return p, errTruncated
 	}
 	return p, nil
 }
@@ -166,11 +155,11 @@ func appendVerdict(b []byte, queue uint16, id, verdict uint32, batch, withMark b
 		n += nlaHdrLen + 4
 	}
 	b = appendHeader(b, n, typ, nlmFRequest, 0, queue)
-	b = appendAttrHdr(b, attrVerdictHdr, 8)
+	b = nlmsg.AppendAttrHeader(b, attrVerdictHdr, 8)
 	b = binary.BigEndian.AppendUint32(b, verdict)
 	b = binary.BigEndian.AppendUint32(b, id)
 	if withMark {
-		b = appendAttrHdr(b, attrMark, 4)
+		b = nlmsg.AppendAttrHeader(b, attrMark, 4)
 		b = binary.BigEndian.AppendUint32(b, mark)
 	}
 	return b
@@ -197,15 +186,15 @@ func appendBind(b []byte, seq uint32, c queueConfig) []byte {
 	b = appendHeader(b, n, msgConfig, nlmFRequest|nlmFAck, seq, c.queue)
 	b = appendCmd(b, cmdBind)
 	// struct nfqnl_msg_config_params { __be32 copy_range; __u8 copy_mode; } (packed: 5 bytes)
-	b = appendAttrHdr(b, cfgParams, 5)
+	b = nlmsg.AppendAttrHeader(b, cfgParams, 5)
 	b = binary.BigEndian.AppendUint32(b, c.copyLen)
 	b = append(b, copyPacket, 0, 0, 0)
-	b = appendAttrHdr(b, cfgMask, 4)
+	b = nlmsg.AppendAttrHeader(b, cfgMask, 4)
 	b = binary.BigEndian.AppendUint32(b, c.flagMask)
-	b = appendAttrHdr(b, cfgFlags, 4)
+	b = nlmsg.AppendAttrHeader(b, cfgFlags, 4)
 	b = binary.BigEndian.AppendUint32(b, c.flags)
 	if c.maxLen != 0 {
-		b = appendAttrHdr(b, cfgMaxLen, 4)
+		b = nlmsg.AppendAttrHeader(b, cfgMaxLen, 4)
 		b = binary.BigEndian.AppendUint32(b, c.maxLen)
 	}
 	return b
@@ -220,7 +209,7 @@ func appendUnbind(b []byte, seq uint32, queue uint16) []byte {
 // appendCmd appends NFQA_CFG_CMD: struct nfqnl_msg_config_cmd { __u8
 // command; __u8 _pad; __be16 pf; } (pf is ignored by kernels since 3.8).
 func appendCmd(b []byte, cmd byte) []byte {
-	b = appendAttrHdr(b, cfgCmd, 4)
+	b = nlmsg.AppendAttrHeader(b, cfgCmd, 4)
 	return append(b, cmd, 0, 0, 0)
 }
 
@@ -235,12 +224,3 @@ func appendHeader(b []byte, n int, typ, flags uint16, seq uint32, queue uint16) 
 	b = append(b, 0, 0)
 	return binary.BigEndian.AppendUint16(b, queue)
 }
-
-// appendAttrHdr appends an attribute header for n bytes of value; the
-// caller appends the value, padded to 4 bytes.
-func appendAttrHdr(b []byte, typ uint16, n int) []byte {
-	b = binary.NativeEndian.AppendUint16(b, uint16(nlaHdrLen+n))
-	return binary.NativeEndian.AppendUint16(b, typ)
-}
-
-func align4(n int) int { return (n + 3) &^ 3 }

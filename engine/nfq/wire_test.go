@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
+
+	"github.com/nfqfw/nfqfw/engine/internal/nlmsg"
 )
 
 // packetMessage encodes an NFQNL_MSG_PACKET message as the kernel sends
@@ -15,22 +17,22 @@ import (
 func packetMessage(id uint32, payload []byte, hook uint8, in, out, mark uint32) []byte {
 	b := appendHeader(nil, 0, msgPacket, 0, 0, 0)
 	if id != 0 {
-		b = appendAttrHdr(b, attrPacketHdr, 7)
+		b = nlmsg.AppendAttrHeader(b, attrPacketHdr, 7)
 		b = binary.BigEndian.AppendUint32(b, id)
 		b = binary.BigEndian.AppendUint16(b, unix.ETH_P_IP)
 		b = append(b, hook, 0)
 	}
-	b = appendAttrHdr(b, attrMark, 4)
+	b = nlmsg.AppendAttrHeader(b, attrMark, 4)
 	b = binary.BigEndian.AppendUint32(b, mark)
 	if in != 0 {
-		b = appendAttrHdr(b, attrInDev, 4)
+		b = nlmsg.AppendAttrHeader(b, attrInDev, 4)
 		b = binary.BigEndian.AppendUint32(b, in)
 	}
 	if out != 0 {
-		b = appendAttrHdr(b, attrOutDev, 4)
+		b = nlmsg.AppendAttrHeader(b, attrOutDev, 4)
 		b = binary.BigEndian.AppendUint32(b, out)
 	}
-	b = appendAttrHdr(b, attrPayload, len(payload))
+	b = nlmsg.AppendAttrHeader(b, attrPayload, len(payload))
 	b = append(b, payload...)
 	for len(b)%4 != 0 {
 		b = append(b, 0)
@@ -127,7 +129,7 @@ func TestBindMessage(t *testing.T) {
 	for a := m.body[nfgenHdrLen:]; len(a) > 0; {
 		l := int(binary.NativeEndian.Uint16(a))
 		got[binary.NativeEndian.Uint16(a[2:])] = a[nlaHdrLen:l]
-		a = a[align4(l):]
+		a = a[nlmsg.Align(l):]
 	}
 	want := map[uint16][]byte{
 		cfgCmd:    {cmdBind, 0, 0, 0},
