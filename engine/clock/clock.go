@@ -21,16 +21,49 @@ type Source interface {
 type system struct {
 	base     time.Time
 	baseUnix int64
+	// off is the wall clock minus the monotonic one, as last taken. The
+	// two readings of one time.Now are two clock reads a few tens of
+	// nanoseconds apart, so a fresh difference jitters; off moves only
+	// when the wall clock has stepped by more than stepTolerance, which
+	// keeps Wall and Mono exact inverses of each other (a deadline saved
+	// and restored, or shown twice, is the same nanosecond).
+	off atomic.Int64
 }
+
+// stepTolerance is how far the wall clock must move against the monotonic
+// one to count as a step.
+const stepTolerance = int64(time.Millisecond)
 
 func (s *system) Now() int64 { return s.baseUnix + int64(time.Since(s.base)) }
 
 // Read takes both from one time.Now, which carries a wall and a monotonic
-// reading: without a wall clock step the conversions are exact.
+// reading; the wall time returned is the monotonic one plus the offset in
+// force (see off).
+//
+// A thread descheduled between the two reads (a busy VM) also makes the
+// difference jump, once: a new offset is taken only when a second reading
+// right after agrees with it.
 func (s *system) Read() (int64, time.Time) {
-	t := time.Now()
-	return s.baseUnix + int64(t.Sub(s.base)), t.Round(0)
+	mono, fresh := s.read()
+	off := s.off.Load()
+	if far(fresh, off) {
+		if mono2, fresh2 := s.read(); !far(fresh2, fresh) {
+			mono, off = mono2, fresh2
+			s.off.Store(off)
+		}
+	}
+	return mono, time.Unix(0, mono+off)
 }
+
+// read returns the monotonic time and the wall clock's difference to it.
+func (s *system) read() (mono, off int64) {
+	t := time.Now()
+	mono = s.baseUnix + int64(t.Sub(s.base))
+	return mono, t.UnixNano() - mono
+}
+
+// far reports whether two offsets differ by more than stepTolerance.
+func far(a, b int64) bool { d := a - b; return d > stepTolerance || d < -stepTolerance }
 
 type holder struct{ s Source }
 

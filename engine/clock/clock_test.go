@@ -51,3 +51,20 @@ func TestSystemClockIsMonotonicUnix(t *testing.T) {
 		t.Errorf("Now allocates %v times", AllocsPerRun)
 	}
 }
+
+// TestSystemRoundTrip: on the process's own clock a deadline converted to
+// wall time and back is the same nanosecond, however often, so a ban saved
+// and restored (or listed twice) does not drift by the jitter between the
+// wall and monotonic reads of one time.Now.
+func TestSystemRoundTrip(t *testing.T) {
+	want := Now() + int64(time.Minute)
+	w := Wall(want)
+	for i := range 10000 {
+		if got := Mono(w); got != want {
+			t.Fatalf("round %d: Mono(Wall(%d)) = %d, %d ns off", i, want, got, got-want)
+		}
+		if got := Wall(want); !got.Equal(w) {
+			t.Fatalf("round %d: Wall(%d) = %v, first %v", i, want, got, w)
+		}
+	}
+}
