@@ -78,25 +78,10 @@ func init() { cur.Store(&holder{sys}) }
 // process start. It does not allocate.
 func Now() int64 { return cur.Load().s.Now() }
 
-// offsetGrain is what the wall clock's offset from the monotonic one is
-// rounded to: the two are read a few nanoseconds apart, and without the
-// rounding two conversions of the same deadline would differ by as much.
-const offsetGrain = int64(time.Millisecond)
-
-// offset returns how far the wall clock is from the monotonic one now
-// (zero until a step or a slew moves it), rounded to offsetGrain.
-func offset() int64 {
-	now, wall := cur.Load().s.Read()
-	d := wall.UnixNano() - now
-	if d < 0 {
-		return -((-d + offsetGrain/2) / offsetGrain * offsetGrain)
-	}
-	return (d + offsetGrain/2) / offsetGrain * offsetGrain
-}
-
 // Wall returns the wall time at which the deadline mono falls (or fell).
 func Wall(mono int64) time.Time {
-	return time.Unix(0, Add(mono, offset())).UTC()
+	now, wall := cur.Load().s.Read()
+	return wall.Add(time.Duration(Add(mono, -now)))
 }
 
 // Mono returns the deadline of the wall time t on the monotonic clock. The
@@ -105,7 +90,8 @@ func Mono(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
-	return Add(t.UnixNano(), -offset())
+	now, wall := cur.Load().s.Read()
+	return Add(now, int64(t.Sub(wall)))
 }
 
 // Add returns a+b, saturating at the int64 range instead of wrapping.
