@@ -53,7 +53,24 @@ redirection).
 			fs.BoolVar(&live, "live", false, "with -c: ask the running daemon (its live state) instead of explaining the file offline")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			f, err := parseFlow(args)
+			// Flags may follow the flow; "->" is no flag.
+			for i, a := range args {
+				if a == "->" {
+					args[i] = "to"
+				}
+			}
+			fs := flag.NewFlagSet("nfqfw explain", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			var sub clientFlags
+			sub.setup(fs)
+			subLive := fs.Bool("live", false, "")
+			pos, err := parseInterspersed(fs, args)
+			if err != nil {
+				return err
+			}
+			cf.merge(&sub)
+			live = live || *subLive
+			f, err := parseFlow(pos)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
@@ -14,10 +15,11 @@ func init() {
 	var (
 		cf      clientFlags
 		confirm time.Duration
+		force   bool
 	)
 	register(&command{
 		name:    "reload",
-		args:    "[-s SOCKET | -c FILE] [--confirm DURATION]",
+		args:    "[-s SOCKET | -c FILE] [--confirm DURATION] [--force]",
 		summary: "make the running daemon reload its config",
 		help: `Asks the running daemon to read its config file again (as SIGHUP does)
 and waits for the result. A config that does not parse, validate or install
@@ -26,9 +28,19 @@ as they were. Flows, bans, recent lists and knock state are kept.
 
 With --confirm, the new config is rolled back to the previous one unless
 "nfqfw confirm" is run within the duration: open a new SSH connection to
-prove you are not locked out, then confirm from it.`,
+prove you are not locked out, then confirm from it.
+
+Before anything changes, the management connections are explained
+against the new policy as new connections (see "nfqfw explain"): this
+shell's SSH connection (SSH_CONNECTION, sent with the request) and the
+established inbound connections to the host's ssh ports (port 22 and
+SSH_CONNECTION's). If the new policy would refuse a new connection from
+such a client to that port, the reload is refused, naming the rule or
+chain policy that would refuse it, unless --force. Sources in the
+management allowlist are accepted by the kernel first, so they pass.`,
 		setup: func(fs *flag.FlagSet) {
 			cf.setupSocket(fs)
+			fs.BoolVar(&force, "force", false, "apply a config that would refuse a new connection of a management session")
 			fs.DurationVar(&confirm, "confirm", 0, "roll the change back unless \"nfqfw confirm\" follows within this `duration` (like iptables-apply)")
 		},
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
@@ -36,7 +48,7 @@ prove you are not locked out, then confirm from it.`,
 				return err
 			}
 			var out map[string]string
-			req := control.ReloadRequest{}
+			req := control.ReloadRequest{SSHConnection: os.Getenv("SSH_CONNECTION"), Force: force}
 			if confirm > 0 {
 				req.Confirm = confirm.String()
 			}

@@ -20,10 +20,11 @@ func init() {
 		pprof   string
 		confirm time.Duration
 		wait    time.Duration
+		force   bool
 	)
 	register(&command{
 		name:    "run",
-		args:    "[-c FILE] [--backend auto|legacy|nft] [--confirm DURATION] [--pprof ADDR] [--wait-interfaces DURATION]",
+		args:    "[-c FILE] [--backend auto|legacy|nft] [--confirm DURATION] [--pprof ADDR] [--wait-interfaces DURATION] [--force]",
 		summary: "run the firewall daemon (root)",
 		help: `Loads the config, binds the NFQUEUE readers, installs nfqfw's own
 iptables chains (IPv4 and IPv6, atomically, after removing stale chains a
@@ -40,14 +41,21 @@ systemd unit waits 30s).
 With --confirm, the start must be confirmed with "nfqfw confirm" within the
 duration, or nfqfw stops and removes its ruleset (like iptables-apply).
 
-Warning: on a remote host, make sure the config admits your own management
-connection (an allowlist, or a rule for SSH) before you start it, and start
-it with --confirm.`,
+Before anything is installed, the management connections are explained
+against the policy as new connections (see "nfqfw explain"): this shell's
+SSH connection (SSH_CONNECTION) and the established inbound connections
+to the host's ssh ports (port 22 and SSH_CONNECTION's). If the policy
+would refuse a new connection from such a client to that port, the start
+is refused, naming the rule or chain policy that would refuse it, unless
+--force. Still, on a remote host, make sure the config admits your own
+management connection (an allowlist, or a rule for SSH) and start it with
+--confirm.`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&backend, "backend", "", "iptables backend: auto, legacy or nft (default: the config's)")
 			fs.StringVar(&pprof, "pprof", "", "serve net/http/pprof on this loopback `address` (e.g. 127.0.0.1:6060)")
 			fs.DurationVar(&confirm, "confirm", 0, "stop and remove the ruleset unless \"nfqfw confirm\" follows within this `duration`")
+			fs.BoolVar(&force, "force", false, "start even if the policy would refuse a new connection of a management session")
 			fs.DurationVar(&wait, "wait-interfaces", 0, "wait up to this `duration` for the interfaces the config names to appear")
 		},
 		run: func(ctx context.Context, args []string, _ io.Writer) error {
@@ -83,6 +91,9 @@ it with --confirm.`,
 				Version:    buildVersion(),
 				Pprof:      pprof,
 				Confirm:    confirm,
+
+				SSHConnection: os.Getenv("SSH_CONNECTION"),
+				Force:         force,
 			})
 		},
 	})

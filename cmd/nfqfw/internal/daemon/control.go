@@ -89,7 +89,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 			}
 			confirm = c
 		}
-		if err := d.Reload(ctx, confirm); err != nil {
+		if err := d.ReloadWith(ctx, ReloadOptions{Confirm: confirm, SSHConnection: req.SSHConnection, Force: req.Force}); err != nil {
 			return nil, err
 		}
 		return map[string]string{"hash": d.eng.Policy().Hash()}, nil

@@ -27,6 +27,11 @@ type Options struct {
 	Logger     *slog.Logger  // nil: built from the config's log section on stderr
 	Pprof      string        // loopback address for net/http/pprof; "" disables
 	Confirm    time.Duration // > 0: roll back a reload unless confirmed in time
+	// SSHConnection is the invoking shell's SSH_CONNECTION: the start is
+	// refused when the policy would refuse a new connection of it, or of
+	// an established inbound ssh connection, unless Force.
+	SSHConnection string
+	Force         bool
 }
 
 // Daemon is a running nfqfw.
@@ -80,6 +85,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer func() { d.currentState().close() }()
 	d.eng.SetPolicy(pol, d.state.matchers())
+	if !opts.Force {
+		// Nothing is installed yet: a start that would lock the operator
+		// out is refused before it can.
+		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection); err != nil {
+			return err
+		}
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -195,10 +207,30 @@ func Run(ctx context.Context, opts Options) error {
 // With confirm > 0 the new config is rolled back to the one before it unless
 // Confirm is called within confirm (like iptables-apply).
 func (d *Daemon) Reload(ctx context.Context, confirm time.Duration) error {
+	return d.ReloadWith(ctx, ReloadOptions{Confirm: confirm})
+}
+
+// ReloadOptions are the options of a reload.
+type ReloadOptions struct {
+	Confirm       time.Duration // > 0: roll back unless confirmed in time
+	SSHConnection string        // the invoking shell's SSH_CONNECTION, a management connection
+	Force         bool          // apply a config that would lock a management connection out
+}
+
+// ReloadWith is Reload with options. Unless o.Force, a config whose policy
+// would refuse a new connection of a management session (o.SSHConnection,
+// established inbound connections to the ssh ports) is refused (lockout).
+func (d *Daemon) ReloadWith(ctx context.Context, o ReloadOptions) error {
+	confirm := o.Confirm
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	before := d.cfg
 	cfg, err := d.load()
+	if err == nil && !o.Force {
+		if pol, cerr := rules.Compile(cfg); cerr == nil {
+			err = lockout(ctx, d.log, pol, d.state.preview(cfg, pol).matchers(), o.SSHConnection)
+		}
+	}
 	if err == nil {
 		err = d.applyLocked(ctx, cfg)
 	}

@@ -198,6 +198,18 @@ func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	return n
 }
 
+// preview returns the stateful matchers a reload to cfg and pol would
+// decide with, the state carried over as reloaded does, without putting
+// them in force: to explain the management connections against them.
+func (s *stateful) preview(cfg *rules.Config, pol *rules.Policy) *stateful {
+	n := build(cfg, pol, s.log, s.shared)
+	now := clock.Now()
+	n.recent.Restore(s.recent.Snapshot(), now)
+	n.knock.Restore(s.knock.Snapshot(), now)
+	n.guards.Restore(s.guards.Snapshot(), now)
+	return n
+}
+
 // prepareKernel creates the kernel ban sets the ruleset of cfg refers to
 // and reconciles them with the ban table (see kernelBans.prepare).
 func (s *stateful) prepareKernel(cfg *rules.Config) error {
