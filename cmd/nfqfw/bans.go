@@ -112,15 +112,21 @@ func callDaemon(ctx context.Context, cf *clientFlags, cmd string, args, out any)
 	return err
 }
 
-func listBans(ctx context.Context, cf *clientFlags, w io.Writer) error {
-	var resp control.ListBansResponse
-	if err := callDaemon(ctx, cf, control.CmdListBans, nil, &resp); err != nil {
+// show asks the daemon cmd with args and prints the answer: as JSON with
+// --json, else with table.
+func show[T any](ctx context.Context, cf *clientFlags, w io.Writer, cmd string, args any, table func(io.Writer, T) error) error {
+	var resp T
+	if err := callDaemon(ctx, cf, cmd, args, &resp); err != nil {
 		return err
 	}
 	if cf.json {
 		return writeJSON(w, resp)
 	}
-	return writeBans(w, resp)
+	return table(w, resp)
+}
+
+func listBans(ctx context.Context, cf *clientFlags, w io.Writer) error {
+	return show(ctx, cf, w, control.CmdListBans, nil, writeBans)
 }
 
 // writeBans prints the ban table.

@@ -124,14 +124,7 @@ skew periods either side). A static sequence prints its configured ports.`,
 
 // knockStatus asks the daemon for its knock state and prints it.
 func knockStatus(ctx context.Context, cf *clientFlags, w io.Writer) error {
-	var st knock.Status
-	if err := callDaemon(ctx, cf, control.CmdKnockStatus, nil, &st); err != nil {
-		return err
-	}
-	if cf.json {
-		return writeJSON(w, st)
-	}
-	return writeKnockStatus(w, st)
+	return show(ctx, cf, w, control.CmdKnockStatus, nil, writeKnockStatus)
 }
 
 // writeKnockStatus prints st as three tables.

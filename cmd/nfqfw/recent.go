@@ -39,14 +39,7 @@ only that list.`,
 			if len(pos) == 1 {
 				req.List = pos[0]
 			}
-			var resp control.RecentListResponse
-			if err := callDaemon(ctx, &cf, control.CmdRecentList, req, &resp); err != nil {
-				return err
-			}
-			if cf.json {
-				return writeJSON(stdout, resp)
-			}
-			return writeRecent(stdout, resp)
+			return show(ctx, &cf, stdout, control.CmdRecentList, req, writeRecent)
 		},
 	})
 }
