@@ -1,5 +1,7 @@
 package nfq
 
+import "sync/atomic"
+
 // verdictSink takes verdict messages in order: the socket queues them for
 // the next send. verdict is NF_ACCEPT, NF_DROP or NF_REPEAT; batch answers
 // every queued id up to id; mark is set when withMark.
@@ -20,10 +22,13 @@ type issuer struct {
 	batch int    // accepts held at most before a batch verdict
 	held  int    // accepts held now
 	last  uint32 // highest held id, valid when held > 0
-	next  uint32 // id expected next; 0 before the first packet
+	next  uint32 // id expected next, valid when started
+	// started is set by the first packet.
+	started bool
 	// unseen is the verdict (nfDrop or nfAccept) for ids the reader never
-	// saw, valid with batch > 1.
-	unseen uint32
+	// saw, valid with batch > 1. The failure verdict may change with a
+	// reload, from another goroutine.
+	unseen *atomic.Uint32
 }
 
 func (is *issuer) issue(id uint32, v Verdict) {
@@ -65,13 +70,17 @@ func (is *issuer) accept(id uint32) {
 // it through undecided: answer the whole gap with the failure verdict in one
 // batch message first. For the second kind there is nothing left to answer
 // and the kernel replies ENOENT, which the reader counts.
+//
+// Ids are 32-bit and wrap: a gap is id - next in modular arithmetic, and
+// an id "behind" next (a gap of 2^31 or more, which no queue holds) is not
+// one.
 func (is *issuer) skipped(id uint32) {
-	if is.next != 0 && id > is.next {
+	if gap := id - is.next; is.started && gap != 0 && gap < 1<<31 {
 		is.flush()
-		is.c.unseen.Add(uint64(id - is.next))
-		is.sink.verdict(id-1, is.unseen, true, false, 0)
+		is.c.unseen.Add(uint64(gap))
+		is.sink.verdict(id-1, is.unseen.Load(), true, false, 0)
 	}
-	is.next = id + 1
+	is.next, is.started = id+1, true
 }
 
 // flush answers the held accepts with one batch verdict.

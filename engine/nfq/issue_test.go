@@ -2,6 +2,7 @@ package nfq
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -99,7 +100,7 @@ func TestIssuer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sink := &fakeSink{}
-			is := issuer{sink: sink, c: &counters{}, batch: tt.batch, unseen: nfDrop}
+			is := issuer{sink: sink, c: &counters{}, batch: tt.batch, unseen: verdictCode(nfDrop)}
 			for i, v := range tt.verdicts {
 				id := uint32(i + 1)
 				if tt.ids != nil {
@@ -118,11 +119,35 @@ func TestIssuer(t *testing.T) {
 }
 
 func TestIssuerCountsUnseen(t *testing.T) {
-	is := issuer{sink: &fakeSink{}, c: &counters{}, batch: 64, unseen: nfAccept}
+	is := issuer{sink: &fakeSink{}, c: &counters{}, batch: 64, unseen: verdictCode(nfAccept)}
 	for _, id := range []uint32{3, 4, 8, 20} {
 		is.issue(id, Accept)
 	}
 	if got, want := is.c.snapshot().Unseen, uint64(3+11); got != want {
 		t.Errorf("Unseen = %d, want %d", got, want)
+	}
+}
+
+func verdictCode(v uint32) *atomic.Uint32 {
+	var a atomic.Uint32
+	a.Store(v)
+	return &a
+}
+
+// TestIssuerGapWraps checks the gap check across the 32-bit wrap of packet
+// ids: no gap is seen where there is none, and a real one is answered.
+func TestIssuerGapWraps(t *testing.T) {
+	sink := &fakeSink{}
+	is := issuer{sink: sink, c: &counters{}, batch: 64, unseen: verdictCode(nfDrop)}
+	for _, id := range []uint32{0xfffffffe, 0xffffffff, 0, 1, 4} {
+		is.issue(id, Accept)
+	}
+	is.flush()
+	want := []string{"batch-accept 1", "batch-drop 3", "batch-accept 4"}
+	if diff := cmp.Diff(want, sink.calls); diff != "" {
+		t.Errorf("verdict messages (-want +got):\n%s", diff)
+	}
+	if got := is.c.snapshot().Unseen; got != 2 {
+		t.Errorf("Unseen = %d, want 2", got)
 	}
 }

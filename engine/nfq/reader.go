@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -78,6 +79,11 @@ type Reader struct {
 	is      issuer
 	c       counters
 
+	// failAccept is the failure verdict (accept when set), and unseen the
+	// same as a verdict code for the issuer; SetFailureAccept changes both.
+	failAccept atomic.Bool
+	unseen     atomic.Uint32
+
 	ctx    context.Context // ends the receive loop
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the receive loop has returned
@@ -121,12 +127,22 @@ func Open(cfg Config, d Decider) (*Reader, error) {
 // datagram directly) whose verdicts go to sink.
 func newReader(cfg Config, log *slog.Logger, s *sock, sink verdictSink, d Decider) *Reader {
 	r := &Reader{cfg: cfg, log: log, s: s, decider: d, fatal: make(chan error, 1), done: make(chan struct{})}
-	r.is = issuer{sink: sink, c: &r.c, batch: cfg.BatchSize, unseen: nfDrop}
-	if cfg.FailureAccept {
-		r.is.unseen = nfAccept
-	}
+	r.is = issuer{sink: sink, c: &r.c, batch: cfg.BatchSize, unseen: &r.unseen}
+	r.SetFailureAccept(cfg.FailureAccept)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	return r
+}
+
+// SetFailureAccept sets the verdict for a packet the reader cannot decide
+// (a Decide panic, a cut-short message, an id it never saw): accept when
+// true, drop otherwise. A reload calls it; it is safe from any goroutine.
+func (r *Reader) SetFailureAccept(accept bool) {
+	r.failAccept.Store(accept)
+	if accept {
+		r.unseen.Store(nfAccept)
+	} else {
+		r.unseen.Store(nfDrop)
+	}
 }
 
 // Run blocks until ctx ends (returning nil) or the reader stops on its own
@@ -243,7 +259,7 @@ func (r *Reader) packet(p packetMsg, broken bool) {
 		r.c.bad.Add(1)
 	case broken:
 		r.c.bad.Add(1)
-		r.is.issue(p.id, Verdict{Accept: r.cfg.FailureAccept})
+		r.is.issue(p.id, Verdict{Accept: r.failAccept.Load()})
 	case !p.hasData:
 		r.is.issue(p.id, Verdict{Repeat: true, Mark: p.meta.Mark})
 	default:
@@ -257,10 +273,10 @@ func (r *Reader) decide(pkt []byte, m Meta) (v Verdict) {
 	defer func() {
 		if p := recover(); p != nil {
 			r.c.panics.Add(1)
-			v = Verdict{Accept: r.cfg.FailureAccept}
+			v = Verdict{Accept: r.failAccept.Load()}
 			if ok, n := r.panicLog.Allow(time.Now()); ok {
 				r.log.Error("nfq: decider panicked; failure verdict given",
-					"panic", fmt.Sprint(p), "accept", r.cfg.FailureAccept, "suppressed", n)
+					"panic", fmt.Sprint(p), "accept", v.Accept, "suppressed", n)
 			}
 		}
 	}()
