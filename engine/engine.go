@@ -54,7 +54,12 @@ func New(p *rules.Policy, opts Options) *Engine {
 // SetPolicy swaps in a new policy and the stateful matchers built for it
 // (nil for none). Packets being decided keep the old pair; the next packet
 // sees the new one. Counters of rules that keep their name keep counting.
+// The policy's flow timeouts and packet log rate take effect with it.
 func (e *Engine) SetPolicy(p *rules.Policy, m *Matchers) {
+	e.flows.SetTimeouts(p.Config().Flows.Timeouts)
+	if r := p.Config().Log.Rate; r > 0 {
+		e.log.setRate(r)
+	}
 	a := &active{policy: p, pickup: p.Config().Flows.TCPPickup != rules.TCPPickupDrop}
 	if m != nil {
 		a.st = newStateful(p, m)

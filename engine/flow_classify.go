@@ -142,7 +142,7 @@ func (t *Table) track(s *shard, k FlowKey, e entry, p *Parsed, fd flowDir, now i
 		e.flags |= flagReplied
 	}
 	if renew {
-		e.expires = now + t.to.of(k.proto, &e)
+		e.expires = now + t.to.Load().of(k.proto, &e)
 	}
 	if e != old {
 		s.account(k.proto, &old, -1)

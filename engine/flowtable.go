@@ -37,7 +37,7 @@ type Table struct {
 	mask   uint64
 	seed   uint64
 	max    int64
-	to     timeouts
+	to     atomic.Pointer[timeouts] // SetTimeouts replaces it; a flow's next packet takes the new values
 
 	n       atomic.Int64 // tracked flows; may exceed max by the number of concurrent inserters for an instant
 	evicted atomic.Uint64
@@ -139,6 +139,15 @@ func (s *shard) remove(k FlowKey, e *entry) {
 	}
 }
 
+// SetTimeouts puts new flow timeouts in force (a zero timeout takes
+// conntrack's default). A flow keeps the expiry it has until its next
+// packet or state change, which sets one from the new values. Safe for
+// concurrent use.
+func (t *Table) SetTimeouts(to rules.Timeouts) {
+	c := compileTimeouts(to)
+	t.to.Store(&c)
+}
+
 // NewTable returns a table for at most max flows (DefaultMaxFlows if max <=
 // 0) with the given timeouts; a zero timeout takes conntrack's default. The
 // maps start empty and grow with the flows tracked (a table sized for max
@@ -160,9 +169,9 @@ func NewTable(max int, to rules.Timeouts) *Table {
 		mask:   uint64(n - 1),
 		seed:   rand.Uint64(),
 		max:    int64(max),
-		to:     compileTimeouts(to),
 		clock:  clock.Now,
 	}
+	t.SetTimeouts(to)
 	for i := range t.shards {
 		t.shards[i].m = make(map[FlowKey]entry)
 	}
@@ -220,7 +229,7 @@ func (t *Table) newEntry(p *Parsed, d Dir, rule int, flags entryFlags, now int64
 			e.state = TCPClose
 		}
 	}
-	e.expires = now + t.to.of(p.Proto, &e)
+	e.expires = now + t.to.Load().of(p.Proto, &e)
 	return e
 }
 
@@ -323,7 +332,7 @@ func (t *Table) Update(k FlowKey, u FlowUpdate, now int64) bool {
 	if u.Timeout > 0 {
 		e.expires = now + int64(u.Timeout)
 	} else {
-		e.expires = now + t.to.of(k.proto, &e)
+		e.expires = now + t.to.Load().of(k.proto, &e)
 	}
 	s.account(k.proto, &old, -1)
 	s.account(k.proto, &e, 1)

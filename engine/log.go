@@ -26,6 +26,14 @@ func newPacketLog(l *slog.Logger, rate int) *packetLog {
 	return &packetLog{l: l, limit: NewLogLimiter(rate, time.Second)}
 }
 
+// setRate changes the lines allowed per second (<= 0: 10).
+func (pl *packetLog) setRate(rate int) {
+	if rate <= 0 {
+		rate = 10
+	}
+	pl.limit.SetN(rate)
+}
+
 // allow reports whether one more line fits in the current second.
 func (pl *packetLog) allow(now time.Time) bool {
 	ok, _ := pl.limit.Allow(now)

@@ -15,8 +15,8 @@ import (
 // Limiter lets one line through per second. It is safe for concurrent use
 // and does not allocate.
 type Limiter struct {
-	n      int64 // lines per window; 0: 1
-	period int64 // window length in nanoseconds; 0: one second
+	n      atomic.Int64 // lines per window; 0: 1
+	period int64        // window length in nanoseconds; 0: one second
 
 	window     atomic.Int64 // the current window: unix nanoseconds / period
 	inWindow   atomic.Int64 // lines asked for in the current window
@@ -27,13 +27,19 @@ type Limiter struct {
 // New returns a Limiter of n lines per period (n <= 0: 1; period <= 0: one
 // second).
 func New(n int, period time.Duration) *Limiter {
-	return &Limiter{n: int64(max(n, 1)), period: int64(max(period, 0))}
+	l := &Limiter{period: int64(max(period, 0))}
+	l.SetN(n)
+	return l
 }
+
+// SetN changes the lines allowed per window (at least 1); safe while
+// other goroutines call Allow.
+func (l *Limiter) SetN(n int) { l.n.Store(int64(max(n, 1))) }
 
 // Allow reports whether a line at now may be written, and how many were
 // suppressed since the last one allowed.
 func (l *Limiter) Allow(now time.Time) (ok bool, suppressed uint64) {
-	n, period := l.n, l.period
+	n, period := l.n.Load(), l.period
 	if n <= 0 {
 		n = 1
 	}
