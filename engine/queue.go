@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/clock"
@@ -21,19 +22,38 @@ type QueueDecider struct {
 	w       *Worker
 	eng     *Engine
 	latency Observer // verdict latency of this queue, resolved once
+
+	// ready, until closed, holds the first packet (the kernel queues the
+	// rest); nil once passed.
+	ready <-chan struct{}
+	// unplaced counts packets from a hook without a chain.
+	unplaced atomic.Uint64
 }
 
 // NewQueueDecider returns the decider of one queue reader; latency
-// receives the time from receipt to verdict of every packet.
-func (e *Engine) NewQueueDecider(latency Observer) *QueueDecider {
-	return &QueueDecider{w: e.NewWorker(), eng: e, latency: latency}
+// receives the time from receipt to verdict of every packet. No packet is
+// decided before ready is closed (nil: at once): the daemon binds its
+// queues and installs its ruleset first, then restores its state, and the
+// packets that arrive meanwhile wait in the kernel's queue.
+func (e *Engine) NewQueueDecider(latency Observer, ready <-chan struct{}) *QueueDecider {
+	return &QueueDecider{w: e.NewWorker(), eng: e, latency: latency, ready: ready}
 }
+
+// Unplaced returns how many packets came from a hook without a chain; safe
+// from any goroutine.
+func (dc *QueueDecider) Unplaced() uint64 { return dc.unplaced.Load() }
 
 // Decide implements nfq.Decider: the netfilter hook names the chain, the
 // Worker decides, and the verdict becomes the queue's answer (a reject is
 // a repeat with the reject kind's mark, which a REJECT rule in the kernel
-// matches). Packets of hooks without a chain are accepted.
+// matches). A packet from a hook without a chain, which nfqfw's ruleset
+// never queues, gets the failure verdict and is counted: never an
+// implicit accept.
 func (dc *QueueDecider) Decide(pkt []byte, m nfq.Meta) nfq.Verdict {
+	if dc.ready != nil {
+		<-dc.ready
+		dc.ready = nil
+	}
 	var hook rules.Hook
 	switch m.Hook {
 	case nfq.HookInput:
@@ -43,7 +63,11 @@ func (dc *QueueDecider) Decide(pkt []byte, m nfq.Meta) nfq.Verdict {
 	case nfq.HookOutput:
 		hook = rules.HookOutput
 	default:
-		return nfq.Accept
+		dc.unplaced.Add(1)
+		if dc.eng.Policy().Config().Queue.FailureVerdict == rules.ActionAccept {
+			return nfq.Accept
+		}
+		return nfq.Drop
 	}
 	start := time.Now()
 	v := dc.w.Decide(pkt, hook, m.InDev, m.OutDev, m.Mark, clock.Now())

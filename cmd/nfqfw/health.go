@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
@@ -27,8 +28,12 @@ func init() {
 		args:    "[-s SOCKET | -c FILE] [--json] [--timeout DURATION]",
 		summary: "exit 0 if the daemon answers on its control socket, 1 if not",
 		help: `Asks the running daemon for its status over the control socket and exits
-0 when it answers, printing one line: version, PID, uptime, queues, tracked
-flows and the config in force. Exits 1 with the reason otherwise: no daemon
+0 when it answers and reports nothing wrong, printing one line: version,
+PID, uptime, queues, tracked flows and the config in force. Exits 1 when the daemon reports a problem
+(a subsystem failed and is being retried, the kernel ruleset was changed by
+another tool and is not yet repaired, the config file on disk is not the
+running config after a refused or rolled-back reload), printing one line
+per problem, and with the reason when it does not answer: no daemon
 listens, the socket is not reachable (not root?), the daemon refused the
 request, or it did not answer within --timeout.
 
@@ -52,24 +57,39 @@ monitoring agents and scripts: "nfqfw health && echo up".`,
 				return healthError(err, timeout)
 			}
 			if cf.json {
-				return writeJSON(stdout, st)
+				if err := writeJSON(stdout, st); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintln(stdout, healthLine(st, time.Now()))
 			}
-			fmt.Fprintln(stdout, healthLine(st, time.Now()))
+			if len(st.Problems) > 0 {
+				return fmt.Errorf("degraded: %s", strings.Join(st.Problems, "; "))
+			}
 			return nil
 		},
 	})
 }
 
-// healthLine is the one line health prints for a daemon that answered.
+// healthLine is the line health prints for a daemon that answered: "ok"
+// when nothing is wrong, "degraded" followed by one line per problem
+// otherwise.
 func healthLine(st control.StatusResponse, now time.Time) string {
 	up := "?"
 	if !st.Started.IsZero() {
 		up = now.Sub(st.Started).Truncate(time.Second).String()
 	}
-	line := fmt.Sprintf("ok: nfqfw %s pid %d up %s, queues %v, %d flows, config %s (hash %.12s)",
-		st.Version, st.PID, up, st.Queues, st.Flows, st.Config, st.ConfigHash)
+	status := "ok"
+	if len(st.Problems) > 0 {
+		status = "degraded"
+	}
+	line := fmt.Sprintf("%s: nfqfw %s pid %d up %s, queues %v, %d flows, config %s (hash %.12s)",
+		status, st.Version, st.PID, up, st.Queues, st.Flows, st.Config, st.ConfigHash)
 	if st.StateSaveError != "" {
 		line += "; state save failing: " + st.StateSaveError
+	}
+	for _, p := range st.Problems {
+		line += "\n  " + p
 	}
 	return line
 }

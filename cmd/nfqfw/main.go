@@ -27,7 +27,23 @@ type command struct {
 	// arguments. Output goes to stdout; errors are returned.
 	setup func(fs *flag.FlagSet)
 	run   func(ctx context.Context, args []string, stdout io.Writer) error
+	// signals are delivered to signalsFromStart from the moment the
+	// command is known, before its flags are parsed: such a signal is
+	// queued for the command, never fatal.
+	signals []os.Signal
 }
+
+// signalsFromStart receives the signals the running command asked for.
+var signalsFromStart = make(chan os.Signal, 4)
+
+// exitStatus is an error that sets the process's exit status.
+type exitStatus struct {
+	code int
+	err  error
+}
+
+func (e exitStatus) Error() string { return e.err.Error() }
+func (e exitStatus) Unwrap() error { return e.err }
 
 var commands = map[string]*command{}
 
@@ -88,6 +104,10 @@ func runMain(argv []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	if len(c.signals) > 0 {
+		signal.Notify(signalsFromStart, c.signals...)
+		defer signal.Stop(signalsFromStart)
+	}
 	fs := newFlagSet(c, stderr)
 	if err := fs.Parse(argv[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -106,6 +126,10 @@ func runMain(argv []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		fmt.Fprintf(stderr, "nfqfw %s: %v\n", c.name, err)
+		var st exitStatus
+		if errors.As(err, &st) {
+			return st.code
+		}
 		return 1
 	}
 	return 0

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/daemon"
@@ -28,9 +30,16 @@ func init() {
 		summary: "run the firewall daemon (root)",
 		help: `Loads the config, binds the NFQUEUE readers, installs nfqfw's own
 iptables chains (IPv4 and IPv6, atomically, after removing stale chains a
-crash may have left), and decides every NEW flow until SIGINT or SIGTERM,
-when it removes exactly what it installed. SIGHUP (or "nfqfw reload")
-reloads the config; a bad config is refused and the running one stays.
+crash may have left), restores its saved state, and decides every NEW flow
+until SIGINT or SIGTERM, when it removes exactly what it installed. SIGHUP
+(or "nfqfw reload") reloads the config; a bad config is refused and the
+running one stays. SIGUSR2 (or "nfqfw restart") makes it save its state and
+exit with status 75 leaving its ruleset in the kernel, for a restart that
+never leaves the host open. An error never removes the ruleset: while no
+daemon listens, queue.bypass decides NEW flows (false: dropped).
+
+A second "nfqfw run" in the same network namespace, or on the same state
+directory, refuses to start before touching anything.
 
 Every interface the config names must be present (or declared in
 interfaces.dynamic): a name that is neither a zone nor an interface of the
@@ -58,6 +67,7 @@ management connection (an allowlist, or a rule for SSH) and start it with
 			fs.BoolVar(&force, "force", false, "start even if the policy would refuse a new connection of a management session")
 			fs.DurationVar(&wait, "wait-interfaces", 0, "wait up to this `duration` for the interfaces the config names to appear")
 		},
+		signals: []os.Signal{syscall.SIGHUP, syscall.SIGUSR2},
 		run: func(ctx context.Context, args []string, _ io.Writer) error {
 			if err := noArgs(args); err != nil {
 				return err
@@ -85,7 +95,7 @@ management connection (an allowlist, or a rule for SSH) and start it with
 			if wait > 0 {
 				waitInterfaces(ctx, config, wait, rules.HostInterfaces, os.Stderr)
 			}
-			return daemon.Run(ctx, daemon.Options{
+			err := daemon.Run(ctx, daemon.Options{
 				ConfigPath: config,
 				Backend:    rules.Backend(backend),
 				Version:    buildVersion(),
@@ -94,7 +104,44 @@ management connection (an allowlist, or a rule for SSH) and start it with
 
 				SSHConnection: os.Getenv("SSH_CONNECTION"),
 				Force:         force,
+				Signals:       signalsFromStart,
 			})
+			if errors.Is(err, daemon.ErrRestartKeepRules) {
+				return exitStatus{code: exitRestart, err: err}
+			}
+			return err
+		},
+	})
+}
+
+// exitRestart is the exit status of "nfqfw run" after SIGUSR2 or "nfqfw
+// restart": the systemd unit restarts on it (RestartForceExitStatus) and
+// counts it a success.
+const exitRestart = 75
+
+func init() {
+	var cf clientFlags
+	register(&command{
+		name:    "restart",
+		args:    "[-s SOCKET | -c FILE]",
+		summary: "make the daemon exit keeping its ruleset, for systemd to start it again",
+		help: `Asks the running daemon to save its state and exit with status 75, leaving
+its kernel ruleset and ban sets in force (as SIGUSR2 does). The systemd unit
+starts it again at once (RestartForceExitStatus=75); the new process, the
+same or an upgraded binary, replaces the ruleset atomically. The host is
+never open meanwhile: while no daemon listens, the kernel drops NEW flows
+(queue.bypass: false). "systemctl restart" instead stops (removing the
+ruleset) and starts again.`,
+		setup: func(fs *flag.FlagSet) { cf.setupSocket(fs) },
+		run: func(ctx context.Context, args []string, stdout io.Writer) error {
+			if len(args) > 0 {
+				return errUsage
+			}
+			if err := cf.call(ctx, "restart", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "daemon exiting; its ruleset stays in force until the next start replaces it")
+			return nil
 		},
 	})
 }

@@ -88,22 +88,30 @@ func (s *Server) Listen() error {
 }
 
 // Serve answers requests until ctx is done, then closes the socket and
-// removes its file.
+// removes its file. It listens first unless Listen did. After an error the
+// socket is closed, and Serve may be called again to listen anew.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.ln == nil {
 		if err := s.Listen(); err != nil {
 			return err
 		}
 	}
+	ln := s.ln
+	stop := make(chan struct{})
+	defer close(stop)
 	go func() {
-		<-ctx.Done()
-		s.ln.Close()
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+		ln.Close()
 	}()
+	defer func() { s.ln = nil }()
 	defer os.Remove(s.path)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -73,6 +73,11 @@ type StatusResponse struct {
 	// StateSaveError is the error of the last state save; empty when it
 	// succeeded (or none was due yet).
 	StateSaveError string `json:"state_save_error,omitempty"`
+	// Problems lists what is wrong, one line per subsystem (a failed
+	// auxiliary subsystem, the kernel ruleset changed by another tool, the
+	// config file on disk not being the running config); empty when all
+	// is well.
+	Problems []string `json:"problems,omitempty"`
 }
 
 // CmdExplain explains a flow against the running policy and the live state

@@ -205,3 +205,20 @@ func classify(err error, entryOp bool) error {
 	}
 	return err
 }
+
+// Exists reports whether the set exists. It lists the set (the netlink
+// library has no header-only request): call it rarely, e.g. after the rules
+// that use the set were found changed.
+func (s *Sets) Exists(name string) (bool, error) {
+	err := s.do("list "+name, false, func(h *netlink.Handle) error {
+		_, err := h.IpsetList(name)
+		return err
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNoSet):
+		return false, nil
+	}
+	return false, err
+}

@@ -65,7 +65,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 		cfg := d.cfg
 		d.mu.Unlock()
 		r := control.StatusResponse{Version: d.opts.Version, PID: os.Getpid(), Config: cfg.File, ConfigHash: d.eng.Policy().Hash(),
-			Started: d.start, Flows: d.eng.Flows().Len()}
+			Started: d.start, Flows: d.eng.Flows().Len(), Problems: d.health.list()}
 		for _, q := range d.queues {
 			r.Queues = append(r.Queues, q.num)
 		}
@@ -103,6 +103,10 @@ func (d *Daemon) registerControl(s *control.Server) {
 			return nil, errors.New("explain: the flow needs a source and a destination")
 		}
 		return d.eng.Explain(req.Flow), nil
+	})
+	s.Handle("restart", func(context.Context, json.RawMessage) (any, error) {
+		d.restart()
+		return map[string]bool{"exiting": true}, nil
 	})
 	s.Handle("confirm", func(context.Context, json.RawMessage) (any, error) {
 		if !d.Confirm() {

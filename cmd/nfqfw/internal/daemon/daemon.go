@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,7 +27,7 @@ type Options struct {
 	ConfigPath string
 	Backend    rules.Backend // overrides the config's backend when not empty
 	Version    string        // for the build-info metric
-	Logger     *slog.Logger  // nil: built from the config's log section on stderr
+	Logger     *slog.Logger  // nil: built from the config's log section on stderr (and switched by reloads)
 	Pprof      string        // loopback address for net/http/pprof; "" disables
 	Confirm    time.Duration // > 0: roll back a reload unless confirmed in time
 	// SSHConnection is the invoking shell's SSH_CONNECTION: the start is
@@ -32,32 +35,65 @@ type Options struct {
 	// an established inbound ssh connection, unless Force.
 	SSHConnection string
 	Force         bool
+
+	// Signals delivers SIGHUP (reload) and SIGUSR2 (exit keeping the
+	// ruleset, for a restart). The caller registers it first thing, so a
+	// SIGHUP that arrives while the daemon starts is queued, never fatal.
+	// nil: Run registers its own.
+	Signals <-chan os.Signal
+	// Notifier tells systemd READY=1, STOPPING=1 and WATCHDOG=1; nil:
+	// NotifierFromEnv().
+	Notifier *Notifier
 }
+
+// ErrRestartKeepRules is returned by Run after SIGUSR2 or a "restart"
+// request: the daemon saved its state and exited leaving its ruleset and
+// ban sets in the kernel, so that the next start (the same or a new
+// binary) takes over without the host being open for an instant.
+var ErrRestartKeepRules = errors.New("exited for a restart: the kernel ruleset stays in force")
 
 // Daemon is a running nfqfw.
 type Daemon struct {
-	opts Options
-	log  *slog.Logger
+	opts   Options
+	log    *slog.Logger
+	health *health
+	notify *Notifier
 
-	mu      sync.Mutex // serialises reloads and confirmations
-	pending *pendingChange
-	fatal   func(error) // stops Run with an error
-	cfg     *rules.Config
-	eng     *engine.Engine
-	inst    *iptables.Installer
-	state   *stateful
-	obs     *observer
-	start   time.Time
-	queues  []*queueReader
+	reloadMu sync.Mutex // serialises reloads, confirmations and ruleset repairs; held across iptables-restore
+	mu       sync.Mutex // guards cfg and state; held only to read or swap them
+	pending  *pendingChange
+	fatal    func(error) // stops Run with an error
+	restart  func()      // stops Run keeping the ruleset
+	cfg      *rules.Config
+	eng      *engine.Engine
+	inst     *iptables.Installer
+	state    *stateful
+	obs      *observer
+	start    time.Time
+	queues   []*queueReader
+
+	expiryTick atomic.Int64 // unix nanoseconds of housekeeping's last round: the watchdog's proof of life
 }
 
-// Run starts the daemon and blocks until ctx ends or a fatal error occurs.
-// A config error is returned before anything is installed.
+// Run starts the daemon and blocks until ctx ends (an explicit stop: the
+// ruleset is removed), a restart is asked for (the ruleset stays:
+// ErrRestartKeepRules), or an essential subsystem fails (the ruleset
+// stays, the queue's bypass setting decides NEW flows while no daemon
+// listens). Everything that can be checked is checked before any rule is
+// installed: config, the instance locks, the metrics, pprof and control
+// listeners, the state directory and file, the backend and the queues.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Pprof != "" {
 		if err := CheckPprofAddr(opts.Pprof); err != nil {
 			return fmt.Errorf("pprof address %w", err)
 		}
+	}
+	sigs := opts.Signals
+	if sigs == nil {
+		c := make(chan os.Signal, 4)
+		signal.Notify(c, syscall.SIGHUP, syscall.SIGUSR2)
+		defer signal.Stop(c)
+		sigs = c
 	}
 	cfg, err := rules.LoadOnHost(opts.ConfigPath)
 	if err != nil {
@@ -74,7 +110,23 @@ func Run(ctx context.Context, opts Options) error {
 	if log == nil {
 		log = NewLogger(cfg.Log, os.Stderr)
 	}
-	d := &Daemon{opts: opts, log: log, cfg: cfg, start: time.Now()}
+	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	locks, err := lockInstance(cfg.State.Dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range locks {
+			l.release()
+		}
+	}()
+	notify := opts.Notifier
+	if notify == nil {
+		notify = NotifierFromEnv()
+	}
+	d := &Daemon{opts: opts, log: log, cfg: cfg, start: time.Now(), notify: notify}
 	d.eng = engine.New(pol, engine.Options{Logger: log, LogRate: cfg.Log.Rate})
 	if err := d.eng.RefreshInterfaces(); err != nil {
 		log.Warn("read interfaces", "err", err)
@@ -84,6 +136,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer func() { d.currentState().close() }()
+	if err := d.state.checkFile(); err != nil {
+		return err
+	}
 	d.eng.SetPolicy(pol, d.state.matchers())
 	if !opts.Force {
 		// Nothing is installed yet: a start that would lock the operator
@@ -91,6 +146,33 @@ func Run(ctx context.Context, opts Options) error {
 		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection); err != nil {
 			return err
 		}
+	}
+	d.obs = newObserver(d)
+	d.health = newHealth(log, d.obs.metrics.Registry())
+
+	// Open every listener before a rule exists: a taken port or a bad
+	// path refuses the start with nothing installed.
+	var metricsLn, pprofLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %w (nothing was installed)", err)
+		}
+		defer metricsLn.Close()
+	}
+	if opts.Pprof != "" {
+		if pprofLn, err = listenPprof(opts.Pprof); err != nil {
+			return fmt.Errorf("--pprof: %w (nothing was installed)", err)
+		}
+		defer pprofLn.Close()
+	}
+	ctl := control.NewServer(cfg.Control.Socket, log)
+	d.registerControl(ctl)
+	if err := ctl.Listen(); err != nil {
+		return fmt.Errorf("control.socket: %w (nothing was installed)", err)
+	}
+	backend, err := iptables.DetectBackend(cfg.Backend)
+	if err != nil {
+		return err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -102,54 +184,64 @@ func Run(ctx context.Context, opts Options) error {
 		default:
 		}
 	}
+	restartc := make(chan struct{}, 1)
+	d.restart = func() {
+		select {
+		case restartc <- struct{}{}:
+		default:
+		}
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	goRun := func(name string, fn func(context.Context) error) {
+	essential := func(name string, fn func(context.Context) error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			if err := fn(ctx); err != nil && ctx.Err() == nil {
+				d.health.failed(subQueue, fmt.Errorf("%s: %w", name, err))
 				errc <- fmt.Errorf("%s: %w", name, err)
 			}
 		}()
 	}
-
-	d.obs = newObserver(d)
+	auxiliary := func(sub string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.health.supervise(ctx, sub, fn) }()
+	}
 
 	// The kernel's flows, from before this start, admitted as the policy
 	// says before any queued packet of theirs is decided.
 	d.adoptKernelFlows(ctx)
 
-	// Bind the queues before the rules send packets to them.
+	// Bind the queues before the rules send packets to them. Their
+	// packets wait in the kernel until the state is restored (ready).
+	ready := make(chan struct{})
 	for i := 0; i < int(cfg.Queue.Count); i++ {
-		q, err := d.openQueue(cfg.Queue.Number+uint16(i), cfg)
+		q, err := d.openQueue(cfg.Queue.Number+uint16(i), cfg, ready)
 		if err != nil {
 			d.closeQueues()
 			return err
 		}
 		d.queues = append(d.queues, q)
 	}
-	for _, q := range d.queues {
-		goRun(fmt.Sprintf("queue %d", q.num), q.r.Run)
-	}
-
-	backend, err := iptables.DetectBackend(cfg.Backend)
-	if err != nil {
-		cancel()
-		return err
-	}
+	d.registerHealthMetrics()
 	if err := d.state.prepareKernel(cfg); err != nil {
-		cancel()
+		d.closeQueues()
 		return err
 	}
 	d.inst = iptables.NewInstaller(cfg, backend)
 	if err := d.inst.Install(ctx); err != nil {
-		cancel()
+		d.closeQueues()
 		return fmt.Errorf("install kernel ruleset: %w", err)
 	}
-	log.Info("nfqfw running", "config", cfg.File, "hash", pol.Hash(), "backend", backend.Kind,
-		"queues", len(d.queues), "first_queue", cfg.Queue.Number, "bypass", cfg.Queue.Bypass, "fail_open", cfg.Queue.FailOpen)
+	// From here on the ruleset stays in the kernel unless the daemon is
+	// stopped explicitly (ctx ends) or an unconfirmed start is rolled back.
+	removeRules := false
 	defer func() {
+		if !removeRules {
+			log.Warn("kernel ruleset left in force", "bypass", cfg.Queue.Bypass,
+				"meaning", "while no daemon listens, NEW flows are "+map[bool]string{false: "dropped", true: "accepted"}[cfg.Queue.Bypass])
+			return
+		}
 		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer rcancel()
 		if err := d.inst.Remove(rctx); err != nil {
@@ -159,53 +251,120 @@ func Run(ctx context.Context, opts Options) error {
 			d.currentState().shared.kernel.destroy()
 		}
 	}()
-
-	goRun("conntrack", d.followConntrack)
-	goRun("housekeeping", d.housekeeping)
+	if err := d.state.restore(); err != nil {
+		log.Error("restore state: starting with empty state", "err", err)
+	}
+	if err := d.state.reconcileKernel(); err != nil {
+		d.health.failed(subBans, fmt.Errorf("reconcile the ban sets with the saved bans: %w", err))
+	}
+	d.health.set(subState, nil)
+	d.health.set(subBans, nil)
+	d.health.set(subQueue, nil)
+	close(ready)
+	for _, q := range d.queues {
+		essential(fmt.Sprintf("queue %d", q.num), q.r.Run)
+	}
+	d.expiryTick.Store(time.Now().UnixNano())
+	wg.Add(1)
+	go func() { defer wg.Done(); d.housekeeping(ctx) }()
+	auxiliary(subConntrack, d.followConntrack)
+	auxiliary(subRuleset, d.watchRuleset)
 	if cfg.Metrics.Listen != "" {
-		goRun("metrics", func(ctx context.Context) error { return d.obs.metrics.Serve(ctx, cfg.Metrics.Listen) })
+		auxiliary(subMetrics, func(ctx context.Context) error {
+			ln := metricsLn
+			if metricsLn = nil; ln == nil {
+				var err error
+				if ln, err = net.Listen("tcp", cfg.Metrics.Listen); err != nil {
+					return err
+				}
+			}
+			return d.obs.metrics.ServeListener(ctx, ln)
+		})
 	}
 	if opts.Pprof != "" {
-		goRun("pprof", func(ctx context.Context) error { return servePprof(ctx, opts.Pprof) })
+		auxiliary(subPprof, func(ctx context.Context) error {
+			ln := pprofLn
+			if pprofLn = nil; ln == nil {
+				var err error
+				if ln, err = listenPprof(opts.Pprof); err != nil {
+					return err
+				}
+			}
+			return servePprof(ctx, ln)
+		})
 	}
-	ctl := control.NewServer(cfg.Control.Socket, log)
-	d.registerControl(ctl)
-	if err := ctl.Listen(); err != nil {
-		cancel()
-		return err
-	}
-	goRun("control", ctl.Serve)
+	auxiliary(subControl, ctl.Serve)
 	if opts.Confirm > 0 {
-		d.mu.Lock()
+		d.reloadMu.Lock()
 		p := &pendingChange{}
 		p.timer = time.AfterFunc(opts.Confirm, func() { d.rollback(p) })
 		d.pending = p
-		d.mu.Unlock()
+		d.reloadMu.Unlock()
 		log.Warn("start must be confirmed or nfqfw stops and removes its ruleset", "within", opts.Confirm, "confirm_with", "nfqfw confirm")
 	}
+	log.Info("nfqfw running", "config", cfg.File, "hash", pol.Hash(), "backend", backend.Kind,
+		"queues", len(d.queues), "first_queue", cfg.Queue.Number, "bypass", cfg.Queue.Bypass, "fail_open", cfg.Queue.FailOpen)
+	if err := notify.Notify(sdReady + "\nSTATUS=running, ruleset installed"); err != nil {
+		log.Warn("notify systemd", "err", err)
+	}
 
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	var watchdog <-chan time.Time
+	if every, ok := watchdogInterval(); ok {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		watchdog = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("nfqfw stopping")
+			log.Info("nfqfw stopping: removing the kernel ruleset")
+			notify.Notify(sdStopping)
+			removeRules = true
 			return nil
-		case <-hup:
-			d.Reload(ctx, 0) // a refusal is logged and counted by Reload
+		case <-restartc:
+			log.Info("nfqfw exiting for a restart: the kernel ruleset stays")
+			notify.Notify(sdStopping)
+			cancel()
+			return ErrRestartKeepRules
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGUSR2:
+				d.restart()
+			default:
+				d.Reload(ctx, 0) // a refusal is logged and counted by Reload
+			}
+		case <-watchdog:
+			if d.alive() {
+				notify.Notify(sdWatchdog)
+			}
 		case err := <-errc:
-			log.Error("nfqfw stopping on error", "err", err)
+			if errors.Is(err, errNotConfirmed) {
+				log.Error("nfqfw stopping: start not confirmed", "err", err)
+				removeRules = true
+			} else {
+				log.Error("essential subsystem failed: nfqfw exits, its kernel ruleset stays", "err", err)
+			}
+			notify.Notify(sdStopping)
 			cancel()
 			return err
 		}
 	}
 }
 
-// Reload reads the config file again. A config that does not parse, compile
-// or install leaves the running policy and kernel rules exactly as they were.
-// With confirm > 0 the new config is rolled back to the one before it unless
-// Confirm is called within confirm (like iptables-apply).
+// alive reports whether the daemon makes progress: housekeeping (flow
+// expiry) ran within the last few seconds, and no queue reader failed.
+// The systemd watchdog is fed only while it is.
+func (d *Daemon) alive() bool {
+	return time.Since(time.Unix(0, d.expiryTick.Load())) < 5*time.Second
+}
+
+// Reload reads the config file again. A config that does not parse,
+// compile or install, or that changes a field that needs a restart, leaves
+// the running policy and kernel rules exactly as they were, and is loud:
+// a warning, and "nfqfw health" and nfqfw_config_file_differs say the file
+// on disk is not what runs. With confirm > 0 the new config is rolled back
+// to the one before it unless Confirm is called within confirm (like
+// iptables-apply).
 func (d *Daemon) Reload(ctx context.Context, confirm time.Duration) error {
 	return d.ReloadWith(ctx, ReloadOptions{Confirm: confirm})
 }
@@ -222,13 +381,19 @@ type ReloadOptions struct {
 // established inbound connections to the ssh ports) is refused (lockout).
 func (d *Daemon) ReloadWith(ctx context.Context, o ReloadOptions) error {
 	confirm := o.Confirm
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	before := d.cfg
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	before := d.config()
 	cfg, err := d.load()
 	if err == nil && !o.Force {
 		if pol, cerr := rules.Compile(cfg); cerr == nil {
-			err = lockout(ctx, d.log, pol, d.state.preview(cfg, pol).matchers(), o.SSHConnection)
+			err = lockout(ctx, d.log, pol, d.currentState().preview(cfg, pol).matchers(), o.SSHConnection)
+		}
+	}
+	diskHash := ""
+	if cfg != nil {
+		if p, cerr := rules.Compile(cfg); cerr == nil {
+			diskHash = p.Hash()
 		}
 	}
 	if err == nil {
@@ -237,11 +402,14 @@ func (d *Daemon) ReloadWith(ctx context.Context, o ReloadOptions) error {
 	hash := d.eng.Policy().Hash()
 	if err != nil {
 		d.obs.reloaded(false, hash)
-		d.log.Warn("reload refused; the running policy stays", "config", d.opts.ConfigPath, "err", err)
+		d.health.configDiffers(hash, diskHash, fmt.Errorf("reload refused: %w", err))
+		d.log.Warn("reload refused; the running config stays, and the config file on disk is not the running config",
+			"config", d.opts.ConfigPath, "err", err, "running_hash", hash, "file_hash", diskHash)
 		return err
 	}
 	d.obs.reloaded(true, hash)
-	d.log.Info("config reloaded", "config", d.cfg.File, "hash", hash)
+	d.health.configDiffers(hash, hash, nil)
+	d.log.Info("config reloaded", "config", cfg.File, "hash", hash)
 	if confirm > 0 {
 		if d.pending == nil {
 			d.pending = &pendingChange{prev: before}
@@ -264,8 +432,8 @@ type pendingChange struct {
 // Confirm makes the pending change permanent. It reports whether there was
 // one.
 func (d *Daemon) Confirm() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	if d.pending == nil {
 		return false
 	}
@@ -278,8 +446,8 @@ func (d *Daemon) Confirm() bool {
 // rollback restores the config in force before an unconfirmed change, or
 // stops the daemon when the start itself was not confirmed.
 func (d *Daemon) rollback(p *pendingChange) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
 	if d.pending != p {
 		return // confirmed, or superseded
 	}
@@ -289,12 +457,16 @@ func (d *Daemon) rollback(p *pendingChange) {
 		d.fatal(errNotConfirmed)
 		return
 	}
+	refused := d.eng.Policy().Hash()
 	if err := d.applyLocked(context.Background(), p.prev); err != nil {
 		d.log.Error("rollback of an unconfirmed change failed", "err", err)
 		return
 	}
-	d.obs.reloaded(true, d.eng.Policy().Hash())
-	d.log.Warn("config change not confirmed in time: rolled back", "hash", d.eng.Policy().Hash())
+	hash := d.eng.Policy().Hash()
+	d.obs.reloaded(true, hash)
+	d.health.configDiffers(hash, refused, errors.New("a reload was not confirmed in time and was rolled back: fix the file or reload it again"))
+	d.log.Warn("config change not confirmed in time: rolled back; the config file on disk is not the running config",
+		"running_hash", hash, "file_hash", refused, "file", p.prev.File)
 }
 
 var errNotConfirmed = errors.New("start not confirmed in time (--confirm): rolled back")
@@ -312,59 +484,68 @@ func (d *Daemon) load() (*rules.Config, error) {
 }
 
 // applyLocked compiles cfg, installs its kernel ruleset atomically and swaps
-// the policy in; on any error nothing changed.
+// the policy in, with every field a reload applies; on any error nothing
+// changed. The caller holds reloadMu; d.mu is taken only for the swap, so
+// the packet path, flow expiry and scrapes never wait for iptables-restore.
 func (d *Daemon) applyLocked(ctx context.Context, cfg *rules.Config) error {
 	pol, err := rules.Compile(cfg)
 	if err != nil {
 		return err
 	}
-	if err := immutable(d.cfg, cfg); err != nil {
-		return err
+	if keys := rules.RestartChanges(d.config(), cfg); len(keys) > 0 {
+		return fmt.Errorf("%w: %s changed and needs a restart", errRestart, strings.Join(keys, ", "))
 	}
-	if err := d.state.prepareKernel(cfg); err != nil {
+	st := d.currentState()
+	if err := st.prepareKernel(cfg); err != nil {
 		return err
 	}
 	if err := d.inst.Replace(ctx, cfg); err != nil {
 		return fmt.Errorf("install kernel ruleset: %w", err)
 	}
-	st := d.state.reloaded(cfg, pol)
-	d.eng.SetPolicy(pol, st.matchers())
-	d.state = st
+	next := st.reloaded(cfg, pol)
+	d.eng.SetPolicy(pol, next.matchers())
+	for _, q := range d.queues {
+		q.r.SetFailureAccept(cfg.Queue.FailureVerdict == rules.ActionAccept)
+	}
+	setLogConfig(d.log, cfg.Log)
+	d.mu.Lock()
+	d.state = next
 	d.cfg = cfg
+	d.mu.Unlock()
 	return nil
 }
 
-// immutable refuses a reload that changes what needs a restart.
-func immutable(old, cur *rules.Config) error {
-	switch {
-	case old.Queue.Number != cur.Queue.Number || old.Queue.Count != cur.Queue.Count:
-		return fmt.Errorf("%w: queue.number and queue.count need a restart", errRestart)
-	case old.Control.Socket != cur.Control.Socket:
-		return fmt.Errorf("%w: control.socket needs a restart", errRestart)
-	case old.Metrics.Listen != cur.Metrics.Listen:
-		return fmt.Errorf("%w: metrics.listen needs a restart", errRestart)
-	case old.Flows.Max != cur.Flows.Max:
-		return fmt.Errorf("%w: flows.max needs a restart", errRestart)
-	}
-	return nil
+// config returns the config in force.
+func (d *Daemon) config() *rules.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
 }
 
 var errRestart = errors.New("change refused on reload")
 
 // housekeeping runs the periodic work that must stay off the packet path.
-func (d *Daemon) housekeeping(ctx context.Context) error {
+func (d *Daemon) housekeeping(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	n := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case now := <-tick.C:
 			n++
 			d.eng.Flows().Expire(clock.Now())
 			st := d.currentState()
 			st.expire(now)
+			d.expiryTick.Store(time.Now().UnixNano())
+			// The saver runs on its own goroutine; its last result is
+			// the state saver's health.
+			if e := st.shared.saves.lastErr.Load(); e != nil {
+				d.health.set(subState, errors.New(*e))
+			} else {
+				d.health.set(subState, nil)
+			}
 			if n%10 == 0 {
 				if err := d.eng.RefreshInterfaces(); err != nil {
 					d.log.Warn("read interfaces", "err", err)
@@ -378,6 +559,7 @@ func (d *Daemon) housekeeping(ctx context.Context) error {
 type queueReader struct {
 	num uint16
 	r   *nfq.Reader
+	dec *engine.QueueDecider
 }
 
 func (d *Daemon) closeQueues() {
@@ -387,8 +569,8 @@ func (d *Daemon) closeQueues() {
 	d.queues = nil
 }
 
-func (d *Daemon) openQueue(num uint16, cfg *rules.Config) (*queueReader, error) {
-	dec := d.eng.NewQueueDecider(d.obs.metrics.LatencyObserver(num))
+func (d *Daemon) openQueue(num uint16, cfg *rules.Config, ready <-chan struct{}) (*queueReader, error) {
+	dec := d.eng.NewQueueDecider(d.obs.metrics.LatencyObserver(num), ready)
 	r, err := nfq.Open(nfq.Config{
 		Queue:         num,
 		MaxLen:        cfg.Queue.MaxLen,
@@ -400,5 +582,5 @@ func (d *Daemon) openQueue(num uint16, cfg *rules.Config) (*queueReader, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &queueReader{num: num, r: r}, nil
+	return &queueReader{num: num, r: r, dec: dec}, nil
 }

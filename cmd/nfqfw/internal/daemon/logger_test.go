@@ -62,3 +62,39 @@ func TestNewLogger(t *testing.T) {
 		})
 	}
 }
+
+// TestLogSwitch checks that a reload's log section reaches loggers derived
+// before it: format and level change, attributes stay.
+func TestLogSwitch(t *testing.T) {
+	var b bytes.Buffer
+	l := NewLogger(rules.Log{}, &b)
+	sub := l.With("queue", 3)
+	sub.Info("before")
+	sub.Debug("hidden")
+	if !setLogConfig(l, rules.Log{Format: "json", Level: "debug"}) {
+		t.Fatal("setLogConfig did not recognise NewLogger's logger")
+	}
+	sub.Debug("after")
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines = %q, want 2", lines)
+	}
+	if !strings.Contains(lines[0], "msg=before") || !strings.Contains(lines[0], "queue=3") {
+		t.Errorf("text line = %q", lines[0])
+	}
+	var m struct {
+		Msg   string `json:"msg"`
+		Queue int    `json:"queue"`
+		Level string `json:"level"`
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &m); err != nil {
+		t.Fatalf("after the switch, not JSON: %v: %s", err, lines[1])
+	}
+	if diff := cmp.Diff(struct {
+		Msg   string `json:"msg"`
+		Queue int    `json:"queue"`
+		Level string `json:"level"`
+	}{"after", 3, "DEBUG"}, m); diff != "" {
+		t.Errorf("JSON line (-want +got):\n%s", diff)
+	}
+}

@@ -27,23 +27,28 @@ func CheckPprofAddr(addr string) error {
 	return nil
 }
 
-// servePprof serves net/http/pprof on addr (see CheckPprofAddr).
-func servePprof(ctx context.Context, addr string) error {
+// listenPprof listens on addr for net/http/pprof (see CheckPprofAddr).
+func listenPprof(addr string) (net.Listener, error) {
 	if err := CheckPprofAddr(addr); err != nil {
-		return fmt.Errorf("pprof address %w", err)
+		return nil, fmt.Errorf("pprof address %w", err)
 	}
+	return net.Listen("tcp", addr)
+}
+
+// servePprof serves net/http/pprof on ln until ctx ends; it closes ln.
+func servePprof(ctx context.Context, ln net.Listener) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
 	}()
-	if err := srv.ListenAndServe(); err != nil && ctx.Err() == nil {
+	if err := srv.Serve(ln); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil

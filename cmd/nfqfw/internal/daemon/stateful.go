@@ -62,10 +62,15 @@ type sharedState struct {
 	path   string
 	bans   *guard.Bans
 	kernel *kernelBans
-	flows  *engine.Table // the engine's: expected FTP data connections are admitted as RELATED here
-	ftp    *ftp.Helper   // control connections and expectations, kept across reloads
+	flows  *engine.Table   // the engine's: expected FTP data connections are admitted as RELATED here
+	ftp    *ftp.Helper     // control connections and expectations, kept across reloads
+	ctx    context.Context // ends with cancel: the ban worker's and the saver's
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// restored is set once restore loaded the state file (or found none):
+	// only then may it be saved over.
+	restored atomic.Bool
 
 	refreshed time.Time // last kernel ban set refresh; housekeeping's goroutine only
 
@@ -89,9 +94,8 @@ const (
 	banSaveDelay = time.Second
 )
 
-// newStateful builds the stateful matchers for pol and restores what the
-// last run persisted. A corrupt state file is reported and set aside; the
-// daemon then starts with empty state.
+// newStateful builds the stateful matchers for pol with empty state;
+// restore loads what the last run persisted and starts the saver.
 func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *engine.Table) (*stateful, error) {
 	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
@@ -108,27 +112,49 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	sh.cancel = cancel
 	sh.wg.Add(1)
 	go func() { defer sh.wg.Done(); sh.bans.Run(ctx) }()
-
 	s := build(cfg, pol, log, sh)
 	sh.current.Store(s)
+	sh.ctx = ctx
+	return s, nil
+}
+
+// checkFile reports a state file that exists but cannot be read: the
+// start is refused before anything is installed. A missing file is fine.
+func (s *stateful) checkFile() error {
+	f, err := os.Open(s.shared.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("state file: %w", err)
+	}
+	return f.Close()
+}
+
+// restore loads what the last run persisted, then starts the saver (saving
+// before would replace the file with empty state). A corrupt state file is
+// reported and set aside; the daemon then goes on with empty state. An
+// unreadable one is an error, and nothing is saved over it.
+func (s *stateful) restore() error {
+	sh := s.shared
 	var p persisted
 	now := clock.Now()
 	if err := store.Load(sh.path, &p); err != nil {
 		if !errors.Is(err, store.ErrCorrupt) {
-			cancel()
-			return nil, err
+			return err
 		}
-		log.Error("state file is corrupt: moved aside, starting with empty state", "err", err)
+		s.log.Error("state file is corrupt: moved aside, starting with empty state", "err", err)
 	} else {
 		s.recent.Restore(p.Recent, now)
 		s.knock.Restore(p.Knock, now)
 		n := sh.bans.Restore(p.Bans, now)
 		g := s.guards.Restore(p.Guards, now)
-		log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g)
+		s.log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g)
 	}
+	sh.restored.Store(true)
 	sh.wg.Add(1)
-	go func() { defer sh.wg.Done(); sh.saver(ctx) }()
-	return s, nil
+	go func() { defer sh.wg.Done(); sh.saver(sh.ctx) }()
+	return nil
 }
 
 // changed asks the saver to save soon; it never blocks.
@@ -211,9 +237,21 @@ func (s *stateful) preview(cfg *rules.Config, pol *rules.Policy) *stateful {
 }
 
 // prepareKernel creates the kernel ban sets the ruleset of cfg refers to
-// and reconciles them with the ban table (see kernelBans.prepare).
+// (once; they outlive reloads).
 func (s *stateful) prepareKernel(cfg *rules.Config) error {
-	return s.shared.kernel.prepare(s.shared.bans, time.Now())
+	return s.shared.kernel.prepare()
+}
+
+// reconcileKernel reconciles the ban sets with the ban table restored from
+// the state file (see kernelBans.reconcile).
+func (s *stateful) reconcileKernel() error {
+	return s.shared.kernel.reconcile(s.shared.bans, time.Now())
+}
+
+// repairKernel recreates ban sets another tool destroyed, with the active
+// bans, and reports whether any was missing.
+func (s *stateful) repairKernel() (bool, error) {
+	return s.shared.kernel.repair(s.shared.bans.List(time.Now().UnixNano()))
 }
 
 func (s *stateful) expire(now time.Time) {
@@ -247,11 +285,15 @@ func (s *stateful) save() {
 	sh.saves.lastErr.Store(nil)
 }
 
-// close stops the ban worker and the saver, then saves the state.
+// close stops the ban worker and the saver, then saves the state, unless
+// it was never restored (a start refused early must not replace the file
+// with empty state).
 func (s *stateful) close() {
 	s.shared.cancel()
 	s.shared.wg.Wait()
-	s.shared.current.Load().save()
+	if s.shared.restored.Load() {
+		s.shared.current.Load().save()
+	}
 }
 
 // controlHandlers returns the control commands of the stateful matchers.
@@ -290,12 +332,9 @@ func newKernelBans(cfg *rules.Config, log *slog.Logger) *kernelBans {
 }
 
 // prepare creates the ban sets the kernel ruleset matches (it always refers
-// to them: a ban may come from a guard or from the CLI), once, and
-// reconciles them with the ban table: an entry a crash left in a set that
-// the saved state lacks (the ban came after the last save) is adopted
-// with the time the kernel has left, so it is listed and can be lifted;
-// a ban of the table that the set lacks is added to it.
-func (k *kernelBans) prepare(bans *guard.Bans, now time.Time) error {
+// to them: a ban may come from a guard or from the CLI), once. Entries
+// already in them (the sets outlive a restart) are left as they are.
+func (k *kernelBans) prepare() error {
 	k.mu.Lock()
 	ready := k.sets != nil
 	k.mu.Unlock()
@@ -306,16 +345,35 @@ func (k *kernelBans) prepare(bans *guard.Bans, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	inKernel := map[netip.Addr]bool{}
 	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
-		name := iptables.BanSet(f)
-		if err := sets.Ensure(name, f, true); err != nil {
+		if err := sets.Ensure(iptables.BanSet(f), f, true); err != nil {
 			sets.Close()
 			return err
 		}
-		entries, err := sets.List(name)
+	}
+	k.mu.Lock()
+	k.sets = sets
+	k.mu.Unlock()
+	return nil
+}
+
+// reconcile makes the ban sets and the ban table (restored from the state
+// file) agree: an entry a crash left in a set that the saved state lacks
+// (the ban came after the last save) is adopted with the time the kernel
+// has left, so it is listed and can be lifted; a ban of the table that the
+// set lacks is added to it. It runs after the ruleset is installed, off the
+// packet path: the engine drops banned sources itself meanwhile.
+func (k *kernelBans) reconcile(bans *guard.Bans, now time.Time) error {
+	k.mu.Lock()
+	sets := k.sets
+	k.mu.Unlock()
+	if sets == nil {
+		return nil
+	}
+	inKernel := map[netip.Addr]bool{}
+	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
+		entries, err := sets.List(iptables.BanSet(f))
 		if err != nil {
-			sets.Close()
 			return err
 		}
 		for _, e := range entries {
@@ -329,9 +387,6 @@ func (k *kernelBans) prepare(bans *guard.Bans, now time.Time) error {
 			}
 		}
 	}
-	k.mu.Lock()
-	k.sets = sets
-	k.mu.Unlock()
 	var missing []guard.Ban
 	for _, b := range bans.List(clock.Now()) {
 		if !inKernel[b.Addr] {
@@ -362,6 +417,45 @@ func (k *kernelBans) load(sets *ipset.Sets, active []guard.Ban) {
 		}
 		k.log.Info("bans loaded into kernel set", "set", set, "bans", len(entries))
 	}
+}
+
+// repair recreates the ban sets that no longer exist (another tool
+// destroyed them after flushing the rules that used them) and refills
+// them. It reports whether a set was missing.
+func (k *kernelBans) repair(active []guard.Ban) (bool, error) {
+	k.mu.Lock()
+	sets := k.sets
+	k.mu.Unlock()
+	if sets == nil {
+		return false, nil
+	}
+	missing := map[rules.Family]bool{}
+	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
+		ok, err := sets.Exists(iptables.BanSet(f))
+		if err != nil {
+			return false, err
+		}
+		if !ok {
+			missing[f] = true
+			if err := sets.Ensure(iptables.BanSet(f), f, true); err != nil {
+				return true, err
+			}
+		}
+	}
+	if len(missing) > 0 {
+		var refill []guard.Ban
+		for _, b := range active {
+			fam := rules.FamilyIPv6
+			if b.Addr.Unmap().Is4() {
+				fam = rules.FamilyIPv4
+			}
+			if missing[fam] {
+				refill = append(refill, b)
+			}
+		}
+		k.load(sets, refill)
+	}
+	return len(missing) > 0, nil
 }
 
 func (k *kernelBans) ban(addr netip.Addr, until time.Time) {

@@ -1,4 +1,4 @@
-package sdnotify
+package daemon
 
 import (
 	"net"
@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func TestNotify(t *testing.T) {
+func TestSDNotify(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "notify")
 	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
@@ -17,11 +17,11 @@ func TestNotify(t *testing.T) {
 	}
 	defer l.Close()
 	t.Setenv("NOTIFY_SOCKET", path)
-	n := FromEnv()
+	n := NotifierFromEnv()
 	if !n.Enabled() {
 		t.Fatal("Enabled = false with NOTIFY_SOCKET set")
 	}
-	for _, msg := range []string{Ready, "STATUS=running", Stopping} {
+	for _, msg := range []string{sdReady, "STATUS=running", sdStopping} {
 		if msg == "STATUS=running" {
 			err = n.Status("running")
 		} else {
@@ -42,22 +42,22 @@ func TestNotify(t *testing.T) {
 	}
 }
 
-func TestNotifyOutsideSystemd(t *testing.T) {
+func TestSDNotifyOutsideSystemd(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
-	n := FromEnv()
+	n := NotifierFromEnv()
 	if n.Enabled() {
 		t.Fatal("Enabled = true without NOTIFY_SOCKET")
 	}
-	if err := n.Notify(Ready); err != nil {
+	if err := n.Notify(sdReady); err != nil {
 		t.Fatalf("Notify without systemd: %v", err)
 	}
 	var zero *Notifier
-	if err := zero.Notify(Ready); err != nil {
+	if err := zero.Notify(sdReady); err != nil {
 		t.Fatalf("Notify on nil: %v", err)
 	}
 }
 
-func TestWatchdogInterval(t *testing.T) {
+func TestSDWatchdogInterval(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		usec, pid string
@@ -73,9 +73,9 @@ func TestWatchdogInterval(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("WATCHDOG_USEC", tc.usec)
 			t.Setenv("WATCHDOG_PID", tc.pid)
-			got, ok := WatchdogInterval()
+			got, ok := watchdogInterval()
 			if got != tc.want || ok != tc.ok {
-				t.Errorf("WatchdogInterval = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
+				t.Errorf("watchdogInterval = %v, %v; want %v, %v", got, ok, tc.want, tc.ok)
 			}
 		})
 	}

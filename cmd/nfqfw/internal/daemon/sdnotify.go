@@ -1,4 +1,11 @@
-package sdnotify
+package daemon
+
+// systemd's notification protocol (sd_notify(3)): READY=1, STOPPING=1,
+// STATUS=..., WATCHDOG=1 as datagrams to the socket named by
+// $NOTIFY_SOCKET, and the watchdog interval from $WATCHDOG_USEC. Without
+// $NOTIFY_SOCKET (not started by systemd with Type=notify) nothing is
+// sent. It is the few lines the protocol needs; a library would bring more
+// than it saves.
 
 import (
 	"fmt"
@@ -8,11 +15,11 @@ import (
 	"time"
 )
 
-// Messages the daemon sends.
+// Notifications the daemon sends.
 const (
-	Ready    = "READY=1"    // queues bound, ruleset installed
-	Stopping = "STOPPING=1" // an explicit stop began
-	Watchdog = "WATCHDOG=1" // the packet path and the supervisor are alive
+	sdReady    = "READY=1"    // queues bound, ruleset installed
+	sdStopping = "STOPPING=1" // the daemon is exiting
+	sdWatchdog = "WATCHDOG=1" // the packet path and the supervisor are alive
 )
 
 // Notifier sends notifications to systemd. The zero value and a Notifier
@@ -22,9 +29,9 @@ type Notifier struct {
 	addr *net.UnixAddr // nil: not under systemd
 }
 
-// FromEnv returns a Notifier for the socket in $NOTIFY_SOCKET ("@name" is
+// NotifierFromEnv returns a Notifier for the socket in $NOTIFY_SOCKET ("@name" is
 // an abstract socket).
-func FromEnv() *Notifier {
+func NotifierFromEnv() *Notifier {
 	name := os.Getenv("NOTIFY_SOCKET")
 	if name == "" {
 		return &Notifier{}
@@ -58,11 +65,11 @@ func (n *Notifier) Notify(state string) error {
 // Status sends a STATUS= line systemctl status shows.
 func (n *Notifier) Status(s string) error { return n.Notify("STATUS=" + s) }
 
-// WatchdogInterval returns how often WATCHDOG=1 must be sent: half of
+// watchdogInterval returns how often WATCHDOG=1 must be sent: half of
 // $WATCHDOG_USEC, as sd_watchdog_enabled(3) advises, and false when the
 // unit has no watchdog or it is meant for another process
 // ($WATCHDOG_PID).
-func WatchdogInterval() (time.Duration, bool) {
+func watchdogInterval() (time.Duration, bool) {
 	usec, err := strconv.ParseUint(os.Getenv("WATCHDOG_USEC"), 10, 63)
 	if err != nil || usec == 0 {
 		return 0, false
