@@ -36,6 +36,15 @@ type command struct {
 // signalsFromStart receives the signals the running command asked for.
 var signalsFromStart = make(chan os.Signal, 4)
 
+// init registers the daemon's signals before anything else of main runs:
+// a SIGHUP that arrives while "nfqfw run" starts must be queued for it,
+// not kill it (the default action).
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == "run" {
+		signal.Notify(signalsFromStart, syscall.SIGHUP, syscall.SIGUSR2)
+	}
+}
+
 // exitStatus is an error that sets the process's exit status.
 type exitStatus struct {
 	code int

@@ -141,18 +141,19 @@ func tidy(stderr string) string {
 }
 
 // Check compares the kernel's tables with the ruleset the Installer put
-// there and returns a description of what another tool changed (chains
-// flushed or deleted, jumps removed; see Drift), "" when the ruleset is in
-// place or nothing is installed. It runs one iptables-save per family and
-// changes nothing.
-func (in *Installer) Check(ctx context.Context) (string, error) {
+// there and returns, per family, a description of what another tool
+// changed (chains flushed or deleted, jumps removed; see Drift). It returns
+// no entry for a family whose ruleset is in place, and nothing at all when
+// nothing is installed. It runs one iptables-save per family and changes
+// nothing.
+func (in *Installer) Check(ctx context.Context) (map[rules.Family]string, error) {
 	in.mu.Lock()
 	cur := in.cur
 	in.mu.Unlock()
 	if cur == nil {
-		return "", nil
+		return nil, nil
 	}
-	var drift []string
+	drift := map[rules.Family]string{}
 	for _, fam := range families {
 		c := cur
 		if fam == rules.FamilyIPv6 && !c.IPv6 {
@@ -160,31 +161,36 @@ func (in *Installer) Check(ctx context.Context) (string, error) {
 		}
 		saved, err := run(ctx, in.b.prefix, "", in.b.save(fam))
 		if err != nil {
-			return "", fmt.Errorf("check kernel rules: read %s tables: %w", famName(fam), err)
+			return nil, fmt.Errorf("check kernel rules: read %s tables: %w", famName(fam), err)
 		}
 		d, err := Drift(saved, c, fam)
 		if err != nil {
-			return "", fmt.Errorf("check kernel rules: %s: %w", famName(fam), err)
+			return nil, fmt.Errorf("check kernel rules: %s: %w", famName(fam), err)
 		}
 		if d != "" {
-			drift = append(drift, famName(fam)+": "+d)
+			drift[fam] = d
 		}
 	}
-	return strings.Join(drift, "; "), nil
+	return drift, nil
 }
 
-// Reinstall installs the ruleset in force again, removing whatever is left
-// of it first, in one transaction per family: the repair after another tool
-// flushed or deleted nfqfw's chains. It does nothing when nothing is
-// installed.
-func (in *Installer) Reinstall(ctx context.Context) error {
+// Reinstall installs the ruleset in force again in the families fams (all
+// when empty), removing whatever is left of it first, in one transaction
+// per family: the repair after another tool flushed or deleted nfqfw's
+// chains. It does nothing when nothing is installed.
+func (in *Installer) Reinstall(ctx context.Context, fams ...rules.Family) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.cur == nil {
 		return nil
 	}
-	if err := in.swap(ctx, in.cur, in.cur); err != nil {
-		return fmt.Errorf("reinstall kernel rules: %w", err)
+	if len(fams) == 0 {
+		fams = families
+	}
+	for _, fam := range fams {
+		if err := in.apply(ctx, fam, in.cur); err != nil {
+			return fmt.Errorf("reinstall kernel rules: %s: %w", famName(fam), err)
+		}
 	}
 	return nil
 }

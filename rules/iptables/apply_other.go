@@ -30,11 +30,11 @@ func (in *Installer) Remove(ctx context.Context) error {
 }
 
 // Check returns ErrUnsupported.
-func (in *Installer) Check(ctx context.Context) (string, error) {
-	return "", fmt.Errorf("check kernel rules: %w", ErrUnsupported)
+func (in *Installer) Check(ctx context.Context) (map[rules.Family]string, error) {
+	return nil, fmt.Errorf("check kernel rules: %w", ErrUnsupported)
 }
 
 // Reinstall returns ErrUnsupported.
-func (in *Installer) Reinstall(ctx context.Context) error {
+func (in *Installer) Reinstall(ctx context.Context, fams ...rules.Family) error {
 	return fmt.Errorf("reinstall kernel rules: %w", ErrUnsupported)
 }

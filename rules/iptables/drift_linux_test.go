@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/nfqfw/nfqfw/rules"
 )
 
 // TestCheckReinstall installs a gateway ruleset, lets "another tool" damage
@@ -15,13 +17,13 @@ func TestCheckReinstall(t *testing.T) {
 		createBanSets(t, ns, families...)
 		c := gateway()
 		in := NewInstaller(c, b)
-		if d, err := in.Check(ctx(t)); err != nil || d != "" {
+		if d, err := in.Check(ctx(t)); err != nil || len(d) != 0 {
 			t.Fatalf("Check before Install = %q, %v; want nothing", d, err)
 		}
 		if err := in.Install(ctx(t)); err != nil {
 			t.Fatalf("Install: %v", err)
 		}
-		if d, err := in.Check(ctx(t)); err != nil || d != "" {
+		if d, err := in.Check(ctx(t)); err != nil || len(d) != 0 {
 			t.Fatalf("Check after Install = %q, %v; want nothing", d, err)
 		}
 		for _, tc := range []struct {
@@ -49,13 +51,16 @@ func TestCheckReinstall(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Check: %v", err)
 				}
-				if !strings.Contains(d, tc.want) {
-					t.Errorf("Check = %q, want it to say %q", d, tc.want)
+				if !strings.Contains(d[rules.FamilyIPv4], tc.want) {
+					t.Errorf("Check = %q, want its ipv4 entry to say %q", d, tc.want)
 				}
-				if err := in.Reinstall(ctx(t)); err != nil {
+				if _, ok := d[rules.FamilyIPv6]; ok {
+					t.Errorf("Check = %q: ipv6 was not touched", d)
+				}
+				if err := in.Reinstall(ctx(t), rules.FamilyIPv4); err != nil {
 					t.Fatalf("Reinstall: %v", err)
 				}
-				if d, err := in.Check(ctx(t)); err != nil || d != "" {
+				if d, err := in.Check(ctx(t)); err != nil || len(d) != 0 {
 					t.Errorf("Check after Reinstall = %q, %v; want nothing", d, err)
 				}
 				for _, fam := range families {
@@ -68,7 +73,7 @@ func TestCheckReinstall(t *testing.T) {
 		if err := in.Remove(ctx(t)); err != nil {
 			t.Fatalf("Remove: %v", err)
 		}
-		if d, err := in.Check(ctx(t)); err != nil || d != "" {
+		if d, err := in.Check(ctx(t)); err != nil || len(d) != 0 {
 			t.Errorf("Check after Remove = %q, %v; want nothing", d, err)
 		}
 	})

@@ -135,7 +135,29 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	defer func() { d.currentState().close() }()
+	// The last thing Run does: save the state, then, only after an
+	// explicit stop, remove the ruleset (so the host is open for as short
+	// a time as possible, and never after an error).
+	removeRules := false
+	defer func() {
+		d.currentState().close()
+		if d.inst == nil {
+			return
+		}
+		if !removeRules {
+			log.Warn("kernel ruleset left in force", "bypass", cfg.Queue.Bypass,
+				"meaning", "while no daemon listens, NEW flows are "+map[bool]string{false: "dropped", true: "accepted"}[cfg.Queue.Bypass])
+			return
+		}
+		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer rcancel()
+		if err := d.inst.Remove(rctx); err != nil {
+			log.Error("remove kernel ruleset", "err", err)
+		} else {
+			log.Info("kernel ruleset removed")
+			d.currentState().shared.kernel.destroy()
+		}
+	}()
 	if err := d.state.checkFile(); err != nil {
 		return err
 	}
@@ -228,37 +250,29 @@ func Run(ctx context.Context, opts Options) error {
 		d.closeQueues()
 		return err
 	}
-	d.inst = iptables.NewInstaller(cfg, backend)
-	if err := d.inst.Install(ctx); err != nil {
+	inst := iptables.NewInstaller(cfg, backend)
+	if err := inst.Install(ctx); err != nil {
 		d.closeQueues()
 		return fmt.Errorf("install kernel ruleset: %w", err)
 	}
+	d.inst = inst
+	log.Info("kernel ruleset installed", "since_start", time.Since(d.start).Round(time.Millisecond))
 	// From here on the ruleset stays in the kernel unless the daemon is
 	// stopped explicitly (ctx ends) or an unconfirmed start is rolled back.
-	removeRules := false
-	defer func() {
-		if !removeRules {
-			log.Warn("kernel ruleset left in force", "bypass", cfg.Queue.Bypass,
-				"meaning", "while no daemon listens, NEW flows are "+map[bool]string{false: "dropped", true: "accepted"}[cfg.Queue.Bypass])
-			return
-		}
-		rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer rcancel()
-		if err := d.inst.Remove(rctx); err != nil {
-			log.Error("remove kernel ruleset", "err", err)
-		} else {
-			log.Info("kernel ruleset removed")
-			d.currentState().shared.kernel.destroy()
-		}
-	}()
 	if err := d.state.restore(); err != nil {
 		log.Error("restore state: starting with empty state", "err", err)
 	}
-	if err := d.state.reconcileKernel(); err != nil {
-		d.health.failed(subBans, fmt.Errorf("reconcile the ban sets with the saved bans: %w", err))
-	}
-	d.health.set(subState, nil)
 	d.health.set(subBans, nil)
+	// The engine drops banned sources itself; the kernel sets are their
+	// fast path, reconciled in the background.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.state.reconcileKernel(); err != nil {
+			d.health.failed(subBans, fmt.Errorf("reconcile the ban sets with the saved bans: %w", err))
+		}
+	}()
+	d.health.set(subState, nil)
 	d.health.set(subQueue, nil)
 	close(ready)
 	for _, q := range d.queues {

@@ -3,12 +3,15 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/nfqfw/nfqfw/rules"
 )
 
 // rulesetCheckEvery is how often the kernel ruleset is compared with what
 // nfqfw installed: a flush by another tool is repaired within about this.
-const rulesetCheckEvery = 500 * time.Millisecond
+const rulesetCheckEvery = 250 * time.Millisecond
 
 // watchRuleset keeps nfqfw's kernel side in place: every
 // rulesetCheckEvery it compares the tables with the installed ruleset
@@ -35,10 +38,19 @@ func (d *Daemon) watchRuleset(ctx context.Context) error {
 
 // checkRuleset runs one comparison and, when needed, one repair.
 func (d *Daemon) checkRuleset(ctx context.Context) error {
-	drift, err := d.inst.Check(ctx)
-	if err != nil || drift == "" {
+	drifted, err := d.inst.Check(ctx)
+	if err != nil || len(drifted) == 0 {
 		return err
 	}
+	var fams []rules.Family
+	var found []string
+	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
+		if text, ok := drifted[f]; ok {
+			fams = append(fams, f)
+			found = append(found, text)
+		}
+	}
+	drift := strings.Join(found, "; ")
 	d.health.set(subRuleset, fmt.Errorf("kernel ruleset changed by another tool: %s", drift))
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -47,7 +59,7 @@ func (d *Daemon) checkRuleset(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recreate ban sets: %w", err)
 	}
-	if err := d.inst.Reinstall(ctx); err != nil {
+	if err := d.inst.Reinstall(ctx, fams...); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
