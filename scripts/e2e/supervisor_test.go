@@ -193,19 +193,22 @@ func TestSupervisor(t *testing.T) {
 			cmds   [][]string
 			reason string
 		}{
-			{"iptables -F; iptables -X", [][]string{{"iptables", "-F"}, {"iptables", "-X"}}, "chains"},
+			{"iptables -F; iptables -X", [][]string{{"sh", "-c", "iptables -F; iptables -X"}}, "chains"},
 			{"iptables-restore without --noflush", [][]string{{"sh", "-c",
 				`printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' | iptables-restore`}}, "chains"},
-			{"iptables -F; iptables -X; ipset destroy", [][]string{{"iptables", "-F"}, {"iptables", "-X"}, {"ipset", "destroy", "nfqfw-ban4"}}, "sets"},
+			{"iptables -F; iptables -X; ipset destroy", [][]string{{"sh", "-c", "iptables -F; iptables -X; ipset destroy nfqfw-ban4"}}, "sets"},
 		}
 		for _, dm := range damages {
 			t.Run(dm.name, func(t *testing.T) {
 				reinstalls := metricValue(fw.metrics(), `nfqfw_ruleset_reinstalls_total{reason="`+dm.reason+`"}`)
 				probe := startOpenProbe(l.cli, l.rejected)
 				time.Sleep(300 * time.Millisecond)
+				// One shell runs the commands back to back, as a firewall
+				// manager would; should nfqfw repair between two of them,
+				// the later ones may fail (a chain in use): logged only.
 				for _, c := range dm.cmds {
 					if out, err := l.host.Exec(c...); err != nil {
-						t.Fatalf("%v: %v: %s", c, err, out)
+						t.Logf("%v: %v: %s", c, err, out)
 					}
 				}
 				back, ok := waitFor(10*time.Second, func() bool { return cmp.Equal(installed, nfqfwRules(t, l.host)) })
