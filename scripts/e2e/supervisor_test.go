@@ -110,7 +110,8 @@ func startRun(ns *sandbox.Netns, path string) *sandbox.Proc {
 func exitCode(t *testing.T, p *sandbox.Proc) int {
 	t.Helper()
 	if err := p.Wait(stopTimeout); err == sandbox.ErrStillRunning {
-		p.Cmd.Process.Kill()
+		p.Cmd.Process.Signal(syscall.SIGQUIT) // its goroutines, in the output
+		p.Wait(2 * time.Second)
 		t.Fatalf("nfqfw still running %v later:\n%s", stopTimeout, p.Output())
 	}
 	return p.Cmd.ProcessState.ExitCode()
