@@ -29,11 +29,13 @@ func init() {
 		summary: "exit 0 if the daemon answers on its control socket, 1 if not",
 		help: `Asks the running daemon for its status over the control socket and exits
 0 when it answers and reports nothing wrong, printing one line: version,
-PID, uptime, queues, tracked flows and the config in force. Exits 1 when the daemon reports a problem
-(a subsystem failed and is being retried, the kernel ruleset was changed by
-another tool and is not yet repaired, the config file on disk is not the
-running config after a refused or rolled-back reload), printing one line
-per problem, and with the reason when it does not answer: no daemon
+PID, uptime, queues, tracked flows and the config in force, and a warning
+line when the config file on disk is not the running config (a reload was
+refused or rolled back). Exits
+1 when the daemon reports a problem (a subsystem failed and is being
+retried, the kernel ruleset was changed by another tool and is not yet
+repaired), printing one line per problem, and with the reason when it does
+not answer: no daemon
 listens, the socket is not reachable (not root?), the daemon refused the
 request, or it did not answer within --timeout.
 
@@ -90,6 +92,9 @@ func healthLine(st control.StatusResponse, now time.Time) string {
 	}
 	for _, p := range st.Problems {
 		line += "\n  " + p
+	}
+	for _, w := range st.Warnings {
+		line += "\n  warning: " + w
 	}
 	return line
 }

@@ -74,10 +74,13 @@ type StatusResponse struct {
 	// succeeded (or none was due yet).
 	StateSaveError string `json:"state_save_error,omitempty"`
 	// Problems lists what is wrong, one line per subsystem (a failed
-	// auxiliary subsystem, the kernel ruleset changed by another tool, the
-	// config file on disk not being the running config); empty when all
-	// is well.
+	// auxiliary subsystem being retried, the kernel ruleset changed by
+	// another tool and not yet repaired); empty when all is well.
 	Problems []string `json:"problems,omitempty"`
+	// Warnings lists what an operator must know but does not stop the
+	// firewall working as before: the config file on disk is not the
+	// running config (a reload was refused or rolled back), both hashes.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // CmdExplain explains a flow against the running policy and the live state

@@ -326,8 +326,8 @@ func TestSupervisor(t *testing.T) {
 			t.Errorf("reload changing queue.number and queue.batch: exit %d: %s", code, out)
 		}
 		code, out = relExitCode(t, fw, "health")
-		if code == 0 || !strings.Contains(out, "config file on disk") {
-			t.Errorf("health after a refused reload: exit %d, want 1 saying the file on disk differs: %s", code, out)
+		if code != 0 || !strings.Contains(out, "warning: config file on disk") {
+			t.Errorf("health after a refused reload: exit %d, want 0 with a warning that the file on disk differs: %s", code, out)
 		}
 		if v := metricValue(fw.metrics(), "nfqfw_config_file_differs"); v != 1 {
 			t.Errorf("nfqfw_config_file_differs = %v after a refused reload, want 1", v)

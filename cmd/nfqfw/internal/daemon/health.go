@@ -51,7 +51,8 @@ type health struct {
 	diskDiff   prometheus.Gauge
 
 	mu       sync.Mutex
-	problems map[string]string // key: subsystem or "config"; value: what is wrong
+	problems map[string]string // key: subsystem; value: what is wrong
+	config   string            // the config file on disk is not the running one: why ("" when it is)
 }
 
 func newHealth(log *slog.Logger, reg prometheus.Registerer) *health {
@@ -111,18 +112,30 @@ func (h *health) configDiffers(running, disk string, why error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if why == nil {
-		delete(h.problems, "config")
+		h.config = ""
 		h.diskDiff.Set(0)
 		return
 	}
 	if disk == "" {
 		disk = "unloadable"
 	}
-	h.problems["config"] = fmt.Sprintf("config file on disk (hash %.12s) is not the running config (hash %.12s): %v", disk, running, why)
+	h.config = fmt.Sprintf("config file on disk (hash %.12s) is not the running config (hash %.12s): %v", disk, running, why)
 	h.diskDiff.Set(1)
 }
 
-// list returns what is wrong, one line per subsystem, sorted.
+// warnings returns what health shows without failing: the config file on
+// disk differing from the running config (the firewall runs as before).
+func (h *health) warnings() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.config == "" {
+		return nil
+	}
+	return []string{h.config}
+}
+
+// list returns what is wrong, one line per subsystem, sorted: a failed
+// subsystem, the kernel ruleset changed by another tool.
 func (h *health) list() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
