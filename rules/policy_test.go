@@ -120,7 +120,7 @@ var evalCases = map[string][]evalCase{
 		{"ssh on another interface is closed", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "eth9", flags: syn}, nil, "closed-tcp"},
 		{"closed tcp port", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:23", in: "veth-sg", flags: syn}, nil, "closed-tcp"},
 		{"closed udp port", pkt{hook: in, proto: "udp", src: "10.99.1.2:40000", dst: "10.99.2.2:123", in: "veth-sg"}, nil, "closed-udp"},
-		{"closed udp port over ipv6", pkt{hook: in, proto: "udp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:9", in: "veth-sg"}, nil, "closed-udp"},
+		{"closed udp port over ipv6", pkt{hook: in, proto: "udp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:9", in: "veth-sg"}, nil, "closed-udp6"},
 		{"ping", pkt{hook: in, proto: "icmp", src: "10.99.1.2", dst: "10.99.2.2", icmp: "8/0", in: "veth-sg"}, nil, "ping"},
 		{"ping6", pkt{hook: in, proto: "icmpv6", src: "2001:db8::1", dst: "2001:db8::2", icmp: "128/0", in: "veth-sg"}, nil, "ping6"},
 		{"icmp timestamp falls to the policy", pkt{hook: in, proto: "icmp", src: "10.99.1.2", dst: "10.99.2.2", icmp: "13/0", in: "veth-sg"}, nil, ""},
@@ -134,7 +134,8 @@ var evalCases = map[string][]evalCase{
 		{"dhcpv6 from a global address", pkt{hook: in, proto: "udp", src: "[2001:db8::1]:547", dst: "[fe80::2]:546", in: "veth-sg"}, nil, "reject6"},
 		{"dhcpv6 port over ipv4", pkt{hook: in, proto: "udp", src: "10.99.1.2:547", dst: "10.99.2.2:546", in: "veth-sg"}, nil, ""},
 		{"ssh over ipv6", pkt{hook: in, proto: "tcp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:22", in: "veth-sg", flags: syn}, nil, "ssh"},
-		{"closed over ipv6 is prohibited", pkt{hook: in, proto: "tcp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:80", in: "veth-sg", flags: syn}, nil, "reject6"},
+		{"closed tcp over ipv6 is reset", pkt{hook: in, proto: "tcp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:80", in: "veth-sg", flags: syn}, nil, "closed-tcp6"},
+		{"closed udp over ipv6 is prohibited", pkt{hook: in, proto: "udp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:9", in: "veth-sg"}, nil, "reject6"},
 		{"closed over ipv4 is dropped", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:80", in: "veth-sg", flags: syn}, nil, ""},
 	},
 	"portscan.yaml": {
@@ -145,41 +146,55 @@ var evalCases = map[string][]evalCase{
 		{"closed tcp port puts the source on the list", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:23", in: "veth-sg", flags: syn}, []string{"closed-tcp"}, "closed-tcp"},
 		{"closed udp port puts the source on the list", pkt{hook: in, proto: "udp", src: "10.99.1.2:40000", dst: "10.99.2.2:9", in: "veth-sg"}, []string{"closed-udp"}, "closed-udp"},
 		{"ping", pkt{hook: in, proto: "icmp", src: "10.99.1.2", dst: "10.99.2.2", icmp: "8/0", in: "veth-sg"}, nil, "ping"},
+		{"ping6", pkt{hook: in, proto: "icmpv6", src: "2001:db8::1", dst: "2001:db8::2", icmp: "128/0", in: "veth-sg"}, nil, "ping6"},
+		{"closed udp port over ipv6 puts the source on the list", pkt{hook: in, proto: "udp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:9", in: "veth-sg"}, []string{"closed-udp6"}, "closed-udp6"},
 		{"without state the recent rules never match", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:23", in: "veth-sg", flags: syn}, nil, ""},
 	},
 	"ssh-guard.yaml": {
 		{"ssh within the limits", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-sg", flags: syn}, []string{"ssh"}, "ssh"},
-		{"ssh over the limits", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-sg", flags: syn}, nil, ""},
-		{"other port", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:80", in: "veth-sg", flags: syn}, []string{"ssh"}, ""},
+		{"web", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:80", in: "veth-sg", flags: syn}, []string{"ssh"}, "web-dns-tcp"},
+		{"closed tcp port", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:8080", in: "veth-sg", flags: syn}, []string{"ssh"}, "closed-tcp"},
+		{"closed udp port over ipv6", pkt{hook: in, proto: "udp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:9", in: "veth-sg"}, nil, "closed-udp6"},
 	},
 	"knock.yaml": {
 		{"ssh after a complete knock", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-sg", flags: syn}, []string{"ssh-knocked"}, "ssh-knocked"},
 		{"ssh without a knock", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-sg", flags: syn}, nil, ""},
 		{"a knock itself is not admitted", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:7000", in: "veth-sg", flags: syn}, []string{"ssh-knocked"}, ""},
 	},
+	"ftp-client.yaml": {
+		{"control connection out", pkt{hook: out, proto: "tcp", src: "10.99.2.2:40000", dst: "10.99.1.2:21", out: "veth-sg", flags: syn}, nil, "ftp-control"},
+		{"other connections out fall to the drop policy", pkt{hook: out, proto: "tcp", src: "10.99.2.2:40000", dst: "10.99.1.2:22", out: "veth-sg", flags: syn}, nil, ""},
+		{"nothing new in", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-sg", flags: syn}, nil, ""},
+	},
 	"ftp-server.yaml": {
 		{"control connection", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:21", in: "veth-sg", flags: syn}, nil, "ftp-control"},
 		{"control over ipv6", pkt{hook: in, proto: "tcp", src: "[2001:db8::1]:40000", dst: "[2001:db8::2]:21", in: "veth-sg", flags: syn}, nil, "ftp-control"},
-		{"passive data port is not opened by a rule", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40001", dst: "10.99.2.2:30000", in: "veth-sg", flags: syn}, nil, ""},
+		{"passive data port is not opened by a rule", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40001", dst: "10.99.2.2:30000", in: "veth-sg", flags: syn}, nil, "closed-tcp"},
+		{"closed udp port", pkt{hook: in, proto: "udp", src: "10.99.1.2:40001", dst: "10.99.2.2:9", in: "veth-sg"}, nil, "closed-udp"},
+		{"ping falls to the drop policy", pkt{hook: in, proto: "icmp", src: "10.99.1.2", dst: "10.99.2.2", icmp: "8/0", in: "veth-sg"}, nil, ""},
 		{"active data connection out", pkt{hook: out, proto: "tcp", src: "10.99.2.2:20", dst: "10.99.1.2:40002", out: "veth-sg", flags: syn}, nil, ""},
 	},
 	"nat-gateway.yaml": {
 		{"lan goes out", pkt{hook: fwd, proto: "tcp", src: "10.99.2.2:40000", dst: "198.51.100.1:6667", in: "veth-gs", out: "veth-gc", flags: syn}, nil, "lan-out"},
 		{"lan udp goes out", pkt{hook: fwd, proto: "udp", src: "10.99.2.2:40000", dst: "198.51.100.1:5000", in: "veth-gs", out: "veth-gc"}, nil, "lan-out"},
 		{"guest https", pkt{hook: fwd, proto: "tcp", src: "10.99.3.5:40000", dst: "198.51.100.1:443", in: "veth-guest0", out: "veth-gc", flags: syn}, nil, "guest-tcp"},
-		{"guest port in the multiport range", pkt{hook: fwd, proto: "tcp", src: "10.99.3.5:40000", dst: "198.51.100.1:8050", in: "veth-guest1", out: "veth-gc", flags: syn}, nil, "guest-tcp"},
-		{"guest irc is rejected", pkt{hook: fwd, proto: "tcp", src: "10.99.3.5:40000", dst: "198.51.100.1:6667", in: "veth-guest0", out: "veth-gc", flags: syn}, nil, "guest-closed"},
-		{"guest from a foreign source", pkt{hook: fwd, proto: "tcp", src: "10.99.9.9:40000", dst: "198.51.100.1:443", in: "veth-guest0", out: "veth-gc", flags: syn}, nil, "guest-closed"},
-		{"guest ntp", pkt{hook: fwd, proto: "udp", src: "10.99.3.5:40000", dst: "198.51.100.1:123", in: "veth-guest0", out: "veth-gc"}, nil, "guest-udp"},
-		{"guest ping", pkt{hook: fwd, proto: "icmp", src: "10.99.3.5", dst: "198.51.100.1", icmp: "8/0", in: "veth-guest0", out: "veth-gc"}, nil, "guest-ping"},
+		{"guest msn, last of the multiport list", pkt{hook: fwd, proto: "tcp", src: "10.99.3.5:40000", dst: "198.51.100.1:1863", in: "veth-guest1", out: "veth-gc", flags: syn}, nil, "guest-tcp"},
+		{"guest https over ipv6", pkt{hook: fwd, proto: "tcp", src: "[fd99:3::5]:40000", dst: "[2001:db8::1]:443", in: "veth-guest0", out: "veth-gc", flags: syn}, nil, "guest-tcp"},
+		{"guest irc falls to the reject policy", pkt{hook: fwd, proto: "tcp", src: "10.99.3.5:40000", dst: "198.51.100.1:6667", in: "veth-guest0", out: "veth-gc", flags: syn}, nil, ""},
+		{"guest irc over ipv6 is prohibited", pkt{hook: fwd, proto: "tcp", src: "[fd99:3::5]:40000", dst: "[2001:db8::1]:6667", in: "veth-guest0", out: "veth-gc", flags: syn}, nil, "refused6"},
+		{"guest dns", pkt{hook: fwd, proto: "udp", src: "10.99.3.5:40000", dst: "198.51.100.1:53", in: "veth-guest0", out: "veth-gc"}, nil, "guest-udp"},
+		{"guest ntp falls to the reject policy", pkt{hook: fwd, proto: "udp", src: "10.99.3.5:40000", dst: "198.51.100.1:123", in: "veth-guest0", out: "veth-gc"}, nil, ""},
+		{"guest ping falls to the reject policy", pkt{hook: fwd, proto: "icmp", src: "10.99.3.5", dst: "198.51.100.1", icmp: "8/0", in: "veth-guest0", out: "veth-gc"}, nil, ""},
 		{"port forward 22 after dnat", pkt{hook: fwd, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-gc", out: "veth-gs", flags: syn}, nil, "ssh-fwd"},
 		{"port forward 8000 after dnat to 80", pkt{hook: fwd, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:80", in: "veth-gc", out: "veth-gs", flags: syn}, nil, "web-fwd"},
 		{"forward to another lan host", pkt{hook: fwd, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.3:22", in: "veth-gc", out: "veth-gs", flags: syn}, nil, ""},
 		{"forward to another port", pkt{hook: fwd, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.2.2:443", in: "veth-gc", out: "veth-gs", flags: syn}, nil, ""},
 		{"udp from the uplink", pkt{hook: fwd, proto: "udp", src: "10.99.1.2:40000", dst: "10.99.2.2:22", in: "veth-gc", out: "veth-gs"}, nil, ""},
-		{"ssh to the gateway from the lan", pkt{hook: in, proto: "tcp", src: "10.99.2.2:40000", dst: "10.99.2.1:22", in: "veth-gs", flags: syn}, nil, "lan-ssh"},
-		{"ssh to the gateway from the uplink", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.1.1:22", in: "veth-gc", flags: syn}, nil, ""},
-		{"dns to the gateway from guests", pkt{hook: in, proto: "udp", src: "10.99.3.5:40000", dst: "10.99.3.1:53", in: "veth-guest0"}, nil, "lan-dns"},
+		{"ssh to the gateway from the lan", pkt{hook: in, proto: "tcp", src: "10.99.2.2:40000", dst: "10.99.2.1:22", in: "veth-gs", flags: syn}, nil, "ssh"},
+		{"dns to the gateway from guests", pkt{hook: in, proto: "udp", src: "10.99.3.5:40000", dst: "10.99.3.1:53", in: "veth-guest0"}, nil, "dns"},
+		{"dns to the gateway from the uplink", pkt{hook: in, proto: "udp", src: "10.99.1.2:40000", dst: "10.99.1.1:53", in: "veth-gc"}, nil, "dns"},
+		{"closed port of the gateway", pkt{hook: in, proto: "tcp", src: "10.99.1.2:40000", dst: "10.99.1.1:443", in: "veth-gc", flags: syn}, nil, "closed-tcp"},
+		{"ping6 to the gateway", pkt{hook: in, proto: "icmpv6", src: "2001:db8::1", dst: "2001:db8::2", icmp: "128/0", in: "veth-gc"}, nil, "ping6"},
 	},
 }
 
@@ -238,7 +253,7 @@ func TestEvalVerdicts(t *testing.T) {
 	for _, r := range p.Rules() {
 		names = append(names, r.Name)
 	}
-	if got, want := strings.Join(names, ","), "ssh,web,dns-udp,dns-tcp,ping,ping6,closed-tcp,closed-udp"; got != want {
+	if got, want := strings.Join(names, ","), "ssh,web,dns-udp,dns-tcp,ping,ping6,closed-tcp,closed-udp6,closed-udp"; got != want {
 		t.Errorf("rule order %s, want %s", got, want)
 	}
 }

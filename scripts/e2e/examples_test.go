@@ -37,7 +37,7 @@ func TestExampleKnock(t *testing.T) {
 // TestExampleFTPServer is ftp-server.yaml on the host running vsftpd: only
 // the control port is open, yet passive downloads over IPv4 and IPv6 arrive
 // whole because the FTP helper admits each announced data connection; any
-// other port stays dropped.
+// other TCP port is reset, as guide 000's server script does.
 func TestExampleFTPServer(t *testing.T) {
 	requireSandbox(t)
 	sandbox.Require(t, "vsftpd", "curl")
@@ -66,14 +66,16 @@ func TestExampleFTPServer(t *testing.T) {
 			}
 		})
 	}
-	expectDial(t, cli, netip.AddrPortFrom(sb.Addr4(hostRole), 2121), timedOut, "a port the example does not open")
+	expectDial(t, cli, netip.AddrPortFrom(sb.Addr4(hostRole), 2121), refused, "a port the example does not open")
 }
 
 // TestExampleNATGateway is nat-gateway.yaml in the reference sandbox's
 // gateway, as the example describes it: the client LAN (veth-gc) plays the
 // uplink, the server LAN (veth-gs) the LAN behind the NAT. The LAN goes out
 // masqueraded; uplink tcp 22 and 8000 land on 10.99.2.2:22 and :80 with the
-// client's address kept; nothing else from the uplink crosses.
+// client's address kept; nothing else from the uplink crosses: the
+// gateway resets its own closed ports and answers what it does not forward
+// with ICMP host unreachable, as guide 004's gateway does.
 func TestExampleNATGateway(t *testing.T) {
 	requireSandbox(t)
 	t.Parallel()
@@ -98,7 +100,8 @@ func TestExampleNATGateway(t *testing.T) {
 		{name: "lan out is masqueraded", from: lan, dst: netip.AddrPortFrom(sb.Addr4(wanRole), 80), want: "wan:80 from=" + sb.GatewayAddr4(wanRole).String()},
 		{name: "uplink gw:8000 lands on lan:80", from: wan, dst: gw(8000), want: "lan:80 from=" + wanHost},
 		{name: "uplink gw:22 lands on lan:22", from: wan, dst: gw(22), want: "lan:22 from=" + wanHost},
-		{name: "uplink gw:80 is not forwarded", from: wan, dst: gw(80), want: string(timedOut), ifSet: true},
-		{name: "uplink to lan:443 directly is dropped", from: wan, dst: netip.AddrPortFrom(sb.Addr4(lanRole), 443), want: string(timedOut), ifSet: true},
+		{name: "uplink gw:80 is not forwarded", from: wan, dst: gw(80), want: string(refused), seen: []string{"tcp RST from " + gw(80).String()}},
+		{name: "uplink to lan:443 directly is refused", from: wan, dst: netip.AddrPortFrom(sb.Addr4(lanRole), 443), want: string(unreachable),
+			seen: []string{"icmp host-unreachable from " + sb.GatewayAddr4(wanRole).String()}},
 	})
 }

@@ -239,8 +239,8 @@ func portscanConfig(t *testing.T, sb *sandbox.Sandbox) string {
 	t.Helper()
 	c := exampleConfig(t, sb, "portscan.yaml")
 	n := strings.Count(c, "seconds: 60")
-	if n != 2 {
-		t.Fatalf("portscan.yaml: want 2 list windows of 60 s to shorten, found %d", n)
+	if n != 3 {
+		t.Fatalf("portscan.yaml: want 3 list windows of 60 s to shorten, found %d", n)
 	}
 	return strings.ReplaceAll(c, "seconds: 60", "seconds: 5")
 }

@@ -8,9 +8,9 @@ import (
 )
 
 // TestIPv6Host is setup 9: rules/examples/ipv6-host.yaml. Over IPv6 the
-// host answers ping6 and ssh and rejects the rest with ICMPv6
-// administratively prohibited, which the client's sockets report as
-// EACCES; the DHCPv6 client port takes replies from a link-local server on
+// host answers ping6 and ssh, resets closed TCP ports and rejects the rest
+// with ICMPv6 administratively prohibited, which the client's sockets
+// report as EACCES; the DHCPv6 client port takes replies from a link-local server on
 // the host's link (the router) and nothing else; neighbour discovery keeps
 // working. IPv4 keeps its drop policy.
 func TestIPv6Host(t *testing.T) {
@@ -29,8 +29,8 @@ func TestIPv6Host(t *testing.T) {
 	runProbes(t, sb, cli, []probe{
 		{name: "ping6", kind: icmpEcho, dst: at(h6, 0), want: answered},
 		{name: "ssh over IPv6", kind: tcpConnect, dst: at(h6, 22), want: connected},
-		{name: "other tcp port over IPv6 is adm-prohibited", kind: tcpConnect, dst: at(h6, 8080), want: prohibited,
-			seen: []string{"icmpv6 admin-prohibited from fd99:2::2"}},
+		{name: "other tcp port over IPv6 is reset", kind: tcpConnect, dst: at(h6, 8080), want: refused,
+			seen: []string{"tcp RST from [fd99:2::2]:8080"}},
 		{name: "udp over IPv6 is adm-prohibited", kind: udpQuery, dst: at(h6, 5353), want: prohibited,
 			seen: []string{"icmpv6 admin-prohibited from fd99:2::2"}},
 		{name: "DHCPv6 client port from a global address is adm-prohibited", kind: udpQuery,
@@ -54,7 +54,8 @@ func TestIPv6Host(t *testing.T) {
 		`nfqfw_packets_total{action="accept",chain="input",rule="ping6"}`:         1,
 		`nfqfw_packets_total{action="accept",chain="input",rule="ssh"}`:           1,
 		`nfqfw_packets_total{action="accept",chain="input",rule="dhcpv6-client"}`: 1,
-		`nfqfw_packets_total{action="reject",chain="input",rule="reject6"}`:       3,
+		`nfqfw_packets_total{action="reject",chain="input",rule="closed-tcp6"}`:   1,
+		`nfqfw_packets_total{action="reject",chain="input",rule="reject6"}`:       2,
 		`nfqfw_packets_total{action="drop",chain="input",rule=""}`:                1,
 	})
 }

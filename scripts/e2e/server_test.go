@@ -11,8 +11,9 @@ import (
 // TestServer is setup 2 of the design: rules/examples/server.yaml on a host
 // with services on tcp 22, 80, 443, 8080 and udp 53, 5353. The config opens
 // 22, 80, 443 and 53; the other services must look closed, the way a host
-// without them answers: a TCP reset, an ICMP port unreachable, an ICMP
-// protocol unreachable for other protocols. A stray ACK is answered as its
+// without them answers: a TCP reset, an ICMP port unreachable (over IPv6
+// ICMPv6 administratively prohibited, as guide 004's ip6tables.rules), an
+// ICMP protocol unreachable for other protocols. A stray ACK is answered as its
 // SYN would be (mid-stream pickup), ping and neighbour discovery work, and an established
 // connection keeps talking through everything, a reload included.
 func TestServer(t *testing.T) {
@@ -61,8 +62,8 @@ func TestServer(t *testing.T) {
 		{name: "ping6", kind: icmpEcho, dst: at(h6, 0), want: answered},
 		{name: "closed tcp port over IPv6 is reset", kind: tcpConnect, dst: at(h6, 8080), want: refused,
 			seen: []string{"tcp RST from [fd99:2::2]:8080"}},
-		{name: "closed udp port over IPv6 is port-unreachable", kind: udpQuery, dst: at(h6, 5353), want: refused,
-			seen: []string{"icmpv6 port-unreachable from fd99:2::2"}},
+		{name: "closed udp port over IPv6 is adm-prohibited", kind: udpQuery, dst: at(h6, 5353), want: prohibited,
+			seen: []string{"icmpv6 admin-prohibited from fd99:2::2"}},
 		{name: "neighbour discovery after flushing every cache", kind: neighPing, dst: at(h6, 0), want: answered},
 	})
 	talk.check(t, "while new flows were decided")
@@ -75,14 +76,15 @@ func TestServer(t *testing.T) {
 	})
 	t.Run("metrics count each rule", func(t *testing.T) {
 		checkMetrics(t, fw.metrics(), map[string]float64{
-			`nfqfw_packets_total{action="accept",chain="input",rule="ssh"}`:        4, // conversation, ssh, stray ACK, ssh over IPv6
-			`nfqfw_packets_total{action="accept",chain="input",rule="web"}`:        3,
-			`nfqfw_packets_total{action="accept",chain="input",rule="dns-udp"}`:    1,
-			`nfqfw_packets_total{action="accept",chain="input",rule="ping"}`:       1,
-			`nfqfw_packets_total{action="accept",chain="input",rule="ping6"}`:      1,
-			`nfqfw_packets_total{action="reject",chain="input",rule="closed-tcp"}`: 3, // v4, stray ACK, v6
-			`nfqfw_packets_total{action="reject",chain="input",rule="closed-udp"}`: 2,
-			`nfqfw_packets_total{action="reject",chain="input",rule=""}`:           1, // GRE: the input policy
+			`nfqfw_packets_total{action="accept",chain="input",rule="ssh"}`:         4, // conversation, ssh, stray ACK, ssh over IPv6
+			`nfqfw_packets_total{action="accept",chain="input",rule="web"}`:         3,
+			`nfqfw_packets_total{action="accept",chain="input",rule="dns-udp"}`:     1,
+			`nfqfw_packets_total{action="accept",chain="input",rule="ping"}`:        1,
+			`nfqfw_packets_total{action="accept",chain="input",rule="ping6"}`:       1,
+			`nfqfw_packets_total{action="reject",chain="input",rule="closed-tcp"}`:  3, // v4, stray ACK, v6
+			`nfqfw_packets_total{action="reject",chain="input",rule="closed-udp"}`:  1,
+			`nfqfw_packets_total{action="reject",chain="input",rule="closed-udp6"}`: 1,
+			`nfqfw_packets_total{action="reject",chain="input",rule=""}`:            1, // GRE: the input policy
 		})
 	})
 
