@@ -22,6 +22,8 @@ type Engine struct {
 	pickups  atomic.Uint64 // flows admitted from a TCP segment picked up mid-stream
 	adopted  atomic.Uint64 // kernel flows admitted by Adopt
 	ruleCnt  counterSet
+
+	trace atomic.Pointer[tracer] // nil: no trace runs
 }
 
 // active is a policy together with the counters of its rules and the
@@ -112,6 +114,17 @@ func (w *Worker) Decide(b []byte, hook rules.Hook, inIf, outIf, mark uint32, now
 	p.OutIface = e.ifs.name(outIf)
 	p.Mark = mark
 
+	var (
+		t  *tracer
+		tr *Trace
+	)
+	if t = e.trace.Load(); t != nil {
+		if !t.wants(p) || !t.admit(now) {
+			t = nil
+		} else if p.Kind == KindOK {
+			tr = w.traceBefore(a, t)
+		}
+	}
 	var v Verdict
 	switch p.Kind {
 	case KindOK:
@@ -124,6 +137,9 @@ func (w *Worker) Decide(b []byte, hook rules.Hook, inIf, outIf, mark uint32, now
 		v = Verdict{Action: rules.ActionDrop, Rule: -1, Reason: ReasonMalformed}
 	}
 	e.count(a, p, v)
+	if t != nil {
+		w.traceAfter(a, t, tr, v)
+	}
 	if v.Log {
 		e.log.packet(a.policy, p, v)
 	}

@@ -232,3 +232,45 @@ func TestWorkerAllocsStateful(t *testing.T) {
 		})
 	}
 }
+
+// TestTrace streams the explanations of the decided packets a trace
+// selects: a new flow with its steps, a packet of it with the table's
+// word; other packets are not explained; a second trace is refused.
+func TestTrace(t *testing.T) {
+	pol, m := explainFixture(t)
+	e := New(pol, Options{})
+	e.SetPolicy(pol, m)
+	e.ifs.store(uplinkIndex, "veth-x")
+	w := e.NewWorker()
+	events, stop, err := e.StartTrace(TraceFilter{Port: 113}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.StartTrace(TraceFilter{}, 1); err != ErrTraceBusy {
+		t.Errorf("second trace: %v, want ErrTraceBusy", err)
+	}
+	w.Decide(flowTCP(t, "198.51.100.7:1000", "10.0.0.1:22", "S").b, rules.HookInput, uplinkIndex, 0, 0, flowNow)
+	w.Decide(flowTCP(t, "198.51.100.7:1000", "10.0.0.1:113", "S").b, rules.HookInput, uplinkIndex, 0, 0, flowNow)
+	if dropped := stop(); dropped != 0 {
+		t.Errorf("dropped %d", dropped)
+	}
+	var got []string
+	for len(events) > 0 {
+		x := <-events
+		got = append(got, strings.Join(x.Lines(), "\n"))
+	}
+	want := `flow     tcp 198.51.100.7:1000 -> 10.0.0.1:113 in veth-x (input)
+ban      198.51.100.7 is not banned
+knock    no knock step
+recent   recent check "scanners" seconds 60: 198.51.100.7 has 0 hits listed: does not match: the rule does not match
+rule     rule "ident" (input chain) matches: reject  <- decides
+verdict  reject with tcp-reset by rule "ident", reason rule`
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("got %d explanations:\n%s\nwant\n%s", len(got), strings.Join(got, "\n--\n"), want)
+	}
+	// Stopped: the packet path no longer explains.
+	w.Decide(flowTCP(t, "198.51.100.7:1001", "10.0.0.1:113", "S").b, rules.HookInput, uplinkIndex, 0, 0, flowNow)
+	if len(events) != 0 {
+		t.Errorf("explained after stop")
+	}
+}

@@ -95,3 +95,19 @@ const (
 type ExplainRequest struct {
 	Flow engine.Flow `json:"flow"`
 }
+
+// TraceRequest asks for the explanations of the packets the daemon decides
+// that Filter selects, at most Rate a second, for up to Wait (Go duration).
+// The answer comes once an explanation has arrived and a short while
+// passed, or Wait ended: "nfqfw trace" asks again for a live stream.
+type TraceRequest struct {
+	Filter engine.TraceFilter `json:"filter"`
+	Rate   int                `json:"rate,omitempty"` // per second (default 10, at most 1000)
+	Wait   string             `json:"wait,omitempty"` // default 5s, at most 20s
+}
+
+// TraceResponse is the explanations of one trace request, in order.
+type TraceResponse struct {
+	Events  []engine.Explanation `json:"events"`
+	Dropped uint64               `json:"dropped,omitempty"` // over the rate, or not read in time
+}

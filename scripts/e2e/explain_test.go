@@ -78,6 +78,29 @@ func TestExplainAndLockout(t *testing.T) {
 		expectDial(t, cli, netip.AddrPortFrom(h4, 2222), connected, "after the knock")
 	})
 
+	t.Run("trace streams the decisions with their explanations", func(t *testing.T) {
+		done := make(chan string, 1)
+		go func() {
+			out, err := fw.cli("trace", "--port", "2222", "--for", "3s")
+			if err != nil {
+				out += "\n" + err.Error()
+			}
+			done <- out
+		}()
+		// Three connections, half a second apart: the first trace request
+		// reaches the daemon before some of them.
+		for i := 0; i < 3; i++ {
+			time.Sleep(500 * time.Millisecond)
+			expectDial(t, cli, netip.AddrPortFrom(h4, 2222), connected, "while tracing")
+		}
+		out := <-done
+		if !strings.Contains(out, "flow     tcp "+c4.String()) || !strings.Contains(out, `verdict  accept by rule "door-knocked", reason rule`) ||
+			!strings.Contains(out, `knock "door" window open for `+c4.String()) {
+			t.Errorf("nfqfw trace --port 2222:\n%s", out)
+		}
+		t.Logf("nfqfw trace:\n%s", out)
+	})
+
 	t.Run("explain shows a ban", func(t *testing.T) {
 		if out, err := fw.cli("bans", "add", o4.String(), "--for", "1m"); err != nil {
 			t.Fatalf("nfqfw bans add: %v: %s", err, out)

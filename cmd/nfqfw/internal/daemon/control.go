@@ -108,6 +108,15 @@ func (d *Daemon) registerControl(s *control.Server) {
 		d.restart()
 		return map[string]bool{"exiting": true}, nil
 	})
+	s.Handle(control.CmdTrace, func(ctx context.Context, args json.RawMessage) (any, error) {
+		var req control.TraceRequest
+		if len(args) > 0 {
+			if err := json.Unmarshal(args, &req); err != nil {
+				return nil, fmt.Errorf("trace: %w", err)
+			}
+		}
+		return d.trace(ctx, req)
+	})
 	s.Handle("confirm", func(context.Context, json.RawMessage) (any, error) {
 		if !d.Confirm() {
 			return nil, errNothingToConfirm
@@ -249,4 +258,67 @@ func (d *Daemon) currentState() *stateful {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.state
+}
+
+// Bounds of one trace request.
+const (
+	traceRate     = 10
+	traceMaxRate  = 1000
+	traceWait     = 5 * time.Second
+	traceMaxWait  = 20 * time.Second
+	traceLinger   = 250 * time.Millisecond // after the first explanation
+	traceMaxBatch = 200
+)
+
+// trace collects the explanations of the packets req selects until one
+// arrived and traceLinger passed, traceMaxBatch arrived, or the wait ended.
+func (d *Daemon) trace(ctx context.Context, req control.TraceRequest) (*control.TraceResponse, error) {
+	rate := req.Rate
+	if rate == 0 {
+		rate = traceRate
+	}
+	if rate < 0 || rate > traceMaxRate {
+		return nil, fmt.Errorf("trace: rate %d: want 1 to %d a second", rate, traceMaxRate)
+	}
+	wait := traceWait
+	if req.Wait != "" {
+		w, err := time.ParseDuration(req.Wait)
+		if err != nil || w <= 0 {
+			return nil, fmt.Errorf("trace: wait %q: want a positive duration", req.Wait)
+		}
+		wait = min(w, traceMaxWait)
+	}
+	events, stop, err := d.eng.StartTrace(req.Filter, rate)
+	if err != nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	resp := &control.TraceResponse{Events: []engine.Explanation{}}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	var linger <-chan time.Time
+collect:
+	for len(resp.Events) < traceMaxBatch {
+		select {
+		case x := <-events:
+			resp.Events = append(resp.Events, x)
+			if linger == nil {
+				linger = time.After(traceLinger)
+			}
+		case <-linger:
+			break collect
+		case <-deadline.C:
+			break collect
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	resp.Dropped = stop()
+	for {
+		select {
+		case x := <-events:
+			resp.Events = append(resp.Events, x)
+		default:
+			return resp, nil
+		}
+	}
 }
