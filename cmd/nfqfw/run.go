@@ -56,7 +56,9 @@ SSH connection (SSH_CONNECTION) and the established inbound connections
 to the host's ssh ports (port 22 and SSH_CONNECTION's). If the policy
 would refuse a new connection from such a client to that port, the start
 is refused, naming the rule or chain policy that would refuse it, unless
---force. Still, on a remote host, make sure the config admits your own
+--force. Started without SSH_CONNECTION (by systemd: at boot, or a restart
+taking over the ruleset in force) it logs a warning instead, as refusing
+would leave the host without its firewall. Still, on a remote host, make sure the config admits your own
 management connection (an allowlist, or a rule for SSH) and start it with
 --confirm.`,
 		setup: func(fs *flag.FlagSet) {

@@ -178,7 +178,9 @@ func TestExplainAndLockout(t *testing.T) {
 
 	t.Run("a start that would cut an established ssh connection is refused", func(t *testing.T) {
 		fw.stop()
-		p := host.Start(nfqfwBin, "run", "-c", fw.config)
+		// Started from the operator's shell: SSH_CONNECTION is set (here
+		// to the held session). A service start only warns.
+		p := host.Start("env", "SSH_CONNECTION="+c4.String()+" 50000 "+h4.String()+" 22", nfqfwBin, "run", "-c", fw.config)
 		err := p.Wait(readyTimeout)
 		if err == nil || err == sandbox.ErrStillRunning || !strings.Contains(p.Output(), "would lock a management connection out") {
 			if err == sandbox.ErrStillRunning {

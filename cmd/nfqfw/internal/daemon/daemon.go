@@ -165,8 +165,14 @@ func Run(ctx context.Context, opts Options) error {
 	if !opts.Force {
 		// Nothing is installed yet: a start that would lock the operator
 		// out is refused before it can.
+		// Started by a service manager (no SSH_CONNECTION: a boot, a
+		// restart taking over the ruleset in force) it warns instead:
+		// refusing would leave the host without its firewall.
 		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection); err != nil {
-			return err
+			if opts.SSHConnection != "" {
+				return err
+			}
+			log.Warn("starting although the policy would refuse a management connection (not started from an SSH session)", "err", err)
 		}
 	}
 	d.obs = newObserver(d)
