@@ -87,9 +87,18 @@ func (c *Config) UnknownInterfaces(present []string) []*Error {
 		}
 		out = append(out, &Error{File: c.File, Line: r.Line, Path: r.Path, Err: ErrNoInterface,
 			Msg: fmt.Sprintf("%s%s; present: %s; declare one that appears later (ppp0, wg0, hotplug) in interfaces.dynamic",
-				what, c.closestName(r, present), strings.Join(present, ", "))})
+				what, c.closestName(r, present), listNames(present))})
 	}
 	return out
+}
+
+// listNames joins names for a message, the first 16 of a long list.
+func listNames(names []string) string {
+	const most = 16
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
 }
 
 // CheckHost is UnknownInterfaces against this host's interfaces, joined

@@ -148,3 +148,44 @@ func TestTrustedDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestKnockStepsOnClosedPorts: steps may use ports the policy opens only
+// to some sources, only on some interfaces, only behind a knock, or only
+// toward other hosts than the sequence's target.
+func TestKnockStepsOnClosedPorts(t *testing.T) {
+	yml := lines(
+		"knocks:",
+		"  - name: k",
+		"    steps: [tcp/22, tcp/80, udp/53, tcp/8080]",
+		"    open: [{proto: tcp, ports: 2222}]",
+		"  - name: gw",
+		"    steps: [tcp/7000, tcp/8080]",
+		"    dst: [10.99.2.2]",
+		"    open: [{proto: tcp, ports: 22, dst: [10.99.2.2]}]",
+		"input:",
+		"  rules:",
+		"    - {proto: tcp, dport: 22, src: 192.0.2.0/24, action: accept}",
+		"    - {proto: tcp, dport: 80, in: lo, action: accept}",
+		"    - {proto: udp, dport: 53, action: drop}",
+		"    - {proto: tcp, dport: 8080, knock: k, action: accept}",
+		"forward:",
+		"  rules:",
+		"    - {proto: tcp, dst: 10.99.3.0/24, dport: 8080, action: accept}",
+	)
+	if _, err := Parse("t.yaml", []byte(yml)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListNames(t *testing.T) {
+	var many []string
+	for i := range 20 {
+		many = append(many, "veth"+string(rune('a'+i)))
+	}
+	if got, want := listNames(many), "vetha, vethb, vethc, vethd, vethe, vethf, vethg, vethh, vethi, vethj, vethk, vethl, vethm, vethn, vetho, vethp and 4 more"; got != want {
+		t.Errorf("listNames = %q, want %q", got, want)
+	}
+	if got := listNames([]string{"eth0", "lo"}); got != "eth0, lo" {
+		t.Errorf("listNames = %q", got)
+	}
+}

@@ -36,19 +36,19 @@ var (
 // ReadTimeout: a FIFO, a device or a directory at path is refused at once,
 // without blocking.
 func Load(path string) (*Config, error) {
-	data, err := ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data)
 }
 
-// ReadFile returns the contents of the config file at path with Load's
+// readFile returns the contents of the config file at path with Load's
 // limits: a regular file, at most MaxConfigSize bytes, read within
 // ReadTimeout. The file is opened with O_NONBLOCK, so opening a FIFO with no
 // writer returns at once, and its type is checked with fstat before a byte
 // is read.
-func ReadFile(path string) ([]byte, error) {
+func readFile(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load config: %w", err)
@@ -118,7 +118,7 @@ func fileKind(m fs.FileMode) string {
 // error elsewhere (a broken edit waiting for a reload), so nothing but this
 // one key is validated. The file is read with Load's limits.
 func ControlSocket(path string) (string, error) {
-	data, err := ReadFile(path)
+	data, err := readFile(path)
 	if err != nil {
 		return "", err
 	}

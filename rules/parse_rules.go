@@ -627,7 +627,7 @@ func (p *parser) knockList(n *yaml.Node, path string) ([]Knock, error) {
 				first[st] = path
 				k.Steps = append(k.Steps, st)
 				if !secret {
-					p.knockSteps = append(p.knockSteps, knockStepAt{step: st, node: el, path: path})
+					p.knockSteps = append(p.knockSteps, knockStepAt{step: st, dst: k.Dst, node: el, path: path})
 				}
 				return nil
 			})
@@ -688,34 +688,58 @@ func (p *parser) secret(n *yaml.Node, path string) (string, error) {
 	return s, nil
 }
 
-// knockStepAt is a static knock step and where the file wrote it.
+// knockStepAt is a static knock step, its sequence's target (Knock.Dst)
+// and where the file wrote it.
 type knockStepAt struct {
 	step KnockStep
+	dst  []netip.Prefix
 	node *yaml.Node
 	path string
 }
 
-// knockPortsClosed refuses a static knock step on a port the input chain
-// opens to everyone: its policy is accept, or an accept rule matches the
-// step's protocol and port from any source on any interface with no
-// stateful condition. Such a knock is no secret (a scan of the open port
-// takes the step), and the engine takes the step's packets for knocks, so
-// the open port breaks: its new connections are dropped as knocks.
+// knockPortsClosed refuses a static knock step on a port the policy opens
+// to everyone: for a knock on the host itself, the input policy is accept
+// or an input accept rule matches the step's protocol and port from any
+// source on any interface with no stateful condition; for a knock on hosts
+// behind a gateway (dst:), a forward rule does so toward them. Such a knock
+// is no secret (a scan of the open port takes the step), and the engine
+// takes the step's packets for knocks, so the open port breaks: its new
+// connections are dropped as knocks.
 func (p *parser) knockPortsClosed(c *Config) error {
 	for _, ks := range p.knockSteps {
 		st := ks.step
-		if c.Input.Policy == ActionAccept {
+		rules := c.Input.Rules
+		if len(ks.dst) > 0 {
+			rules = c.Forward.Rules
+		} else if c.Input.Policy == ActionAccept {
 			return p.errf(ks.node, ks.path, ErrConflict, "knock step %s/%d: input policy accept opens every port to everyone; a knock needs ports the policy closes", protoName(st.Proto), st.Port)
 		}
-		for _, r := range c.Input.Rules {
+		for _, r := range rules {
 			if r.Action != ActionAccept || r.Knock != "" || r.Recent != nil || len(r.In) > 0 ||
-				!anySource(r.Src) || (r.Proto != 0 && r.Proto != st.Proto) || !portIn(st.Port, r.DPort) {
+				!anySource(r.Src) || (r.Proto != 0 && r.Proto != st.Proto) || !portIn(st.Port, r.DPort) ||
+				(len(ks.dst) > 0 && !overlapAny(r.Dst, ks.dst)) {
 				continue
 			}
 			return p.errf(ks.node, ks.path, ErrConflict, "knock step %s/%d is a port rule %q (line %d) opens to everyone: a knock needs ports the policy closes", protoName(st.Proto), st.Port, r.Name, r.Line)
 		}
 	}
 	return nil
+}
+
+// overlapAny reports whether a rule's destinations (empty: any) meet one
+// of the prefixes of dst.
+func overlapAny(ruleDst, dst []netip.Prefix) bool {
+	if len(ruleDst) == 0 {
+		return true
+	}
+	for _, a := range ruleDst {
+		for _, b := range dst {
+			if a.Overlaps(b) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // anySource reports whether a source match admits every address.

@@ -321,6 +321,17 @@ var parseErrorCases = []struct {
 		"  rules:",
 		`    - {src: ["0.0.0.0/0"], action: accept}`,
 	), `t.yaml:3: knocks[0].steps[0]: knock step tcp/7000 is a port rule "input-0" (line 7) opens to everyone: a knock needs ports the policy closes`, ErrConflict},
+	{"knock step on a port forwarded to its target", lines(
+		"knocks:",
+		"  - name: k",
+		"    steps: [tcp/7000, tcp/8080]",
+		"    dst: [10.99.2.2]",
+		"    open: [{proto: tcp, ports: 22, dst: [10.99.2.2]}]",
+		"forward:",
+		"  rules:",
+		"    - {name: other, proto: tcp, dst: 10.99.3.0/24, dport: 8080, action: accept}",
+		"    - {name: web, proto: tcp, dst: 10.99.2.0/24, dport: 8080, action: accept}",
+	), `t.yaml:3: knocks[0].steps[1]: knock step tcp/8080 is a port rule "web" (line 9) opens to everyone: a knock needs ports the policy closes`, ErrConflict},
 	{"knock under an accept policy", lines(
 		"knocks:",
 		"  - name: k",
