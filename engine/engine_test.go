@@ -223,22 +223,28 @@ func TestWorkerAllocs(t *testing.T) {
 		{"ipv4 tcp ack invalid", flowTCP(t, "198.51.100.7:1", "10.99.2.2:22", "A"), false},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			b := append([]byte(nil), c.pkt.b...)
-			port := uint16(1000)
-			now := flowNow
-			allocs := testing.AllocsPerRun(500, func() {
-				if c.ports {
-					port++
-					setSrcPort(b, port)
-				}
-				now += 1000
-				w.Decide(b, rules.HookInput, uplinkIndex, 0, 0, now)
-			})
-			if allocs != 0 {
-				t.Errorf("%v allocations per packet, want 0", allocs)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { expectNoAllocs(t, w, c.pkt, c.ports) })
+	}
+}
+
+// expectNoAllocs decides pkt on the input hook 500 times (with a new
+// source port each time when ports, so every run is a new flow) and fails
+// t unless nothing was allocated.
+func expectNoAllocs(t *testing.T, w *Worker, pkt flowPacket, ports bool) {
+	t.Helper()
+	b := append([]byte(nil), pkt.b...)
+	port := uint16(1000)
+	now := flowNow
+	allocs := testing.AllocsPerRun(500, func() {
+		if ports {
+			port++
+			setSrcPort(b, port)
+		}
+		now += 1000
+		w.Decide(b, rules.HookInput, uplinkIndex, 0, 0, now)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per packet, want 0", allocs)
 	}
 }
 

@@ -216,21 +216,17 @@ func TestWorkerAllocsStateful(t *testing.T) {
 		{"rule after a recent check", flowTCP(t, "198.51.100.7:1", "10.0.0.1:113", "S")},
 		{"guard refuses", flowTCP(t, "198.51.100.7:1", "10.0.0.1:22", "S")},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			b := append([]byte(nil), c.pkt.b...)
-			port := uint16(1000)
-			now := flowNow
-			allocs := testing.AllocsPerRun(500, func() {
-				port++
-				setSrcPort(b, port)
-				now += 1000
-				w.Decide(b, rules.HookInput, uplinkIndex, 0, 0, now)
-			})
-			if allocs != 0 {
-				t.Errorf("%v allocations per packet, want 0", allocs)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { expectNoAllocs(t, w, c.pkt, true) })
 	}
+	// A trace running for other packets costs them nothing either.
+	_, stop, err := e.StartTrace(TraceFilter{Port: 9}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	t.Run("trace of other packets running", func(t *testing.T) {
+		expectNoAllocs(t, w, flowTCP(t, "198.51.100.7:1", "10.0.0.1:113", "S"), true)
+	})
 }
 
 // TestTrace streams the explanations of the decided packets a trace
