@@ -640,8 +640,8 @@ output:
   policy: accept
 `
 
-// TestNoLockout: a change made with --confirm is rolled back unless
-// confirmed (reload: the previous config returns; run: the daemon stops and
+// TestNoLockout: a change forced past the lockout check and made with
+// --confirm is rolled back unless confirmed (reload: the previous config returns; run: the daemon stops and
 // removes its ruleset), and a management allowlist source reaches SSH
 // whatever the policy, a ban or a dead daemon say.
 func TestNoLockout(t *testing.T) {
@@ -659,7 +659,10 @@ func TestNoLockout(t *testing.T) {
 
 		t.Run("unconfirmed: the previous config comes back", func(t *testing.T) {
 			relWriteConfig(t, fw, relLockoutConfig(t, server))
-			out, err := fw.cli("reload", "--confirm", "3s")
+			// The lockout check would refuse this config (the client's
+			// held session to port 22 would not get in again): --force
+			// takes it, and --confirm is the net under that.
+			out, err := fw.cli("reload", "--force", "--confirm", "3s")
 			reloaded := time.Now()
 			if err != nil || !strings.Contains(out, `run "nfqfw confirm" within 3s`) {
 				t.Fatalf("nfqfw reload --confirm 3s: %v: %s", err, out)
@@ -687,7 +690,7 @@ func TestNoLockout(t *testing.T) {
 		})
 
 		t.Run("confirmed: the change stays", func(t *testing.T) {
-			if out, err := fw.cli("reload", "--confirm", "3s"); err != nil {
+			if out, err := fw.cli("reload", "--force", "--confirm", "3s"); err != nil {
 				t.Fatalf("nfqfw reload --confirm 3s: %v: %s", err, out)
 			}
 			if out, err := fw.cli("confirm"); err != nil || strings.TrimSpace(out) != "confirmed" {
