@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // banCollector exports the ban list.
 type banCollector struct {
-	src    BanSource
+	src     BanSource
 	active  *prometheus.Desc
 	issued  *prometheus.Desc
 	dropped *prometheus.Desc
