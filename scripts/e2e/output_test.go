@@ -42,23 +42,7 @@ func localDial(ns *sandbox.Netns, dst netip.AddrPort, timeout time.Duration) (st
 		}
 		return nil
 	})
-	took := time.Since(start)
-	var ne net.Error
-	switch {
-	case err == nil:
-		return "connected", took
-	case errors.Is(err, syscall.EPERM):
-		return "EPERM", took
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "ECONNREFUSED", took
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "EHOSTUNREACH", took
-	case errors.Is(err, syscall.EACCES):
-		return "EACCES", took
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout", took
-	}
-	return fmt.Sprint(err), took
+	return localOutcome(err, "connected"), time.Since(start)
 }
 
 // localQuery sends one datagram from ns to dst over a connected UDP socket
@@ -80,21 +64,28 @@ func localQuery(ns *sandbox.Netns, dst netip.AddrPort, timeout time.Duration) (s
 		_, err = c.Read(make([]byte, 64))
 		return nil
 	})
-	took := time.Since(start)
+	return localOutcome(err, "answered"), time.Since(start)
+}
+
+// localOutcome names what an application saw: ok when err is nil, the errno
+// a refusal surfaces as, "timeout", or the error itself.
+func localOutcome(err error, ok string) string {
 	var ne net.Error
 	switch {
 	case err == nil:
-		return "answered", took
+		return ok
 	case errors.Is(err, syscall.EPERM):
-		return "EPERM", took
+		return "EPERM"
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "ECONNREFUSED", took
+		return "ECONNREFUSED"
 	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "EHOSTUNREACH", took
+		return "EHOSTUNREACH"
+	case errors.Is(err, syscall.EACCES):
+		return "EACCES"
 	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout", took
+		return "timeout"
 	}
-	return fmt.Sprint(err), took
+	return fmt.Sprint(err)
 }
 
 // TestOutputRefusal records what a local application sees when OUTPUT
