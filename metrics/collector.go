@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -93,14 +94,41 @@ func safeUpdate(c collector, ch chan<- prometheus.Metric) (err error) {
 	return c.update(ch)
 }
 
-// samples gathers the values a source reports for one family during one
-// scrape, summing values reported under equal label values, so that a
-// source that reports a label set twice yields one sample instead of a
-// duplicate that the registry would reject.
-type samples struct {
+// A family is one exported metric family: its description, built once, and
+// the type of its samples.
+type family struct {
 	desc *prometheus.Desc
 	typ  prometheus.ValueType
-	m    map[string]*sample
+}
+
+// counter and gauge describe the family nfqfw_<name>.
+func counter(name, help string, labels ...string) family {
+	return family{newDesc(name, help, labels...), prometheus.CounterValue}
+}
+
+func gauge(name, help string, labels ...string) family {
+	return family{newDesc(name, help, labels...), prometheus.GaugeValue}
+}
+
+// newDesc builds a description of the family nfqfw_<name>.
+func newDesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
+}
+
+// describe sends the descriptions of fams: a collector's describe method.
+func describe(ch chan<- *prometheus.Desc, fams ...family) {
+	for _, f := range fams {
+		ch <- f.desc
+	}
+}
+
+// scrape gathers the values a collector's source reports during one scrape,
+// summing values reported under equal label values, so that a source that
+// reports a label set twice yields one sample instead of a duplicate that
+// the registry would reject.
+type scrape struct {
+	order []family
+	m     map[*prometheus.Desc]map[string]*sample
 }
 
 type sample struct {
@@ -108,33 +136,34 @@ type sample struct {
 	v      float64
 }
 
-func newSamples(desc *prometheus.Desc, typ prometheus.ValueType) *samples {
-	return &samples{desc: desc, typ: typ, m: make(map[string]*sample)}
+func newScrape() *scrape {
+	return &scrape{m: make(map[*prometheus.Desc]map[string]*sample)}
 }
 
-func (s *samples) add(v float64, labels ...string) {
+// add reports value v of family f under labels.
+func (s *scrape) add(f family, v float64, labels ...string) {
+	byLabels, ok := s.m[f.desc]
+	if !ok {
+		byLabels = make(map[string]*sample)
+		s.m[f.desc] = byLabels
+		s.order = append(s.order, f)
+	}
 	k := strings.Join(labels, "\xff")
-	if e, ok := s.m[k]; ok {
+	if e, ok := byLabels[k]; ok {
 		e.v += v
 		return
 	}
-	s.m[k] = &sample{labels: labels, v: v}
+	byLabels[k] = &sample{labels: labels, v: v}
 }
 
-// emit sends the samples in label order.
-func (s *samples) emit(ch chan<- prometheus.Metric) {
-	keys := make([]string, 0, len(s.m))
-	for k := range s.m {
-		keys = append(keys, k)
+// emit sends the samples, family by family in the order first reported,
+// each family's in label order.
+func (s *scrape) emit(ch chan<- prometheus.Metric) {
+	for _, f := range s.order {
+		byLabels := s.m[f.desc]
+		for _, k := range slices.Sorted(maps.Keys(byLabels)) {
+			e := byLabels[k]
+			ch <- prometheus.MustNewConstMetric(f.desc, f.typ, e.v, e.labels...)
+		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		e := s.m[k]
-		ch <- prometheus.MustNewConstMetric(s.desc, s.typ, e.v, e.labels...)
-	}
-}
-
-// newDesc builds a description of the family nfqfw_<name>.
-func newDesc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(namespace+"_"+name, help, labels, nil)
 }

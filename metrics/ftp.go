@@ -10,45 +10,33 @@ const (
 	FTPEventExpired = "expired"
 )
 
+var (
+	ftpExpectations = counter("ftp_expectations_total",
+		"FTP data connection expectations, per event: created (from PASV/EPSV/PORT/EPRT), used (admitted a data connection), expired (timed out unused).",
+		"event")
+	ftpRefused   = counter("ftp_refused_total", "FTP data connection expectations refused, per reason.", "reason")
+	ftpMalformed = counter("ftp_malformed_total", "FTP control lines the helper could not parse.")
+)
+
 // ftpCollector exports the FTP helper's expectation counters.
-type ftpCollector struct {
-	src          FTPSource
-	expectations *prometheus.Desc
-	refused      *prometheus.Desc
-	malformed    *prometheus.Desc
+type ftpCollector struct{ src FTPSource }
+
+func newFTPCollector(src FTPSource) ftpCollector { return ftpCollector{src} }
+
+func (ftpCollector) describe(ch chan<- *prometheus.Desc) {
+	describe(ch, ftpExpectations, ftpRefused, ftpMalformed)
 }
 
-func newFTPCollector(src FTPSource) *ftpCollector {
-	return &ftpCollector{
-		src: src,
-		expectations: newDesc("ftp_expectations_total",
-			"FTP data connection expectations, per event: created (from PASV/EPSV/PORT/EPRT), used (admitted a data connection), expired (timed out unused).",
-			"event"),
-		refused: newDesc("ftp_refused_total",
-			"FTP data connection expectations refused, per reason.",
-			"reason"),
-		malformed: newDesc("ftp_malformed_total",
-			"FTP control lines the helper could not parse."),
-	}
-}
-
-func (c *ftpCollector) describe(ch chan<- *prometheus.Desc) {
-	ch <- c.expectations
-	ch <- c.refused
-	ch <- c.malformed
-}
-
-func (c *ftpCollector) update(ch chan<- prometheus.Metric) error {
+func (c ftpCollector) update(ch chan<- prometheus.Metric) error {
+	s := newScrape()
 	st := c.src.FTPStats()
-	ch <- prometheus.MustNewConstMetric(c.expectations, prometheus.CounterValue, float64(st.Created), FTPEventCreated)
-	ch <- prometheus.MustNewConstMetric(c.expectations, prometheus.CounterValue, float64(st.Used), FTPEventUsed)
-	ch <- prometheus.MustNewConstMetric(c.expectations, prometheus.CounterValue, float64(st.Expired), FTPEventExpired)
-	ch <- prometheus.MustNewConstMetric(c.malformed, prometheus.CounterValue, float64(st.Malformed))
-
-	refused := newSamples(c.refused, prometheus.CounterValue)
+	s.add(ftpExpectations, float64(st.Created), FTPEventCreated)
+	s.add(ftpExpectations, float64(st.Used), FTPEventUsed)
+	s.add(ftpExpectations, float64(st.Expired), FTPEventExpired)
+	s.add(ftpMalformed, float64(st.Malformed))
 	c.src.FTPRefusals(func(reason string, n uint64) {
-		refused.add(float64(n), reason)
+		s.add(ftpRefused, float64(n), reason)
 	})
-	refused.emit(ch)
+	s.emit(ch)
 	return nil
 }

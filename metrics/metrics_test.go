@@ -373,8 +373,8 @@ func TestPromtoolChecksScrape(t *testing.T) {
 	srv := httptest.NewServer(fullMetrics().Handler())
 	defer srv.Close()
 	// Two scrapes: the second also carries the handler's own counters.
-	body := scrape(t, srv.URL)
-	body = scrape(t, srv.URL)
+	body := get(t, srv.URL)
+	body = get(t, srv.URL)
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(body)
 	out, err := cmd.CombinedOutput()
@@ -383,7 +383,7 @@ func TestPromtoolChecksScrape(t *testing.T) {
 	}
 }
 
-func scrape(t *testing.T, url string) []byte {
+func get(t *testing.T, url string) []byte {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -410,7 +410,7 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- m.ServeListener(ctx, ln) }()
 
-	body := scrape(t, "http://"+ln.Addr().String()+MetricsPath)
+	body := get(t, "http://"+ln.Addr().String()+MetricsPath)
 	for _, want := range []string{`nfqfw_build_info{`, `nfqfw_packets_total{action="accept",chain="input",rule="ssh"} 120`} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("scrape lacks %q", want)

@@ -2,46 +2,28 @@ package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
 
+var (
+	recentEntries   = gauge("recent_entries", "Addresses on a recent list now.", "list")
+	recentHits      = counter("recent_hits_total", "Packets whose source matched a recent list.", "list")
+	recentEvictions = counter("recent_evictions_total", "Recent list entries evicted because the list was full.", "list")
+)
+
 // recentCollector exports the recent lists.
-type recentCollector struct {
-	src       RecentSource
-	entries   *prometheus.Desc
-	hits      *prometheus.Desc
-	evictions *prometheus.Desc
+type recentCollector struct{ src RecentSource }
+
+func newRecentCollector(src RecentSource) recentCollector { return recentCollector{src} }
+
+func (recentCollector) describe(ch chan<- *prometheus.Desc) {
+	describe(ch, recentEntries, recentHits, recentEvictions)
 }
 
-func newRecentCollector(src RecentSource) *recentCollector {
-	return &recentCollector{
-		src: src,
-		entries: newDesc("recent_entries",
-			"Addresses on a recent list now.",
-			"list"),
-		hits: newDesc("recent_hits_total",
-			"Packets whose source matched a recent list.",
-			"list"),
-		evictions: newDesc("recent_evictions_total",
-			"Recent list entries evicted because the list was full.",
-			"list"),
-	}
-}
-
-func (c *recentCollector) describe(ch chan<- *prometheus.Desc) {
-	ch <- c.entries
-	ch <- c.hits
-	ch <- c.evictions
-}
-
-func (c *recentCollector) update(ch chan<- prometheus.Metric) error {
-	entries := newSamples(c.entries, prometheus.GaugeValue)
-	hits := newSamples(c.hits, prometheus.CounterValue)
-	evictions := newSamples(c.evictions, prometheus.CounterValue)
+func (c recentCollector) update(ch chan<- prometheus.Metric) error {
+	s := newScrape()
 	c.src.RecentLists(func(l RecentList) {
-		entries.add(float64(l.Entries), l.List)
-		hits.add(float64(l.Hits), l.List)
-		evictions.add(float64(l.Evictions), l.List)
+		s.add(recentEntries, float64(l.Entries), l.List)
+		s.add(recentHits, float64(l.Hits), l.List)
+		s.add(recentEvictions, float64(l.Evictions), l.List)
 	})
-	entries.emit(ch)
-	hits.emit(ch)
-	evictions.emit(ch)
+	s.emit(ch)
 	return nil
 }

@@ -2,28 +2,22 @@ package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
 
+var stateSaves = counter("state_saves_total",
+	"Saves of the state file (bans, recent lists, knock state, guard counters), per result (ok, failed).",
+	"result")
+
 // stateCollector exports the state saver's results.
-type stateCollector struct {
-	src   StateSource
-	saves *prometheus.Desc
-}
+type stateCollector struct{ src StateSource }
 
-func newStateCollector(src StateSource) *stateCollector {
-	return &stateCollector{
-		src: src,
-		saves: newDesc("state_saves_total",
-			"Saves of the state file (bans, recent lists, knock state, guard counters), per result (ok, failed).",
-			"result"),
-	}
-}
+func newStateCollector(src StateSource) stateCollector { return stateCollector{src} }
 
-func (c *stateCollector) describe(ch chan<- *prometheus.Desc) {
-	ch <- c.saves
-}
+func (stateCollector) describe(ch chan<- *prometheus.Desc) { describe(ch, stateSaves) }
 
-func (c *stateCollector) update(ch chan<- prometheus.Metric) error {
+func (c stateCollector) update(ch chan<- prometheus.Metric) error {
+	s := newScrape()
 	ok, failed := c.src.StateSaves()
-	ch <- prometheus.MustNewConstMetric(c.saves, prometheus.CounterValue, float64(ok), "ok")
-	ch <- prometheus.MustNewConstMetric(c.saves, prometheus.CounterValue, float64(failed), "failed")
+	s.add(stateSaves, float64(ok), "ok")
+	s.add(stateSaves, float64(failed), "failed")
+	s.emit(ch)
 	return nil
 }
