@@ -20,6 +20,7 @@ FUZZ_TARGETS := \
 	./engine/control:FuzzControlHandlers:80000 \
 	./engine/control:FuzzRequest:30000 \
 	./engine/ctnl:FuzzDecodeMessages:80000 \
+	./engine/decision:FuzzUnmarshal:100000 \
 	./engine/nfq:FuzzParseProcStats:50000 \
 	./engine/nfq:FuzzParseQueueMessages:120000 \
 	./helpers/ftp:FuzzInspect:30000 \
