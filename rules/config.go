@@ -55,7 +55,12 @@ type Config struct {
 	Control Control
 	State   State
 
-	ifaceRefs []ifaceRef // every interface name the file wrote, in file order
+	// Fleet shares decisions with other gateways through NATS JetStream
+	// (off when it has no servers).
+	Fleet Fleet
+
+	ifaceRefs  []ifaceRef  // every interface name the file wrote, in file order
+	fleetFiles []fleetFile // the fleet credential files, for CheckHost
 }
 
 // Interfaces is what the config says about the host's interfaces.
@@ -268,6 +273,7 @@ type Knock struct {
 	Open       []Open        // what a completed sequence opens
 	OpenFor    time.Duration
 	KeepOpen   bool   // keep admitting during the window (false: one new connection... per window policy)
+	Shared     bool   // with fleet share knocks: a window opened here is opened on every gateway
 	OneShot    bool   // a completed sequence cannot be replayed within its window
 	Secret     string // non-empty: rotating sequence derived from this secret (TOTP-style)
 	Period     time.Duration

@@ -113,6 +113,7 @@ func (c *Config) CheckHost() error {
 	for _, e := range c.UnknownInterfaces(present) {
 		errs = append(errs, e)
 	}
+	errs = append(errs, c.checkFleetFiles()...)
 	return errors.Join(errs...)
 }
 

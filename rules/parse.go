@@ -40,6 +40,7 @@ func Parse(file string, data []byte) (*Config, error) {
 		return nil, err
 	}
 	c.ifaceRefs = p.ifaceRefs
+	c.fleetFiles = p.fleetFiles
 	return c, nil
 }
 
@@ -135,6 +136,7 @@ type parser struct {
 
 	ifaceRefs  []ifaceRef    // every interface name written, for UnknownInterfaces
 	knockSteps []knockStepAt // static knock steps, checked against the input chain
+	fleetFiles []fleetFile   // fleet credential files, checked on the host
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -498,7 +500,7 @@ func (p *parser) config(root *yaml.Node, c *Config) error {
 	}
 	sections := map[string]*yaml.Node{}
 	order := []string{"zones", "interfaces", "recent", "guards", "knocks", "backend", "ipv6", "rpfilter", "queue", "flows",
-		"trusted", "allowlist", "input", "forward", "output", "nat", "ftp", "log", "metrics", "control", "state"}
+		"trusted", "allowlist", "input", "forward", "output", "nat", "ftp", "log", "metrics", "control", "state", "fleet"}
 	hs := make(map[string]handler, len(order))
 	for _, name := range order {
 		hs[name] = func(v *yaml.Node, _ string) error { sections[name] = v; return nil }
@@ -591,6 +593,8 @@ func (p *parser) section(name string, v *yaml.Node, c *Config) error {
 				return err
 			},
 		})
+	case "fleet":
+		err = p.fleet(v, name, &c.Fleet)
 	case "state":
 		err = p.mapping(v, name, map[string]handler{
 			"dir": func(v *yaml.Node, path string) error {

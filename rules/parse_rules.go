@@ -593,6 +593,7 @@ func (p *parser) knockList(n *yaml.Node, path string) ([]Knock, error) {
 			},
 			"keep_open": func(v *yaml.Node, path string) (err error) { k.KeepOpen, err = p.boolean(v, path); return err },
 			"one_shot":  func(v *yaml.Node, path string) (err error) { k.OneShot, err = p.boolean(v, path); return err },
+			"shared":    func(v *yaml.Node, path string) (err error) { k.Shared, err = p.boolean(v, path); return err },
 			"secret":    func(v *yaml.Node, path string) (err error) { k.Secret, err = p.secret(v, path); return err },
 			"period": func(v *yaml.Node, path string) (err error) {
 				k.Period, err = p.duration(v, path, time.Second)

@@ -77,6 +77,7 @@ var FieldClasses = []FieldClass{
 	{"Metrics.Listen", "metrics.listen", NeedsRestart},
 	{"Control.Socket", "control.socket", NeedsRestart},
 	{"State.Dir", "state.dir", NeedsRestart},
+	{"Fleet", "fleet", NeedsRestart}, // the link connects once, with these servers, credentials and stream
 }
 
 // RestartChanges returns the YAML keys of the restart-only fields whose

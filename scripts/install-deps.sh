@@ -68,4 +68,19 @@ if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1)" != "$want" ]; t
 	exit 1
 fi
 echo "go: $have (go.mod needs $want)"
+
+# nats-server, the JetStream server of the fleet tests and demo, built with
+# go install at a pinned version into $(go env GOPATH)/bin (not on apt's
+# list: Debian's lags behind the client's JetStream API).
+NATS_SERVER_VERSION=v2.15.3
+nats_bin="$(go env GOPATH)/bin/nats-server"
+if [ -x "$nats_bin" ] && "$nats_bin" --version 2>/dev/null | grep -q "${NATS_SERVER_VERSION}"; then
+	echo "nats-server: ${NATS_SERVER_VERSION} ($nats_bin)"
+elif $check_only; then
+	echo "nats-server ${NATS_SERVER_VERSION} missing ($nats_bin)" >&2
+	status=1
+else
+	echo "installing nats-server ${NATS_SERVER_VERSION} with go install"
+	(cd / && GOFLAGS= go install "github.com/nats-io/nats-server/v2@${NATS_SERVER_VERSION}")
+fi
 exit $status
