@@ -132,8 +132,9 @@ its kernel ruleset and ban sets in force (as SIGUSR2 does). The systemd unit
 starts it again at once (RestartForceExitStatus=75); the new process, the
 same or an upgraded binary, replaces the ruleset atomically. The host is
 never open meanwhile: while no daemon listens, the kernel drops NEW flows
-(queue.bypass: false). "systemctl restart" instead stops (removing the
-ruleset) and starts again.`,
+(queue.bypass: false). The unit stops the daemon this way for
+"systemctl restart" too, and removes the ruleset only on "systemctl stop"
+(see "nfqfw help remove").`,
 		setup: func(fs *flag.FlagSet) { cf.setupSocket(fs) },
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			if len(args) > 0 {

@@ -122,6 +122,8 @@ func TestSystemdUnitSettings(t *testing.T) {
 		{"Service", "RestartForceExitStatus", []string{"75"}, true},
 		{"Service", "Restart", []string{"on-failure"}, true},
 		{"Service", "KillMode", []string{"mixed"}, true},
+		{"Service", "KillSignal", []string{"SIGUSR2"}, true},
+		{"Service", "ExecStopPost", []string{"/usr/local/sbin/nfqfw", "remove", "--systemd-unit", "%n"}, false},
 		{"Service", "StandardOutput", []string{"journal"}, true},
 		{"Service", "SyslogIdentifier", []string{"nfqfw"}, true},
 		{"Service", "StateDirectory", []string{"nfqfw"}, true},

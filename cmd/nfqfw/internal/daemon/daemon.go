@@ -342,7 +342,7 @@ func Run(ctx context.Context, opts Options) error {
 			removeRules = true
 			return nil
 		case <-restartc:
-			log.Info("nfqfw exiting for a restart: the kernel ruleset stays")
+			log.Info("nfqfw exiting, its kernel ruleset stays in force: the next start takes it over, \"nfqfw remove\" removes it")
 			notify.Notify(sdStopping)
 			cancel()
 			return ErrRestartKeepRules
