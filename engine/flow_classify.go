@@ -23,14 +23,10 @@ var classNames = [...]string{
 	ClassRelated:     "RELATED",
 	ClassInvalid:     "INVALID",
 	ClassPickup:      "NEW",
+	ClassPickup + 1:  "UNKNOWN", // any value out of range
 }
 
-func (c Class) String() string {
-	if int(c) < len(classNames) {
-		return classNames[c]
-	}
-	return "UNKNOWN"
-}
+func (c Class) String() string { return classNames[min(int(c), len(classNames)-1)] }
 
 // Classify returns the class of p (Kind KindOK) and, when p belongs to a
 // tracked flow, moves that flow's state machine and timeout on. It never

@@ -18,17 +18,13 @@ const (
 	NumTCPStates
 )
 
-var tcpStateNames = [NumTCPStates]string{
+var tcpStateNames = [NumTCPStates + 1]string{
 	"NONE", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT",
 	"CLOSE_WAIT", "LAST_ACK", "TIME_WAIT", "CLOSE", "SYN_SENT2",
+	NumTCPStates: "UNKNOWN", // any value out of range
 }
 
-func (s TCPState) String() string {
-	if s < NumTCPStates {
-		return tcpStateNames[s]
-	}
-	return "UNKNOWN"
-}
+func (s TCPState) String() string { return tcpStateNames[min(s, NumTCPStates)] }
 
 // Pseudo states of the transition table.
 const (

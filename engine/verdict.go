@@ -28,7 +28,7 @@ const (
 	NumReasons
 )
 
-var reasonNames = [NumReasons]string{
+var reasonNames = [NumReasons + 1]string{
 	ReasonRule:        "rule",
 	ReasonPolicy:      "policy",
 	ReasonEstablished: "established",
@@ -46,14 +46,10 @@ var reasonNames = [NumReasons]string{
 	ReasonKnock:       "knock",
 	ReasonKnockOpen:   "knock_open",
 	ReasonAllowlist:   "allowlist",
+	NumReasons:        "unknown", // any value out of range
 }
 
-func (r Reason) String() string {
-	if r < NumReasons {
-		return reasonNames[r]
-	}
-	return "unknown"
-}
+func (r Reason) String() string { return reasonNames[min(r, NumReasons)] }
 
 // Verdict is the engine's answer for one packet.
 type Verdict struct {

@@ -95,7 +95,7 @@ const (
 	NumRejectKinds
 )
 
-var rejectNames = [NumRejectKinds]string{
+var rejectNames = [NumRejectKinds + 1]string{
 	RejectNone:                 "",
 	RejectTCPReset:             "tcp-reset",
 	RejectICMPPortUnreachable:  "icmp-port-unreachable",
@@ -103,18 +103,14 @@ var rejectNames = [NumRejectKinds]string{
 	RejectICMPHostUnreachable:  "icmp-host-unreachable",
 	RejectICMP6AdmProhibited:   "icmp6-adm-prohibited",
 	RejectICMP6PortUnreachable: "icmp6-port-unreachable",
+	NumRejectKinds:             "unknown", // any value out of range
 }
 
-func (k RejectKind) String() string {
-	if k < NumRejectKinds {
-		return rejectNames[k]
-	}
-	return "unknown"
-}
+func (k RejectKind) String() string { return rejectNames[min(k, NumRejectKinds)] }
 
 // ParseRejectKind returns the kind named s.
 func ParseRejectKind(s string) (RejectKind, bool) {
-	for k, n := range rejectNames {
+	for k, n := range rejectNames[:NumRejectKinds] {
 		if n == s && s != "" {
 			return RejectKind(k), true
 		}

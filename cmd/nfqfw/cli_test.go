@@ -9,8 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"golang.org/x/sys/unix"
 )
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
+}
 
 // TestCommandLineErrors: every wrong command line says what is wrong, and
 // run refuses a bad flag before it reads the config (the config path does

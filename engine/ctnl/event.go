@@ -18,15 +18,11 @@ const (
 	EventDump              // not an event: a flow as listed by a dump
 )
 
-var eventNames = [...]string{"unknown", "new", "update", "destroy", "dump"}
+// eventNames ends with the name of any value out of range.
+var eventNames = [...]string{"unknown", "new", "update", "destroy", "dump", "unknown"}
 
 // String returns the event type's name ("new", "update", ...).
-func (t EventType) String() string {
-	if int(t) < len(eventNames) {
-		return eventNames[t]
-	}
-	return "unknown"
-}
+func (t EventType) String() string { return eventNames[min(int(t), len(eventNames)-1)] }
 
 // Event is one flow as the kernel reports it. The original direction is the
 // one the first packet went; the reply tuple differs from its mirror image

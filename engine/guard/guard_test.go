@@ -4,14 +4,22 @@ import (
 	"context"
 	"math"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/rules"
 )
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
+}
 
 // t0 is the test clock's origin; at(s) is t0 + s seconds in unix nanoseconds.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -11,8 +12,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/rules"
 )
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
+}
 
 const (
 	tcp = 6

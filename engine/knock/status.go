@@ -22,25 +22,21 @@ const (
 	NumFailReasons
 )
 
-var failNames = [NumFailReasons]string{
-	FailWrongPort: "wrong_port",
-	FailTimeout:   "timeout",
-	FailReplay:    "replay",
+var failNames = [NumFailReasons + 1]string{
+	FailWrongPort:  "wrong_port",
+	FailTimeout:    "timeout",
+	FailReplay:     "replay",
+	NumFailReasons: "unknown", // any value out of range
 }
 
-func (r FailReason) String() string {
-	if r < NumFailReasons {
-		return failNames[r]
-	}
-	return "unknown"
-}
+func (r FailReason) String() string { return failNames[min(r, NumFailReasons)] }
 
 // MarshalText encodes r as its name.
 func (r FailReason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
 // UnmarshalText decodes a name written by MarshalText.
 func (r *FailReason) UnmarshalText(b []byte) error {
-	for i, n := range failNames {
+	for i, n := range failNames[:NumFailReasons] {
 		if n == string(b) {
 			*r = FailReason(i)
 			return nil

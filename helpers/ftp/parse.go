@@ -17,20 +17,16 @@ const (
 	numKinds
 )
 
-var kindNames = [numKinds]string{
+var kindNames = [numKinds + 1]string{
 	KindNone: "none",
 	KindPASV: "PASV",
 	KindEPSV: "EPSV",
 	KindPORT: "PORT",
 	KindEPRT: "EPRT",
+	numKinds: "unknown", // any value out of range
 }
 
-func (k Kind) String() string {
-	if k < numKinds {
-		return kindNames[k]
-	}
-	return "unknown"
-}
+func (k Kind) String() string { return kindNames[min(k, numKinds)] }
 
 // FromServer reports whether announcements of kind k are server replies
 // (passive mode) rather than client commands (active mode).

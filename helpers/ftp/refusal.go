@@ -14,16 +14,12 @@ const (
 	NumRefusals
 )
 
-var refusalNames = [NumRefusals]string{
+var refusalNames = [NumRefusals + 1]string{
 	RefusedBounce:    "bounce",
 	RefusedLowPort:   "low_port",
 	RefusedTooMany:   "too_many",
 	RefusedTableFull: "table_full",
+	NumRefusals:      "unknown", // any value out of range
 }
 
-func (r Refusal) String() string {
-	if r < NumRefusals {
-		return refusalNames[r]
-	}
-	return "unknown"
-}
+func (r Refusal) String() string { return refusalNames[min(r, NumRefusals)] }
