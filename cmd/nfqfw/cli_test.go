@@ -13,12 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
-func TestMain(m *testing.M) {
-	clock.Set(clock.Identity{})
-	os.Exit(m.Run())
-}
-
 // TestCommandLineErrors: every wrong command line says what is wrong, and
 // run refuses a bad flag before it reads the config (the config path does
 // not exist, so an error about it would mean the flags came too late).
@@ -173,4 +167,10 @@ func TestWaitInterfaces(t *testing.T) {
 	if polls != 3 {
 		t.Errorf("%d polls in 400ms at one per 200ms, want 3", polls)
 	}
+}
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
 }

@@ -15,12 +15,6 @@ import (
 	"github.com/nfqfw/nfqfw/rules"
 )
 
-// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
-func TestMain(m *testing.M) {
-	clock.Set(clock.Identity{})
-	os.Exit(m.Run())
-}
-
 // t0 is the test clock's origin; at(s) is t0 + s seconds in unix nanoseconds.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -613,4 +607,10 @@ func TestGuardMemoryOnDemand(t *testing.T) {
 	if d := m0.TotalAlloc - m1.TotalAlloc; d > 1000*512 {
 		t.Errorf("1000 sources of one attempt allocated %d bytes, want under 512 each (not the 8 KB a ring of 1000 would take)", d)
 	}
+}
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
 }

@@ -16,12 +16,6 @@ import (
 	"github.com/nfqfw/nfqfw/rules"
 )
 
-// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
-func TestMain(m *testing.M) {
-	clock.Set(clock.Identity{})
-	os.Exit(m.Run())
-}
-
 const (
 	tcp = 6
 	udp = 17
@@ -904,4 +898,10 @@ func BenchmarkInProgress10k(b *testing.B) {
 		}
 		b.ReportMetric(perSource, "B/source")
 	})
+}
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
 }

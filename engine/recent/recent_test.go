@@ -14,12 +14,6 @@ import (
 	"github.com/nfqfw/nfqfw/rules"
 )
 
-// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
-func TestMain(m *testing.M) {
-	clock.Set(clock.Identity{})
-	os.Exit(m.Run())
-}
-
 // t0 is the test clock's origin; at(s) is t0 + s seconds in unix nanoseconds.
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -370,3 +364,9 @@ func BenchmarkMatch(b *testing.B) {
 }
 
 var benchTracked = 100_000
+
+// TestMain runs the tests on the identity clock: they compare times built from fixed dates exactly.
+func TestMain(m *testing.M) {
+	clock.Set(clock.Identity{})
+	os.Exit(m.Run())
+}
