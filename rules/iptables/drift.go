@@ -44,32 +44,18 @@ func generatedShape(r *ruleset) shape {
 // savedShape is the shape of nfqfw's chains in saved, iptables-save output.
 func savedShape(saved string) (shape, error) {
 	s := shape{}
-	table := ""
-	for n, line := range strings.Split(saved, "\n") {
-		line = strings.TrimSpace(line)
-		switch {
-		case line == "" || strings.HasPrefix(line, "#") || line == "COMMIT":
-		case strings.HasPrefix(line, "*"):
-			table = line[1:]
-		case strings.HasPrefix(line, ":"):
-			name, _, _ := strings.Cut(line[1:], " ")
-			if strings.HasPrefix(name, ChainPrefix) {
-				s[chainKey(table, name)] += 0
-			}
-		case strings.HasPrefix(line, "-A "):
-			fields, err := split(line)
-			if err != nil {
-				return nil, fmt.Errorf("parse saved rules: line %d: %w", n+1, err)
-			}
-			if len(fields) < 2 {
-				return nil, fmt.Errorf("parse saved rules: line %d: rule without chain: %w", n+1, ErrSave)
-			}
+	err := walkSaved(saved, savedVisitor{
+		chain: func(table, name string) { s[chainKey(table, name)] += 0 },
+		rule: func(table string, fields []string, _ string) {
 			if strings.HasPrefix(fields[1], ChainPrefix) {
 				s[chainKey(table, fields[1])]++
 			} else if jumpsToOurs(fields) {
 				s[jumpKey(table, fields[1], jumpTarget(fields))]++
 			}
-		}
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
 	return s, nil
 }
