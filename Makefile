@@ -21,6 +21,7 @@ FUZZ_TARGETS := \
 	./engine/control:FuzzRequest:30000 \
 	./engine/ctnl:FuzzDecodeMessages:80000 \
 	./engine/decision:FuzzUnmarshal:100000 \
+	./engine/fleet:FuzzAccept:40000 \
 	./engine/nfq:FuzzParseProcStats:50000 \
 	./engine/nfq:FuzzParseQueueMessages:120000 \
 	./helpers/ftp:FuzzInspect:30000 \

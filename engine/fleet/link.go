@@ -1,0 +1,557 @@
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nfqfw/nfqfw/engine/decision"
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+// Defaults and bounds of the link.
+const (
+	// DefaultOutbox is how many decisions wait for the stream while it is
+	// unreachable; beyond it the oldest is dropped and counted.
+	DefaultOutbox = 1 << 16
+	// DefaultMaxAge is the stream's MaxAge when Options.MaxAge is 0.
+	DefaultMaxAge = 7 * 24 * time.Hour
+	// publishTimeout bounds one publish's wait for the stream's ack.
+	publishTimeout = 5 * time.Second
+	// retryMin and retryMax bound the wait between two attempts to set the
+	// stream up or to publish while the servers do not answer.
+	retryMin = 250 * time.Millisecond
+	retryMax = 5 * time.Second
+	// duplicates is the stream's duplicate window: a decision published
+	// again within it (its ack was lost) is stored once.
+	duplicates = 2 * time.Minute
+)
+
+// Options configure a Link.
+type Options struct {
+	Config rules.Fleet
+	Logger *slog.Logger
+	// Apply enforces a decision of another gateway. It runs on the
+	// consumer's goroutine, one decision at a time, in stream order.
+	Apply func(decision.Decision)
+	// Lag observes each applied decision's propagation delay, from its
+	// Issued time to its arrival here (nil: not observed).
+	Lag func(time.Duration)
+	// Changed is called (never blocking for long) when the outbox or the
+	// cursor changed, so the daemon saves them soon.
+	Changed func()
+	// MaxAge is how long the stream keeps a decision: the longest decision
+	// the fleet makes (default DefaultMaxAge).
+	MaxAge time.Duration
+	// Outbox bounds the decisions waiting to be published (default
+	// DefaultOutbox).
+	Outbox int
+}
+
+// Link is a running fleet link; build it with New, start it with Run.
+type Link struct {
+	opts    Options
+	log     *slog.Logger
+	subject string // this gateway's subjects' prefix: nfqfw.<stream>.
+	ready   chan struct{}
+
+	mu      sync.Mutex
+	outbox  [][]byte // encoded decisions, oldest first
+	wake    chan struct{}
+	cursor  atomic.Uint64 // last stream sequence applied (or skipped)
+	protect atomic.Pointer[[]netip.Prefix]
+
+	state  atomic.Int32 // linkDown, linkUp
+	reason atomic.Pointer[string]
+
+	stats counters
+}
+
+// Link states.
+const (
+	linkDown int32 = iota
+	linkUp
+)
+
+// counters are the link's statistics, by kind where it has one.
+type counters struct {
+	published, received, refused  [decision.Allow + 1]atomic.Uint64
+	malformed, oversized, spoofed atomic.Uint64
+	expired, outboxDropped        atomic.Uint64
+	skippedOwn                    atomic.Uint64
+	connects, disconnects         atomic.Uint64
+}
+
+// New returns a link for cfg; it connects when Run starts.
+func New(opts Options) (*Link, error) {
+	if !opts.Config.Enabled() || opts.Config.Gateway == "" {
+		return nil, fmt.Errorf("%w: no servers or no gateway name", ErrConfig)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Outbox <= 0 {
+		opts.Outbox = DefaultOutbox
+	}
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	l := &Link{
+		opts:    opts,
+		log:     opts.Logger.With("subsystem", "fleet", "gateway", opts.Config.Gateway),
+		subject: "nfqfw." + opts.Config.Stream + ".",
+		wake:    make(chan struct{}, 1),
+	}
+	l.setDown("not connected yet")
+	return l, nil
+}
+
+// Subject returns the subject a decision of kind k made by gateway is
+// published on.
+func (l *Link) Subject(k decision.Kind, gateway string) string {
+	return l.subject + k.String() + "." + gateway
+}
+
+// SetProtected sets the prefixes no remote decision may touch: a received
+// decision whose scope overlaps one of them is refused and counted.
+func (l *Link) SetProtected(p []netip.Prefix) {
+	p = append([]netip.Prefix(nil), p...)
+	l.protect.Store(&p)
+}
+
+// Restore sets the outbox and cursor the last run persisted. Call it
+// before Run.
+func (l *Link) Restore(outbox [][]byte, cursor uint64) {
+	l.mu.Lock()
+	for _, b := range outbox {
+		if _, err := decision.Unmarshal(b); err == nil {
+			l.outbox = append(l.outbox, b)
+		}
+	}
+	if n := len(l.outbox) - l.opts.Outbox; n > 0 {
+		l.outbox = l.outbox[n:]
+	}
+	l.mu.Unlock()
+	l.cursor.Store(cursor)
+	l.poke()
+}
+
+// Outbox returns the encoded decisions not yet acknowledged by the
+// stream, oldest first, for the daemon to persist.
+func (l *Link) Outbox() [][]byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([][]byte(nil), l.outbox...)
+}
+
+// Cursor returns the last stream sequence this gateway applied.
+func (l *Link) Cursor() uint64 { return l.cursor.Load() }
+
+// Publish queues a local decision for the fleet and returns at once. Its
+// Origin is set to this gateway. A decision that does not encode is
+// logged and dropped; when the outbox is full the oldest is dropped and
+// counted.
+func (l *Link) Publish(d decision.Decision) {
+	d.Origin = l.opts.Config.Gateway
+	if d.Issued.IsZero() {
+		d.Issued = time.Now()
+	}
+	b, err := d.Marshal()
+	if err != nil {
+		l.log.Error("decision not published: it does not encode", "decision", d.String(), "err", err)
+		return
+	}
+	l.mu.Lock()
+	if len(l.outbox) >= l.opts.Outbox {
+		l.outbox[0] = nil
+		l.outbox = l.outbox[1:]
+		l.stats.outboxDropped.Add(1)
+	}
+	l.outbox = append(l.outbox, b)
+	l.mu.Unlock()
+	l.poke()
+	l.changed()
+}
+
+func (l *Link) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *Link) changed() {
+	if l.opts.Changed != nil {
+		l.opts.Changed()
+	}
+}
+
+// Up reports whether the link is connected with its stream set up, and
+// when it is not, why.
+func (l *Link) Up() (bool, string) {
+	if l.state.Load() == linkUp {
+		return true, ""
+	}
+	if r := l.reason.Load(); r != nil {
+		return false, *r
+	}
+	return false, "down"
+}
+
+func (l *Link) setUp() {
+	if l.state.Swap(linkUp) != linkUp {
+		l.log.Info("fleet link up: sharing decisions", "backlog", l.Backlog(), "cursor", l.Cursor())
+	}
+	l.reason.Store(nil)
+}
+
+func (l *Link) setDown(why string) {
+	if l.state.Swap(linkDown) == linkUp {
+		l.log.Warn("fleet link down: this gateway goes on enforcing and deciding alone; decisions are queued",
+			"why", why, "backlog", l.Backlog())
+	}
+	l.reason.Store(&why)
+}
+
+// Backlog returns how many decisions wait to be published.
+func (l *Link) Backlog() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.outbox)
+}
+
+// connectOptions builds the NATS options from the config: identity,
+// credentials (read now), and reconnection for ever.
+func (l *Link) connectOptions() ([]nats.Option, error) {
+	c := l.opts.Config.Credentials
+	opts := []nats.Option{
+		nats.Name("nfqfw " + l.opts.Config.Gateway),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(500 * time.Millisecond),
+		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(true),
+		nats.Timeout(2 * time.Second),
+		nats.PingInterval(2 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		nats.ReconnectBufSize(-1), // the outbox is the buffer: publish only while connected
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			l.stats.disconnects.Add(1)
+			why := "disconnected"
+			if err != nil {
+				why = "disconnected: " + err.Error()
+			}
+			l.setDown(why)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			l.stats.connects.Add(1)
+			l.log.Info("fleet server reconnected", "server", nc.ConnectedUrlRedacted())
+			l.poke()
+		}),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			l.stats.connects.Add(1)
+			l.log.Info("fleet server connected", "server", nc.ConnectedUrlRedacted())
+			l.poke()
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			l.log.Debug("fleet connection error", "err", err)
+		}),
+	}
+	if c.PasswordFile != "" {
+		pass, err := readSecret(c.PasswordFile)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.UserInfo(c.User, pass))
+	}
+	if c.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: nkey_seed_file: %v", ErrCredentials, err)
+		}
+		opts = append(opts, o)
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	return opts, nil
+}
+
+// readSecret reads a one-line secret file.
+func readSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrCredentials, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" || strings.ContainsAny(s, "\r\n") || len(s) > 4096 {
+		return "", fmt.Errorf("%w: %s: want the secret alone on one line", ErrCredentials, path)
+	}
+	return s, nil
+}
+
+// Run connects and shares decisions until ctx ends. It returns early only
+// for an error that retrying cannot fix (credentials): an unreachable
+// server is waited for, never an error. The caller's supervisor runs it
+// again after a returned error.
+func (l *Link) Run(ctx context.Context) error {
+	opts, err := l.connectOptions()
+	if err != nil {
+		l.setDown(err.Error())
+		return err
+	}
+	nc, err := nats.Connect(strings.Join(l.opts.Config.Servers, ","), opts...)
+	if err != nil {
+		l.setDown(err.Error())
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	defer l.setDown("stopped")
+
+	// Set the stream and the consumer up, retrying while the servers do
+	// not answer; then the publisher sends the outbox.
+	var cc jetstream.ConsumeContext
+	for wait := retryMin; ; wait = min(2*wait, retryMax) {
+		if cc, err = l.setup(ctx, js); err == nil {
+			break
+		}
+		l.setDown(err.Error())
+		l.log.Debug("fleet stream not ready", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+	defer cc.Stop()
+	l.setUp()
+	l.publish(ctx, nc, js)
+	return nil
+}
+
+// setup creates or updates the stream and starts the ordered consumer
+// after the cursor.
+func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.ConsumeContext, error) {
+	cfg := l.opts.Config
+	sctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	st, err := js.CreateOrUpdateStream(sctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "nfqfw fleet decisions",
+		Subjects:    []string{l.subject + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      l.opts.MaxAge,
+		MaxMsgSize:  decision.MaxSize,
+		Replicas:    cfg.Replicas,
+		Duplicates:  duplicates,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
+	}
+	info := st.CachedInfo()
+	start := l.cursor.Load() + 1
+	switch {
+	case start > info.State.LastSeq+1:
+		// The stream is younger than the cursor (it was deleted and made
+		// again): read it whole.
+		l.log.Warn("fleet stream is behind this gateway's cursor (recreated?): reading it whole", "cursor", start-1, "stream_last", info.State.LastSeq)
+		start = 1
+		l.cursor.Store(0)
+	case info.State.Msgs > 0 && start < info.State.FirstSeq:
+		l.log.Warn("fleet stream no longer holds the decisions after this gateway's cursor: reading what it holds",
+			"cursor", start-1, "stream_first", info.State.FirstSeq)
+	}
+	cons, err := js.OrderedConsumer(sctx, cfg.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{l.subject + ">"},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    start,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	cc, err := cons.Consume(l.receive, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		l.log.Debug("fleet consumer", "err", err)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	return cc, nil
+}
+
+// publish sends the outbox, oldest first, each decision until the stream
+// acknowledges it, until ctx ends.
+func (l *Link) publish(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
+	wait := retryMin
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		l.mu.Lock()
+		var head []byte
+		if len(l.outbox) > 0 {
+			head = l.outbox[0]
+		}
+		l.mu.Unlock()
+		if head == nil || !nc.IsConnected() {
+			if nc.IsConnected() {
+				l.setUp()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-l.wake:
+			case <-tick.C:
+			}
+			continue
+		}
+		kind := decision.Kind(head[1]) // a Marshal'ed decision: byte 1 is its kind
+		pctx, cancel := context.WithTimeout(ctx, publishTimeout)
+		_, err := js.Publish(pctx, l.Subject(kind, l.opts.Config.Gateway), head, jetstream.WithMsgID(msgID(head)),
+			jetstream.WithExpectStream(l.opts.Config.Stream))
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.setDown("publish: " + err.Error())
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, retryMax)
+			continue
+		}
+		wait = retryMin
+		l.setUp()
+		l.mu.Lock()
+		if len(l.outbox) > 0 && &l.outbox[0][0] == &head[0] {
+			l.outbox[0] = nil
+			l.outbox = l.outbox[1:]
+		}
+		l.mu.Unlock()
+		if kind.Valid() {
+			l.stats.published[kind].Add(1)
+		}
+		l.changed()
+	}
+}
+
+// msgID is the stream's de-duplication id of an encoded decision.
+func msgID(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
+}
+
+// receive handles one message of the stream, on the consumer's goroutine.
+func (l *Link) receive(m jetstream.Msg) {
+	if md, err := m.Metadata(); err == nil {
+		defer func() {
+			l.cursor.Store(md.Sequence.Stream)
+			l.changed()
+		}()
+	}
+	d, ok := l.accept(m.Subject(), m.Data(), time.Now())
+	if ok {
+		l.opts.Apply(d)
+	}
+}
+
+// accept decodes and checks one message published on subject; it reports
+// whether the decision is to be applied. Everything it drops is counted.
+func (l *Link) accept(subject string, data []byte, now time.Time) (decision.Decision, bool) {
+	gw, ok := strings.CutPrefix(subject, l.subject)
+	if ok {
+		_, gw, ok = strings.Cut(gw, ".")
+	}
+	if !ok || gw == "" {
+		l.stats.malformed.Add(1)
+		return decision.Decision{}, false
+	}
+	if gw == l.opts.Config.Gateway {
+		l.stats.skippedOwn.Add(1)
+		return decision.Decision{}, false
+	}
+	if len(data) > decision.MaxSize {
+		l.stats.oversized.Add(1)
+		l.log.Warn("fleet message dropped: oversized", "from", gw, "bytes", len(data), "max", decision.MaxSize)
+		return decision.Decision{}, false
+	}
+	d, err := decision.Unmarshal(data)
+	if err != nil {
+		l.stats.malformed.Add(1)
+		l.log.Warn("fleet message dropped: malformed", "from", gw, "err", err)
+		return decision.Decision{}, false
+	}
+	if d.Origin != gw || d.Kind.String() != strings.SplitN(strings.TrimPrefix(subject, l.subject), ".", 2)[0] {
+		l.stats.spoofed.Add(1)
+		l.log.Warn("fleet message dropped: its subject does not match its origin or kind", "subject", subject, "decision", d.String())
+		return decision.Decision{}, false
+	}
+	if p := l.protect.Load(); p != nil && d.Kind != decision.Unban {
+		for _, q := range *p {
+			if q.Overlaps(d.Scope) {
+				l.stats.refused[d.Kind].Add(1)
+				l.log.Warn("fleet decision refused: its scope covers a protected source (allowlist or management session)",
+					"decision", d.String(), "protected", q)
+				return decision.Decision{}, false
+			}
+		}
+	}
+	if !d.Expires.IsZero() && !d.Expires.After(now) {
+		l.stats.expired.Add(1)
+		return decision.Decision{}, false
+	}
+	l.stats.received[d.Kind].Add(1)
+	if l.opts.Lag != nil && !d.Issued.IsZero() {
+		l.opts.Lag(max(now.Sub(d.Issued), 0))
+	}
+	return d, true
+}
+
+// Stats are the link's counters.
+type Stats struct {
+	Up                            bool
+	Backlog                       int
+	Cursor                        uint64
+	Published, Received, Refused  map[decision.Kind]uint64 // by kind
+	Malformed, Oversized, Spoofed uint64                   // messages dropped
+	Expired                       uint64                   // decisions that arrived after their expiry
+	OutboxDropped                 uint64                   // local decisions dropped from a full outbox
+	Connects, Disconnects         uint64
+}
+
+// Stats returns the link's counters.
+func (l *Link) Stats() Stats {
+	up, _ := l.Up()
+	s := Stats{Up: up, Backlog: l.Backlog(), Cursor: l.Cursor(),
+		Published: map[decision.Kind]uint64{}, Received: map[decision.Kind]uint64{}, Refused: map[decision.Kind]uint64{},
+		Malformed: l.stats.malformed.Load(), Oversized: l.stats.oversized.Load(), Spoofed: l.stats.spoofed.Load(),
+		Expired: l.stats.expired.Load(), OutboxDropped: l.stats.outboxDropped.Load(),
+		Connects: l.stats.connects.Load(), Disconnects: l.stats.disconnects.Load(),
+	}
+	for k := decision.Ban; k <= decision.Allow; k++ {
+		s.Published[k] = l.stats.published[k].Load()
+		s.Received[k] = l.stats.received[k].Load()
+		s.Refused[k] = l.stats.refused[k].Load()
+	}
+	return s
+}
