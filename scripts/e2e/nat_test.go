@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -325,6 +326,12 @@ func fetchBanner(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.AddrPort
 // fetchBannerWithin is fetchBanner with timeout bounding the connection
 // and the answer each.
 func fetchBannerWithin(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.AddrPort, timeout time.Duration) string {
+	return fetchBannerContext(context.Background(), ns, udp, src, dst, timeout)
+}
+
+// fetchBannerContext is fetchBannerWithin whose connect also ends when ctx
+// does (a timeout).
+func fetchBannerContext(ctx context.Context, ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.AddrPort, timeout time.Duration) string {
 	var got string
 	ns.Do(func() error {
 		d := net.Dialer{Timeout: timeout}
@@ -339,7 +346,7 @@ func fetchBannerWithin(ns *sandbox.Netns, udp bool, src netip.Addr, dst netip.Ad
 				d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
 			}
 		}
-		conn, err := d.Dial(network, dst.String())
+		conn, err := d.DialContext(ctx, network, dst.String())
 		if err != nil {
 			got = string(errOutcome(err))
 			return nil

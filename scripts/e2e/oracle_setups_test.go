@@ -426,8 +426,6 @@ const (
 	whyDHCPv6 = "guide 004's DHCPv6 rule (-p udp --sport 547 --dport 546) admits any source, so anyone on " +
 		"the internet can reach the client port; DHCPv6 servers and relays answer clients from link-local " +
 		"addresses (RFC 8415), and nfqfw's example admits only fe80::/10"
-	openActiveFTPNAT = "active FTP through NAT: the address in PORT/EPRT from a client behind the " +
-		"MASQUERADE is not rewritten, which the kernel's nf_nat_ftp does for the guide's gateway"
 )
 
 // oracleIntended are the differences where the guide is wrong and nfqfw
@@ -449,11 +447,4 @@ var oracleIntended = map[string]string{
 // oracleKnownOpen are nfqfw's own differences from the guides, not fixed
 // yet, keyed "SETUP: PROBE", each naming the behaviour to fix. An entry
 // whose probe matches fails the test: the fix landed, remove the entry.
-var oracleKnownOpen = map[string]string{
-	"nat-gateway: cli>srv banner/443 v6": "both gateways answer the forwarded SYN with icmp6-adm-prohibited " +
-		"(the guide's FORWARD REJECT, the example's refused6 rule); the guide's client nonetheless waits out its " +
-		"connect while nfqfw's fails at once with EACCES: why the kernel's TCP does not take the guide's ICMPv6 " +
-		"error is not found yet",
-	"nat-gateway: srv>cli ftp curl active (EPRT) v4": openActiveFTPNAT,
-	"nat-gateway: srv>cli ftp curl active (PORT) v4": openActiveFTPNAT,
-}
+var oracleKnownOpen = map[string]string{}

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,10 +33,15 @@ import (
 // only ever shrink to what is true.
 
 // Bounds of an oracle probe: silence is declared after oracleSilence, and
-// the raw sockets keep listening oracleGrace after any other outcome.
+// the raw sockets keep listening oracleGrace after any other outcome. A
+// TCP connect whose SYN drew an ICMP error it has not ended with is given
+// until oracleRetransmit (past the kernel's initial retransmission timeout
+// of one second) to end with the error the retransmitted SYN draws; see
+// connectContext.
 const (
-	oracleSilence = 500 * time.Millisecond
-	oracleGrace   = 100 * time.Millisecond
+	oracleSilence    = 500 * time.Millisecond
+	oracleGrace      = 100 * time.Millisecond
+	oracleRetransmit = 1500 * time.Millisecond
 )
 
 // Probe kinds only the oracle sends.
@@ -233,10 +240,16 @@ func (s *oracleSide) observe(t *testing.T, p oracleProbe, tg target) result {
 	}
 	var got outcome
 	switch p.kind {
-	case tcpBanner, udpBanner:
-		got = outcome(fetchBannerWithin(ns, p.kind == udpBanner, tg.src.Addr(), tg.dst, oracleSilence))
+	case tcpBanner:
+		ctx, cancel := connectContext(c)
+		got = outcome(fetchBannerContext(ctx, ns, false, tg.src.Addr(), tg.dst, oracleRetransmit))
+		cancel()
+	case udpBanner:
+		got = outcome(fetchBannerWithin(ns, true, tg.src.Addr(), tg.dst, oracleSilence))
 	case tcpConnect:
-		got = dialTCPWithin(ns, tg.dst, oracleSilence)
+		ctx, cancel := connectContext(c)
+		got = dialTCPContext(ctx, ns, tg.dst, oracleRetransmit)
+		cancel()
 	case udpQuery:
 		got = queryUDPWithin(ns, tg.src, tg.dst, oracleSilence)
 	case icmpEcho:
@@ -249,7 +262,45 @@ func (s *oracleSide) observe(t *testing.T, p oracleProbe, tg target) result {
 	default:
 		got = outcome("error: unknown probe kind " + string(p.kind))
 	}
-	return result{Outcome: got, Seen: c.stopAfter(oracleGrace)}
+	return result{Outcome: got, Seen: distinct(c.stopAfter(oracleGrace))}
+}
+
+// distinct is seen without repeats, in the order of first arrival: a
+// retransmission drawing the same answer again is the same observation.
+func distinct(seen []string) []string {
+	var out []string
+	for _, s := range seen {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// connectContext bounds a probe's TCP connect: it is done after
+// oracleSilence if the capture c has recorded nothing, and after
+// oracleRetransmit otherwise. An ICMP error the client saw does not always
+// end its connect at once: the kernel's REJECT answers a forwarded SYN in
+// the same softirq that sends it, while connect() still holds the socket,
+// and the client's TCP drops an error that arrives then
+// (TcpExtLockDroppedIcmps; seen for the guide's icmp6-adm-prohibited). The
+// same error for the retransmitted SYN, a second later, ends the connect,
+// and that is what the application sees: the probe waits for it.
+func connectContext(c *capture) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), oracleRetransmit)
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(oracleSilence):
+		}
+		select {
+		case <-c.first:
+		default:
+			cancel()
+		}
+	}()
+	return ctx, cancel
 }
 
 // sendRaw sends a raw TCP segment or GRE packet and waits until the

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -145,9 +146,16 @@ func dialTCP(ns *sandbox.Netns, dst netip.AddrPort) outcome {
 // dialTCPWithin is dialTCP with timeout bounding the connect and the round
 // trip each.
 func dialTCPWithin(ns *sandbox.Netns, dst netip.AddrPort, timeout time.Duration) outcome {
+	return dialTCPContext(context.Background(), ns, dst, timeout)
+}
+
+// dialTCPContext is dialTCPWithin whose connect also ends when ctx does
+// (a timeout).
+func dialTCPContext(ctx context.Context, ns *sandbox.Netns, dst netip.AddrPort, timeout time.Duration) outcome {
 	var got outcome
 	ns.Do(func() error {
-		conn, err := net.DialTimeout("tcp", dst.String(), timeout)
+		d := net.Dialer{Timeout: timeout}
+		conn, err := d.DialContext(ctx, "tcp", dst.String())
 		if err != nil {
 			got = errOutcome(err)
 			return nil
@@ -227,7 +235,8 @@ func errOutcome(err error) outcome {
 		return prohibited
 	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		return unreachable
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout(),
+		errors.Is(err, context.Canceled): // a prober that stopped waiting
 		return timedOut
 	}
 	return outcome("error: " + err.Error())
