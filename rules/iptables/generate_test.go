@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,12 +55,14 @@ func prefixes(ss ...string) []netip.Prefix {
 	return out
 }
 
-// goldenCases are the setups of DESIGN.md as configs; each golden file holds
-// the IPv4 and the IPv6 ruleset.
-var goldenCases = []struct {
+type goldenCase struct {
 	name string
 	cfg  func() *rules.Config
-}{
+}
+
+// goldenCases are the setups of DESIGN.md as configs; each golden file holds
+// the IPv4 and the IPv6 ruleset.
+var goldenCases = []goldenCase{
 	{
 		// Setup 1: nothing NEW in, so nothing is queued at all.
 		name: "desktop",
@@ -255,7 +258,7 @@ func golden(t *testing.T, name, got string) {
 }
 
 func TestGenerateGolden(t *testing.T) {
-	for _, tt := range goldenCases {
+	for _, tt := range slices.Concat(goldenCases, gatewayGoldenCases) {
 		t.Run(tt.name, func(t *testing.T) {
 			got := both(t, tt.cfg())
 			golden(t, tt.name, got)
