@@ -254,26 +254,12 @@ func (d *datagramLog) String() string {
 // recorded and answered with "BANNER from=PEER".
 func bannerUDP(t *testing.T, ns *sandbox.Netns, port uint16, banner string) *datagramLog {
 	t.Helper()
-	var pc net.PacketConn
-	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp", fmt.Sprintf("[::]:%d", port)); return err }); err != nil {
-		t.Fatalf("listen udp %d in %s: %v", port, ns.Name, err)
-	}
 	log := &datagramLog{}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			peer := from.(*net.UDPAddr).AddrPort().Addr().Unmap()
-			log.add("from=" + peer.String() + " " + string(buf[:n]))
-			fmt.Fprintf(writerTo{pc, from}, "%s from=%s\n", banner, peer)
-		}
-	}()
-	t.Cleanup(func() { pc.Close(); <-done })
+	answerUDP(t, ns, port, func(pc net.PacketConn, from net.Addr, b []byte) {
+		peer := from.(*net.UDPAddr).AddrPort().Addr().Unmap()
+		log.add("from=" + peer.String() + " " + string(b))
+		fmt.Fprintf(writerTo{pc, from}, "%s from=%s\n", banner, peer)
+	})
 	return log
 }
 

@@ -512,31 +512,31 @@ func serveTCP(t *testing.T, ns *sandbox.Netns, ports ...uint16) {
 func serveUDP(t *testing.T, ns *sandbox.Netns, ports ...uint16) {
 	t.Helper()
 	for _, port := range ports {
-		var pc net.PacketConn
-		err := ns.Do(func() (err error) {
-			pc, err = net.ListenPacket("udp", fmt.Sprintf("[::]:%d", port))
-			return err
-		})
-		if err != nil {
-			t.Fatalf("listen udp %d in %s: %v", port, ns.Name, err)
-		}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			buf := make([]byte, 2048)
-			for {
-				n, from, err := pc.ReadFrom(buf)
-				if err != nil {
-					return
-				}
-				pc.WriteTo(buf[:n], from)
-			}
-		}()
-		t.Cleanup(func() {
-			pc.Close()
-			<-done
-		})
+		answerUDP(t, ns, port, func(pc net.PacketConn, from net.Addr, b []byte) { pc.WriteTo(b, from) })
 	}
+}
+
+// answerUDP opens a UDP socket on port in ns (IPv4 and IPv6) and calls
+// answer with each datagram it receives until the test ends.
+func answerUDP(t *testing.T, ns *sandbox.Netns, port uint16, answer func(pc net.PacketConn, from net.Addr, b []byte)) {
+	t.Helper()
+	var pc net.PacketConn
+	if err := ns.Do(func() (err error) { pc, err = net.ListenPacket("udp", fmt.Sprintf("[::]:%d", port)); return err }); err != nil {
+		t.Fatalf("listen udp %d in %s: %v", port, ns.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			answer(pc, from, buf[:n])
+		}
+	}()
+	t.Cleanup(func() { pc.Close(); <-done })
 }
 
 // conversation is one TCP connection kept open and exchanging a message
