@@ -50,6 +50,7 @@ type shard struct {
 	open     *table[window]
 	fails    [recentFailures]failure
 	failNext int
+	changes  uint64 // progress, windows or failures changed: Changes
 
 	// Entry counts, readable without mu so that a shard with nothing to
 	// look at costs no lock.
@@ -301,6 +302,7 @@ func (k *Knocker) Observe(src, dst [16]byte, local bool, proto uint8, dport uint
 		}
 		sh.nprog.Store(int32(sh.prog.len()))
 	}
+	sh.changes++
 	return knock
 }
 
@@ -455,9 +457,25 @@ func (k *Knocker) window(i int, src, dst [16]byte, proto uint8, dport uint16, no
 	}
 	if s.keepOpen {
 		w.until = max(w.until, now+s.openFor)
+		sh.changes++
 	}
 	sh.open.touch(e)
 	return w.until
+}
+
+// Changes returns a count that grows whenever a knock is taken, a
+// sequence progresses, fails or completes, or a kept-open window is pushed:
+// the state saver compares two readings to know whether there is anything
+// new to save. It takes every shard's lock in turn; the packet path pays
+// one increment per change, under the lock it already holds.
+func (k *Knocker) Changes() uint64 {
+	var n uint64
+	for _, sh := range k.shards {
+		sh.mu.Lock()
+		n += sh.changes
+		sh.mu.Unlock()
+	}
+	return n
 }
 
 // Expire drops progress that has timed out (counting the timeouts) and

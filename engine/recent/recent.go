@@ -51,6 +51,7 @@ type shard struct {
 	ents      []entry
 	hits      uint64
 	evictions uint64
+	changes   uint64   // entries inserted, hit or removed: Changes
 	_         [64]byte // keep neighbouring shards' locks off this cache line
 }
 
@@ -171,6 +172,7 @@ func (s *shard) match(m *rules.RecentMatch, addr *[16]byte, ttl uint8, now int64
 			return false
 		}
 		s.lru.Remove(i)
+		s.changes++
 		return true
 	case rules.RecentCheck, rules.RecentUpdate:
 		if !ok {
@@ -221,6 +223,7 @@ func (s *shard) hit(i int32, ttl uint8, now int64) {
 	}
 	e.ttl = ttl
 	s.lru.Touch(i)
+	s.changes++
 }
 
 // insert adds addr with one hit at now, evicting the least recent entry when
@@ -235,6 +238,7 @@ func (s *shard) insert(addr *[16]byte, ttl uint8, now int64) {
 	}
 	s.ents[i] = entry{ttl: ttl, index: 1, nstamps: 1}
 	s.ents[i].stamps[0] = now
+	s.changes++
 }
 
 // lastSeen is the most recent hit of e.
@@ -317,6 +321,24 @@ func (l *Lists) Stats() []Stats {
 		out[k] = st
 	}
 	return out
+}
+
+// Changes returns a count that grows whenever an entry of any list is
+// added, hit or removed (not when one only ages): the state saver compares
+// two readings to know whether there is anything new to save. It takes
+// every shard's lock in turn; the packet path pays one increment per
+// change, under the lock it already holds.
+func (l *Lists) Changes() uint64 {
+	var n uint64
+	for _, li := range l.lists {
+		for si := range li.shards {
+			s := &li.shards[si]
+			s.mu.Lock()
+			n += s.changes
+			s.mu.Unlock()
+		}
+	}
+	return n
 }
 
 // EntrySnapshot is one entry as persisted: absolute times, so a restore

@@ -76,6 +76,7 @@ type sharedState struct {
 
 	current atomic.Pointer[stateful] // the matchers in force, for the saver
 	dirty   chan struct{}            // a ban changed: save soon
+	every   time.Duration            // the saver's timer: saveEvery (tests set it)
 	saveMu  sync.Mutex
 	saves   saveStats
 }
@@ -86,12 +87,18 @@ type saveStats struct {
 	lastErr    atomic.Pointer[string] // nil: the last save succeeded (or none yet)
 }
 
-// Saving: a ban or unban is saved within banSaveDelay (a burst of bans is
-// one save), everything else every saveEvery; both on the saver's own
-// goroutine, never on the expiry path, and once more at exit.
+// Saving: a change (a ban or unban, a recent-list entry added, hit or
+// removed, a knock taken or a window opened) is saved within
+// saveDelay of it, a burst of changes being one save; guard counters,
+// which change on every attempt, every saveEvery; both on the saver's own
+// goroutine, never on the expiry path, and once more at exit. Saves are
+// spaced by at least saveSpacing times the last one's duration, so that a
+// flood of changes costs the saver at most about 5% of a core.
 const (
-	saveEvery    = 10 * time.Second
-	banSaveDelay = time.Second
+	saveEvery   = 10 * time.Second
+	saveDelay   = time.Second
+	changePoll  = 250 * time.Millisecond
+	saveSpacing = 20
 )
 
 // newStateful builds the stateful matchers for pol with empty state;
@@ -104,6 +111,7 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	sh.ftp = ftp.New(ftp.Options{Config: cfg.FTP, Logger: log, LogRate: cfg.Log.Rate})
 	sh.kernel = newKernelBans(cfg, log)
 	sh.dirty = make(chan struct{}, 1)
+	sh.every = saveEvery
 	sh.bans = guard.NewBans(guard.BanOptions{
 		OnBan:   func(a netip.Addr, until time.Time) { sh.kernel.ban(a, until); sh.changed() },
 		OnUnban: func(a netip.Addr) { sh.kernel.unban(a); sh.changed() },
@@ -153,7 +161,7 @@ func (s *stateful) restore() error {
 	}
 	sh.restored.Store(true)
 	sh.wg.Add(1)
-	go func() { defer sh.wg.Done(); sh.saver(sh.ctx) }()
+	go func() { defer sh.wg.Done(); sh.saver(sh.ctx, sh.every) }()
 	return nil
 }
 
@@ -165,24 +173,56 @@ func (sh *sharedState) changed() {
 	}
 }
 
-// saver saves the state of the matchers in force every saveEvery, and
-// banSaveDelay after a ban changed, until ctx ends.
-func (sh *sharedState) saver(ctx context.Context) {
-	tick := time.NewTicker(saveEvery)
+// changes reads the change counts of the recent lists and knock state.
+func (s *stateful) changes() uint64 {
+	return s.recent.Changes() + s.knock.Changes()
+}
+
+// saver saves the state of the matchers in force: within saveDelay of a
+// change (bans tell it, recent lists and knock state are polled every
+// changePoll), every saveEvery in any case, until ctx ends.
+func (sh *sharedState) saver(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	poll := time.NewTicker(changePoll)
+	defer poll.Stop()
+	cur := sh.current.Load()
+	gen := cur.changes()
+	var (
+		dirty      bool      // something changed since the last save
+		next       time.Time // no save before, unless the timer asks
+		dirtySince time.Time // when the oldest unsaved change was seen
+	)
+	save := func() {
+		cur = sh.current.Load()
+		gen = cur.changes()
+		start := time.Now()
+		cur.save()
+		took := time.Since(start)
+		dirty = false
+		next = time.Now().Add(max(saveDelay, saveSpacing*took) - saveDelay)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			save()
+			continue
 		case <-sh.dirty:
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(banSaveDelay):
+			if !dirty {
+				dirty, dirtySince = true, time.Now()
+			}
+		case <-poll.C:
+			if c := sh.current.Load(); c != cur || c.changes() != gen {
+				if !dirty {
+					dirty, dirtySince = true, time.Now()
+				}
 			}
 		}
-		sh.current.Load().save()
+		if dirty && time.Since(dirtySince) >= saveDelay-changePoll && time.Now().After(next) {
+			save()
+		}
 	}
 }
 
