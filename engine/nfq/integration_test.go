@@ -70,14 +70,7 @@ func TestReaderInNetns(t *testing.T) {
 	go func() { runErr <- r.Run(ctx) }()
 	t.Cleanup(func() { cancel(); r.Close() })
 
-	var lis *net.UDPConn
-	if err := ns.Do(func() (err error) {
-		lis, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testPort})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lis.Close() })
+	lis := listenUDP(t, ns)
 
 	t.Run("accept delivers", func(t *testing.T) {
 		c := dialInNetns(t, ns)
@@ -221,14 +214,7 @@ func TestFailOpenInNetns(t *testing.T) {
 			}
 			t.Cleanup(func() { r.Close() })
 			t.Cleanup(func() { close(release) }) // runs first: unblock, then close
-			var lis *net.UDPConn
-			if err := ns.Do(func() (err error) {
-				lis, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testPort})
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { lis.Close() })
+			lis := listenUDP(t, ns)
 			c := dialInNetns(t, ns)
 			for i := range 5 {
 				send(t, c, "overflow "+string(rune('1'+i)))
@@ -316,4 +302,18 @@ func BenchmarkReaderAcceptUDP(b *testing.B) {
 	if int64(got) < int64(b.N) {
 		b.Logf("%d of %d datagrams sent, %d reached the reader", sent, b.N, got)
 	}
+}
+
+// listenUDP listens on 127.0.0.1:testPort in ns until the test ends.
+func listenUDP(t *testing.T, ns *sandbox.Netns) *net.UDPConn {
+	t.Helper()
+	var lis *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		lis, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: testPort})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	return lis
 }
