@@ -32,15 +32,24 @@ FUZZ_TARGETS := \
 FUZZ_SCALE      ?= 1
 FUZZ_LONG_SCALE ?= 50
 
-.PHONY: all build test unit e2e fuzz fuzz-short bench bench-e2e demo deps lint clean
+.PHONY: all build test unit e2e fuzz fuzz-short bench bench-e2e demo tour tour-down deps deps-demo deps-tour lint clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/nfqfw ./cmd/nfqfw
 
+# The packages a job needs (scripts/install-deps.sh): no recommended
+# packages, no service started or left enabled on the host. deps is what the
+# tests need (CI); the demo and the tour need less.
 deps:
-	bash scripts/install-deps.sh
+	bash scripts/install-deps.sh test
+
+deps-demo:
+	bash scripts/install-deps.sh demo
+
+deps-tour:
+	bash scripts/install-deps.sh tour
 
 # The whole suite: vet, unit and privileged end-to-end tests (root), then a
 # short run of every fuzz target. CI runs exactly this. The tests report
@@ -78,9 +87,18 @@ bench-e2e: build
 	bash scripts/bench
 
 # The demo: installs what it needs, builds, runs nfqfw in the namespace
-# sandbox with the example gateway config and drives real traffic.
-demo: deps build
+# sandbox with the example server config and drives real traffic.
+demo: deps-demo build
 	bash scripts/demo.sh
+
+# README's tour: the sandbox "tour", the examples rendered for it under
+# tour/, the listeners it probes started (scripts/tour.sh). tour-down
+# removes it all.
+tour: deps-tour build
+	bash scripts/tour.sh up
+
+tour-down:
+	bash scripts/tour.sh down
 
 clean:
 	rm -rf bin

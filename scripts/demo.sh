@@ -7,11 +7,14 @@
 # It builds three namespaces with names of its own (client, gateway, server;
 # see scripts/sandbox.sh), runs bin/nfqfw in the gateway with the shipped
 # server policy (rules/examples/server.yaml, its uplink set to the
-# gateway's interface toward the client), sends a short scripted series of
-# real packets from the client and prints what the client saw, then the
-# engine's flow table, the per-rule verdict counters, and stops nfqfw to
-# show its chains are gone. Everything it creates is removed on exit, also
-# on failure or Ctrl-C. The host's own network and firewall are not touched.
+# gateway's interface toward the client, and one added rule that drops
+# telnet and logs it), sends a short scripted series of real packets from
+# the client and prints what the client saw, then the engine's flow table,
+# the per-rule verdict counters, a line of the daemon's log, which refusals
+# the kernel made itself and which nfqfw counted, and stops nfqfw to show
+# its chains are gone. Everything it creates is removed on exit, also on
+# failure or Ctrl-C. The host's own network, firewall and services are not
+# touched.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -163,12 +166,17 @@ echo "  services listening on the gateway: tcp 22, 80, 8080 and udp 53, 5353"
 
 heading "2. Without a firewall"
 show "tcp 8080 (listening)" "$(tcp_echo 8080)"
-show "a stray TCP ACK to port 22 (INVALID)" "$(hping -A -p 22)"
+show "tcp 23 (nothing listens)" "$(hping -S -p 23)"
+show "a TCP XMAS probe, FIN+PSH+URG, to port 23" "$(hping -F -P -U -p 23)"
 
 heading "3. Starting nfqfw in the gateway with rules/examples/server.yaml"
 # The example names the server's interface veth-sg; here the uplink is the
-# gateway's interface toward the client.
-sed 's/\bveth-sg\b/veth-gc/' "$example" >"$work/nfqfw.yaml"
+# gateway's interface toward the client. One rule is added in front of the
+# example's: telnet dropped without an answer, and logged.
+sed -e 's/\bveth-sg\b/veth-gc/' -e '/^  rules:$/{
+a\    - {name: telnet, in: uplink, proto: tcp, dport: 23, action: drop, log: {prefix: "DEMO-DROP "}}  # added by the demo
+}' "$example" >"$work/nfqfw.yaml"
+grep -q 'name: telnet' "$work/nfqfw.yaml" || die "could not add the telnet rule to $example (no input rules: line)"
 cat >>"$work/nfqfw.yaml" <<EOF
 
 # Added by the demo: its own socket, state and metrics.
@@ -176,8 +184,9 @@ control: {socket: $work/nfqfw.sock}
 state: {dir: $work/state}
 metrics: {listen: "$metrics"}
 EOF
-echo "  policy: open tcp 22, 80, 443 and dns 53 on the uplink, answer ping;"
-echo "  other tcp -> reset, other udp -> port unreachable, other protocols -> protocol unreachable"
+echo "  policy: open tcp 22, 80, 443 and dns 53 on the uplink, answer ping; telnet (23) dropped and"
+echo "  logged (the demo's rule); other tcp -> reset, other udp -> port unreachable, other protocols ->"
+echo "  protocol unreachable; ctstate INVALID dropped by the kernel"
 # Not through a shell function: $! must be the PID of nfqfw itself (ip
 # netns exec replaces itself with the command), so it is stopped by PID.
 ip netns exec "$gw" "$bin" run -c "$work/nfqfw.yaml" >"$work/nfqfw.log" 2>&1 &
@@ -202,7 +211,8 @@ show "ping (echo request, allowed)" "$(ping_gw)"
 show "tcp 8080 (listening, not in the policy)" "$(tcp_echo 8080)"
 show "udp 5353 (listening, not in the policy)" "$(hping --udp -p 5353)"
 show "GRE (a protocol no rule names)" "$(hping --rawip -H 47 -d 20)"
-show "a stray TCP ACK to port 22 (INVALID)" "$(hping -A -p 22)"
+show "tcp 23 (telnet, dropped and logged)" "$(hping -S -p 23)"
+show "a TCP XMAS probe to port 23 (INVALID)" "$(hping -F -P -U -p 23)"
 
 heading "5. nfqfw state: the flows the engine admitted, like conntrack -L"
 "$bin" state -s "$work/nfqfw.sock" | sed 's/^/  /'
@@ -210,7 +220,20 @@ heading "5. nfqfw state: the flows the engine admitted, like conntrack -L"
 heading "6. Per-rule verdicts from /metrics (nfqfw_packets_total; rule=\"\" is the chain policy)"
 on_gw curl -s --max-time 5 "http://$metrics/metrics" | grep '^nfqfw_packets_total' | sed 's/^/  /' || echo "  (metrics unavailable)"
 
-heading "7. Stopping nfqfw (SIGTERM)"
+heading "7. Who refused what"
+invalid=$(on_gw iptables -w 5 -vxnL NFQFW-INPUT | awk '/ctstate INVALID/ { n += $1 } END { print n + 0 }')
+counted=$(on_gw curl -s --max-time 5 "http://$metrics/metrics" |
+	awk '/^nfqfw_packets_total\{action="(drop|reject)/ { n += $NF } END { print n + 0 }')
+echo "  The kernel itself: $invalid packet(s) dropped as INVALID by its conntrack (the XMAS probe: no"
+echo "  valid TCP state), by nfqfw's kernel rule 'ctstate INVALID -j DROP' (iptables -vnL NFQFW-INPUT"
+echo "  counts it). They never reach the queue: no nfqfw counter, log line or flow has them."
+echo "  nfqfw: $counted refusal(s) decided in the queue and counted in nfqfw_packets_total"
+echo "  (action drop or reject above): telnet, tcp 8080, udp 5353 and GRE."
+echo "  One of them as the daemon logged it (log: {prefix: ...} on the telnet rule):"
+line=$(grep -m 1 'DEMO-DROP' "$work/nfqfw.log" || true)
+echo "    ${line:-(no log line: see $work/nfqfw.log)}"
+
+heading "8. Stopping nfqfw (SIGTERM)"
 before=$(nfqfw_rules)
 stop_daemon
 echo "  NFQFW rules in iptables-save + ip6tables-save: $before before, $(nfqfw_rules) after"

@@ -1,56 +1,207 @@
 #!/usr/bin/env bash
-# install-deps.sh — install what nfqfw's build, tests and sandbox need on a
-# Debian machine. Idempotent: installs only missing packages, and skips
-# `apt-get update` when nothing is missing. Run as root.
+# install-deps.sh — install the Debian packages one of nfqfw's jobs needs,
+# and change nothing else on the host. Idempotent: installs only missing
+# packages, and skips `apt-get update` when nothing is missing. Run as root.
 #
-#   scripts/install-deps.sh          install missing packages, check Go
-#   scripts/install-deps.sh --check  only report; exit 1 if anything is missing
+#   scripts/install-deps.sh [--check] [demo|tour|test]
+#
+#   demo   what `make demo` drives: iptables, iproute2, hping3, socat, nc, curl
+#   tour   demo's, plus the README tour's clients and its FTP server
+#          (nmap, the knock client, vsftpd run inside the sandbox)
+#   test   (the default; `make deps`, CI) tour's, plus what the end-to-end
+#          tests and the benchmark use (conntrack, ipset, lftp, prometheus
+#          and promtool, iperf3, the C NFQUEUE reader's compiler and headers)
+#   --check  only report; exit 1 if anything is missing
+#
+# Packages are installed without their recommendations. A package that
+# ships a service (vsftpd, knockd, prometheus) is installed without it
+# starting: a policy-rc.d answering 101 ("action forbidden") is in place
+# while apt runs, and a service its installation enabled (a systemd
+# .wants link, a SysV S link) is disabled again, so nothing listens on the
+# host, now or after a reboot: the demo and the tests start the daemons
+# they use inside their own network namespaces. When another apt or dpkg
+# holds the package lock (common on a fresh cloud machine), it waits for
+# it, at most LOCK_WAIT seconds (default 600), saying so.
 set -euo pipefail
 
-PACKAGES=(
-	iptables conntrack ipset iproute2 iputils-ping procps # kernel plumbing the daemon and tests drive
-	nmap hping3 socat netcat-openbsd curl iperf3 # traffic for e2e tests and benchmarks
-	vsftpd lftp # FTP server and client (active/passive, v4/v6)
-	knockd # its `knock` client for the port-knocking setup
-	prometheus # promtool and a server for the metrics
-	tshark # packet captures while debugging e2e tests
+DEMO=(
+	iptables iproute2 iputils-ping procps # kernel plumbing the daemon and the demo drive
+	hping3 socat netcat-openbsd curl      # the demo's probes and listeners
+)
+TOUR=(
+	"${DEMO[@]}"
+	nmap   # the port scan of the tour
+	knockd # its `knock` client (the knockd service stays disabled)
+	vsftpd # the FTP server the tour runs in its sandbox (the service stays disabled)
+)
+TEST=(
+	"${TOUR[@]}"
+	conntrack ipset                       # the tests read the kernel's tables
+	lftp                                  # a second FTP client (active and passive modes)
+	prometheus                            # promtool and a server scraping /metrics (the service stays disabled)
+	iperf3                                # the benchmark's traffic
 	gcc pkg-config libnetfilter-queue-dev # the benchmark's C NFQUEUE reader (scripts/benchcmd/creader/creader.c)
 )
 
-check_only=false
-case "${1:-}" in
---check) check_only=true ;;
-"") ;;
-*)
-	echo "usage: $0 [--check]" >&2
+# Where the host's service links and policy-rc.d live (another root only
+# for the tests of this script).
+root_dir=${DEPS_ROOT:-}
+policy_rc=$root_dir/usr/sbin/policy-rc.d
+lock_wait=${LOCK_WAIT:-600}
+
+usage() {
+	sed -n '6,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
-	;;
+}
+
+check_only=false
+profile=test
+for arg in "$@"; do
+	case "$arg" in
+	--check) check_only=true ;;
+	demo | tour | test) profile=$arg ;;
+	*) usage ;;
+	esac
+done
+case $profile in
+demo) packages=("${DEMO[@]}") ;;
+tour) packages=("${TOUR[@]}") ;;
+test) packages=("${TEST[@]}") ;;
 esac
 
 installed() {
 	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
 }
 
+# service_links lists the links that enable a service: systemd's .wants and
+# .requires links and SysV's start links.
+service_links() {
+	find "$root_dir/etc/systemd/system" -mindepth 2 -maxdepth 2 -type l \( -path '*.wants/*' -o -path '*.requires/*' \) 2>/dev/null
+	find "$root_dir"/etc/rc[0-6S].d -maxdepth 1 -type l -name 'S*' 2>/dev/null
+	true
+}
+
+# disable_link undoes one enabling link the installation made, as an
+# administrator would (so a later upgrade of the package keeps it disabled).
+disable_link() {
+	local link=$1 unit name
+	case $link in
+	*/etc/systemd/system/*)
+		unit=$(basename "$link")
+		if [ -z "$root_dir" ] && command -v systemctl >/dev/null; then
+			systemctl --quiet disable "$unit" 2>/dev/null || true
+		fi
+		rm -f "$link"
+		echo "  $unit: enabled by its package, disabled again"
+		;;
+	*)
+		name=$(basename "$link" | sed -E 's/^S[0-9]*//')
+		if [ -z "$root_dir" ] && command -v update-rc.d >/dev/null; then
+			update-rc.d "$name" disable >/dev/null 2>&1 || true
+		fi
+		rm -f "$link"
+		echo "  $name (SysV init script): enabled by its package, disabled again"
+		;;
+	esac
+}
+
+# apt runs apt-get with its arguments. While another process holds apt's or
+# dpkg's lock it waits (every 5 s, at most lock_wait seconds in all),
+# saying who holds it, instead of failing.
+apt() {
+	local err deadline=$((SECONDS + lock_wait)) said=false
+	err=$(mktemp)
+	while :; do
+		if apt-get "$@" 2>"$err"; then
+			rm -f "$err"
+			return 0
+		fi
+		if ! grep -qE 'Could not get lock|Unable to lock|Unable to acquire the dpkg frontend lock' "$err"; then
+			cat "$err" >&2
+			rm -f "$err"
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			cat "$err" >&2
+			echo "the package lock is still held after ${lock_wait} s; try again when the other installation is done (LOCK_WAIT=seconds waits longer)" >&2
+			rm -f "$err"
+			return 1
+		fi
+		if ! $said; then
+			echo "waiting for the package lock ($(grep -oE 'held by process [0-9]+( \([^)]*\))?' "$err" | head -n1 || echo "another apt or dpkg")), at most ${lock_wait} s..." >&2
+			said=true
+		fi
+		sleep 5
+	done
+}
+
+# install_quietly installs packages with no service starting, and disables
+# the services their installation enabled.
+install_quietly() {
+	local saved=
+	declare -A before=()
+	local link
+	while read -r link; do
+		[ -n "$link" ] && before[$link]=1
+	done < <(service_links)
+
+	if [ -e "$policy_rc" ] || [ -L "$policy_rc" ]; then
+		saved=$(mktemp "$policy_rc.nfqfw-deps.XXXXXX")
+		mv -f "$policy_rc" "$saved"
+	fi
+	restore_policy_rc() {
+		rm -f "$policy_rc"
+		if [ -n "$saved" ]; then
+			mv -f "$saved" "$policy_rc"
+		fi
+	}
+	trap restore_policy_rc EXIT
+	trap 'exit 130' INT TERM
+	mkdir -p "$(dirname "$policy_rc")"
+	printf '#!/bin/sh\n# Placed by nfqfw scripts/install-deps.sh while it installs packages: no service starts.\nexit 101\n' >"$policy_rc"
+	chmod 0755 "$policy_rc"
+
+	local status=0
+	export DEBIAN_FRONTEND=noninteractive
+	apt update -q && apt install -y -q --no-install-recommends "$@" || status=$?
+	restore_policy_rc
+	trap - EXIT INT TERM
+
+	local disabled=0 service
+	declare -A seen=()
+	while read -r link; do
+		[ -n "$link" ] && [ -z "${before[$link]:-}" ] || continue
+		service=$(basename "$link" | sed -E 's/^S[0-9]*//')
+		if [ -n "${seen[$service]:-}" ]; then
+			rm -f "$link" # another runlevel's link of a service already disabled
+			continue
+		fi
+		seen[$service]=1
+		disable_link "$link"
+		disabled=$((disabled + 1))
+	done < <(service_links)
+	((disabled > 0)) || echo "services: none enabled or started by the installation"
+	return $status
+}
+
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${packages[@]}"; do
 	installed "$p" || missing+=("$p")
 done
 
 status=0
 if ((${#missing[@]} == 0)); then
-	echo "packages: all ${#PACKAGES[@]} present"
+	echo "packages ($profile): all ${#packages[@]} present"
 elif $check_only; then
-	echo "packages missing: ${missing[*]}" >&2
+	echo "packages missing ($profile): ${missing[*]}" >&2
 	status=1
 else
 	if ((EUID != 0)); then
 		echo "packages missing (${missing[*]}); run as root to install them" >&2
 		exit 1
 	fi
-	echo "installing: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q
-	apt-get install -y -q "${missing[@]}"
+	echo "installing ($profile, no recommended packages, no service started): ${missing[*]}"
+	install_quietly "${missing[@]}"
 fi
 
 # The Go toolchain cannot be downloaded here: it must already be installed,
