@@ -245,6 +245,53 @@ func TestFailOpenInNetns(t *testing.T) {
 	}
 }
 
+// TestDecidingShowsAStuckReader: an idle reader reports 0 (it waits for
+// packets, responsive); one whose Decider does not return reports how long
+// it has been at it, until it returns. The daemon's watchdog reads this.
+func TestDecidingShowsAStuckReader(t *testing.T) {
+	sandbox.Require(t, "iptables")
+	ns := sandbox.NewNetns(t, "nfqdc")
+	ns.MustExec("iptables", "-A", "OUTPUT", "-o", "lo", "-p", "udp", "--dport", "9999",
+		"-j", "NFQUEUE", "--queue-num", "7")
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	stuck := DeciderFunc(func([]byte, Meta) Verdict {
+		entered <- struct{}{}
+		<-release
+		return Drop
+	})
+	r, err := Open(Config{Queue: testQueue, NetNS: ns.Handle()}, stuck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	if d := r.Deciding(); d != 0 {
+		t.Errorf("idle reader: Deciding() = %v, want 0", d)
+	}
+	send(t, dialInNetns(t, ns), "stuck")
+	select {
+	case <-entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the packet never reached the decider")
+	}
+	if d := r.Deciding(); d <= 0 {
+		t.Errorf("reader stuck in Decide: Deciding() = %v, want > 0", d)
+	}
+	close(release)
+	released = true
+	for i := 0; i < 100 && r.Deciding() != 0; i++ { // at most 5 s
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d := r.Deciding(); d != 0 {
+		t.Errorf("reader that answered: Deciding() = %v, want 0", d)
+	}
+}
+
 // BenchmarkReaderAcceptUDP measures queued UDP datagrams per second through
 // a reader that accepts everything, one verdict per packet (privileged).
 func BenchmarkReaderAcceptUDP(b *testing.B) {

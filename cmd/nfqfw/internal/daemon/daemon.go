@@ -73,6 +73,7 @@ type Daemon struct {
 	queues   []*queueReader
 
 	expiryTick atomic.Int64 // unix nanoseconds of housekeeping's last round: the watchdog's proof of life
+	stalled    atomic.Bool  // the watchdog was not fed at its last ping
 }
 
 // Run starts the daemon and blocks until ctx ends (an explicit stop: the
@@ -371,11 +372,50 @@ func Run(ctx context.Context, opts Options) error {
 	}
 }
 
-// alive reports whether the daemon makes progress: housekeeping (flow
-// expiry) ran within the last few seconds, and no queue reader failed.
-// The systemd watchdog is fed only while it is.
+// alive reports whether the packet path and housekeeping make progress;
+// the systemd watchdog is fed only while they do (see packetPathAlive).
+// A change of verdict is logged once.
 func (d *Daemon) alive() bool {
-	return time.Since(time.Unix(0, d.expiryTick.Load())) < 5*time.Second
+	qs := make([]queueLiveness, len(d.queues))
+	for i, q := range d.queues {
+		qs[i] = q.r
+	}
+	err := packetPathAlive(time.Since(time.Unix(0, d.expiryTick.Load())), qs)
+	was := d.stalled.Swap(err != nil)
+	switch {
+	case err != nil && !was:
+		d.log.Error("watchdog not fed: systemd kills and restarts the daemon unless this ends", "err", err)
+	case err == nil && was:
+		d.log.Info("watchdog fed again: the packet path makes progress")
+	}
+	return err == nil
+}
+
+// queueLiveness is what the watchdog asks of a queue reader
+// (nfq.Reader.Deciding).
+type queueLiveness interface {
+	Deciding() time.Duration
+}
+
+// stuckAfter is how long a queue reader may take over what one receive
+// read, or housekeeping between two rounds, before the watchdog is no
+// longer fed: a batch takes microseconds, a round about a second.
+const stuckAfter = 5 * time.Second
+
+// packetPathAlive returns nil when every queue reader is either waiting
+// for packets (idle and responsive) or has been deciding what it read for
+// less than stuckAfter, and housekeeping (flow expiry) ran within
+// stuckAfter (sinceTick ago); otherwise what is stuck.
+func packetPathAlive(sinceTick time.Duration, queues []queueLiveness) error {
+	for i, q := range queues {
+		if d := q.Deciding(); d >= stuckAfter {
+			return fmt.Errorf("queue reader %d has been deciding one receive's packets for %v", i, d.Round(time.Millisecond))
+		}
+	}
+	if sinceTick >= stuckAfter {
+		return fmt.Errorf("flow expiry last ran %v ago", sinceTick.Round(time.Millisecond))
+	}
+	return nil
 }
 
 // Reload reads the config file again. A config that does not parse,
