@@ -11,16 +11,19 @@ import (
 // engine would have seen its first packet: Src and Dst are the original
 // direction after DNAT (the reply tuple's source is the real destination)
 // and before SNAT or MASQUERADE, InIf and OutIf the interfaces that packet
-// would have crossed (0: none, as OUTPUT has no input interface).
+// would have crossed (0: none, as OUTPUT has no input interface). For ICMP
+// and ICMPv6, Src's port is the echo identifier, Dst's port is zero, and
+// ICMPType and ICMPCode are the first packet's (an echo request).
 type KernelFlow struct {
-	Hook        rules.Hook
-	InIf, OutIf uint32
-	Proto       uint8
-	Src, Dst    netip.AddrPort
-	TCPState    TCPState // conntrack's TCP state; TCPNone for other protocols
-	Replied     bool     // conntrack SEEN_REPLY
-	Assured     bool     // conntrack ASSURED
-	Timeout     time.Duration
+	Hook               rules.Hook
+	InIf, OutIf        uint32
+	Proto              uint8
+	Src, Dst           netip.AddrPort
+	ICMPType, ICMPCode uint8
+	TCPState           TCPState // conntrack's TCP state; TCPNone for other protocols
+	Replied            bool     // conntrack SEEN_REPLY
+	Assured            bool     // conntrack ASSURED
+	Timeout            time.Duration
 }
 
 // AdoptResult says what Adopt did with a kernel flow.
@@ -31,7 +34,7 @@ const (
 	AdoptAdmitted AdoptResult = iota // the policy admits its first packet: tracked as the kernel has it
 	AdoptTracked                     // the engine tracks it already
 	AdoptRefused                     // the policy would not admit its first packet: left alone
-	AdoptSkipped                     // not a protocol the engine adopts (ICMP, other), or the table is full
+	AdoptSkipped                     // not a flow the engine adopts (ICMP other than echo, other protocols), or the table is full
 )
 
 // Adopt takes a flow the kernel already tracks (after a restart of the
@@ -44,12 +47,18 @@ const (
 // flow because something admitted it), a rule's recent-list condition as
 // not met (nothing is set or updated), rate guards are not consulted.
 //
-// TCP, UDP, UDP-Lite and SCTP flows are adopted; ICMP is left to the kernel,
-// whose fast path carries it. Adopt is safe for concurrent use with the
-// queue readers.
+// TCP, UDP, UDP-Lite and SCTP flows are adopted, and ICMP and ICMPv6 echo
+// sessions (a ping in progress: its first packet is the echo request, its
+// identifier is the flow's); conntrack's other ICMP flows (timestamp and
+// information requests) are left to the kernel. Adopt is safe for
+// concurrent use with the queue readers.
 func (e *Engine) Adopt(f KernelFlow, now int64) AdoptResult {
 	switch f.Proto {
 	case ctTCP, ctUDP, ctUDPLite, 132:
+	case ctICMP, ctICMPv6:
+		if req, ok := echoType(f.Proto, f.ICMPType); !ok || !req {
+			return AdoptSkipped
+		}
 	default:
 		return AdoptSkipped
 	}
@@ -66,7 +75,11 @@ func (e *Engine) Adopt(f KernelFlow, now int64) AdoptResult {
 	}
 	p.Proto = f.Proto
 	p.Src, p.Dst = f.Src.Addr().As16(), f.Dst.Addr().As16()
-	p.SrcPort, p.DstPort = f.Src.Port(), f.Dst.Port()
+	if f.Proto == ctICMP || f.Proto == ctICMPv6 {
+		p.ICMPType, p.ICMPCode, p.ICMPID = f.ICMPType, f.ICMPCode, f.Src.Port()
+	} else {
+		p.SrcPort, p.DstPort = f.Src.Port(), f.Dst.Port()
+	}
 	p.InIface, p.OutIface = e.ifs.name(f.InIf), e.ifs.name(f.OutIf)
 	p.TTL = 64
 	if f.Proto == ctTCP {

@@ -29,8 +29,16 @@ func TestAdopt(t *testing.T) {
 			Src: ap("198.51.100.7:40002"), Dst: ap("10.99.2.2:22"), TCPState: TCPEstablished}, AdoptRefused},
 		{"dns over udp is admitted", KernelFlow{Hook: rules.HookInput, InIf: uplinkIndex, Proto: 17,
 			Src: ap("198.51.100.7:5353"), Dst: ap("10.99.2.2:53"), Replied: true}, AdoptAdmitted},
-		{"icmp is left to the kernel", KernelFlow{Hook: rules.HookInput, Proto: 1,
-			Src: ap("198.51.100.7:0"), Dst: ap("10.99.2.2:0")}, AdoptSkipped},
+		{"a ping in progress is admitted (ping)", KernelFlow{Hook: rules.HookInput, InIf: uplinkIndex, Proto: 1,
+			Src: ap("198.51.100.7:4660"), Dst: ap("10.99.2.2:0"), ICMPType: 8, Replied: true, Timeout: 30 * time.Second}, AdoptAdmitted},
+		{"a ping6 in progress is admitted (ping6)", KernelFlow{Hook: rules.HookInput, InIf: uplinkIndex, Proto: 58,
+			Src: ap("[2001:db8::7]:4661"), Dst: ap("[fd99:2::2]:0"), ICMPType: 128, Replied: true}, AdoptAdmitted},
+		{"the ping again is tracked already", KernelFlow{Hook: rules.HookInput, InIf: uplinkIndex, Proto: 1,
+			Src: ap("198.51.100.7:4660"), Dst: ap("10.99.2.2:0"), ICMPType: 8}, AdoptTracked},
+		{"a ping the policy refuses is left alone", KernelFlow{Hook: rules.HookForward, InIf: uplinkIndex, OutIf: 99, Proto: 1,
+			Src: ap("198.51.100.7:4662"), Dst: ap("10.99.9.9:0"), ICMPType: 8}, AdoptRefused},
+		{"an icmp timestamp request is left to the kernel", KernelFlow{Hook: rules.HookInput, InIf: uplinkIndex, Proto: 1,
+			Src: ap("198.51.100.7:4663"), Dst: ap("10.99.2.2:0"), ICMPType: 13}, AdoptSkipped},
 	} {
 		if got := e.Adopt(tt.f, flowNow); got != tt.want {
 			t.Errorf("%s: Adopt = %d, want %d", tt.name, got, tt.want)
@@ -41,7 +49,22 @@ func TestAdopt(t *testing.T) {
 	if v.Reason != ReasonEstablished {
 		t.Errorf("next segment of the adopted ssh flow: reason %v, want established", v.Reason)
 	}
+	for _, echo := range []flowPacket{flowEcho(t, "10.99.2.2", "198.51.100.7", 4660, false), flowEcho(t, "fd99:2::2", "2001:db8::7", 4661, false)} {
+		if v := w.Decide(echo.b, rules.HookOutput, 0, uplinkIndex, 0, flowNow+sec); v.Reason != ReasonEstablished {
+			t.Errorf("echo reply of an adopted ping: reason %v, want established", v.Reason)
+		}
+	}
 	e.Flows().clock = func() int64 { return flowNow + 2*sec }
+	pings := 0
+	e.Flows().Walk(func(f FlowInfo) bool {
+		if f.Echo && f.Replied && (f.ICMPID == 4660 || f.ICMPID == 4661) {
+			pings++
+		}
+		return true
+	})
+	if pings != 2 {
+		t.Errorf("%d adopted replied ping flows listed, want 2", pings)
+	}
 	var fi FlowInfo
 	e.Flows().Walk(func(f FlowInfo) bool {
 		if f.Orig.Dst.Port() == 22 {

@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
@@ -116,4 +118,121 @@ func (f *ftpConn) retr(ns *sandbox.Netns, srv *vsftpdServer, when string) {
 		f.t.Fatalf("RETR %s: %d bytes, %v: %s", when, len(b), err, fmt.Sprint(sha256.Sum256(b) == srv.sum))
 	}
 	f.expect("226")
+}
+
+// TestPingAcrossRestart: pings in progress through the gateway and to the
+// gateway itself, IPv4 and IPv6, keep getting every reply across a restart
+// (SIGTERM, then start) and a crash (SIGKILL, then start), as they do
+// through the guides' rules, which the kernel keeps applying; the restarted
+// engine lists each ping under the rule that admits its echo requests (it
+// adopted the kernel's echo flows).
+func TestPingAcrossRestart(t *testing.T) {
+	requireSandbox(t)
+	sb := sandbox.New(t, sandbox.Options{})
+	t.Parallel()
+	cfg := fmt.Sprintf(`
+zones:
+  cli: [%s]
+  srv: [%s]
+trusted: [lo]
+input:
+  policy: drop
+  rules:
+    - {name: ping, proto: icmp, icmp_type: echo-request, action: accept}
+    - {name: ping6, proto: icmpv6, icmp_type: echo-request, action: accept}
+forward:
+  policy: drop
+  rules:
+    - {name: ping-srv, in: cli, out: srv, proto: icmp, icmp_type: echo-request, action: accept}
+    - {name: ping6-srv, in: cli, out: srv, proto: icmpv6, icmp_type: echo-request, action: accept}
+`, sb.GatewayLink(clientRole), sb.GatewayLink(hostRole))
+	fw := startFirewall(t, sb.NS(sandbox.Gateway), cfg)
+	cli := sb.NS(clientRole)
+	pings := []struct {
+		dst  netip.Addr
+		rule string
+	}{
+		{sb.Addr4(hostRole), "ping-srv"},
+		{sb.Addr6(hostRole), "ping6-srv"},
+		{sb.GatewayAddr4(clientRole), "ping"},
+		{sb.GatewayAddr6(clientRole), "ping6"},
+	}
+	// Each ping is one session (the sandbox's pinger keeps its echo
+	// identifier), a request every pingInterval, each answered within
+	// pingWait or counted lost.
+	const (
+		pingInterval = 100 * time.Millisecond
+		pingWait     = time.Second
+		maxPings     = 600
+	)
+	stop := make(chan struct{})
+	lost := make([][]string, len(pings))
+	sent := make([]int, len(pings))
+	first := make([]chan struct{}, len(pings))
+	var wg sync.WaitGroup
+	for i, p := range pings {
+		first[i] = make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < maxPings; n++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(pingInterval):
+				}
+				sent[i]++
+				if err := cli.Ping(p.dst, 1, pingWait); err != nil {
+					lost[i] = append(lost[i], err.Error())
+				} else if sent[i]-len(lost[i]) == 1 {
+					close(first[i])
+				}
+			}
+		}()
+	}
+	for i, p := range pings {
+		select {
+		case <-first[i]:
+		case <-time.After(10 * pingWait):
+			t.Fatalf("ping %s: no reply before any restart", p.dst)
+		}
+	}
+	for _, restart := range []struct {
+		name string
+		stop func()
+	}{
+		{"SIGTERM and start", fw.stop},
+		{"SIGKILL and start", fw.kill},
+	} {
+		restart.stop()
+		fw.start()
+		st := fw.state()
+		for _, p := range pings {
+			if !listsPing(st, p.dst, p.rule) {
+				t.Errorf("after %s: no replied echo flow to %s under rule %s:\n%s", restart.name, p.dst, p.rule, lines(st))
+			}
+		}
+		time.Sleep(5 * pingInterval)
+	}
+	close(stop)
+	wg.Wait()
+	for i, p := range pings {
+		if len(lost[i]) > 0 {
+			t.Errorf("ping %s: %d of %d requests lost across the restarts: %v", p.dst, len(lost[i]), sent[i], lost[i])
+		}
+	}
+	if v := metricValue(fw.metrics(), `nfqfw_flows_adopted_total`); v < float64(len(pings)) {
+		t.Errorf("nfqfw_flows_adopted_total = %v after the restarts, want at least %d (the pings)", v, len(pings))
+	}
+}
+
+// listsPing reports whether st lists a replied ICMP or ICMPv6 echo flow to
+// dst admitted by rule.
+func listsPing(st control.StateResponse, dst netip.Addr, rule string) bool {
+	for _, f := range st.Flows {
+		if (f.Proto == "icmp" || f.Proto == "icmpv6") && f.Dst == dst.String() && f.Replied && f.Rule == rule {
+			return true
+		}
+	}
+	return false
 }

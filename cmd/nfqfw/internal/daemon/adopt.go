@@ -74,6 +74,11 @@ func kernelFlow(ev *ctnl.Event, routes routeCache) (engine.KernelFlow, bool) {
 	if ev.TCPState > uint8(engine.TCPClose) {
 		f.TCPState = engine.TCPNone
 	}
+	if ev.Proto == unix.IPPROTO_ICMP || ev.Proto == unix.IPPROTO_ICMPV6 {
+		// The ports carry the echo identifier and type<<8|code.
+		f.Dst = netip.AddrPortFrom(f.Dst.Addr(), 0)
+		f.ICMPType, f.ICMPCode = uint8(ev.DPort>>8), uint8(ev.DPort)
+	}
 	src, dst := routes.get(f.Src.Addr()), routes.get(f.Dst.Addr())
 	switch {
 	case src.local:
