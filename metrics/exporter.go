@@ -37,6 +37,7 @@ type Options struct {
 	State  StateSource
 	Knock  KnockSource
 	FTP    FTPSource
+	Fleet  FleetSource // nil without a fleet
 
 	// ConfigHash names the config loaded at start; with ConfigLoaded (its
 	// load time; zero means now) it sets nfqfw_config_info and the
@@ -101,6 +102,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.FTP != nil {
 		add("ftp", newFTPCollector(opts.FTP))
+	}
+	if opts.Fleet != nil {
+		add("fleet", newFleetCollector(opts.Fleet))
 	}
 	m.reg.MustRegister(newScraper(opts.Logger, cs))
 	m.reg.MustRegister(m.latency)

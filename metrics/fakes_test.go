@@ -215,5 +215,15 @@ func testOptions() Options {
 		State:   testState,
 		Knock:   testKnock,
 		FTP:     testFTP,
+		Fleet:   testFleet,
 	}
 }
+
+type fakeFleet struct{ st FleetStats }
+
+func (f fakeFleet) FleetStats() FleetStats { return f.st }
+
+var testFleet = fakeFleet{FleetStats{Up: true, Backlog: 2, Cursor: 140, Connects: 3,
+	Kinds:     []FleetKind{{Kind: "ban", Published: 40, Received: 95, Refused: 1}, {Kind: "unban", Published: 2, Received: 3}},
+	Malformed: 1, Expired: 2,
+	LagBounds: []float64{.01, .1, 1}, LagBuckets: []uint64{60, 95, 98}, LagCount: 98, LagSum: 2.5}}

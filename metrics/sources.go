@@ -159,3 +159,31 @@ type FTPSource interface {
 	// example bounce: a PORT naming a third host, or table_full).
 	FTPRefusals(fn func(reason string, refused uint64))
 }
+
+// FleetKind is what the fleet link counted of one kind of decision.
+type FleetKind struct {
+	Kind                         string // ban, unban, knock-window, knock-use
+	Published, Received, Refused uint64
+}
+
+// FleetStats are the fleet link's counters and state.
+type FleetStats struct {
+	Up                            bool
+	Backlog                       int
+	Cursor                        uint64
+	Connects                      uint64
+	Kinds                         []FleetKind
+	Malformed, Oversized, Spoofed uint64
+	Expired, OutboxFull           uint64
+	// The propagation lag histogram: LagBuckets[i] lags were at most
+	// LagBounds[i] seconds (cumulative); LagSum in seconds.
+	LagBounds  []float64
+	LagBuckets []uint64
+	LagCount   uint64
+	LagSum     float64
+}
+
+// FleetSource is the fleet link.
+type FleetSource interface {
+	FleetStats() FleetStats
+}

@@ -45,9 +45,6 @@ type Options struct {
 	// Apply enforces a decision of another gateway. It runs on the
 	// consumer's goroutine, one decision at a time, in stream order.
 	Apply func(decision.Decision)
-	// Lag observes each applied decision's propagation delay, from its
-	// Issued time to its arrival here (nil: not observed).
-	Lag func(time.Duration)
 	// Changed is called (never blocking for long) when the outbox or the
 	// cursor changed, so the daemon saves them soon.
 	Changed func()
@@ -91,6 +88,47 @@ type counters struct {
 	expired, outboxDropped        atomic.Uint64
 	skippedOwn                    atomic.Uint64
 	connects, disconnects         atomic.Uint64
+	lag                           lagHistogram
+}
+
+// LagBuckets are the upper bounds, in seconds, of the propagation lag
+// histogram: from a decision's issue on its gateway to its arrival here.
+var LagBuckets = [...]float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}
+
+// lagHistogram counts lags per bucket of LagBuckets (the last slot: above
+// every bound).
+type lagHistogram struct {
+	counts [len(LagBuckets) + 1]atomic.Uint64
+	sumNs  atomic.Int64
+}
+
+func (h *lagHistogram) observe(d time.Duration) {
+	i := len(LagBuckets)
+	for j, b := range LagBuckets {
+		if d.Seconds() <= b {
+			i = j
+			break
+		}
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(d))
+}
+
+// Lag is a snapshot of the propagation lag histogram.
+type Lag struct {
+	Count   uint64
+	Sum     time.Duration
+	Buckets []uint64 // cumulative: Buckets[i] lags were at most LagBuckets[i]
+}
+
+func (h *lagHistogram) snapshot() Lag {
+	l := Lag{Sum: time.Duration(h.sumNs.Load()), Buckets: make([]uint64, len(LagBuckets))}
+	for i := range LagBuckets {
+		l.Count += h.counts[i].Load()
+		l.Buckets[i] = l.Count
+	}
+	l.Count += h.counts[len(LagBuckets)].Load()
+	return l
 }
 
 // New returns a link for cfg; it connects when Run starts.
@@ -521,8 +559,8 @@ func (l *Link) accept(subject string, data []byte, now time.Time) (decision.Deci
 		return decision.Decision{}, false
 	}
 	l.stats.received[d.Kind].Add(1)
-	if l.opts.Lag != nil && !d.Issued.IsZero() {
-		l.opts.Lag(max(now.Sub(d.Issued), 0))
+	if !d.Issued.IsZero() {
+		l.stats.lag.observe(max(now.Sub(d.Issued), 0))
 	}
 	return d, true
 }
@@ -537,6 +575,7 @@ type Stats struct {
 	Expired                       uint64                   // decisions that arrived after their expiry
 	OutboxDropped                 uint64                   // local decisions dropped from a full outbox
 	Connects, Disconnects         uint64
+	Lag                           Lag // propagation of the decisions received
 }
 
 // Stats returns the link's counters.
@@ -547,6 +586,7 @@ func (l *Link) Stats() Stats {
 		Malformed: l.stats.malformed.Load(), Oversized: l.stats.oversized.Load(), Spoofed: l.stats.spoofed.Load(),
 		Expired: l.stats.expired.Load(), OutboxDropped: l.stats.outboxDropped.Load(),
 		Connects: l.stats.connects.Load(), Disconnects: l.stats.disconnects.Load(),
+		Lag: l.stats.lag.snapshot(),
 	}
 	for k := decision.Ban; k <= decision.Allow; k++ {
 		s.Published[k] = l.stats.published[k].Load()

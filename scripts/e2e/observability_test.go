@@ -702,9 +702,10 @@ func obsExposedFamilies(exposition string) map[string]bool {
 }
 
 // obsOptionalFamilies are the families the daemon may leave out: the FTP
-// helper's, when no FTP source is wired. Every other family must have
+// helper's, when no FTP source is wired, and the fleet link's, without a
+// fleet (TestFleet evaluates the fleet row). Every other family must have
 // data in the scenario.
-var obsOptionalFamilies = regexp.MustCompile(`^nfqfw_ftp_`)
+var obsOptionalFamilies = regexp.MustCompile(`^nfqfw_(ftp|fleet)_`)
 
 var obsFamilyRef = regexp.MustCompile(`\b(nfqfw_[a-z0-9_]+|process_[a-z0-9_]+|go_[a-z0-9_]+)`)
 
