@@ -3,7 +3,9 @@ package rules
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,5 +111,53 @@ func TestFleetCredentialFiles(t *testing.T) {
 	os.Remove(pass)
 	if errs := c.checkFleetFiles(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "no such file") {
 		t.Errorf("missing file: %v", errs)
+	}
+}
+
+// TestFleetExamples parses the fleet examples: each gateway's config
+// names itself as its file does, on the same servers, stream and replicas;
+// each nats-server config passes nats-server -t when nats-server is here.
+func TestFleetExamples(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("examples", "fleet", "gw-*.yaml"))
+	if err != nil || len(files) != 3 {
+		t.Fatalf("fleet gateway examples: %v %v, want 3", files, err)
+	}
+	var first Fleet
+	for i, f := range files {
+		c, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Compile(c); err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+		if c.Fleet.Gateway != name || c.Fleet.Credentials.User != name || c.Fleet.Replicas != 3 || !c.Fleet.Share.Bans {
+			t.Errorf("%s: fleet %+v, want gateway and user %s, replicas 3, bans shared", f, c.Fleet, name)
+		}
+		if i == 0 {
+			first = c.Fleet
+		} else if !slices.Equal(first.Servers, c.Fleet.Servers) || first.Stream != c.Fleet.Stream {
+			t.Errorf("%s: servers %v stream %s, want those of the first gateway", f, c.Fleet.Servers, c.Fleet.Stream)
+		}
+	}
+	bin, err := exec.LookPath("nats-server")
+	if err != nil {
+		if out, gerr := exec.Command("go", "env", "GOPATH").Output(); gerr == nil {
+			bin = filepath.Join(strings.TrimSpace(string(out)), "bin", "nats-server")
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Log("nats-server not installed: its configs are not checked")
+		return
+	}
+	confs, _ := filepath.Glob(filepath.Join("examples", "fleet", "nats-n*.conf"))
+	if len(confs) != 3 {
+		t.Fatalf("nats-server examples: %v, want 3", confs)
+	}
+	for _, f := range confs {
+		if out, err := exec.Command(bin, "-t", "-c", f).CombinedOutput(); err != nil {
+			t.Errorf("nats-server -t -c %s: %v: %s", f, err, out)
+		}
 	}
 }
