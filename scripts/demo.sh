@@ -18,7 +18,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=$root/bin/nfqfw
+bin=${NFQFW_BIN:-$root/bin/nfqfw} # NFQFW_BIN: another build (the tests' own)
 example=$root/rules/examples/server.yaml
 name=nfqdemo-$$
 cli=$name-cli gw=$name-gw

@@ -10,7 +10,8 @@
 #          (nmap, the knock client, vsftpd run inside the sandbox)
 #   test   (the default; `make deps`, CI) tour's, plus what the end-to-end
 #          tests and the benchmark use (conntrack, ipset, lftp, prometheus
-#          and promtool, iperf3, the C NFQUEUE reader's compiler and headers)
+#          and promtool, iperf3, the C NFQUEUE reader's compiler and headers;
+#          and nats-server, built with go install)
 #   --check  only report; exit 1 if anything is missing
 #
 # Packages are installed without their recommendations. A package that
@@ -50,7 +51,7 @@ policy_rc=$root_dir/usr/sbin/policy-rc.d
 lock_wait=${LOCK_WAIT:-600}
 
 usage() {
-	sed -n '6,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '6,15p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -220,12 +221,15 @@ if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1)" != "$want" ]; t
 fi
 echo "go: $have (go.mod needs $want)"
 
-# nats-server, the JetStream server of the fleet tests and demo, built with
-# go install at a pinned version into $(go env GOPATH)/bin (not on apt's
-# list: Debian's lags behind the client's JetStream API).
+# nats-server, the JetStream server of the fleet tests, built with go
+# install at a pinned version into $(go env GOPATH)/bin (not on apt's
+# list: Debian's lags behind the client's JetStream API). A program, not a
+# service: the tests start it themselves. The demo and the tour do not use it.
 NATS_SERVER_VERSION=v2.15.3
 nats_bin="$(go env GOPATH)/bin/nats-server"
-if [ -x "$nats_bin" ] && "$nats_bin" --version 2>/dev/null | grep -q "${NATS_SERVER_VERSION}"; then
+if [ "$profile" != test ]; then
+	:
+elif [ -x "$nats_bin" ] && "$nats_bin" --version 2>/dev/null | grep -q "${NATS_SERVER_VERSION}"; then
 	echo "nats-server: ${NATS_SERVER_VERSION} ($nats_bin)"
 elif $check_only; then
 	echo "nats-server ${NATS_SERVER_VERSION} missing ($nats_bin)" >&2
