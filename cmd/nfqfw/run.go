@@ -28,9 +28,9 @@ func init() {
 		name:    "run",
 		args:    "[-c FILE] [--backend auto|legacy|nft] [--confirm DURATION] [--pprof ADDR] [--wait-interfaces DURATION] [--force]",
 		summary: "run the firewall daemon (root)",
-		help: `Loads the config, binds the NFQUEUE readers, installs nfqfw's own
-iptables chains (IPv4 and IPv6, atomically, after removing stale chains a
-crash may have left), restores its saved state, and decides every NEW flow
+		help: `Loads the config, binds the NFQUEUE readers, restores its saved state,
+installs nfqfw's own iptables chains (IPv4 and IPv6, atomically, after
+removing stale chains a crash may have left), and decides every NEW flow
 until SIGINT or SIGTERM, when it removes exactly what it installed. SIGHUP
 (or "nfqfw reload") reloads the config; a bad config is refused and the
 running one stays. SIGUSR2 (or "nfqfw restart") makes it save its state and
@@ -51,7 +51,8 @@ With --confirm, the start must be confirmed with "nfqfw confirm" within the
 duration, or nfqfw stops and removes its ruleset (like iptables-apply).
 
 Before anything is installed, the management connections are explained
-against the policy as new connections (see "nfqfw explain"): this shell's
+against the policy, with the restored state (bans, knock windows), as new
+connections (see "nfqfw explain"): this shell's
 SSH connection (SSH_CONNECTION) and the established inbound connections
 to the host's ssh ports (port 22 and SSH_CONNECTION's). If the policy
 would refuse a new connection from such a client to that port, the start

@@ -131,6 +131,15 @@ func New(opts Options) *Helper {
 	return h
 }
 
+// SetLogRate applies a reloaded log.rate: at most n log lines per second
+// (n <= 0: DefaultLogRate). Safe from any goroutine.
+func (h *Helper) SetLogRate(n int) {
+	if n <= 0 {
+		n = DefaultLogRate
+	}
+	h.logLimit.SetN(n)
+}
+
 // SetConfig applies a reloaded configuration: control ports, expiry and
 // expectations per control connection. Control connections and
 // expectations are kept; a new expiry applies to new expectations.

@@ -163,19 +163,6 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	d.eng.SetPolicy(pol, d.state.matchers())
-	if !opts.Force {
-		// Nothing is installed yet: a start that would lock the operator
-		// out is refused before it can.
-		// Started by a service manager (no SSH_CONNECTION: a boot, a
-		// restart taking over the ruleset in force) it warns instead:
-		// refusing would leave the host without its firewall.
-		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection); err != nil {
-			if opts.SSHConnection != "" {
-				return err
-			}
-			log.Warn("starting although the policy would refuse a management connection (not started from an SSH session)", "err", err)
-		}
-	}
 	d.obs = newObserver(d)
 	d.health = newHealth(log, d.obs.metrics.Registry())
 
@@ -253,6 +240,28 @@ func Run(ctx context.Context, opts Options) error {
 		d.queues = append(d.queues, q)
 	}
 	d.registerHealthMetrics()
+	// The saved state (bans, recent lists, knock windows) is restored
+	// before the lockout check, which judges the management connections
+	// with it as a reload does, and before the ruleset is installed:
+	// packets queued meanwhile wait in the kernel's queue (or, in a
+	// restart, meet the ruleset kept in force).
+	if err := d.state.restore(); err != nil {
+		log.Error("restore state: starting with empty state", "err", err)
+	}
+	if !opts.Force {
+		// Nothing is installed yet: a start that would lock the operator
+		// out is refused before it can.
+		// Started by a service manager (no SSH_CONNECTION: a boot, a
+		// restart taking over the ruleset in force) it warns instead:
+		// refusing would leave the host without its firewall.
+		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection); err != nil {
+			if opts.SSHConnection != "" {
+				d.closeQueues()
+				return err
+			}
+			log.Warn("starting although the policy would refuse a management connection (not started from an SSH session)", "err", err)
+		}
+	}
 	if err := d.state.prepareKernel(cfg); err != nil {
 		d.closeQueues()
 		return err
@@ -266,9 +275,6 @@ func Run(ctx context.Context, opts Options) error {
 	log.Info("kernel ruleset installed", "since_start", time.Since(d.start).Round(time.Millisecond))
 	// From here on the ruleset stays in the kernel unless the daemon is
 	// stopped explicitly (ctx ends) or an unconfirmed start is rolled back.
-	if err := d.state.restore(); err != nil {
-		log.Error("restore state: starting with empty state", "err", err)
-	}
 	d.health.set(subBans, nil)
 	// The engine drops banned sources itself; the kernel sets are their
 	// fast path, reconciled in the background.

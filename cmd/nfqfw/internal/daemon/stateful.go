@@ -252,9 +252,10 @@ func (s *stateful) matchers() *engine.Matchers {
 // over.
 //
 // The FTP helper's control connections and expectations are kept; its
-// settings follow the new config.
+// settings and log rate follow the new config.
 func (s *stateful) reloaded(cfg *rules.Config, pol *rules.Policy) *stateful {
 	s.shared.ftp.SetConfig(cfg.FTP)
+	s.shared.ftp.SetLogRate(cfg.Log.Rate)
 	n := build(cfg, pol, s.log, s.shared)
 	now := clock.Now()
 	n.recent.Restore(s.recent.Snapshot(), now)
