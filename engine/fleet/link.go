@@ -33,6 +33,8 @@ const (
 	// stream up or to publish while the servers do not answer.
 	retryMin = 250 * time.Millisecond
 	retryMax = 5 * time.Second
+	// MaxBatch is the most decisions one Apply call gets.
+	MaxBatch = 4096
 	// duplicates is the stream's duplicate window: a decision published
 	// again within it (its ack was lost) is stored once.
 	duplicates = 2 * time.Minute
@@ -42,9 +44,12 @@ const (
 type Options struct {
 	Config rules.Fleet
 	Logger *slog.Logger
-	// Apply enforces a decision of another gateway. It runs on the
-	// consumer's goroutine, one decision at a time, in stream order.
-	Apply func(decision.Decision)
+	// Apply enforces decisions of other gateways, in stream order. It
+	// runs on the consumer's goroutine. Live decisions come one at a
+	// time; a backlog (a start, a reconnect after an outage) comes in
+	// batches of up to MaxBatch, so that the kernel sets are loaded in
+	// bulk.
+	Apply func([]decision.Decision)
 	// Changed is called (never blocking for long) when the outbox or the
 	// cursor changed, so the daemon saves them soon.
 	Changed func()
@@ -68,6 +73,8 @@ type Link struct {
 	wake    chan struct{}
 	cursor  atomic.Uint64 // last stream sequence applied (or skipped)
 	protect atomic.Pointer[[]netip.Prefix]
+
+	batch []decision.Decision // accepted, not yet applied; the consumer's goroutine only
 
 	state  atomic.Int32 // linkDown, linkUp
 	reason atomic.Pointer[string]
@@ -499,18 +506,29 @@ func msgID(b []byte) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// receive handles one message of the stream, on the consumer's goroutine.
+// receive handles one message of the stream, on the consumer's goroutine:
+// an accepted decision joins the batch, applied once the consumer has
+// nothing more pending (or the batch is full); the cursor then moves past
+// it.
 func (l *Link) receive(m jetstream.Msg) {
-	if md, err := m.Metadata(); err == nil {
-		defer func() {
-			l.cursor.Store(md.Sequence.Stream)
-			l.changed()
-		}()
+	md, err := m.Metadata()
+	if err != nil {
+		l.stats.malformed.Add(1)
+		return
 	}
-	d, ok := l.accept(m.Subject(), m.Data(), time.Now())
-	if ok {
-		l.opts.Apply(d)
+	if d, ok := l.accept(m.Subject(), m.Data(), time.Now()); ok {
+		l.batch = append(l.batch, d)
 	}
+	if md.NumPending > 0 && len(l.batch) < MaxBatch {
+		return
+	}
+	if len(l.batch) > 0 {
+		l.opts.Apply(l.batch)
+		clear(l.batch)
+		l.batch = l.batch[:0]
+	}
+	l.cursor.Store(md.Sequence.Stream)
+	l.changed()
 }
 
 // accept decodes and checks one message published on subject; it reports

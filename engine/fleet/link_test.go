@@ -15,18 +15,23 @@ import (
 
 // applied collects the decisions a link applies.
 type applied struct {
-	mu sync.Mutex
-	ds []decision.Decision
-	ch chan struct{}
+	mu    sync.Mutex
+	ds    []decision.Decision
+	calls int
+	ch    chan struct{}
 }
 
 func newApplied() *applied { return &applied{ch: make(chan struct{}, 1024)} }
 
-func (a *applied) apply(d decision.Decision) {
+func (a *applied) apply(ds []decision.Decision) {
 	a.mu.Lock()
-	a.ds = append(a.ds, d)
+	a.ds = append(a.ds, ds...)
+	a.calls++
 	a.mu.Unlock()
-	a.ch <- struct{}{}
+	select {
+	case a.ch <- struct{}{}:
+	default:
+	}
 }
 
 // wait returns once n decisions were applied in all, failing after 10 s.
@@ -206,5 +211,44 @@ func TestLinkOutage(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := aB.count(); n != 3 {
 		t.Errorf("gw-b applied %d decisions in all, want 3 (no replay of what it had)", n)
+	}
+}
+
+// TestLinkBacklogBatches: a gateway that joins after thousands of
+// decisions were made applies them in a few large batches, in order.
+func TestLinkBacklogBatches(t *testing.T) {
+	srv := startNATS(t)
+	a, _ := startLink(t, srv.url(), "gw-a", newApplied())
+	waitUp(t, a)
+	const n = 3000
+	until := time.Now().Add(time.Hour)
+	for i := 0; i < n; i++ {
+		a.Publish(ban(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String(), until))
+	}
+	for i := 0; i < 400 && a.Backlog() > 0; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if a.Backlog() != 0 {
+		t.Fatalf("%d decisions still unpublished after 20 s", a.Backlog())
+	}
+	got := newApplied()
+	b, _ := startLink(t, srv.url(), "gw-b", got)
+	ds := got.wait(t, n)
+	for i, d := range ds {
+		if want := netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}); d.Scope.Addr() != want {
+			t.Fatalf("decision %d is about %s, want %s: out of order", i, d.Scope, want)
+		}
+	}
+	got.mu.Lock()
+	calls := got.calls
+	got.mu.Unlock()
+	if calls > n/10 {
+		t.Errorf("%d decisions applied in %d calls, want batches (at most %d calls)", n, calls, n/10)
+	}
+	for i := 0; i < 100 && b.Cursor() != n; i++ {
+		time.Sleep(20 * time.Millisecond) // the cursor moves just after the apply
+	}
+	if c := b.Cursor(); c != n {
+		t.Errorf("cursor %d after the backlog, want %d", c, n)
 	}
 }
