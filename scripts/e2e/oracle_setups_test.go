@@ -79,8 +79,22 @@ var initiatorProbes = cat(
 		oracleProbe{from: hostRole, kind: icmpEcho, to: clientRole},
 		// The host's own services over loopback.
 		oracleProbe{from: hostRole, kind: tcpConnect, to: "lo", port: 22},
+		// Scans from outside: packets of no connection, another protocol.
+		oracleProbe{from: clientRole, kind: tcpFIN, to: hostRole, port: 22, sport: 40051},
+		oracleProbe{from: clientRole, kind: tcpXMAS, to: hostRole, port: 22, sport: 40052},
+		oracleProbe{from: clientRole, kind: rawGRE, to: hostRole},
+		oracleProbe{from: clientRole, kind: udpQuery, to: hostRole, port: 9},
+		// The router next door, and the host reaching it.
+		oracleProbe{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22},
+		oracleProbe{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 53},
+		oracleProbe{from: sandbox.Gateway, kind: icmpEcho, to: hostRole},
+		oracleProbe{from: hostRole, kind: icmpEcho, to: "gw@" + hostRole},
 	),
-	[]oracleProbe{{from: hostRole, kind: tcpConnect, to: clientRole, port: 8080, v6: true, flush: true}},
+	[]oracleProbe{
+		{from: hostRole, kind: tcpConnect, to: clientRole, port: 8080, v6: true, flush: true},
+		{from: hostRole, kind: udpQuery, to: clientRole, port: 5353, v6: true, flush: true},
+		{from: hostRole, kind: icmpEcho, to: clientRole, flush: true},
+	},
 )
 
 // serverProbes are the probes of guide 004's single machine with ssh,
@@ -111,8 +125,26 @@ var serverProbes = cat(
 		oracleProbe{from: hostRole, kind: udpQuery, to: "lo", port: 5353},
 		oracleProbe{from: hostRole, kind: tcpConnect, to: clientRole, port: 8080},
 		oracleProbe{from: hostRole, kind: udpQuery, to: clientRole, port: 9},
+		oracleProbe{from: hostRole, kind: tcpConnect, to: clientRole, port: 9},
+		oracleProbe{from: hostRole, kind: icmpEcho, to: clientRole},
+		// Scans of an open and a closed port with packets of no
+		// connection.
+		oracleProbe{from: clientRole, kind: tcpFIN, to: hostRole, port: 22, sport: 40005},
+		oracleProbe{from: clientRole, kind: tcpXMAS, to: hostRole, port: 22, sport: 40006},
+		oracleProbe{from: clientRole, kind: tcpACK, to: hostRole, port: 9, sport: 40007},
+		// Every reject kind again from the router itself.
+		oracleProbe{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22},
+		oracleProbe{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 8080},
+		oracleProbe{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 53},
+		oracleProbe{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 5353},
+		oracleProbe{from: sandbox.Gateway, kind: icmpEcho, to: hostRole},
+		oracleProbe{from: sandbox.Gateway, kind: rawGRE, to: hostRole},
+		oracleProbe{from: sandbox.Gateway, kind: tcpACK, to: hostRole, port: 8080, sport: 40008},
 	),
-	[]oracleProbe{{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, flush: true}},
+	[]oracleProbe{
+		{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, flush: true},
+		{from: clientRole, kind: udpQuery, to: hostRole, port: 53, v6: true, flush: true},
+	},
 )
 
 // portscanProbes walk guide 004's "Tricking port scanners" in order, each
@@ -154,12 +186,34 @@ var portscanProbes = []oracleProbe{
 	{from: scan2Role, kind: udpQuery, to: hostRole, port: 5353, v6: true},
 	{from: scan2Role, kind: udpQuery, to: hostRole, port: 53, v6: true, note: "listed"},
 	{from: scan2Role, kind: tcpACK, to: hostRole, port: 8080, sport: 40013, v6: true},
+	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 443, v6: true, note: "listed"},
+	{from: scan2Role, kind: icmpEcho, to: hostRole, v6: true, note: "listed"},
+	// An ACK, FIN and XMAS scan over IPv6, each from its own address.
+	{from: scan3Role, kind: tcpACK, to: hostRole, port: 22, sport: 40025, v6: true},
+	{from: scan3Role, kind: tcpACK, to: hostRole, port: 8080, sport: 40026, v6: true},
+	{from: scan3Role, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "after its ACK scan"},
+	{from: scan4Role, kind: tcpFIN, to: hostRole, port: 22, sport: 40027, v6: true},
+	{from: scan4Role, kind: tcpFIN, to: hostRole, port: 8080, sport: 40028, v6: true},
+	{from: scan4Role, kind: tcpXMAS, to: hostRole, port: 22, sport: 40029, v6: true},
+	{from: scan4Role, kind: tcpXMAS, to: hostRole, port: 8080, sport: 40030, v6: true},
+	{from: scan4Role, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "after its FIN and XMAS scans"},
+	{from: scan4Role, kind: rawGRE, to: hostRole, v6: true},
+	// A UDP scan that starts at a closed port (IPv4, a fresh source: the
+	// router itself).
+	{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 5353},
+	{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 53, note: "listed"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, note: "listed for UDP only"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 8080, note: "listed for UDP only"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 80, note: "listed"},
+	{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 53, note: "listed for both"},
 }
 
 // sshguardProbes are guide 004's "Bruteforce attacks" in order: three new
 // ssh connections in 10 s, the fourth dropped; after 10 s one more (the
 // fourth in 30 minutes), then the next dropped. Another source is not
 // limited. srv listens on tcp 22 and 8080.
+// Both families count in the same 10 s (one pause for both); the router
+// itself is a third source.
 var sshguardProbes = []oracleProbe{
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#1"},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#2"},
@@ -167,12 +221,23 @@ var sshguardProbes = []oracleProbe{
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#4"},
 	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 22, note: "another source"},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 8080, note: "a closed port"},
-	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#5 after 10 s", pause: 10500 * time.Millisecond},
-	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#6"},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#1"},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#2"},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#3"},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#4"},
+	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "another source"},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 8080, v6: true, note: "a closed port"},
+	{from: clientRole, kind: udpQuery, to: hostRole, port: 22, note: "udp"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, note: "#1"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, note: "#2"},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#5 after 10 s", pause: 10500 * time.Millisecond},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, note: "#6"},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#5 after 10 s"},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, note: "#6"},
+	{from: scan2Role, kind: tcpConnect, to: hostRole, port: 22, note: "another source #2"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, note: "#3"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, note: "#4"},
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, note: "#5"},
 }
 
 // guestRole is the NAT gateway's guest network, which may use a few
@@ -213,8 +278,15 @@ func prepareGateway(t *testing.T, s *oracleSide) {
 	for _, role := range []string{clientRole, hostRole, sandbox.Gateway} {
 		s.logs[role+"/53"] = bannerUDP(t, s.sb.NS(role), 53, role+":53")
 	}
-	for _, lan := range []netip.Prefix{natLANs[0].V4, natLANs[0].V6} {
-		addSpoofed(t, s.sb, hostRole, lan)
+	// The LAN host may forge uplink and guest sources, the uplink host LAN
+	// sources.
+	for _, f := range []struct {
+		role string
+		lan  sandbox.LAN
+	}{{hostRole, natLANs[0]}, {hostRole, natLANs[2]}, {clientRole, natLANs[1]}} {
+		for _, p := range []netip.Prefix{f.lan.V4, f.lan.V6} {
+			addSpoofed(t, s.sb, f.role, p)
+		}
 	}
 }
 
@@ -229,6 +301,9 @@ var (
 	oraclePASV = curlTool("curl passive (PASV)", ftpOracleTimeout, "--disable-epsv")
 	oracleEPRT = curlTool("curl active (EPRT)", ftpOracleTimeout, "-P", "-")
 	oraclePORT = curlTool("curl active (PORT)", ftpOracleTimeout, "-P", "-", "--disable-eprt")
+	// lftp's net:timeout is ftpOracleTimeout.
+	oracleLFTPPassive = lftpTool("lftp passive", true)
+	oracleLFTPActive  = lftpTool("lftp active", false)
 )
 
 // ftpProbes fetch the file of vsftpd on role to from role from, in every
@@ -242,6 +317,9 @@ func ftpProbes(from, to string) []oracleProbe {
 	for _, tool := range []ftpTool{oracleEPSV, oracleEPRT} {
 		out = append(out, oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool, v6: true})
 	}
+	for _, tool := range []ftpTool{oracleLFTPPassive, oracleLFTPActive} {
+		out = append(out, both(oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool})...)
+	}
 	return out
 }
 
@@ -252,6 +330,13 @@ var ftpServerProbes = cat(
 		oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 2121},
 		oracleProbe{from: clientRole, kind: udpQuery, to: hostRole, port: 9},
 		oracleProbe{from: clientRole, kind: icmpEcho, to: hostRole},
+		// The data ports, with no announcement: nothing is open.
+		oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 20},
+		oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 40000},
+		oracleProbe{from: clientRole, kind: tcpACK, to: hostRole, port: 21, sport: 40061},
+		// The server's own connections out.
+		oracleProbe{from: hostRole, kind: tcpConnect, to: clientRole, port: 9},
+		oracleProbe{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 21},
 	),
 )
 
@@ -259,7 +344,15 @@ var ftpServerProbes = cat(
 // nothing comes in.
 var ftpClientProbes = cat(
 	ftpProbes(hostRole, clientRole),
-	both(oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 22}),
+	both(
+		oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 22},
+		// The server's side of an active data connection, unannounced.
+		oracleProbe{from: clientRole, kind: tcpConnect, to: hostRole, port: 40000},
+		oracleProbe{from: clientRole, kind: udpQuery, to: hostRole, port: 9},
+		oracleProbe{from: clientRole, kind: icmpEcho, to: hostRole},
+		// Out: the control port only, and nothing else new.
+		oracleProbe{from: hostRole, kind: tcpConnect, to: clientRole, port: 22},
+	),
 )
 
 // natProbes: the LAN (srv) and the guest network go out masqueraded, the
@@ -315,6 +408,64 @@ var natProbes = cat(
 		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oraclePASV},
 		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPRT},
 		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oraclePORT},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleLFTPPassive},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleLFTPActive},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPSV, v6: true},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPRT, v6: true},
+	},
+	// The guest network's multiport rules, the rest of them, both
+	// families, and guests toward the LAN.
+	both(
+		oracleProbe{from: guestRole, kind: tcpConnect, to: clientRole, port: 110},
+		oracleProbe{from: guestRole, kind: tcpConnect, to: clientRole, port: 1863},
+		oracleProbe{from: guestRole, kind: tcpConnect, to: clientRole, port: 22},
+		oracleProbe{from: guestRole, kind: icmpEcho, to: clientRole},
+		oracleProbe{from: guestRole, kind: tcpBanner, to: hostRole, port: 80},
+		oracleProbe{from: guestRole, kind: tcpBanner, to: hostRole, port: 22},
+		oracleProbe{from: hostRole, kind: tcpBanner, to: guestRole, port: 22},
+	),
+	[]oracleProbe{
+		{from: guestRole, kind: tcpBanner, to: clientRole, port: 443, v6: true},
+		{from: guestRole, kind: udpBanner, to: clientRole, port: 53, v6: true},
+		{from: guestRole, kind: tcpConnect, to: clientRole, port: 25, v6: true},
+		{from: guestRole, kind: tcpConnect, to: clientRole, port: 3389, v6: true},
+	},
+	// The gateway's own answers, both families: closed TCP, closed UDP,
+	// another protocol, packets of no connection; its ssh from the guests.
+	both(
+		oracleProbe{from: clientRole, kind: udpQuery, to: "gw@" + clientRole, port: 9},
+		oracleProbe{from: clientRole, kind: rawGRE, to: "gw@" + clientRole},
+		oracleProbe{from: clientRole, kind: tcpACK, to: "gw@" + clientRole, port: 443, sport: 40034},
+		oracleProbe{from: clientRole, kind: tcpFIN, to: "gw@" + clientRole, port: 443, sport: 40035},
+		oracleProbe{from: clientRole, kind: tcpConnect, to: "gw@" + clientRole, port: 443, note: "again"},
+		oracleProbe{from: guestRole, kind: tcpBanner, to: "gw@" + guestRole, port: 22},
+		oracleProbe{from: guestRole, kind: udpBanner, to: "gw@" + guestRole, port: 53},
+		oracleProbe{from: hostRole, kind: icmpEcho, to: "gw@" + hostRole},
+	),
+	[]oracleProbe{
+		{from: clientRole, kind: tcpBanner, to: "gw@" + clientRole, port: 22, v6: true},
+		{from: clientRole, kind: udpBanner, to: "gw@" + clientRole, port: 53, v6: true},
+		{from: hostRole, kind: tcpBanner, to: "gw@" + hostRole, port: 22, v6: true},
+	},
+	// IPv6 from the uplink into the LAN: routed, refused but for nothing.
+	[]oracleProbe{
+		{from: clientRole, kind: tcpBanner, to: hostRole, port: 22, v6: true},
+		{from: clientRole, kind: tcpBanner, to: hostRole, port: 80, v6: true},
+		{from: clientRole, kind: udpBanner, to: hostRole, port: 53, v6: true},
+		{from: clientRole, kind: icmpEcho, to: hostRole, v6: true},
+		{from: clientRole, kind: tcpACK, to: hostRole, port: 22, sport: 40036, v6: true},
+		{from: clientRole, kind: tcpBanner, to: guestRole, port: 22, v6: true},
+		{from: hostRole, kind: udpBanner, to: clientRole, port: 53, v6: true},
+		{from: hostRole, kind: icmpEcho, to: clientRole, v6: true},
+	},
+	// The gateway itself goes everywhere, both families.
+	[]oracleProbe{
+		{from: sandbox.Gateway, kind: tcpBanner, to: clientRole, port: 80, v6: true},
+		{from: sandbox.Gateway, kind: tcpBanner, to: guestRole, port: 22},
+		{from: sandbox.Gateway, kind: tcpBanner, to: guestRole, port: 22, v6: true},
+		{from: sandbox.Gateway, kind: udpBanner, to: clientRole, port: 53},
+		{from: sandbox.Gateway, kind: icmpEcho, to: clientRole},
+		{from: sandbox.Gateway, kind: icmpEcho, to: hostRole, v6: true},
 	},
 )
 
@@ -325,6 +476,13 @@ var rpfilterProbes = cat(both(
 	oracleProbe{from: hostRole, kind: udpBanner, to: clientRole, port: 53},
 	oracleProbe{from: hostRole, kind: spoofUDP, to: clientRole, port: 53, spoof: clientRole},
 	oracleProbe{from: hostRole, kind: spoofUDP, to: "gw@" + hostRole, port: 53, spoof: clientRole, note: "to the gateway's own dns"},
+	// The guest network's address forged on the LAN, the LAN's own on the
+	// uplink.
+	oracleProbe{from: hostRole, kind: spoofUDP, to: clientRole, port: 53, spoof: guestRole},
+	oracleProbe{from: clientRole, kind: spoofUDP, to: "gw@" + clientRole, port: 53, spoof: hostRole},
+	oracleProbe{from: clientRole, kind: spoofUDP, to: hostRole, port: 53, spoof: hostRole, note: "into the LAN"},
+	// Genuine sources still pass: the uplink to the gateway's dns.
+	oracleProbe{from: clientRole, kind: udpBanner, to: "gw@" + clientRole, port: 53},
 ))
 
 // ipv6HostProbes: guide 004's IPv6 host, IPv6 only (the IPv4 side is the
@@ -342,6 +500,22 @@ var ipv6HostProbes = []oracleProbe{
 	// The same ports from a global address far away.
 	{from: clientRole, kind: udpQuery, to: hostRole, port: 546, sport: 547, v6: true},
 	{from: clientRole, kind: tcpConnect, to: hostRole, port: 22, v6: true, flush: true},
+	// icmp6-adm-prohibited for the rest; packets of no connection.
+	{from: clientRole, kind: udpQuery, to: hostRole, port: 9, v6: true},
+	{from: clientRole, kind: tcpConnect, to: hostRole, port: 9, v6: true},
+	{from: clientRole, kind: tcpFIN, to: hostRole, port: 22, sport: 40043, v6: true},
+	{from: clientRole, kind: tcpACK, to: hostRole, port: 8080, sport: 40044, v6: true},
+	// The router: global and link-local, ping6 and neighbour discovery.
+	{from: sandbox.Gateway, kind: tcpConnect, to: hostRole, port: 22, v6: true},
+	{from: sandbox.Gateway, kind: icmpEcho, to: hostRole, v6: true},
+	{from: sandbox.Gateway, kind: udpQuery, to: hostRole, port: 5353, v6: true},
+	{from: sandbox.Gateway, kind: tcpConnect, to: "ll@" + hostRole, port: 22, v6: true},
+	{from: sandbox.Gateway, kind: icmpEcho, to: hostRole, v6: true, flush: true},
+	{from: sandbox.Gateway, kind: udpQuery, to: "ll@" + hostRole, port: 546, sport: 547, v6: true, flush: true, note: "again"},
+	// The host's own traffic out: the router, a DHCPv6 server's port.
+	{from: hostRole, kind: icmpEcho, to: clientRole, v6: true},
+	{from: hostRole, kind: tcpConnect, to: clientRole, port: 8080, v6: true, flush: true},
+	{from: hostRole, kind: icmpEcho, to: "gw@" + hostRole, v6: true},
 }
 
 // oracleSetups are the setups of the guides, each against its example.
@@ -417,6 +591,11 @@ const (
 	whyLoopback = "the guide's rules drop loopback: guide 000's two-line desktop and guide 001 " +
 		"accept no lo, so a local client cannot reach a local service; guide 000's own full script " +
 		"(-i ! ppp0 -j ACCEPT) and guide 004 (-i lo -j ACCEPT) accept it, and so do nfqfw's examples (trusted: [lo])"
+	whyNeighbourPing6 = "guides 000 and 001 give IPv4 rules only; their IPv6 transcription follows guide 004's " +
+		"recipe, which accepts every ICMPv6 from link-local sources and the attached subnet so that neighbour " +
+		"discovery works, and so answers a neighbour's ping6 too, where the same guide's IPv4 rules drop the " +
+		"neighbour's ping (gw>srv ping v4: timeout on both sides); nfqfw's examples admit neighbour discovery " +
+		"and errors about the host's own connections, and nothing new, in both families"
 	whyPing6Slip = "guide 004's ip6tables.rules puts the ping6 ACCEPT after the final REJECT, where it never " +
 		"matches (a known slip of the guide); its text says pings are to be accepted, as nfqfw does"
 	whyDNATSlip = "guide 004's DNAT rules have no destination match (a known slip of the guide): every " +
@@ -435,6 +614,8 @@ var oracleIntended = map[string]string{
 	"desktop: srv>lo tcp/22 v6":       whyLoopback,
 	"initiate-only: srv>lo tcp/22 v4": whyLoopback,
 	"initiate-only: srv>lo tcp/22 v6": whyLoopback,
+	"desktop: gw>srv ping v6":         whyNeighbourPing6,
+	"initiate-only: gw>srv ping v6":   whyNeighbourPing6,
 	"server: cli>srv ping v6":         whyPing6Slip,
 	"ipv6-host: cli>srv ping v6":      whyPing6Slip,
 

@@ -44,6 +44,10 @@ const (
 	oracleRetransmit = 1500 * time.Millisecond
 )
 
+// oracleParallel is how many setups run at the same time: a setup spends
+// its time waiting out silence, not computing.
+const oracleParallel = 5
+
 // Probe kinds only the oracle sends.
 const (
 	tcpFIN   probeKind = "fin"  // a raw FIN of no connection (nmap -sF)
@@ -416,15 +420,27 @@ func TestOracle(t *testing.T) {
 		w.Flush()
 		t.Logf("the guides' rules against nfqfw's examples:\n%s", b.String())
 	})
+	// The setups run side by side, oracleParallel at a time (t.Run may be
+	// called from several goroutines; t.Parallel would hold them to
+	// -parallel, the number of CPUs).
+	t.Parallel()
+	sem := make(chan struct{}, oracleParallel)
+	var wg sync.WaitGroup
 	for _, setup := range oracleSetups {
-		t.Run(setup.name, func(t *testing.T) {
-			t.Parallel()
-			row := runOracle(t, setup)
-			mu.Lock()
-			rows = append(rows, row)
-			mu.Unlock()
-		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			t.Run(setup.name, func(t *testing.T) {
+				row := runOracle(t, setup)
+				mu.Lock()
+				rows = append(rows, row)
+				mu.Unlock()
+			})
+		}()
 	}
+	wg.Wait()
 }
 
 // checkOracleLists fails t for an entry of either list that names no probe.
