@@ -151,7 +151,7 @@ func TestExplainLiveState(t *testing.T) {
 	if x.Action != "drop" || x.Reason != "rate_limit" || !hasStep(x, `guard "ssh-brute" refuses 198.51.100.7: more than 2 new connections in 1m`) {
 		t.Errorf("guard: %s", strings.Join(x.Lines(), "\n"))
 	}
-	if _, err := m.Bans.Add(src, time.Hour, "test", now); err != nil {
+	if _, err := m.Bans.Add(netip.PrefixFrom(src, src.BitLen()), time.Hour, "test", now); err != nil {
 		t.Fatal(err)
 	}
 	x = Explain(pol, m, tcpFlow("198.51.100.7:40002", "10.0.0.1:2222", "veth-x"))

@@ -53,7 +53,7 @@ func TestStatefulReasons(t *testing.T) {
 	w := e.NewWorker()
 	const banned, cli, srv = "198.51.100.66", "198.51.100.7", "203.0.113.1"
 	now := flowNow
-	if _, err := bans.Add(netip.MustParseAddr(banned), time.Hour, "test", now); err != nil {
+	if _, err := bans.Add(netip.MustParsePrefix(banned+"/32"), time.Hour, "test", now); err != nil {
 		t.Fatal(err)
 	}
 	syn := func(src string, sport, dport uint16) flowPacket {

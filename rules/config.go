@@ -257,11 +257,23 @@ type RateLimit struct {
 	Window time.Duration
 }
 
+// The widest prefixes a guard's ban may cover (ban.prefix4, ban.prefix6):
+// a ban wider than these is a policy, to be written as a rule.
+const (
+	BanMinPrefix4 = 8
+	BanMinPrefix6 = 16
+)
+
 // BanSpec says how long a guard bans, and how bans grow for repeat offenders.
 type BanSpec struct {
 	Duration time.Duration
 	Factor   float64       // multiply per repeat offence (1 = fixed)
 	Max      time.Duration // upper bound of a grown ban
+	// Prefix4 and Prefix6 are the prefix lengths banned around an
+	// offender: its /Prefix4 (IPv4) or /Prefix6 (IPv6). 0 takes the
+	// defaults, 32 and 64 (one IPv6 host owns a whole /64).
+	Prefix4 int
+	Prefix6 int
 }
 
 // Knock is a port knock sequence.

@@ -518,6 +518,16 @@ func (p *parser) ban(n *yaml.Node, path string) (*BanSpec, error) {
 		},
 		"factor": func(v *yaml.Node, path string) (err error) { b.Factor, err = p.float(v, path, 1, 100); return err },
 		"max":    func(v *yaml.Node, path string) (err error) { b.Max, err = p.duration(v, path, time.Second); return err },
+		"prefix4": func(v *yaml.Node, path string) error {
+			n, err := p.integer(v, path, BanMinPrefix4, 32)
+			b.Prefix4 = int(n)
+			return err
+		},
+		"prefix6": func(v *yaml.Node, path string) error {
+			n, err := p.integer(v, path, BanMinPrefix6, 128)
+			b.Prefix6 = int(n)
+			return err
+		},
 	}))
 	if err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ var parseErrorCases = []struct {
 	{"recent list too large", "recent: [{name: p, size: 2000000}]", "t.yaml:1: recent[0].size: 2000000 out of range (1-1048576)", ErrBadValue},
 	{"guard count above what a source keeps", lines("guards:", "  - name: g", "    limits: [{count: 1001, window: 10s}]"), "t.yaml:3: guards[0].limits[0].count: 1001 out of range (1-1000)", ErrBadValue},
 	{"ban longer than ten years", lines("guards:", "  - name: g", "    limits: [{count: 3, window: 10s}]", "    ban: {duration: 100000d}"), "t.yaml:4: guards[0].ban.duration: duration 100000d is above the maximum 3650d", ErrBadValue},
+	{"ban prefix6 wider than a /16", lines("guards:", "  - name: g", "    limits: [{count: 3, window: 10s}]", "    ban: {duration: 1m, prefix6: 8}"), "t.yaml:4: guards[0].ban.prefix6: 8 out of range (16-128)", ErrBadValue},
+	{"ban prefix4 past 32", lines("guards:", "  - name: g", "    limits: [{count: 3, window: 10s}]", "    ban:", "      duration: 1m", "      prefix4: 33"), "t.yaml:6: guards[0].ban.prefix4: 33 out of range (8-32)", ErrBadValue},
+	{"ban prefix is a number", lines("guards:", "  - name: g", "    limits: [{count: 3, window: 10s}]", "    ban: {duration: 1m, prefix6: /64}"), "t.yaml:4: guards[0].ban.prefix6: want an integer, got \"/64\"", ErrBadType},
 	{"queues past 65535", "queue: {number: 65535, count: 2}", "t.yaml:1: queue.count: queues 65535-65536 go past 65535", ErrBadValue},
 	{"queue batch too long", "queue: {batch: 512}", "t.yaml:1: queue.batch: 512 out of range (1-256)", ErrBadValue},
 	{"mark mask too narrow", "queue: {mark_mask: 0x00010000}", "t.yaml:1: queue.mark_mask: mask 0x00010000 cannot carry a reject kind (needs 3 contiguous bits at its low end)", ErrBadValue},
@@ -597,7 +600,7 @@ func TestParseFull(t *testing.T) {
 		Guards: []Guard{{
 			Name:   "ssh-bruteforce",
 			Limits: []RateLimit{{3, 10 * time.Second}, {4, 30 * time.Minute}},
-			Ban:    &BanSpec{Duration: 10 * time.Minute, Factor: 2, Max: 24 * time.Hour},
+			Ban:    &BanSpec{Duration: 10 * time.Minute, Factor: 2, Max: 24 * time.Hour, Prefix6: 56},
 			Log:    &LogSpec{Prefix: "nfqfw ssh-bruteforce: "},
 		}},
 		Knocks: []Knock{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,36 +12,42 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/decision"
 )
 
 func init() {
 	var cf clientFlags
 	register(&command{
 		name:    "bans",
-		args:    "[-s SOCKET | -c FILE] [--json] list | add ADDR [--for DURATION] [--reason TEXT] | del ADDR",
+		args:    "[-s SOCKET | -c FILE] [--json] list | add ADDR|PREFIX [--for DURATION] [--reason TEXT] | del ADDR|PREFIX",
 		summary: "list, add or lift bans of sources",
 		help: `Talks to the running daemon about banned sources.
 
-  list      the banned sources: address, reason, who banned it (a guard's
-            name or "manual"), remembered offences, the ban's length and
-            the time left
-  add ADDR  ban ADDR (IPv4 or IPv6) for --for (default 1h); it is dropped
-            in the kernel and by the engine until then
-  del ADDR  lift the ban on ADDR and forget its offences
+  list      the bans: address or prefix, reason, who banned it (a guard's
+            name, "manual" or "kernel"), the gateway that decided it
+            (ORIGIN: this one's name, or another's in a fleet),
+            remembered offences, the ban's length and the time left
+  add ADDR  ban ADDR (IPv4 or IPv6) or a PREFIX (2001:db8::/64,
+            192.0.2.0/24; at most a /8 or a /16) for --for (default 1h):
+            every source in it is dropped in the kernel and by the engine
+            until then
+  del ADDR  lift the ban on exactly ADDR or PREFIX (not on bans around
+            or inside it) and forget its offences
 
 Flags of add: --for DURATION (Go syntax: 90s, 30m, 2h; default 1h) and
 --reason TEXT (shown by list).
 
-Guards ban sources that exceed their limits; repeat offenders get longer
-bans. Flags may follow the action.`,
+Guards ban sources that exceed their limits, an IPv6 offender by its /64
+unless the guard's ban says otherwise (ban.prefix6, ban.prefix4); repeat
+offenders get longer bans. Flags may follow the action.`,
 		setup: cf.setup,
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			if len(args) == 0 {
-				return usagef("missing the action: list, add ADDR or del ADDR")
+				return usagef("missing the action: list, add ADDR|PREFIX or del ADDR|PREFIX")
 			}
 			action := args[0]
 			if action != "list" && action != "add" && action != "del" {
-				return usagef("unknown action %q: want list, add ADDR or del ADDR", action)
+				return usagef("unknown action %q: want list, add ADDR|PREFIX or del ADDR|PREFIX", action)
 			}
 			fs := flag.NewFlagSet("nfqfw bans "+action, flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
@@ -69,7 +76,7 @@ bans. Flags may follow the action.`,
 			case action == "list":
 				return usagef("list takes no argument, got %q", pos[0])
 			case len(pos) == 0:
-				return usagef("%s needs the address", action)
+				return usagef("%s needs the address or prefix", action)
 			}
 			return usagef("%s takes one address, got %q", action, strings.Join(pos, " "))
 		},
@@ -136,36 +143,49 @@ func writeBans(w io.Writer, resp control.ListBansResponse) error {
 		return err
 	}
 	tw := newTableWriter(w)
-	fmt.Fprintln(tw, "ADDRESS\tREASON\tSOURCE\tOFFENCES\tBANNED-FOR\tLEFT")
+	fmt.Fprintln(tw, "ADDRESS\tREASON\tSOURCE\tORIGIN\tOFFENCES\tBANNED-FOR\tLEFT")
 	for _, b := range resp.Bans {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Addr, b.Reason, b.Source, b.Offences,
+		origin := b.Origin
+		if origin == "" || origin == decision.OriginLocal {
+			origin = cmp.Or(resp.Gateway, decision.OriginLocal)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", scopeText(b.Scope), b.Reason, b.Source, origin, b.Offences,
 			shortDuration(b.Until.Sub(b.Since)), shortDuration(timeLeftUp(b.Until.Sub(resp.Now))))
 	}
 	return tw.Flush()
 }
 
-// banAddr parses the address of bans add and del: one address; a prefix
-// is refused by name, not as a malformed address.
-func banAddr(arg string) (netip.Addr, error) {
-	if _, err := netip.ParsePrefix(arg); err == nil {
-		return netip.Addr{}, fmt.Errorf("%s is a prefix: bans take one address (prefixes are not supported)", arg)
+// scopeText prints a ban's scope: an address alone without its /32 or
+// /128, a prefix as such.
+func scopeText(p netip.Prefix) string {
+	if p.IsSingleIP() {
+		return p.Addr().String()
 	}
-	addr, err := netip.ParseAddr(arg)
+	return p.String()
+}
+
+// banScope parses the scope of bans add and del: an address or a prefix
+// (host bits set are refused with the prefix meant).
+func banScope(arg string) (netip.Prefix, error) {
+	p, err := decision.ParseScope(arg)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("%q is not an IPv4 or IPv6 address", arg)
+		if _, perr := netip.ParsePrefix(arg); perr == nil {
+			return netip.Prefix{}, err
+		}
+		return netip.Prefix{}, fmt.Errorf("%q is not an IPv4 or IPv6 address or prefix", arg)
 	}
-	return addr, nil
+	return p, nil
 }
 
 func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d time.Duration, reason string) error {
-	addr, err := banAddr(arg)
+	scope, err := banScope(arg)
 	if err != nil {
 		return fmt.Errorf("add: %w", err)
 	}
 	if d < time.Second {
 		return fmt.Errorf("add: --for %v: a ban lasts at least 1s", d)
 	}
-	req := control.AddBanRequest{Addr: addr, ForSeconds: int64((d + time.Second - 1) / time.Second), Reason: reason}
+	req := control.AddBanRequest{Scope: scope, ForSeconds: int64((d + time.Second - 1) / time.Second), Reason: reason}
 	var resp control.AddBanResponse
 	if err := callDaemon(ctx, cf, control.CmdAddBan, req, &resp); err != nil {
 		return err
@@ -173,26 +193,26 @@ func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d tim
 	if cf.json {
 		return writeJSON(w, resp)
 	}
-	_, err = fmt.Fprintf(w, "banned %s for %s (offence %d)\n", resp.Ban.Addr, shortDuration(resp.Ban.Until.Sub(resp.Ban.Since)), resp.Ban.Offences)
+	_, err = fmt.Fprintf(w, "banned %s for %s (offence %d)\n", scopeText(resp.Ban.Scope), shortDuration(resp.Ban.Until.Sub(resp.Ban.Since)), resp.Ban.Offences)
 	return err
 }
 
 func delBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string) error {
-	addr, err := banAddr(arg)
+	scope, err := banScope(arg)
 	if err != nil {
 		return fmt.Errorf("del: %w", err)
 	}
 	var resp control.DelBanResponse
-	if err := callDaemon(ctx, cf, control.CmdDelBan, control.DelBanRequest{Addr: addr}, &resp); err != nil {
+	if err := callDaemon(ctx, cf, control.CmdDelBan, control.DelBanRequest{Scope: scope}, &resp); err != nil {
 		return err
 	}
 	if cf.json {
 		return writeJSON(w, resp)
 	}
 	if !resp.Deleted {
-		return fmt.Errorf("del: %s is not banned", addr.Unmap())
+		return fmt.Errorf("del: %s is not banned", scopeText(scope))
 	}
-	_, err = fmt.Fprintf(w, "unbanned %s\n", addr.Unmap())
+	_, err = fmt.Fprintf(w, "unbanned %s\n", scopeText(scope))
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/rules"
@@ -47,7 +48,13 @@ func startStateDaemon(t *testing.T) *stateDaemon {
 	d.bans.Ban(a("192.0.2.66"), spec, "ssh", "more than 3 new connections in 10s", at(-2*time.Hour))
 	d.bans.Expire(at(-time.Hour))
 	d.bans.Ban(a("192.0.2.66"), spec, "ssh", "more than 4 new connections in 30m", at(-5*time.Minute))
-	if _, err := d.bans.Add(netip.MustParseAddr("2001:db8::bad"), 26*time.Hour, "scanner", at(-time.Hour)); err != nil {
+	if _, err := d.bans.Add(netip.MustParsePrefix("2001:db8:bad::/48"), 26*time.Hour, "scanner", at(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	// A ban another gateway of the fleet made.
+	if _, err := d.bans.Apply(decision.Decision{Kind: decision.Ban, Scope: netip.MustParsePrefix("2001:db8:7::/64"),
+		Issued: stateT0.Add(-time.Minute), Expires: stateT0.Add(9 * time.Minute), Origin: "gw-b", Source: "ssh",
+		Reason: "more than 3 new connections in 10s"}, at(0)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -60,7 +67,7 @@ func startStateDaemon(t *testing.T) *stateDaemon {
 
 	srv := control.NewServer(d.sock, nil)
 	clock := func() time.Time { return stateT0 }
-	for _, hs := range []map[string]control.Handler{control.BanHandlers(d.bans, clock), control.RecentHandlers(d.lists, clock)} {
+	for _, hs := range []map[string]control.Handler{control.BanHandlers(d.bans, clock, func() string { return "gw-a" }), control.RecentHandlers(d.lists, clock)} {
 		for cmd, h := range hs {
 			srv.Handle(cmd, h)
 		}
@@ -117,11 +124,11 @@ func TestBansListJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}
-	want := control.ListBansResponse{Now: stateT0, Bans: d.bans.List(stateT0.UnixNano())}
-	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}), cmpopts.EquateApproxTime(0)); diff != "" {
+	want := control.ListBansResponse{Now: stateT0, Gateway: "gw-a", Bans: d.bans.List(stateT0.UnixNano())}
+	if diff := cmp.Diff(want, got, cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{}), cmpopts.EquateApproxTime(0)); diff != "" {
 		t.Errorf("bans list --json (-want +got):\n%s", diff)
 	}
-	for _, field := range []string{`"addr": "192.0.2.66"`, `"source": "ssh"`, `"offences": 2`, `"until": "2026-03-01T12:15:00Z"`} {
+	for _, field := range []string{`"scope": "192.0.2.66/32"`, `"origin": "gw-b"`, `"gateway": "gw-a"`, `"source": "ssh"`, `"offences": 2`, `"until": "2026-03-01T12:15:00Z"`} {
 		if !strings.Contains(out, field) {
 			t.Errorf("JSON lacks %s:\n%s", field, out)
 		}
@@ -142,19 +149,24 @@ func TestBansAddDel(t *testing.T) {
 		{"add with the default duration", []string{"bans", "add", "-s", d.sock, "2001:db8::1"}, 0,
 			"banned 2001:db8::1 for 1h (offence 1)\n", ""},
 		{"add a bad address", []string{"bans", "-s", d.sock, "add", "198.51.100.300"}, 1, "",
-			"nfqfw bans: add: \"198.51.100.300\" is not an IPv4 or IPv6 address\n"},
-		{"add a prefix", []string{"bans", "-s", d.sock, "add", "10.99.1.0/24"}, 1, "",
-			"nfqfw bans: add: 10.99.1.0/24 is a prefix: bans take one address (prefixes are not supported)\n"},
-		{"del an IPv6 prefix", []string{"bans", "-s", d.sock, "del", "2001:db8::/64"}, 1, "",
-			"nfqfw bans: del: 2001:db8::/64 is a prefix: bans take one address (prefixes are not supported)\n"},
+			"nfqfw bans: add: \"198.51.100.300\" is not an IPv4 or IPv6 address or prefix\n"},
+		{"add an IPv4 prefix", []string{"bans", "-s", d.sock, "add", "10.99.1.0/24"}, 0,
+			"banned 10.99.1.0/24 for 1h (offence 1)\n", ""},
+		{"add an IPv6 prefix", []string{"bans", "-s", d.sock, "add", "2001:db8:1::/64", "--reason", "a whole host"}, 0,
+			"banned 2001:db8:1::/64 for 1h (offence 1)\n", ""},
+		{"add a prefix with host bits", []string{"bans", "-s", d.sock, "add", "2001:db8:1::1/64"}, 1, "",
+			"has bits set past /64: did you mean 2001:db8:1::/64?"},
+		{"add a prefix wider than /8", []string{"bans", "-s", d.sock, "add", "10.0.0.0/7"}, 1, "", "is wider than /8"},
+		{"del an IPv6 prefix", []string{"bans", "-s", d.sock, "del", "2001:db8:1::/64"}, 0, "unbanned 2001:db8:1::/64\n", ""},
+		{"del an address inside a banned prefix", []string{"bans", "-s", d.sock, "del", "10.99.1.7"}, 1, "", "10.99.1.7 is not banned"},
 		{"add for no time", []string{"bans", "-s", d.sock, "add", "198.51.100.1", "--for", "0s"}, 1, "", "at least 1s"},
-		{"add without an address", []string{"bans", "-s", d.sock, "add"}, 2, "", "nfqfw bans: add needs the address\n\nUsage: nfqfw bans"},
+		{"add without an address", []string{"bans", "-s", d.sock, "add"}, 2, "", "nfqfw bans: add needs the address or prefix\n\nUsage: nfqfw bans"},
 		{"add two addresses", []string{"bans", "-s", d.sock, "add", "192.0.2.1", "192.0.2.2"}, 2, "", `nfqfw bans: add takes one address, got "192.0.2.1 192.0.2.2"`},
 		{"list with an argument", []string{"bans", "-s", d.sock, "list", "all"}, 2, "", `nfqfw bans: list takes no argument, got "all"`},
 		{"unknown flag", []string{"bans", "-s", d.sock, "add", "198.51.100.1", "--forever"}, 1, "", "flag provided but not defined: -forever"},
-		{"del", []string{"bans", "-s", d.sock, "del", "2001:db8::bad"}, 0, "unbanned 2001:db8::bad\n", ""},
-		{"del again", []string{"bans", "-s", d.sock, "del", "2001:db8::bad"}, 1, "", "2001:db8::bad is not banned"},
-		{"unknown action", []string{"bans", "-s", d.sock, "flush"}, 2, "", "nfqfw bans: unknown action \"flush\": want list, add ADDR or del ADDR\n\nUsage: nfqfw bans"},
+		{"del", []string{"bans", "-s", d.sock, "del", "2001:db8:bad::/48"}, 0, "unbanned 2001:db8:bad::/48\n", ""},
+		{"del again", []string{"bans", "-s", d.sock, "del", "2001:db8:bad::/48"}, 1, "", "2001:db8:bad::/48 is not banned"},
+		{"unknown action", []string{"bans", "-s", d.sock, "flush"}, 2, "", "nfqfw bans: unknown action \"flush\": want list, add ADDR|PREFIX or del ADDR|PREFIX\n\nUsage: nfqfw bans"},
 	}
 	for _, s := range steps {
 		out, errOut, code := runCLI(t, s.args...)

@@ -33,9 +33,9 @@ Each family is one iptables-restore input; pick one with -family to pipe it:
 
 Without -family both are printed, one after the other, each under comment
 lines naming its family and its restore command. The rules match nfqfw's
-ban sets (nfqfw-ban4, nfqfw-ban6), which the daemon creates: on a host
-where it never ran, create them first (ipset create nfqfw-ban4 hash:ip
-family inet timeout 0; likewise nfqfw-ban6 with family inet6).`,
+ban sets (nfqfw-bannet4, nfqfw-bannet6), which the daemon creates: on a
+host where it never ran, create them first (ipset create nfqfw-bannet4
+hash:net family inet timeout 0; likewise nfqfw-bannet6 with family inet6).`,
 		setup: func(fs *flag.FlagSet) {
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&family, "family", "", "only this family: ipv4 or ipv6 (default: both)")
@@ -70,7 +70,7 @@ family inet timeout 0; likewise nfqfw-ban6 with family inet6).`,
 				}
 				set := iptables.BanSet(fam)
 				fmt.Fprintf(stdout, "# %s: input of %s --noflush (nfqfw rules -family %s); it matches the ban set %s,\n"+
-					"# which the daemon creates (where it never ran: ipset create %s hash:ip family %s timeout 0)\n%s",
+					"# which the daemon creates (where it never ran: ipset create %s hash:net family %s timeout 0)\n%s",
 					name, restore, strings.ToLower(name), set, set, inet, text)
 			}
 			return nil

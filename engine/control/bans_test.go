@@ -14,7 +14,7 @@ import (
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func TestControlHandlerErrors(t *testing.T) {
-	hs := BanHandlers(guard.NewBans(guard.BanOptions{}), func() time.Time { return t0 })
+	hs := BanHandlers(guard.NewBans(guard.BanOptions{}), func() time.Time { return t0 }, nil)
 	tests := []struct {
 		name, cmd, args string
 		want            error
@@ -24,6 +24,8 @@ func TestControlHandlerErrors(t *testing.T) {
 		{"add without an address", CmdAddBan, `{"for_seconds":60}`, guard.ErrBadAddress},
 		{"add for no time", CmdAddBan, `{"addr":"192.0.2.1"}`, guard.ErrBadDuration},
 		{"del without an address", CmdDelBan, `{}`, guard.ErrBadAddress},
+		{"add a prefix wider than /8", CmdAddBan, `{"scope":"10.0.0.0/7","for_seconds":60}`, guard.ErrBadScope},
+		{"add a prefix with host bits", CmdAddBan, `{"scope":"10.0.0.1/8","for_seconds":60}`, guard.ErrBadScope},
 		{"del with garbage", CmdDelBan, `[1]`, ErrBadRequest},
 	}
 	for _, tt := range tests {
@@ -44,6 +46,8 @@ func FuzzControlHandlers(f *testing.F) {
 	f.Add(`{"addr":"2001:db8::1","for_seconds":-5}`)
 	f.Add(`{"addr":"::ffff:192.0.2.1"}`)
 	f.Add(`{"addr":""}`)
+	f.Add(`{"scope":"2001:db8::/64","for_seconds":60}`)
+	f.Add(`{"scope":"::ffff:10.0.0.0/104","for_seconds":60}`)
 	f.Add(`null`)
 	f.Add(`{"for_seconds":9223372036854775807,"addr":"192.0.2.9"}`)
 	f.Fuzz(func(t *testing.T, args string) {
@@ -51,7 +55,7 @@ func FuzzControlHandlers(f *testing.F) {
 		// makes each list slower until an input outlasts the fuzz
 		// deadline.
 		b := guard.NewBans(guard.BanOptions{})
-		hs := BanHandlers(b, func() time.Time { return t0 })
+		hs := BanHandlers(b, func() time.Time { return t0 }, nil)
 		for _, cmd := range []string{CmdAddBan, CmdDelBan, CmdListBans} {
 			hs[cmd](context.Background(), json.RawMessage(args))
 		}

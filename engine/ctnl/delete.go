@@ -67,6 +67,112 @@ func (f *Follower) DeleteBySource(ctx context.Context, addr netip.Addr) (int, er
 	return n, err
 }
 
+// DeleteByPrefix deletes every kernel flow whose original source lies in
+// p and returns how many it deleted. For one address (a /32 or /128) it is
+// DeleteBySource. For a wider prefix the kernel cannot pick the flows: its
+// dump filter (CTA_FILTER) compares source addresses exactly, without a
+// mask. The flows of p's family are then dumped once (the kernel leaves
+// the other family out) and those whose source p covers are deleted, as
+// conntrack -D -s ADDR/BITS does.
+func (f *Follower) DeleteByPrefix(ctx context.Context, p netip.Prefix) (int, error) {
+	if !p.IsValid() {
+		return 0, fmt.Errorf("ctnl: delete by prefix: %w", ErrInvalidAddr)
+	}
+	p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-unmapBits(p.Addr())).Masked()
+	if p.IsSingleIP() {
+		return f.DeleteBySource(ctx, p.Addr())
+	}
+	n := 0
+	err := f.q.raw(ctx, func(c *netfilter.Conn) error {
+		tuples, err := tuplesIn(c, p)
+		if err != nil {
+			return fmt.Errorf("ctnl: delete by prefix %s: dump: %w", p, err)
+		}
+		for _, attrs := range tuples {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			err := deleteFlow(c, p.Addr(), attrs)
+			switch {
+			case err == nil:
+				n++
+			case errors.Is(err, unix.ENOENT):
+				// gone already
+			default:
+				return fmt.Errorf("ctnl: delete by prefix %s: delete flow: %w", p, err)
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// unmapBits is 96 for an IPv4-mapped address (its prefix length counts
+// the 96 bits of the mapping), else 0.
+func unmapBits(a netip.Addr) int {
+	if a.Is4In6() {
+		return 96
+	}
+	return 0
+}
+
+// tuplesIn dumps the flows of p's family and returns, per flow whose
+// original source p covers, the attributes that name it for a delete.
+func tuplesIn(c *netfilter.Conn, p netip.Prefix) ([][]netfilter.Attribute, error) {
+	req, err := netfilter.MarshalNetlink(netfilter.Header{
+		SubsystemID: netfilter.NFSubsysCTNetlink,
+		MessageType: msgGet,
+		Family:      family(p.Addr()),
+		Flags:       netlink.Request | netlink.Dump,
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := c.Query(req)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]netfilter.Attribute
+	for _, m := range msgs {
+		_, attrs, err := netfilter.UnmarshalNetlink(m)
+		if err != nil {
+			return nil, err
+		}
+		var keep []netfilter.Attribute
+		in := false
+		for _, a := range attrs {
+			switch a.Type {
+			case attrTupleOrig:
+				in = p.Contains(origSource(a))
+				keep = append(keep, a)
+			case attrZone:
+				keep = append(keep, a)
+			}
+		}
+		if in {
+			out = append(out, keep)
+		}
+	}
+	return out, nil
+}
+
+// origSource returns the source address of an original-tuple attribute
+// (the zero Addr when it has none).
+func origSource(tuple netfilter.Attribute) netip.Addr {
+	for _, ip := range tuple.Children {
+		if ip.Type != attrTupleIP {
+			continue
+		}
+		for _, a := range ip.Children {
+			if a.Type == attrIPv4Src || a.Type == attrIPv6Src {
+				addr, _ := netip.AddrFromSlice(a.Data)
+				return addr
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
 // family is addr's ctnetlink family.
 func family(addr netip.Addr) netfilter.ProtoFamily {
 	if addr.Is4() {

@@ -309,6 +309,14 @@ func DeleteBySource(ctx context.Context, opts Options, addr netip.Addr) (int, er
 	return f.DeleteBySource(ctx, addr)
 }
 
+// DeleteByPrefix deletes the flows whose original source lies in p in the
+// namespace in opts, over a socket of its own (see Follower.DeleteByPrefix).
+func DeleteByPrefix(ctx context.Context, opts Options, p netip.Prefix) (int, error) {
+	f := &Follower{q: querier{netns: opts.NetNS}}
+	defer f.q.close()
+	return f.DeleteByPrefix(ctx, p)
+}
+
 // querier owns the query socket: dialed on first use, one query at a time,
 // and thrown away when a query is abandoned.
 type querier struct {

@@ -216,6 +216,26 @@ func TestFollowerInNetns(t *testing.T) {
 		}
 	})
 
+	t.Run("DeleteByPrefix deletes the flows of every source in the prefix", func(t *testing.T) {
+		// A prefix ban: the kernel's filter matches one address only, so
+		// the flows of the family are dumped and picked here.
+		for _, src := range []string{"127.0.0.4", "127.0.0.5", "127.0.1.1"} {
+			ns.MustExec("ping", "-c", "1", "-W", "1", "-I", src, "127.0.0.1")
+		}
+		in := func(e Event) bool { return netip.MustParsePrefix("127.0.0.4/31").Contains(e.Src) }
+		n, err := f.DeleteByPrefix(ctx, netip.MustParsePrefix("127.0.0.4/31"))
+		if err != nil || n != 2 {
+			t.Fatalf("DeleteByPrefix(127.0.0.4/31) = %d, %v; want 2, nil", n, err)
+		}
+		table, err := f.Dump(ctx)
+		if err != nil || contains(table, in) || !contains(table, func(e Event) bool { return e.Src == netip.MustParseAddr("127.0.1.1") }) {
+			t.Errorf("after DeleteByPrefix(127.0.0.4/31): %v, table %+v; want 127.0.1.1's flow only", err, table)
+		}
+		if n, err := f.DeleteByPrefix(ctx, netip.MustParsePrefix("127.0.1.1/32")); n != 1 || err != nil {
+			t.Errorf("DeleteByPrefix(127.0.1.1/32) = %d, %v; want 1, nil", n, err)
+		}
+	})
+
 	t.Run("a cancelled dump returns the context's error", func(t *testing.T) {
 		done, stop := context.WithCancel(ctx)
 		stop()

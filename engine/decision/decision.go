@@ -124,6 +124,10 @@ type Decision struct {
 	// Sequence is the knock sequence of KnockWindow and KnockUse; empty
 	// for the other kinds.
 	Sequence string `json:"sequence,omitempty"`
+	// TimeStep is, for a KnockUse of a rotating sequence, the time step
+	// whose ports were used (the replay refused is of that step's
+	// ports); 0 for a static sequence and for every other kind.
+	TimeStep int64 `json:"time_step,omitempty"`
 	// Reason says why, for people.
 	Reason string `json:"reason,omitempty"`
 }
@@ -216,6 +220,8 @@ func (d *Decision) Validate() error {
 		return fmt.Errorf("%w: %s without a sequence", ErrInvalid, d.Kind)
 	case !knock && d.Sequence != "":
 		return fmt.Errorf("%w: %s with a sequence", ErrInvalid, d.Kind)
+	case d.TimeStep < 0 || (d.TimeStep != 0 && d.Kind != KnockUse):
+		return fmt.Errorf("%w: %s with time step %d", ErrInvalid, d.Kind, d.TimeStep)
 	case knock && !d.Single():
 		return fmt.Errorf("%w: %s of a prefix (%s): knock decisions are about one address", ErrInvalid, d.Kind, d.Scope)
 	}

@@ -66,6 +66,10 @@ func TestValidate(t *testing.T) {
 			d.Kind, d.Sequence, d.Scope = KnockWindow, "ssh-knock", netip.MustParsePrefix("192.0.2.7/32")
 		}, ok: true},
 		{name: "allow", edit: func(d *Decision) { d.Kind = Allow }, ok: true},
+		{name: "time step of a ban", edit: func(d *Decision) { d.TimeStep = 7 }},
+		{name: "negative time step", edit: func(d *Decision) {
+			d.Kind, d.Sequence, d.Scope, d.TimeStep = KnockUse, "k", netip.MustParsePrefix("192.0.2.7/32"), -1
+		}},
 		{name: "unknown kind", edit: func(d *Decision) { d.Kind = 9 }},
 		{name: "zero kind", edit: func(d *Decision) { d.Kind = 0 }},
 		{name: "zero scope", edit: func(d *Decision) { d.Scope = netip.Prefix{} }},
@@ -103,6 +107,7 @@ func TestWireRoundTrip(t *testing.T) {
 		{Kind: Unban, Scope: netip.MustParsePrefix("192.0.2.7/32"), Issued: t0, Source: SourceManual},
 		{Kind: KnockWindow, Scope: netip.MustParsePrefix("2001:db8::7/128"), Issued: t0, Expires: t1, Source: "ssh-knock", Sequence: "ssh-knock"},
 		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "ssh-knock"},
+		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "rot", TimeStep: 59012345},
 		{Kind: Ban, Scope: netip.MustParsePrefix("::/0"), Expires: t1, Origin: strings.Repeat("o", MaxOrigin),
 			Source: strings.Repeat("s", MaxSource), Reason: strings.Repeat("r", MaxReason)},
 	} {

@@ -29,6 +29,7 @@
 //	4 or 16 bytes the prefix's address (masked)
 //	8 bytes       Issued, unix nanoseconds (0: unknown)
 //	8 bytes       Expires, unix nanoseconds (0: none)
+//	8 bytes       TimeStep, for KnockUse only (absent for other kinds)
 //	4 strings     Origin, Source, Sequence, Reason: one length byte, then
 //	              that many bytes of UTF-8
 //

@@ -11,8 +11,8 @@ import (
 const Version = 1
 
 // MaxSize bounds an encoded decision: the header, an IPv6 address, two
-// times and the four strings at their longest.
-const MaxSize = 4 + 16 + 8 + 8 + 4 + MaxOrigin + MaxSource + MaxSequence + MaxReason
+// times, a time step and the four strings at their longest.
+const MaxSize = 4 + 16 + 8 + 8 + 8 + 4 + MaxOrigin + MaxSource + MaxSequence + MaxReason
 
 // Marshal returns the wire encoding of d (see the package documentation),
 // or an error wrapping ErrInvalid when d does not Validate.
@@ -35,6 +35,9 @@ func (d *Decision) AppendBinary(b []byte) ([]byte, error) {
 	b = append(b, a.AsSlice()...)
 	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(d.Issued)))
 	b = binary.BigEndian.AppendUint64(b, uint64(unixNano(d.Expires)))
+	if d.Kind == KnockUse {
+		b = binary.BigEndian.AppendUint64(b, uint64(d.TimeStep))
+	}
 	for _, s := range [...]string{d.Origin, d.Source, d.Sequence, d.Reason} {
 		b = append(b, byte(len(s)))
 		b = append(b, s...)
@@ -96,6 +99,13 @@ func Unmarshal(b []byte) (Decision, error) {
 	}
 	d.Issued = fromUnixNano(int64(binary.BigEndian.Uint64(times[:8])))
 	d.Expires = fromUnixNano(int64(binary.BigEndian.Uint64(times[8:])))
+	if d.Kind == KnockUse {
+		ts := r.take(8)
+		if ts == nil {
+			return d, fmt.Errorf("%w: truncated time step", ErrMalformed)
+		}
+		d.TimeStep = int64(binary.BigEndian.Uint64(ts))
+	}
 	for _, s := range [...]*string{&d.Origin, &d.Source, &d.Sequence, &d.Reason} {
 		n := r.take(1)
 		if n == nil {

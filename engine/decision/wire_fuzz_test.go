@@ -16,7 +16,7 @@ func FuzzUnmarshal(f *testing.F) {
 		{Kind: Ban, Scope: netip.MustParsePrefix("192.0.2.0/24"), Expires: t1, Source: SourceManual},
 		{Kind: Unban, Scope: netip.MustParsePrefix("192.0.2.7/32"), Issued: t0},
 		{Kind: KnockWindow, Scope: netip.MustParsePrefix("2001:db8::7/128"), Expires: t1, Sequence: "ssh-knock"},
-		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "k"},
+		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "k", TimeStep: 1234},
 		{Kind: Allow, Scope: netip.MustParsePrefix("10.0.0.0/8"), Expires: t1, Origin: "gw-b"},
 	} {
 		b, err := d.Marshal()

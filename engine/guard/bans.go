@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/internal/lru"
 	"github.com/nfqfw/nfqfw/rules"
 
@@ -18,12 +19,12 @@ import (
 )
 
 // SourceManual is the Source of bans added with Add (the CLI).
-const SourceManual = "manual"
+const SourceManual = decision.SourceManual
 
 // SourceKernel is the Source of bans found in the kernel ban set at start
 // that the saved state did not hold (Adopt): a ban made just before a
 // crash, before its state was saved.
-const SourceKernel = "kernel"
+const SourceKernel = decision.SourceKernel
 
 // DefaultManualReason is the reason of a manual ban added without one.
 const DefaultManualReason = "banned by the operator"
@@ -53,13 +54,21 @@ const banShards = 32
 
 // BanOptions configures Bans. The zero value is usable.
 type BanOptions struct {
-	// OnBan is told about every new or changed ban: the daemon deletes
-	// the source's kernel flows (ctnetlink) and adds it to the kernel ban
-	// set with the time left. It runs on Run's goroutine.
-	OnBan func(addr netip.Addr, until time.Time)
-	// OnUnban is told when a ban ends (expired or deleted). It runs on
-	// Run's goroutine.
-	OnUnban func(addr netip.Addr)
+	// OnBan is told about every new or changed ban, of this gateway or
+	// applied from elsewhere: the daemon deletes the scope's kernel flows
+	// (ctnetlink) and adds it to the kernel ban set with the time left.
+	// It runs on Run's goroutine.
+	OnBan func(scope netip.Prefix, until time.Time)
+	// OnUnban is told when a ban ends (expired, deleted, evicted, lifted
+	// from elsewhere). It runs on Run's goroutine.
+	OnUnban func(scope netip.Prefix)
+	// OnDecision is told about every decision this gateway makes: a
+	// guard's ban, a manual ban, a manual unban (Del), each as a
+	// decision.Decision with an empty Origin; not about bans that merely
+	// expire, are adopted from the kernel or restored, nor about what
+	// Apply applies. The fleet link publishes them. It runs on Run's
+	// goroutine, after OnBan/OnUnban of the same change.
+	OnDecision func(decision.Decision)
 	// MaxEntries bounds the bans and offence records kept (default
 	// DefaultMaxBans). When full, the oldest offence record goes first,
 	// then the ban closest to its end.
@@ -67,19 +76,27 @@ type BanOptions struct {
 	// Remember is how long offences count toward a longer ban after a ban
 	// ends (default DefaultRemember; never less than the spec's Max).
 	Remember time.Duration
-	// Queue is how many OnBan/OnUnban notifications wait for Run (default
+	// Queue is how many notifications wait for Run (default
 	// DefaultQueue); when full, notifications are dropped and counted.
 	Queue int
 }
 
-// Bans is the table of banned sources and of remembered offences. Its
-// methods are safe for concurrent use; IsBanned is the per-packet one.
+// Bans is the table of banned scopes (one address, or a prefix) and of
+// remembered offences. Its methods are safe for concurrent use; IsBanned
+// is the per-packet one.
 type Bans struct {
 	opts   BanOptions
 	seed   uint64
 	perCap int
 	active atomic.Int64 // records with a ban not yet expired by Expire
 	events chan event
+
+	// lens are the prefix lengths of the bans in force, per family: the
+	// only ones IsBanned looks up. counts is behind lensMu, taken inside
+	// a shard's lock.
+	lens   atomic.Pointer[lengths]
+	lensMu sync.Mutex
+	counts lengthCounts
 
 	banned, expired, evictions, dropped atomic.Uint64
 
@@ -91,12 +108,12 @@ type Bans struct {
 // IsBanned touches small slots only.
 type bshard struct {
 	mu    sync.Mutex
-	m     map[[16]byte]record
-	until map[[16]byte]int64
+	m     map[key]record
+	until map[key]int64
 	_     [64]byte
 }
 
-// record is one source's ban and offence history. until == 0: not banned,
+// record is one scope's ban and offence history. until == 0: not banned,
 // only remembered.
 type record struct {
 	since, until int64
@@ -105,12 +122,18 @@ type record struct {
 	forget       int64 // dropped by Expire after this, when not banned
 	source       string
 	reason       string
+	origin       string // the gateway that decided it; "" for this one
 }
 
+// event is one notification for Run. decide: also report it to
+// OnDecision (a decision of this gateway).
 type event struct {
-	ban   bool
-	addr  [16]byte
-	until int64
+	ban, decide bool
+	k           key
+	since       int64
+	until       int64
+	source      string
+	reason      string
 }
 
 // NewBans returns an empty ban table.
@@ -125,18 +148,32 @@ func NewBans(opts BanOptions) *Bans {
 		opts.Queue = DefaultQueue
 	}
 	b := &Bans{opts: opts, seed: rand.Uint64(), perCap: max(1, (opts.MaxEntries+banShards-1)/banShards)}
-	if opts.OnBan != nil || opts.OnUnban != nil {
+	if opts.OnBan != nil || opts.OnUnban != nil || opts.OnDecision != nil {
 		b.events = make(chan event, opts.Queue)
 	}
 	for i := range b.shards {
-		b.shards[i].m = make(map[[16]byte]record)
-		b.shards[i].until = make(map[[16]byte]int64)
+		b.shards[i].m = make(map[key]record)
+		b.shards[i].until = make(map[key]int64)
 	}
+	b.lens.Store(&lengths{})
 	return b
 }
 
-func (b *Bans) shard(addr *[16]byte) *bshard {
-	return &b.shards[lru.Hash(addr, b.seed)%banShards]
+func (b *Bans) shard(k *key) *bshard {
+	return &b.shards[lru.Hash(&k.a, b.seed^uint64(k.bits))%banShards]
+}
+
+// started and ended count a ban coming into and going out of force; the
+// shard of k is locked.
+func (b *Bans) started(k key) { b.active.Add(1); b.count(k, 1) }
+func (b *Bans) ended(k key)   { b.active.Add(-1); b.count(k, -1) }
+
+func (b *Bans) count(k key, delta int32) {
+	b.lensMu.Lock()
+	if l := b.counts.add(k, delta); l != nil {
+		b.lens.Store(l)
+	}
+	b.lensMu.Unlock()
 }
 
 // Duration returns how long the n-th offence (n >= 1) is banned under spec:
@@ -158,15 +195,18 @@ func (b *Bans) remember(spec rules.BanSpec) int64 {
 	return int64(max(b.opts.Remember, spec.Max))
 }
 
-// Ban bans addr at now (unix nanoseconds) for the next offence under spec
-// and returns when the ban ends. source names who banned (a guard's name),
-// reason says why. A source already banned stays banned as it is: no new
-// offence is counted. Ban is what guards call on a refusal; it does not
-// allocate on the already-banned path.
+// Ban bans the scope of the offender addr under spec (its /Prefix4 or
+// /Prefix6, default one IPv4 address or the IPv6 /64) at now (unix
+// nanoseconds) for the scope's next offence, and returns when the ban
+// ends. source names who banned (a guard's name), reason says why. A
+// scope already banned stays banned as it is: no new offence is counted.
+// Ban is what guards call on a refusal; it does not allocate on the
+// already-banned path.
 func (b *Bans) Ban(addr [16]byte, spec rules.BanSpec, source, reason string, now int64) time.Time {
-	s := b.shard(&addr)
+	k := guardKey(addr, &spec)
+	s := b.shard(&k)
 	s.mu.Lock()
-	r, ok := s.m[addr]
+	r, ok := s.m[k]
 	if ok && r.until > now {
 		s.mu.Unlock()
 		return clock.Wall(r.until)
@@ -176,43 +216,43 @@ func (b *Bans) Ban(addr [16]byte, spec rules.BanSpec, source, reason string, now
 	}
 	r.offences++
 	until := deadline(now, Duration(spec, r.offences))
-	b.set(s, addr, ok, r, now, until, b.remember(spec), source, reason)
+	r.source, r.reason, r.origin = source, reason, ""
+	b.set(s, k, ok, r, now, until, b.remember(spec))
 	s.mu.Unlock()
-	b.notify(event{ban: true, addr: addr, until: until})
+	b.notify(event{ban: true, decide: true, k: k, since: now, until: until, source: source, reason: reason})
 	return clock.Wall(until)
 }
 
-// set stores r (existed: addr had a record) as banned from now until until;
-// the shard is locked.
-func (b *Bans) set(s *bshard, addr [16]byte, existed bool, r record, now, until, remember int64, source, reason string) {
+// set stores r (existed: k had a record) as banned from since until
+// until; the shard is locked.
+func (b *Bans) set(s *bshard, k key, existed bool, r record, since, until, remember int64) {
 	if !existed && len(s.m) >= b.perCap {
-		b.evictOne(s, now)
+		b.evictOne(s, since)
 	}
 	if r.until == 0 {
-		b.active.Add(1)
+		b.started(k)
 	}
-	r.since, r.until, r.lastOffence = now, until, now
+	r.since, r.until, r.lastOffence = since, until, since
 	r.forget = deadline(until, time.Duration(remember))
-	r.source, r.reason = source, reason
-	s.m[addr] = r
-	s.until[addr] = until
+	s.m[k] = r
+	s.until[k] = until
 	b.banned.Add(1)
 }
 
 // evictOne makes room in a full shard: the offence record (not banned) with
 // the oldest offence, else the ban that ends first, which is then unbanned.
 func (b *Bans) evictOne(s *bshard, now int64) {
-	var victim [16]byte
+	var victim key
 	found, victimBanned := false, false
 	var best int64
-	for a, r := range s.m {
+	for k, r := range s.m {
 		banned := r.until != 0
-		key := r.lastOffence
+		at := r.lastOffence
 		if banned {
-			key = r.until
+			at = r.until
 		}
-		if !found || (victimBanned && !banned) || (victimBanned == banned && key < best) {
-			victim, best, victimBanned, found = a, key, banned, true
+		if !found || (victimBanned && !banned) || (victimBanned == banned && at < best) {
+			victim, best, victimBanned, found = k, at, banned, true
 		}
 	}
 	if !found {
@@ -222,49 +262,52 @@ func (b *Bans) evictOne(s *bshard, now int64) {
 	delete(s.until, victim)
 	b.evictions.Add(1)
 	if victimBanned {
-		b.active.Add(-1)
-		b.notify(event{addr: victim})
+		b.ended(victim)
+		b.notify(event{k: victim})
 	}
 }
 
-// Add bans addr for d from now (the CLI's "bans add"), replacing the time
-// of any current ban, and returns the ban as recorded. It counts as an
-// offence toward later guard bans.
-func (b *Bans) Add(addr netip.Addr, d time.Duration, reason string, now int64) (Ban, error) {
-	if !addr.IsValid() {
-		return Ban{}, fmt.Errorf("add ban: %w", ErrBadAddress)
+// Add bans scope (an address or a prefix) for d from now (the CLI's "bans
+// add"), replacing the time of any current ban of exactly that scope, and
+// returns the ban as recorded. It counts as an offence toward later guard
+// bans of the same scope.
+func (b *Bans) Add(scope netip.Prefix, d time.Duration, reason string, now int64) (Ban, error) {
+	k, err := scopeKey(scope)
+	if err != nil {
+		return Ban{}, fmt.Errorf("add ban: %w", err)
 	}
 	if d <= 0 || d > MaxBan {
-		return Ban{}, fmt.Errorf("add ban %s: %w (got %v)", addr, ErrBadDuration, d)
+		return Ban{}, fmt.Errorf("add ban %s: %w (got %v)", k.prefix(), ErrBadDuration, d)
 	}
-	a := addr.Unmap().As16()
-	s := b.shard(&a)
+	s := b.shard(&k)
 	s.mu.Lock()
-	r, ok := s.m[a]
+	r, ok := s.m[k]
 	if ok && r.until == 0 && r.forget <= now {
 		r = record{}
 	}
 	r.offences++
-	b.set(s, a, ok, r, now, deadline(now, d), int64(b.opts.Remember), SourceManual, reason)
-	r = s.m[a]
+	r.source, r.reason, r.origin = SourceManual, reason, ""
+	b.set(s, k, ok, r, now, deadline(now, d), int64(b.opts.Remember))
+	r = s.m[k]
 	s.mu.Unlock()
-	b.notify(event{ban: true, addr: a, until: r.until})
-	return r.ban(a), nil
+	b.notify(event{ban: true, decide: true, k: k, since: now, until: r.until, source: SourceManual, reason: reason})
+	return r.ban(k), nil
 }
 
-// Adopt records a ban on addr for d from now unless addr is banned already,
-// and reports whether it did. It is how the daemon takes over, at start,
-// the entries of the kernel ban set that the saved state lacks, so that
-// they can be listed and lifted; OnBan is not told (the kernel has it).
-func (b *Bans) Adopt(addr netip.Addr, d time.Duration, now int64) bool {
-	if !addr.IsValid() || d <= 0 {
+// Adopt records a ban on scope for d from now unless scope is banned
+// already, and reports whether it did. It is how the daemon takes over,
+// at start, the entries of the kernel ban set that the saved state lacks,
+// so that they can be listed and lifted; OnBan is not told (the kernel has
+// it), nor OnDecision (it is no new decision).
+func (b *Bans) Adopt(scope netip.Prefix, d time.Duration, now int64) bool {
+	k, err := scopeKey(scope)
+	if err != nil || d <= 0 {
 		return false
 	}
-	a := addr.Unmap().As16()
-	s := b.shard(&a)
+	s := b.shard(&k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r, ok := s.m[a]
+	r, ok := s.m[k]
 	if ok && r.until > now {
 		return false
 	}
@@ -272,96 +315,185 @@ func (b *Bans) Adopt(addr netip.Addr, d time.Duration, now int64) bool {
 		r = record{}
 	}
 	r.offences = max(r.offences, 1)
-	b.set(s, a, ok, r, now, deadline(now, min(d, MaxBan)), int64(b.opts.Remember), SourceKernel, "in the kernel ban set at start, not in the saved state")
+	r.source, r.reason, r.origin = SourceKernel, "in the kernel ban set at start, not in the saved state", ""
+	b.set(s, k, ok, r, now, deadline(now, min(d, MaxBan)), int64(b.opts.Remember))
 	return true
 }
 
-// Del lifts the ban on addr and forgets its offences (the CLI's "bans del").
-// It reports whether addr was banned.
-func (b *Bans) Del(addr netip.Addr) bool {
-	if !addr.IsValid() {
+// Del lifts the ban on exactly scope (not on prefixes inside or around
+// it) and forgets its offences (the CLI's "bans del"). It reports whether
+// scope was banned; OnDecision is told of the unban.
+func (b *Bans) Del(scope netip.Prefix) bool {
+	k, err := scopeKey(scope)
+	if err != nil {
 		return false
 	}
-	a := addr.Unmap().As16()
-	s := b.shard(&a)
+	return b.del(k, true)
+}
+
+func (b *Bans) del(k key, decide bool) bool {
+	s := b.shard(&k)
 	s.mu.Lock()
-	r, ok := s.m[a]
-	delete(s.m, a)
-	delete(s.until, a)
+	r, ok := s.m[k]
+	delete(s.m, k)
+	delete(s.until, k)
 	wasBanned := ok && r.until != 0
 	if wasBanned {
-		b.active.Add(-1)
+		b.ended(k)
 	}
 	s.mu.Unlock()
 	if wasBanned {
-		b.notify(event{addr: a})
+		b.notify(event{k: k, decide: decide, source: SourceManual})
 	}
 	return wasBanned
 }
 
-// IsBanned reports whether addr is banned at now (unix nanoseconds). It is
-// the per-packet check: it does not allocate, and costs one atomic load
-// while nobody is banned.
+// Apply enforces a ban or unban decided elsewhere (the fleet link) and
+// reports whether it changed anything. A ban keeps the decision's
+// absolute expiry, never extended nor doubled, and its origin, source and
+// reason; one that has ended by now, or that a ban of the same scope
+// already in force outlasts or equals, changes nothing, so applying the
+// same decision twice is harmless and an older decision never shortens a
+// newer one. An unban lifts the ban on exactly its scope, whatever its
+// expiry. OnBan/OnUnban are told; OnDecision is not (the decision is
+// not this gateway's). Other kinds are ErrKind; an invalid decision or a
+// scope wider than MinPrefix4/MinPrefix6 is an error.
+func (b *Bans) Apply(d decision.Decision, now int64) (bool, error) {
+	if err := d.Validate(); err != nil {
+		return false, fmt.Errorf("apply decision: %w", err)
+	}
+	k, err := scopeKey(d.Scope)
+	if err != nil {
+		return false, fmt.Errorf("apply decision: %w", err)
+	}
+	switch d.Kind {
+	case decision.Unban:
+		return b.del(k, false), nil
+	case decision.Ban:
+	default:
+		return false, fmt.Errorf("apply decision %s: %w", d.Kind, ErrKind)
+	}
+	until := clock.Mono(d.Expires)
+	if until <= now {
+		return false, nil
+	}
+	since := now
+	if !d.Issued.IsZero() {
+		since = min(clock.Mono(d.Issued), now)
+	}
+	origin := d.Origin
+	if d.Local() {
+		origin = ""
+	}
+	s := b.shard(&k)
+	s.mu.Lock()
+	r, ok := s.m[k]
+	if ok && r.until >= until {
+		s.mu.Unlock()
+		return false, nil
+	}
+	if ok && r.until == 0 && r.forget <= now {
+		r = record{}
+	}
+	r.offences = max(r.offences, 1)
+	r.source, r.reason, r.origin = d.Source, d.Reason, origin
+	b.set(s, k, ok, r, since, until, int64(b.opts.Remember))
+	s.mu.Unlock()
+	b.notify(event{ban: true, k: k, until: until})
+	return true, nil
+}
+
+// IsBanned reports whether a ban in force at now (unix nanoseconds) covers
+// addr. It is the per-packet check: it does not allocate, costs one atomic
+// load while nobody is banned, and otherwise one map lookup per prefix
+// length in use for addr's family (one, with the default lengths and no
+// manual prefixes).
 func (b *Bans) IsBanned(addr [16]byte, now int64) bool {
 	if b.active.Load() == 0 {
 		return false
 	}
-	s := b.shard(&addr)
-	s.mu.Lock()
-	until := s.until[addr]
-	s.mu.Unlock()
-	return until > now
+	_, ok := b.covering(&addr, now, true)
+	return ok
 }
 
-// Until returns when the ban of addr ends, and whether addr is banned at
-// now. It changes nothing.
+// covering returns the end of a ban in force at now that covers addr:
+// the first found with first, else the latest.
+func (b *Bans) covering(addr *[16]byte, now int64, first bool) (int64, bool) {
+	ls := b.lens.Load()
+	list := ls.v6
+	if isV4(addr) {
+		list = ls.v4
+	}
+	var best int64
+	for _, bits := range list {
+		k := key{a: mask(addr, bits), bits: bits}
+		s := b.shard(&k)
+		s.mu.Lock()
+		until := s.until[k]
+		s.mu.Unlock()
+		if until > now {
+			if first {
+				return until, true
+			}
+			best = max(best, until)
+		}
+	}
+	return best, best > now
+}
+
+// Until returns when the longest ban covering addr ends, and whether addr
+// is banned at now. It changes nothing.
 func (b *Bans) Until(addr [16]byte, now int64) (time.Time, bool) {
 	if b.active.Load() == 0 {
 		return time.Time{}, false
 	}
-	s := b.shard(&addr)
-	s.mu.Lock()
-	until := s.until[addr]
-	s.mu.Unlock()
-	return clock.Wall(until), until > now
+	until, ok := b.covering(&addr, now, false)
+	return clock.Wall(until), ok
 }
 
-// Ban is one banned source as List and the "bans.list" control command
-// report it.
+// Ban is one ban as List and the "bans.list" control command report it.
 type Ban struct {
-	Addr     netip.Addr `json:"addr"`
-	Reason   string     `json:"reason"`
-	Source   string     `json:"source"` // the guard's name, or SourceManual
-	Since    time.Time  `json:"since"`
-	Until    time.Time  `json:"until"`
-	Offences int        `json:"offences"` // remembered offences, this one included
+	Scope    netip.Prefix `json:"scope"` // one address (/32, /128) or a prefix
+	Reason   string       `json:"reason"`
+	Source   string       `json:"source"`           // a guard's name, SourceManual, SourceKernel
+	Origin   string       `json:"origin,omitempty"` // the gateway that decided it; empty: this one
+	Since    time.Time    `json:"since"`
+	Until    time.Time    `json:"until"`
+	Offences int          `json:"offences"` // remembered offences, this one included
 }
 
-func (r *record) ban(a [16]byte) Ban {
+// Decision returns the ban as a decision.
+func (bn *Ban) Decision() decision.Decision {
+	return decision.Decision{Kind: decision.Ban, Scope: bn.Scope, Issued: bn.Since, Expires: bn.Until,
+		Origin: bn.Origin, Source: bn.Source, Reason: bn.Reason}
+}
+
+func (r *record) ban(k key) Ban {
 	return Ban{
-		Addr:     netip.AddrFrom16(a).Unmap(),
+		Scope:    k.prefix(),
 		Reason:   r.reason,
 		Source:   r.source,
+		Origin:   r.origin,
 		Since:    clock.Wall(r.since),
 		Until:    clock.Wall(r.until),
 		Offences: r.offences,
 	}
 }
 
-// List returns the sources banned at now, sorted by address.
+// List returns the bans in force at now, sorted by scope.
 func (b *Bans) List(now int64) []Ban {
 	out := []Ban{}
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		for a, r := range s.m {
+		for k, r := range s.m {
 			if r.until > now {
-				out = append(out, r.ban(a))
+				out = append(out, r.ban(k))
 			}
 		}
 		s.mu.Unlock()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	sort.Slice(out, func(i, j int) bool { return lessScope(out[i].Scope, out[j].Scope) })
 	return out
 }
 
@@ -369,29 +501,29 @@ func (b *Bans) List(now int64) []Ban {
 // records older than their memory, and returns how many bans ended. Call it
 // from a ticker (every second is plenty: IsBanned judges by time anyway).
 func (b *Bans) Expire(now int64) int {
-	var ended [][16]byte
+	var over []key
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		for a, r := range s.m {
+		for k, r := range s.m {
 			if r.until != 0 && r.until <= now {
 				r.until = 0
-				s.m[a] = r
-				delete(s.until, a)
-				b.active.Add(-1)
-				ended = append(ended, a)
+				s.m[k] = r
+				delete(s.until, k)
+				b.ended(k)
+				over = append(over, k)
 			}
 			if r.until == 0 && r.forget <= now {
-				delete(s.m, a)
+				delete(s.m, k)
 			}
 		}
 		s.mu.Unlock()
 	}
-	b.expired.Add(uint64(len(ended)))
-	for _, a := range ended {
-		b.notify(event{addr: a})
+	b.expired.Add(uint64(len(over)))
+	for _, k := range over {
+		b.notify(event{k: k})
 	}
-	return len(ended)
+	return len(over)
 }
 
 // notify queues an event for Run without blocking.
@@ -406,10 +538,10 @@ func (b *Bans) notify(ev event) {
 	}
 }
 
-// Run delivers ban and unban notifications to OnBan and OnUnban, one at a
-// time in order, until ctx is done. The daemon runs it in its own goroutine;
-// without it notifications pile up in the queue and are then dropped
-// (counted in BanStats.DroppedNotifications).
+// Run delivers notifications to OnBan, OnUnban and OnDecision, one at a
+// time in order, until ctx is done. The daemon runs it in its own
+// goroutine; without it notifications pile up in the queue and are then
+// dropped (counted in BanStats.DroppedNotifications).
 func (b *Bans) Run(ctx context.Context) {
 	if b.events == nil {
 		<-ctx.Done()
@@ -420,24 +552,41 @@ func (b *Bans) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case ev := <-b.events:
-			a := netip.AddrFrom16(ev.addr).Unmap()
-			if ev.ban && b.opts.OnBan != nil {
-				b.opts.OnBan(a, clock.Wall(ev.until))
-			} else if !ev.ban && b.opts.OnUnban != nil {
-				b.opts.OnUnban(a)
-			}
+			b.deliver(ev)
 		}
 	}
 }
 
+func (b *Bans) deliver(ev event) {
+	scope := ev.k.prefix()
+	if ev.ban && b.opts.OnBan != nil {
+		b.opts.OnBan(scope, clock.Wall(ev.until))
+	} else if !ev.ban && b.opts.OnUnban != nil {
+		b.opts.OnUnban(scope)
+	}
+	if !ev.decide || b.opts.OnDecision == nil {
+		return
+	}
+	d := decision.Decision{Kind: decision.Unban, Scope: scope, Source: ev.source, Reason: ev.reason}
+	if ev.ban {
+		d.Kind, d.Issued, d.Expires = decision.Ban, clock.Wall(ev.since), clock.Wall(ev.until)
+	} else {
+		d.Issued = clock.Wall(clock.Now())
+	}
+	if len(d.Reason) > decision.MaxReason {
+		d.Reason = d.Reason[:decision.MaxReason]
+	}
+	b.opts.OnDecision(d)
+}
+
 // BanStats are the counters of the ban table.
 type BanStats struct {
-	Active               int    // sources banned now (until Expire ends them)
+	Active               int    // scopes banned now (until Expire ends them)
 	Records              int    // bans plus remembered offences
-	Banned               uint64 // bans issued (guards and manual)
+	Banned               uint64 // bans issued (guards, manual, applied)
 	Expired              uint64 // bans ended by Expire
 	Evictions            uint64 // records dropped because the table was full
-	DroppedNotifications uint64 // OnBan/OnUnban calls lost to a full queue
+	DroppedNotifications uint64 // notifications lost to a full queue
 }
 
 // Stats returns the ban table's counters.
@@ -459,16 +608,31 @@ func (b *Bans) Stats() BanStats {
 }
 
 // BanSnapshot is one record as persisted, with absolute times so that a
-// restored ban keeps the time it had left.
+// restored ban keeps the time it had left. Files written before bans had
+// scopes hold Addr only: Restore reads it as that one address.
 type BanSnapshot struct {
-	Addr        netip.Addr `json:"addr"`
-	Source      string     `json:"source"`
-	Reason      string     `json:"reason"`
-	Since       time.Time  `json:"since"`
-	Until       time.Time  `json:"until"` // zero: not banned, offences remembered
-	Offences    int        `json:"offences"`
-	LastOffence time.Time  `json:"last_offence"`
-	Forget      time.Time  `json:"forget"`
+	Scope       netip.Prefix `json:"scope,omitzero"`
+	Addr        netip.Addr   `json:"addr,omitzero"` // Scope's address, for older versions
+	Source      string       `json:"source"`
+	Reason      string       `json:"reason"`
+	Origin      string       `json:"origin,omitempty"` // empty: this gateway
+	Since       time.Time    `json:"since"`
+	Until       time.Time    `json:"until"` // zero: not banned, offences remembered
+	Offences    int          `json:"offences"`
+	LastOffence time.Time    `json:"last_offence"`
+	Forget      time.Time    `json:"forget"`
+}
+
+// scope returns the snapshot's scope: Scope, or Addr alone in files of
+// older versions.
+func (sn *BanSnapshot) scope() netip.Prefix {
+	if sn.Scope.IsValid() {
+		return sn.Scope
+	}
+	if sn.Addr.IsValid() {
+		return decision.ScopeOf(sn.Addr)
+	}
+	return netip.Prefix{}
 }
 
 // Snapshot returns every ban and offence record for persistence.
@@ -477,9 +641,10 @@ func (b *Bans) Snapshot() []BanSnapshot {
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		for a, r := range s.m {
+		for k, r := range s.m {
+			p := k.prefix()
 			sn := BanSnapshot{
-				Addr: netip.AddrFrom16(a).Unmap(), Source: r.source, Reason: r.reason,
+				Scope: p, Addr: p.Addr(), Source: r.source, Reason: r.reason, Origin: r.origin,
 				Since: clock.Wall(r.since).UTC(), Offences: r.offences,
 				LastOffence: clock.Wall(r.lastOffence).UTC(), Forget: clock.Wall(r.forget).UTC(),
 			}
@@ -490,7 +655,7 @@ func (b *Bans) Snapshot() []BanSnapshot {
 		}
 		s.mu.Unlock()
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	sort.Slice(out, func(i, j int) bool { return lessScope(out[i].Scope, out[j].Scope) })
 	return out
 }
 
@@ -498,45 +663,49 @@ func (b *Bans) Snapshot() []BanSnapshot {
 // active after it. Times are absolute: a ban saved with three minutes left
 // and restored a minute later has two minutes left. Bans that ended while
 // the daemon was down are restored as offence records only, silently (no
-// OnUnban storm); records past their memory are dropped. OnBan is told
-// about every restored ban, so the kernel ban set can be refilled.
+// OnUnban storm); records past their memory, and records of an invalid or
+// too wide scope, are dropped. OnBan is told about every restored ban, so
+// the kernel ban set can be refilled; OnDecision is not.
 func (b *Bans) Restore(snaps []BanSnapshot, now int64) int {
 	n := 0
 	for _, sn := range snaps {
-		if !sn.Addr.IsValid() || clock.Mono(sn.Forget) <= now {
+		if clock.Mono(sn.Forget) <= now {
 			continue
 		}
-		a := sn.Addr.Unmap().As16()
+		k, err := scopeKey(sn.scope())
+		if err != nil {
+			continue
+		}
 		r := record{
 			since: clock.Mono(sn.Since), offences: sn.Offences, lastOffence: clock.Mono(sn.LastOffence),
-			forget: clock.Mono(sn.Forget), source: sn.Source, reason: sn.Reason,
+			forget: clock.Mono(sn.Forget), source: sn.Source, reason: sn.Reason, origin: sn.Origin,
 		}
 		banned := !sn.Until.IsZero() && clock.Mono(sn.Until) > now
 		if banned {
 			r.until = clock.Mono(sn.Until)
 		}
-		s := b.shard(&a)
+		s := b.shard(&k)
 		s.mu.Lock()
-		old, existed := s.m[a]
+		old, existed := s.m[k]
 		if !existed && len(s.m) >= b.perCap {
 			b.evictOne(s, now)
 		}
 		switch {
 		case old.until != 0 && !banned:
-			b.active.Add(-1)
+			b.ended(k)
 		case old.until == 0 && banned:
-			b.active.Add(1)
+			b.started(k)
 		}
-		s.m[a] = r
+		s.m[k] = r
 		if banned {
-			s.until[a] = r.until
+			s.until[k] = r.until
 		} else {
-			delete(s.until, a)
+			delete(s.until, k)
 		}
 		s.mu.Unlock()
 		if banned {
 			n++
-			b.notify(event{ban: true, addr: a, until: r.until})
+			b.notify(event{ban: true, k: k, until: r.until})
 		}
 	}
 	return n

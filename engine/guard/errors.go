@@ -10,3 +10,11 @@ var (
 	// or longer than MaxBan.
 	ErrBadDuration = errors.New("ban duration must be positive and at most 3650 days")
 )
+
+// ErrBadScope is returned for a ban scope that is not a valid address or
+// prefix, or is wider than MinPrefix4/MinPrefix6.
+var ErrBadScope = errors.New("invalid ban scope")
+
+// ErrKind is returned by Bans.Apply for a decision that is not a ban or
+// an unban.
+var ErrKind = errors.New("not a ban decision")

@@ -29,6 +29,7 @@ func addrN(i int) [16]byte {
 // cmpOpts compares addresses and times by value.
 var cmpOpts = cmp.Options{
 	cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),
+	cmp.Comparer(func(a, b netip.Prefix) bool { return a == b }),
 	cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) }),
 }
 
@@ -167,7 +168,7 @@ func TestRefusalBansWithGrowth(t *testing.T) {
 	}
 	got := offend(0)
 	want := []Ban{{
-		Addr: netip.MustParseAddr("192.0.2.1"), Reason: "more than 3 new connections in 10s", Source: "ssh",
+		Scope: netip.MustParsePrefix("192.0.2.1/32"), Reason: "more than 3 new connections in 10s", Source: "ssh",
 		Since: t0.Add(300 * time.Millisecond), Until: t0.Add(300*time.Millisecond + 10*time.Minute), Offences: 1,
 	}}
 	if diff := cmp.Diff(want, got, cmpOpts); diff != "" {
@@ -236,12 +237,12 @@ type recorder struct {
 
 func (r *recorder) opts() BanOptions {
 	return BanOptions{
-		OnBan: func(a netip.Addr, until time.Time) {
+		OnBan: func(a netip.Prefix, until time.Time) {
 			r.mu.Lock()
 			r.events = append(r.events, "ban "+a.String()+" until "+until.UTC().Format(time.TimeOnly))
 			r.mu.Unlock()
 		},
-		OnUnban: func(a netip.Addr) {
+		OnUnban: func(a netip.Prefix) {
 			r.mu.Lock()
 			r.events = append(r.events, "unban "+a.String())
 			r.mu.Unlock()
@@ -281,7 +282,7 @@ func runBans(t *testing.T, opts BanOptions) *Bans {
 func TestManualBansAndNotifications(t *testing.T) {
 	var rec recorder
 	b := runBans(t, rec.opts())
-	v4, v6 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")
+	v4, v6 := netip.MustParsePrefix("192.0.2.1/32"), netip.MustParsePrefix("2001:db8::1/128")
 
 	if _, err := b.Add(v4, time.Hour, "scanner", at(0)); err != nil {
 		t.Fatal(err)
@@ -289,12 +290,12 @@ func TestManualBansAndNotifications(t *testing.T) {
 	if _, err := b.Add(v6, 10*time.Second, "test", at(0)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Add(netip.MustParseAddr("::ffff:192.0.2.1"), 2*time.Hour, "longer", at(1)); err != nil {
+	if _, err := b.Add(netip.MustParsePrefix("::ffff:192.0.2.1/128"), 2*time.Hour, "longer", at(1)); err != nil {
 		t.Fatal(err) // the mapped form is the same source: replaces the ban
 	}
 	want := []Ban{
-		{Addr: v4, Reason: "longer", Source: SourceManual, Since: t0.Add(time.Second), Until: t0.Add(time.Second + 2*time.Hour), Offences: 2},
-		{Addr: v6, Reason: "test", Source: SourceManual, Since: t0, Until: t0.Add(10 * time.Second), Offences: 1},
+		{Scope: v4, Reason: "longer", Source: SourceManual, Since: t0.Add(time.Second), Until: t0.Add(time.Second + 2*time.Hour), Offences: 2},
+		{Scope: v6, Reason: "test", Source: SourceManual, Since: t0, Until: t0.Add(10 * time.Second), Offences: 1},
 	}
 	if diff := cmp.Diff(want, b.List(at(2)), cmpOpts); diff != "" {
 		t.Errorf("List (-want +got):\n%s", diff)
@@ -308,15 +309,15 @@ func TestManualBansAndNotifications(t *testing.T) {
 	if !b.Del(v4) || b.Del(v4) {
 		t.Error("Del does not report whether the address was banned")
 	}
-	if b.IsBanned(v4.As16(), at(12)) {
+	if b.IsBanned(v4.Addr().As16(), at(12)) {
 		t.Error("deleted ban still in force")
 	}
 	wantEvents := []string{
-		"ban 192.0.2.1 until 13:00:00",
-		"ban 2001:db8::1 until 12:00:10",
-		"ban 192.0.2.1 until 14:00:01",
-		"unban 2001:db8::1",
-		"unban 192.0.2.1",
+		"ban 192.0.2.1/32 until 13:00:00",
+		"ban 2001:db8::1/128 until 12:00:10",
+		"ban 192.0.2.1/32 until 14:00:01",
+		"unban 2001:db8::1/128",
+		"unban 192.0.2.1/32",
 	}
 	if diff := cmp.Diff(wantEvents, rec.wait(t, len(wantEvents))); diff != "" {
 		t.Errorf("notifications (-want +got):\n%s", diff)
@@ -324,11 +325,13 @@ func TestManualBansAndNotifications(t *testing.T) {
 
 	for _, tt := range []struct {
 		name string
-		addr netip.Addr
+		addr netip.Prefix
 		d    time.Duration
 		want error
 	}{
-		{"invalid address", netip.Addr{}, time.Hour, ErrBadAddress},
+		{"invalid scope", netip.Prefix{}, time.Hour, ErrBadScope},
+		{"IPv4 wider than /8", netip.MustParsePrefix("10.0.0.0/7"), time.Hour, ErrBadScope},
+		{"IPv6 wider than /16", netip.MustParsePrefix("::/0"), time.Hour, ErrBadScope},
 		{"zero duration", v4, 0, ErrBadDuration},
 		{"negative duration", v4, -time.Second, ErrBadDuration},
 		{"longer than MaxBan (2540000h once printed a negative time)", v4, 2540000 * time.Hour, ErrBadDuration},
@@ -357,13 +360,13 @@ func TestSnapshotRestore(t *testing.T) {
 	if n := b2.Restore(snap, at(5.5*60)); n != 1 {
 		t.Errorf("Restore reports %d active bans, want 1", n)
 	}
-	want := []Ban{{Addr: netip.MustParseAddr("192.0.2.3"), Reason: "r3", Source: "ssh", Since: t0.Add(time.Minute), Until: t0.Add(6 * time.Minute), Offences: 1}}
+	want := []Ban{{Scope: netip.MustParsePrefix("192.0.2.3/32"), Reason: "r3", Source: "ssh", Since: t0.Add(time.Minute), Until: t0.Add(6 * time.Minute), Offences: 1}}
 	if diff := cmp.Diff(want, b2.List(at(5.5*60)), cmpOpts); diff != "" {
 		t.Errorf("List after Restore (-want +got):\n%s", diff)
 	}
 	// Only the restored ban is announced (to refill the kernel set); the
 	// ones that ended while down are dropped silently.
-	if diff := cmp.Diff([]string{"ban 192.0.2.3 until 12:06:00"}, rec.wait(t, 1)); diff != "" {
+	if diff := cmp.Diff([]string{"ban 192.0.2.3/32 until 12:06:00"}, rec.wait(t, 1)); diff != "" {
 		t.Errorf("notifications (-want +got):\n%s", diff)
 	}
 	if b2.Expire(at(5.5*60)) != 0 {
@@ -404,7 +407,7 @@ func TestBansBounded(t *testing.T) {
 func TestConcurrentAllowAndBans(t *testing.T) {
 	guard := ssh
 	guard.Ban = &rules.BanSpec{Duration: time.Second}
-	bans := NewBans(BanOptions{OnBan: func(netip.Addr, time.Time) {}})
+	bans := NewBans(BanOptions{OnBan: func(netip.Prefix, time.Time) {}})
 	g := NewWithLimit([]rules.Guard{guard}, nil, bans, 1024)
 	var wg sync.WaitGroup
 	for r := range 8 {
@@ -551,7 +554,7 @@ func TestDeadlinesSaturate(t *testing.T) {
 	if !b.IsBanned(a16("192.0.2.1"), near+int64(time.Minute)) || until.UnixNano() != math.MaxInt64 {
 		t.Errorf("ban near the end of time: until %d, banned %v; want until MaxInt64, banned", until.UnixNano(), b.IsBanned(a16("192.0.2.1"), near+int64(time.Minute)))
 	}
-	if _, err := b.Add(netip.MustParseAddr("192.0.2.2"), MaxBan, "", near); err != nil {
+	if _, err := b.Add(netip.MustParsePrefix("192.0.2.2/32"), MaxBan, "", near); err != nil {
 		t.Fatalf("Add(MaxBan): %v", err)
 	}
 	if !b.IsBanned(a16("192.0.2.2"), near+int64(time.Minute)) {

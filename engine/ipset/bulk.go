@@ -58,7 +58,7 @@ func (s *Sets) AddMany(name string, entries []Entry) error {
 	}
 	if b.refused > 0 {
 		return fmt.Errorf("ipset: add to %s: %d of %d entries refused, first %s: %w",
-			name, b.refused, len(entries), entries[b.firstSeq-1].Addr, classify(b.first, true))
+			name, b.refused, len(entries), entries[b.firstSeq-1].Prefix, classify(b.first, true))
 	}
 	return nil
 }
@@ -86,7 +86,8 @@ func appendAdd(b []byte, set string, e Entry, seq uint32, ack bool) []byte {
 		secs := uint32((min(e.Timeout, MaxTimeout) + time.Second - 1) / time.Second)
 		b = appendAttr(b, nl.IPSET_ATTR_TIMEOUT|int(nl.NLA_F_NET_BYTEORDER), binary.BigEndian.AppendUint32(nil, secs))
 	}
-	addr := e.Addr.Unmap()
+	en := entry(e.Prefix)
+	addr := e.Prefix.Addr().Unmap()
 	typ := nl.IPSET_ATTR_IPADDR_IPV6
 	if addr.Is4() {
 		typ = nl.IPSET_ATTR_IPADDR_IPV4
@@ -95,6 +96,7 @@ func appendAdd(b []byte, set string, e Entry, seq uint32, ack bool) []byte {
 	b = appendAttr(b, nl.IPSET_ATTR_IP|int(nl.NLA_F_NESTED), nil)
 	b = appendAttr(b, typ|int(nl.NLA_F_NET_BYTEORDER), addr.AsSlice())
 	binary.NativeEndian.PutUint16(b[ip:], uint16(len(b)-ip))
+	b = appendAttr(b, nl.IPSET_ATTR_CIDR, []byte{en.CIDR})
 	binary.NativeEndian.PutUint16(b[data:], uint16(len(b)-data))
 	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b

@@ -37,7 +37,7 @@ func setsIn(tb testing.TB) *Sets {
 func bans(n int) []Entry {
 	out := make([]Entry, n)
 	for i := range out {
-		out[i] = Entry{Addr: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Timeout: time.Duration(1+i%10) * time.Hour}
+		out[i] = Entry{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32), Timeout: time.Duration(1+i%10) * time.Hour}
 	}
 	return out
 }
@@ -60,19 +60,19 @@ func TestAddMany(t *testing.T) {
 		t.Fatalf("set holds %d entries, want %d", len(got), len(want))
 	}
 	for i, e := range got {
-		if e.Addr != want[i].Addr || e.Timeout > want[i].Timeout || e.Timeout < want[i].Timeout-time.Minute {
-			t.Fatalf("entry %d = %v %v, want %v %v", i, e.Addr, e.Timeout, want[i].Addr, want[i].Timeout)
+		if e.Prefix != want[i].Prefix || e.Timeout > want[i].Timeout || e.Timeout < want[i].Timeout-time.Minute {
+			t.Fatalf("entry %d = %v %v, want %v %v", i, e.Prefix, e.Timeout, want[i].Prefix, want[i].Timeout)
 		}
 	}
-	six := []Entry{{Addr: netip.MustParseAddr("2001:db8::1")}, {Addr: netip.MustParseAddr("2001:db8::2"), Timeout: time.Minute}}
+	six := []Entry{{Prefix: netip.MustParsePrefix("2001:db8::1/128")}, {Prefix: netip.MustParsePrefix("2001:db8:1::/64"), Timeout: time.Minute}}
 	if err := sets.AddMany(Ban6, six); err != nil {
 		t.Fatalf("AddMany IPv6: %v", err)
 	}
-	if got, _ := sets.List(Ban6); len(got) != 2 {
-		t.Errorf("IPv6 set holds %v, want 2 entries", got)
+	if got, _ := sets.List(Ban6); len(got) != 2 || got[0].Prefix != six[0].Prefix || got[1].Prefix != six[1].Prefix {
+		t.Errorf("IPv6 set holds %v, want %v", got, six)
 	}
 	// An IPv6 address in the IPv4 set is refused; the rest go in.
-	mixed := []Entry{{Addr: netip.MustParseAddr("192.0.2.1")}, {Addr: netip.MustParseAddr("2001:db8::9")}, {Addr: netip.MustParseAddr("192.0.2.2")}}
+	mixed := []Entry{{Prefix: netip.MustParsePrefix("192.0.2.1/32")}, {Prefix: netip.MustParsePrefix("2001:db8::9/128")}, {Prefix: netip.MustParsePrefix("198.51.100.0/24")}}
 	err = sets.AddMany(Ban4, mixed)
 	if !errors.Is(err, ErrFamily) {
 		t.Errorf("AddMany with an IPv6 address into the IPv4 set = %v, want ErrFamily", err)
@@ -100,7 +100,7 @@ func BenchmarkLoadBans(b *testing.B) {
 				return sets.AddMany(Ban4, entries)
 			}
 			for _, e := range entries {
-				if err := sets.Add(Ban4, e.Addr, e.Timeout); err != nil {
+				if err := sets.Add(Ban4, e.Prefix, e.Timeout); err != nil {
 					return err
 				}
 			}
@@ -117,7 +117,7 @@ func BenchmarkLoadBans(b *testing.B) {
 					// its ban table (guard.DefaultMaxBans); this one
 					// holds the 100,000.
 					zero := uint32(0)
-					if err := sets.h.IpsetCreate(Ban4, "hash:ip", netlink.IpsetCreateOptions{
+					if err := sets.h.IpsetCreate(Ban4, "hash:net", netlink.IpsetCreateOptions{
 						Family: unix.AF_INET, Timeout: &zero, MaxElements: 1 << 17,
 					}); err != nil {
 						b.Fatal(err)

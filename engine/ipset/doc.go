@@ -1,7 +1,8 @@
 // Package ipset manages the kernel ban sets over netlink (no ipset binary):
-// hash:ip sets with per-entry timeouts, nfqfw-ban4 and nfqfw-ban6, that a
-// kernel rule (-m set --match-set nfqfw-ban4 src -j DROP) matches so banned
-// sources never reach the queue.
+// hash:net sets with per-entry timeouts, nfqfw-bannet4 and nfqfw-bannet6,
+// that a kernel rule (-m set --match-set nfqfw-bannet4 src -j DROP)
+// matches so banned sources never reach the queue. An entry is a prefix: a
+// banned address is its /32 or /128, a banned IPv6 host usually its /64.
 //
 // The kernel expires entries by itself: the daemon adds a banned source with
 // the ban's time left and the kernel forgets it when the ban ends, even if

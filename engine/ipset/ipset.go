@@ -65,8 +65,9 @@ func (s *Sets) Close() {
 	}
 }
 
-// Ensure creates the hash:ip set name for family (IPv4 or IPv6) if it does
-// not exist. With timeoutSupport, entries may carry a timeout (the set's
+// Ensure creates the hash:net set name for family (IPv4 or IPv6) if it
+// does not exist: its entries are prefixes, a single address being a /32
+// or /128, and a source matches when a prefix covers it. With timeoutSupport, entries may carry a timeout (the set's
 // default being "no timeout"). An existing set with the same options is
 // left as it is, entries included; one with other options is reported as
 // ErrSetMismatch.
@@ -84,28 +85,28 @@ func (s *Sets) Ensure(name string, family rules.Family, timeoutSupport bool) err
 		zero := uint32(0)
 		opts.Timeout = &zero
 	}
-	return s.do("create "+name, false, func(h *netlink.Handle) error { return h.IpsetCreate(name, "hash:ip", opts) })
+	return s.do("create "+name, false, func(h *netlink.Handle) error { return h.IpsetCreate(name, "hash:net", opts) })
 }
 
-// Add puts addr into the set with the given timeout (rounded up to whole
-// seconds, clamped to MaxTimeout; 0: the set's default). Adding an address
-// already there replaces its timeout.
-func (s *Sets) Add(name string, addr netip.Addr, timeout time.Duration) error {
-	e := entry(addr)
+// Add puts the prefix p into the set with the given timeout (rounded up to
+// whole seconds, clamped to MaxTimeout; 0: the set's default). Adding a
+// prefix already there replaces its timeout.
+func (s *Sets) Add(name string, p netip.Prefix, timeout time.Duration) error {
+	e := entry(p)
 	e.Replace = true
 	if timeout > 0 {
 		secs := uint32((min(timeout, MaxTimeout) + time.Second - 1) / time.Second)
 		e.Timeout = &secs
 	}
-	return s.do("add "+addr.String()+" to "+name, true, func(h *netlink.Handle) error { return h.IpsetAdd(name, e) })
+	return s.do("add "+p.String()+" to "+name, true, func(h *netlink.Handle) error { return h.IpsetAdd(name, e) })
 }
 
-// Del removes addr from the set. An address not in the set is not an error
-// (it may have expired in the kernel already).
-func (s *Sets) Del(name string, addr netip.Addr) error {
-	e := entry(addr)
+// Del removes the prefix p from the set. A prefix not in the set is not an
+// error (it may have expired in the kernel already).
+func (s *Sets) Del(name string, p netip.Prefix) error {
+	e := entry(p)
 	e.Replace = true // no NLM_F_EXCL: deleting a missing element succeeds
-	return s.do("del "+addr.String()+" from "+name, true, func(h *netlink.Handle) error { return h.IpsetDel(name, e) })
+	return s.do("del "+p.String()+" from "+name, true, func(h *netlink.Handle) error { return h.IpsetDel(name, e) })
 }
 
 // Destroy removes the set. A set that does not exist is not an error; one
@@ -118,13 +119,15 @@ func (s *Sets) Destroy(name string) error {
 	return err
 }
 
-// Entry is one address in a set.
+// Entry is one prefix in a set (a single address: a /32 or /128).
 type Entry struct {
-	Addr    netip.Addr
+	Prefix  netip.Prefix
 	Timeout time.Duration // time left; 0: no timeout
 }
 
-// List returns the set's entries sorted by address.
+// List returns the set's entries sorted by prefix. It reads hash:ip sets
+// too (of versions before bans had prefixes): their entries are single
+// addresses.
 func (s *Sets) List(name string) ([]Entry, error) {
 	var res *netlink.IPSetResult
 	err := s.do("list "+name, false, func(h *netlink.Handle) (err error) {
@@ -140,19 +143,33 @@ func (s *Sets) List(name string) ([]Entry, error) {
 		if !ok {
 			continue
 		}
-		en := Entry{Addr: a.Unmap()}
+		a = a.Unmap()
+		bits := int(e.CIDR)
+		if bits == 0 || bits > a.BitLen() {
+			bits = a.BitLen()
+		}
+		en := Entry{Prefix: netip.PrefixFrom(a, bits).Masked()}
 		if e.Timeout != nil {
 			en.Timeout = time.Duration(*e.Timeout) * time.Second
 		}
 		out = append(out, en)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Addr.Less(out[j].Addr) })
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Prefix.Addr() != out[j].Prefix.Addr() {
+			return out[i].Prefix.Addr().Less(out[j].Prefix.Addr())
+		}
+		return out[i].Prefix.Bits() < out[j].Prefix.Bits()
+	})
 	return out, nil
 }
 
-func entry(addr netip.Addr) *netlink.IPSetEntry {
-	addr = addr.Unmap()
-	return &netlink.IPSetEntry{IP: net.IP(addr.AsSlice())}
+func entry(p netip.Prefix) *netlink.IPSetEntry {
+	addr := p.Addr().Unmap()
+	bits := p.Bits()
+	if p.Addr().Is4In6() {
+		bits -= 96
+	}
+	return &netlink.IPSetEntry{IP: net.IP(addr.AsSlice()), CIDR: uint8(bits)}
 }
 
 // do runs one netlink operation, naming it in errors and mapping kernel

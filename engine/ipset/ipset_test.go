@@ -57,7 +57,7 @@ func reachable(n *sandbox.Netns, dst netip.Addr) bool {
 func TestKernelBanSetBlocksAndExpires(t *testing.T) {
 	fw, peer, sets := banPair(t)
 	fw4, fw6 := netip.MustParseAddr("10.200.0.1"), netip.MustParseAddr("fd00:99::1")
-	peer4, peer6 := netip.MustParseAddr("10.200.0.2"), netip.MustParseAddr("fd00:99::2")
+	peer4, peer6 := netip.MustParsePrefix("10.200.0.2/32"), netip.MustParsePrefix("fd00:99::/64")
 
 	for _, s := range []struct {
 		name string
@@ -92,20 +92,20 @@ func TestKernelBanSetBlocksAndExpires(t *testing.T) {
 
 	// The ipset tool sees what netlink wrote.
 	out := fw.MustExec("ipset", "list", Ban4)
-	for _, want := range []string{"Type: hash:ip", "timeout 0", "10.200.0.2 timeout "} {
+	for _, want := range []string{"Type: hash:net", "timeout 0", "10.200.0.2 timeout "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("ipset list %s lacks %q:\n%s", Ban4, want, out)
 		}
 	}
 	for _, s := range []struct {
 		name string
-		want netip.Addr
+		want netip.Prefix
 	}{{Ban4, peer4}, {Ban6, peer6}} {
 		got, err := sets.List(s.name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1 || got[0].Addr != s.want || got[0].Timeout <= 0 || got[0].Timeout > 2*time.Second {
+		if len(got) != 1 || got[0].Prefix != s.want || got[0].Timeout <= 0 || got[0].Timeout > 2*time.Second {
 			t.Errorf("List(%s) = %+v, want %s with a timeout of at most 2s", s.name, got, s.want)
 		}
 	}
@@ -142,7 +142,7 @@ func TestKernelBanSetBlocksAndExpires(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, _ := sets.List(Ban4)
-	if diff := cmp.Diff([]Entry{{Addr: peer4}}, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+	if diff := cmp.Diff([]Entry{{Prefix: peer4}}, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("permanent entry (-want +got):\n%s", diff)
 	}
 	for range 2 {

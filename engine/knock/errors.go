@@ -9,4 +9,7 @@ var (
 	ErrUnknownReason = errors.New("unknown failure reason")
 	// ErrUnknownKnock is returned by Find for a name no sequence has.
 	ErrUnknownKnock = errors.New("unknown knock sequence")
+	// ErrKind is returned by Apply for a decision that is no knock
+	// decision.
+	ErrKind = errors.New("not a knock decision")
 )

@@ -3,10 +3,13 @@ package knock
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/internal/lru"
 	"github.com/nfqfw/nfqfw/rules"
 
@@ -41,6 +44,8 @@ type Knocker struct {
 
 	evicted     atomic.Uint64
 	evictedOpen atomic.Uint64
+
+	onDecision func(decision.Decision) // WithDecisions; nil: none
 }
 
 // shard is the state of the sources that hash to it.
@@ -94,6 +99,16 @@ func WithMaxSources(n int) Option {
 // WithClock sets the clock Now reads (default time.Now).
 func WithClock(now func() time.Time) Option {
 	return func(k *Knocker, _ *config) { k.clock = now }
+}
+
+// WithDecisions makes the Knocker report every knock decision it makes to
+// fn: a window opened (decision.KnockWindow: source, sequence, until when)
+// and the use of a one-shot sequence (decision.KnockUse: source, sequence,
+// the time step used, until when a replay is refused). Not what Apply
+// applies. fn is called on the packet path with a shard's lock held: it
+// must only queue the decision (never block, never call the Knocker).
+func WithDecisions(fn func(decision.Decision)) Option {
+	return func(k *Knocker, _ *config) { k.onDecision = fn }
 }
 
 // Now reads the Knocker's clock (see WithClock); the control socket answers
@@ -379,9 +394,13 @@ func (s *sequence) expired(p progress, now int64) bool { return now >= s.deadlin
 // complete opens sequence i for src, unless it is a one-shot replay.
 // sh.mu is held.
 func (k *Knocker) complete(sh *shard, s *sequence, i int, src [16]byte, ctr, now int64) {
-	if s.oneShot && !s.claim(ctr, now) {
-		k.fail(sh, s, i, src, now, FailReplay)
-		return
+	if s.oneShot {
+		until, ok := s.claim(ctr, now)
+		if !ok {
+			k.fail(sh, s, i, src, now, FailReplay)
+			return
+		}
+		k.report(decision.KnockUse, s, src, now, until, ctr)
 	}
 	s.successes.Add(1)
 	e, ok := sh.open.get(src)
@@ -397,6 +416,77 @@ func (k *Knocker) complete(sh *shard, s *sequence, i int, src [16]byte, ctr, now
 	}
 	w := &sh.open.values(e)[i]
 	w.until = max(w.until, now+s.openFor)
+	k.report(decision.KnockWindow, s, src, now, w.until, 0)
+}
+
+// report tells WithDecisions' function about a knock decision.
+func (k *Knocker) report(kind decision.Kind, s *sequence, src [16]byte, now, until, ctr int64) {
+	if k.onDecision == nil {
+		return
+	}
+	d := decision.Decision{Kind: kind, Scope: decision.ScopeOf(netip.AddrFrom16(src)),
+		Issued: clock.Wall(now), Expires: clock.Wall(until), Source: s.name, Sequence: s.name}
+	if kind == decision.KnockUse && s.rotating() {
+		d.TimeStep = ctr
+	}
+	k.onDecision(d)
+}
+
+// Apply enforces a knock decision made elsewhere (the fleet link) and
+// reports whether it changed anything: a KnockWindow opens the window of
+// its sequence for its source until its expiry (a window open longer
+// stays as it is), a KnockUse refuses the replay of its sequence's steps
+// (of its time step, for a rotating sequence) until its expiry. Applying
+// the same decision twice changes nothing. A sequence of another name is
+// ErrUnknownKnock, another kind ErrKind. WithDecisions' function is not
+// told.
+func (k *Knocker) Apply(d decision.Decision, now int64) (bool, error) {
+	if err := d.Validate(); err != nil {
+		return false, fmt.Errorf("apply knock decision: %w", err)
+	}
+	if d.Kind != decision.KnockWindow && d.Kind != decision.KnockUse {
+		return false, fmt.Errorf("apply knock decision %s: %w", d.Kind, ErrKind)
+	}
+	i := k.Index(d.Sequence)
+	if i < 0 {
+		return false, fmt.Errorf("apply knock decision: %w: %q", ErrUnknownKnock, d.Sequence)
+	}
+	s := k.seqs[i]
+	until := clock.Mono(d.Expires)
+	if until <= now {
+		return false, nil
+	}
+	if d.Kind == decision.KnockUse {
+		if !s.oneShot {
+			return false, nil
+		}
+		ctr := int64(0)
+		if s.rotating() {
+			ctr = d.TimeStep
+		}
+		return s.refuse(ctr, until, now), nil
+	}
+	src := d.Scope.Addr().As16()
+	sh := k.shard(src)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, ok := sh.open.get(src)
+	if !ok {
+		var evicted bool
+		e, evicted = sh.open.insert(src)
+		if evicted {
+			k.evictedOpen.Add(1)
+		}
+		sh.nopen.Store(int32(sh.open.len()))
+	} else {
+		sh.open.touch(e)
+	}
+	w := &sh.open.values(e)[i]
+	if w.until >= until {
+		return false, nil
+	}
+	w.until = until
+	return true, nil
 }
 
 // fail counts a failure and records it in the shard's ring. sh.mu is held.

@@ -225,10 +225,10 @@ func (s *sequence) replayUntil(ctr, now int64) int64 {
 	return until
 }
 
-// claim records a completion with counter ctr for a one-shot sequence. It
-// returns false when the same steps were already completed and their
-// refusal has not ended (a replay).
-func (s *sequence) claim(ctr, now int64) bool {
+// claim records a completion with counter ctr for a one-shot sequence and
+// returns until when a replay is refused. It returns false when the same
+// steps were already completed and their refusal has not ended (a replay).
+func (s *sequence) claim(ctr, now int64) (int64, bool) {
 	s.usedMu.Lock()
 	defer s.usedMu.Unlock()
 	kept := s.used[:0]
@@ -244,13 +244,38 @@ func (s *sequence) claim(ctr, now int64) bool {
 	}
 	s.used = kept
 	if replay {
-		return false
+		return 0, false
 	}
+	until := s.replayUntil(ctr, now)
+	s.remember(usedRec{ctr: ctr, until: until})
+	return until, true
+}
+
+// remember adds u to the one-shot memory, forgetting the oldest when
+// full. usedMu is held.
+func (s *sequence) remember(u usedRec) {
 	if len(s.used) == maxUsed {
 		copy(s.used, s.used[1:])
 		s.used = s.used[:maxUsed-1]
 	}
-	s.used = append(s.used, usedRec{ctr: ctr, until: s.replayUntil(ctr, now)})
+	s.used = append(s.used, u)
+}
+
+// refuse records a completion with counter ctr made elsewhere, refused
+// for replay until until, and reports whether that changed anything.
+func (s *sequence) refuse(ctr, until, now int64) bool {
+	s.usedMu.Lock()
+	defer s.usedMu.Unlock()
+	for i, u := range s.used {
+		if u.ctr == ctr && u.until > now {
+			if u.until >= until {
+				return false
+			}
+			s.used[i].until = until
+			return true
+		}
+	}
+	s.remember(usedRec{ctr: ctr, until: until})
 	return true
 }
 

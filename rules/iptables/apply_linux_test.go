@@ -236,7 +236,7 @@ func createBanSets(t *testing.T, ns []string, fams ...rules.Family) {
 		if fam == rules.FamilyIPv6 {
 			family = "inet6"
 		}
-		inNetns(t, ns, "", "ipset", "create", BanSet(fam), "hash:ip", "family", family)
+		inNetns(t, ns, "", "ipset", "create", BanSet(fam), "hash:net", "family", family)
 	}
 }
 
@@ -356,7 +356,7 @@ func TestInstallRefused(t *testing.T) {
 			t.Fatalf("Install error = %v, want a *RestoreError", err)
 		}
 		t.Logf("Install: %v", err)
-		if !strings.Contains(re.Stderr, "nfqfw-ban6") || !strings.Contains(re.Text, "--match-set nfqfw-ban6") || re.Line == 0 {
+		if !strings.Contains(re.Stderr, BanSet6) || !strings.Contains(re.Text, "--match-set "+BanSet6) || re.Line == 0 {
 			t.Errorf("RestoreError = %+v, want the missing set named with its input line", re)
 		}
 		if diff := cmp.Diff(before, snapshot(t, ns, b)); diff != "" {

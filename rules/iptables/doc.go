@@ -40,7 +40,7 @@
 //     limited to TCP; a non-TCP packet marked tcp-reset gets a
 //     port-unreachable instead.
 //  8. With guards configured (input and forward): sources in the ipset
-//     nfqfw-ban4 / nfqfw-ban6 are dropped. The sets must exist before the
+//     nfqfw-bannet4 / nfqfw-bannet6 are dropped. The sets must exist before the
 //     ruleset is installed, or iptables-restore refuses it.
 //  9. ctstate NEW goes to NFQUEUE (--queue-num N, or --queue-balance
 //     N:N+Count-1, and --queue-bypass when configured).

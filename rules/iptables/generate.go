@@ -24,14 +24,31 @@ const (
 	ChainPostrouting = ChainPrefix + "POSTROUTING" // nat, masquerade and SNAT
 )
 
-// Ban set names. The sets hold banned sources; another component creates
-// them (ipset create nfqfw-ban4 hash:ip family inet ...) and fills them.
-// The INPUT and FORWARD chains always match on them, and iptables-restore
-// fails if they do not exist: create them before Install.
+// Ban set names. The sets hold banned prefixes (a single address being a
+// /32 or /128); another component creates them (ipset create
+// nfqfw-bannet4 hash:net family inet ...) and fills them. The INPUT and
+// FORWARD chains always match on them, and iptables-restore fails if they
+// do not exist: create them before Install.
 const (
-	BanSet4 = "nfqfw-ban4"
-	BanSet6 = "nfqfw-ban6"
+	BanSet4 = "nfqfw-bannet4"
+	BanSet6 = "nfqfw-bannet6"
 )
+
+// Legacy ban set names: the hash:ip sets of versions whose bans were single
+// addresses. The daemon adopts their entries and destroys them at start,
+// once the ruleset that matched them is replaced.
+const (
+	LegacyBanSet4 = "nfqfw-ban4"
+	LegacyBanSet6 = "nfqfw-ban6"
+)
+
+// LegacyBanSet returns the name of the legacy ban set of family fam.
+func LegacyBanSet(fam rules.Family) string {
+	if fam == rules.FamilyIPv6 {
+		return LegacyBanSet6
+	}
+	return LegacyBanSet4
+}
 
 // BanSet returns the name of the ban set of family fam.
 func BanSet(fam rules.Family) string {

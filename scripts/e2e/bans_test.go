@@ -31,7 +31,7 @@ func TestBansWithoutGuard(t *testing.T) {
 	ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
 	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
-	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-ban4") }
+	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
 	talk := converse(t, cli, ssh)
 	if out, err := fw.cli("bans", "add", offender.String(), "--for", "30s"); err != nil {
@@ -71,7 +71,7 @@ func TestBanAfterCrash(t *testing.T) {
 	ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
 	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
-	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-ban4") }
+	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
 	if out, err := fw.cli("bans", "add", offender.String(), "--for", "5m"); err != nil {
 		t.Fatalf("nfqfw bans add: %v: %s", err, out)

@@ -84,14 +84,29 @@ type banEntry struct {
 	Timeout int // seconds left, as the kernel reports them
 }
 
-// banSet lists the kernel set name in ns: member address -> entry.
+// banSet lists the single addresses of the kernel set name in ns: member
+// address -> entry (prefixes wider than one address are left out; see
+// banScopes).
 func banSet(t *testing.T, ns *sandbox.Netns, name string) map[netip.Addr]banEntry {
+	t.Helper()
+	set := map[netip.Addr]banEntry{}
+	for p, e := range banScopes(t, ns, name) {
+		if p.IsSingleIP() {
+			set[p.Addr()] = e
+		}
+	}
+	return set
+}
+
+// banScopes lists the kernel set name in ns: member prefix (a single
+// address as its /32 or /128) -> entry.
+func banScopes(t *testing.T, ns *sandbox.Netns, name string) map[netip.Prefix]banEntry {
 	t.Helper()
 	out, err := ns.Exec("ipset", "list", name)
 	if err != nil {
 		t.Fatalf("ipset list %s: %v: %s", name, err, out)
 	}
-	set := map[netip.Addr]banEntry{}
+	set := map[netip.Prefix]banEntry{}
 	members := false
 	for _, l := range strings.Split(out, "\n") {
 		if strings.HasPrefix(l, "Members:") {
@@ -102,15 +117,19 @@ func banSet(t *testing.T, ns *sandbox.Netns, name string) map[netip.Addr]banEntr
 		if !members || len(f) == 0 {
 			continue
 		}
-		a, err := netip.ParseAddr(f[0])
+		p, err := netip.ParsePrefix(f[0])
 		if err != nil {
-			continue
+			a, aerr := netip.ParseAddr(f[0])
+			if aerr != nil {
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
 		}
 		var e banEntry
 		if len(f) >= 3 && f[1] == "timeout" {
 			e.Timeout, _ = strconv.Atoi(f[2])
 		}
-		set[a] = e
+		set[p] = e
 	}
 	return set
 }
@@ -174,9 +193,10 @@ func bansOf(t *testing.T, fw *firewall) control.ListBansResponse {
 	return resp
 }
 
+// banOf returns the ban of exactly the address a (its /32 or /128).
 func banOf(resp control.ListBansResponse, a netip.Addr) (guard.Ban, bool) {
 	for _, b := range resp.Bans {
-		if b.Addr == a {
+		if b.Scope == netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()) {
 			return b, true
 		}
 	}
@@ -382,7 +402,7 @@ func TestBans(t *testing.T) {
 	serveTCP(t, host, 22)
 	// The allowlist names an address no test host has.
 	fw := startFirewall(t, host, sshGuardConfig(t, sb, netip.MustParseAddr("192.0.2.10"), "{duration: 6s, factor: 2, max: 30s}"))
-	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-ban4") }
+	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
 	talk := converse(t, cli, ssh) // the 1st connection, kept talking
 	expectDial(t, cli, ssh, connected, "2nd connection")
@@ -394,7 +414,7 @@ func TestBans(t *testing.T) {
 	go dialQuick(cli, ssh, 2*time.Second)
 	latency, ok := waitFor(3*time.Second, func() bool { _, in := set()[offender]; return in })
 	if !ok {
-		t.Fatalf("%s not in nfqfw-ban4 3 s after its 4th SYN:\n%s", offender, host.MustExec("ipset", "list", "nfqfw-ban4"))
+		t.Fatalf("%s not in nfqfw-bannet4 3 s after its 4th SYN:\n%s", offender, host.MustExec("ipset", "list", "nfqfw-bannet4"))
 	}
 	t.Logf("ban latency (offending SYN -> kernel set entry, polled by ipset): %v", latency)
 	if e := set()[offender]; e.Timeout < 3 || e.Timeout > 6 {
@@ -415,7 +435,7 @@ func TestBans(t *testing.T) {
 	})
 
 	t.Run("banned SYNs never reach the queue", func(t *testing.T) {
-		keys := []string{"NFQUEUE", "match-set nfqfw-ban4"}
+		keys := []string{"NFQUEUE", "match-set nfqfw-bannet4"}
 		before := chainCounters(t, host, "NFQFW-INPUT", keys...)
 		for range 5 {
 			dialQuick(cli, ssh, 200*time.Millisecond)
@@ -424,7 +444,7 @@ func TestBans(t *testing.T) {
 		if after["NFQUEUE"] != before["NFQUEUE"] {
 			t.Errorf("NFQUEUE rule counted %d packets while only the banned source sent", after["NFQUEUE"]-before["NFQUEUE"])
 		}
-		if d := after["match-set nfqfw-ban4"] - before["match-set nfqfw-ban4"]; d < 5 {
+		if d := after["match-set nfqfw-bannet4"] - before["match-set nfqfw-bannet4"]; d < 5 {
 			t.Errorf("ban set rule counted %d packets, want at least the 5 SYNs", d)
 		}
 		expectDial(t, other, ssh, connected, "another source meanwhile")
@@ -432,7 +452,7 @@ func TestBans(t *testing.T) {
 
 	t.Run("the kernel expires the entry", func(t *testing.T) {
 		if _, ok := waitFor(9*time.Second, func() bool { _, in := set()[offender]; return !in }); !ok {
-			t.Fatalf("%s still in nfqfw-ban4 9 s after the ban", offender)
+			t.Fatalf("%s still in nfqfw-bannet4 9 s after the ban", offender)
 		}
 		t.Logf("entry left the set %v after the offending SYN", time.Since(sent).Round(10*time.Millisecond))
 	})
@@ -590,7 +610,7 @@ func TestStatePersistence(t *testing.T) {
 	serveTCP(t, host, 22, 80, 2222)
 	fw := startFirewall(t, host, statefulConfig(sb, persistenceConfig))
 	stateDir := filepath.Join(filepath.Dir(fw.config), "state")
-	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-ban4") }
+	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
 	// Build the state.
 	for i := 1; i <= 3; i++ {

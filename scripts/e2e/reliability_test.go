@@ -385,7 +385,7 @@ func relState(t *testing.T, fw *firewall, keep ...*conversation) relSnapshot {
 	}
 	sort.Strings(s.Established)
 	for _, b := range bansOf(t, fw).Bans {
-		s.Bans = append(s.Bans, fmt.Sprintf("%s until %s (%s)", b.Addr, b.Until.Format(time.RFC3339Nano), b.Source))
+		s.Bans = append(s.Bans, fmt.Sprintf("%s until %s (%s)", b.Scope, b.Until.Format(time.RFC3339Nano), b.Source))
 	}
 	out, err := fw.cli("recent", "--json")
 	if err != nil {

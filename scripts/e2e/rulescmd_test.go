@@ -19,8 +19,8 @@ func TestRulesPipeIntoRestore(t *testing.T) {
 	for _, example := range []string{"server.yaml", "nat-gateway.yaml"} {
 		t.Run(example, func(t *testing.T) {
 			ns := sandbox.NewNetns(t, "rules")
-			ns.MustExec("ipset", "create", "nfqfw-ban4", "hash:ip", "family", "inet", "timeout", "0")
-			ns.MustExec("ipset", "create", "nfqfw-ban6", "hash:ip", "family", "inet6", "timeout", "0")
+			ns.MustExec("ipset", "create", "nfqfw-bannet4", "hash:net", "family", "inet", "timeout", "0")
+			ns.MustExec("ipset", "create", "nfqfw-bannet6", "hash:net", "family", "inet6", "timeout", "0")
 			file := filepath.Join("..", "..", "rules", "examples", example)
 			for _, f := range []struct{ family, restore, save string }{
 				{"ipv4", "iptables-restore", "iptables-save"},

@@ -92,7 +92,7 @@ func newSupervisorLab(t *testing.T) *supervisorLab {
 }
 
 // guardSection gives the config ban sets (a guard with bans): the kernel
-// ruleset then refers to nfqfw-ban4/6.
+// ruleset then refers to nfqfw-bannet4/6.
 const guardSection = `
 guards:
   - name: probe-guard
@@ -197,7 +197,7 @@ func TestSupervisor(t *testing.T) {
 			{"iptables -F; iptables -X", [][]string{{"sh", "-c", "iptables -F; iptables -X"}}, "chains"},
 			{"iptables-restore without --noflush", [][]string{{"sh", "-c",
 				`printf '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n' | iptables-restore`}}, "chains"},
-			{"iptables -F; iptables -X; ipset destroy", [][]string{{"sh", "-c", "iptables -F; iptables -X; ipset destroy nfqfw-ban4"}}, "sets"},
+			{"iptables -F; iptables -X; ipset destroy", [][]string{{"sh", "-c", "iptables -F; iptables -X; ipset destroy nfqfw-bannet4"}}, "sets"},
 		}
 		for _, dm := range damages {
 			t.Run(dm.name, func(t *testing.T) {
@@ -260,10 +260,10 @@ func TestSupervisor(t *testing.T) {
 			}
 			// The engine drops banned sources itself from the start; the
 			// kernel set, their fast path, is filled in the background.
-			filled, ok := waitFor(2*time.Minute, func() bool { return len(banSet(t, l.host, "nfqfw-ban4")) >= 50000 })
-			t.Logf("%s: nfqfw-ban4 held the 50000 restored bans %v after ready (ok %v)", how, filled.Round(100*time.Millisecond), ok)
+			filled, ok := waitFor(2*time.Minute, func() bool { return len(banSet(t, l.host, "nfqfw-bannet4")) >= 50000 })
+			t.Logf("%s: nfqfw-bannet4 held the 50000 restored bans %v after ready (ok %v)", how, filled.Round(100*time.Millisecond), ok)
 			if !ok {
-				t.Errorf("%s: the 50000 restored bans are not all in nfqfw-ban4", how)
+				t.Errorf("%s: the 50000 restored bans are not all in nfqfw-bannet4", how)
 			}
 			for _, line := range strings.Split(fw.proc.Output(), "\n") {
 				if !strings.Contains(line, "msg=banned") {

@@ -114,7 +114,7 @@ func TestSystemdStopAndRestart(t *testing.T) {
 	stateFile := filepath.Join(filepath.Dir(fw.config), "state", "state.json")
 	banSetExists := func() bool {
 		out, _ := l.host.Exec("ipset", "list", "-n")
-		return slices.Contains(strings.Fields(out), "nfqfw-ban4")
+		return slices.Contains(strings.Fields(out), "nfqfw-bannet4")
 	}
 
 	restart := func(name string, sig syscall.Signal, stopPost [][]string, wantLeaks bool) {
@@ -166,7 +166,7 @@ func TestSystemdStopAndRestart(t *testing.T) {
 			t.Errorf("NFQFW rules left after systemctl stop:\n%s", strings.Join(left, "\n"))
 		}
 		if banSetExists() {
-			t.Errorf("nfqfw-ban4 left after systemctl stop")
+			t.Errorf("nfqfw-bannet4 left after systemctl stop")
 		}
 	})
 

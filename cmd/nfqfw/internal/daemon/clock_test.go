@@ -51,7 +51,7 @@ func TestWallClockStepsMoveNoDeadline(t *testing.T) {
 			host := netip.MustParseAddr("192.0.2.1").As16()
 
 			bans := guard.NewBans(guard.BanOptions{})
-			if _, err := bans.Add(netip.MustParseAddr("192.0.2.7"), 10*time.Minute, "test", clock.Now()); err != nil {
+			if _, err := bans.Add(netip.MustParsePrefix("192.0.2.7/32"), 10*time.Minute, "test", clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 			seq := rules.Knock{Name: "ssh",

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -140,19 +141,22 @@ func (d *Daemon) registerControl(s *control.Server) {
 	}
 }
 
-// refuseAllowlisted wraps the manual ban handler: a management allowlist
-// source is never banned (the kernel would accept it first anyway, so such
-// a ban would only be a lie in "nfqfw bans list").
+// refuseAllowlisted wraps the manual ban handler: a scope inside the
+// management allowlist is never banned (the kernel would accept it first
+// anyway, so such a ban would only be a lie in "nfqfw bans list"). A wider
+// prefix that merely contains allowlisted addresses is banned: they stay
+// admitted, the kernel accepting them before the ban sets.
 func (d *Daemon) refuseAllowlisted(h control.Handler) control.Handler {
 	return func(ctx context.Context, args json.RawMessage) (any, error) {
 		var req control.AddBanRequest
-		if err := json.Unmarshal(args, &req); err == nil && req.Addr.IsValid() {
+		if err := json.Unmarshal(args, &req); err == nil && req.Target().IsValid() {
+			scope, _ := decision.Canonical(req.Target())
 			d.mu.Lock()
 			allow := d.cfg.Allowlist
 			d.mu.Unlock()
 			for _, p := range allow {
-				if p.Contains(req.Addr.Unmap()) {
-					return nil, fmt.Errorf("%s is in the management allowlist (%s): it is never banned", req.Addr, p)
+				if p.Bits() <= scope.Bits() && p.Contains(scope.Addr()) {
+					return nil, fmt.Errorf("%s is in the management allowlist (%s): it is never banned", scope, p)
 				}
 			}
 		}

@@ -104,7 +104,7 @@ func TestStatefulSourcesAcrossReload(t *testing.T) {
 	}
 
 	drive(st, "::ffff:192.0.2.1", "::ffff:192.0.2.2", "::ffff:192.0.2.3", "::ffff:192.0.2.4")
-	addBan := o.countManualBan(control.BanHandlers(st.shared.bans, nil)[control.CmdAddBan])
+	addBan := o.countManualBan(control.BanHandlers(st.shared.bans, nil, nil)[control.CmdAddBan])
 	args, _ := json.Marshal(control.AddBanRequest{Addr: netip.MustParseAddr("198.51.100.1"), ForSeconds: 60})
 	if _, err := addBan(context.Background(), args); err != nil {
 		t.Fatalf("bans.add: %v", err)

@@ -69,7 +69,7 @@ func TestStateSavedOnChange(t *testing.T) {
 		saved func(persisted) bool
 	}{
 		{"a ban", func() {
-			if _, err := s.shared.bans.Add(netip.MustParseAddr("198.51.100.9"), time.Hour, "test", clock.Now()); err != nil {
+			if _, err := s.shared.bans.Add(netip.MustParsePrefix("198.51.100.9/32"), time.Hour, "test", clock.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}, func(p persisted) bool { return len(p.Bans) == 1 }},

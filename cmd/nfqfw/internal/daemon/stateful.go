@@ -113,8 +113,8 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	sh.dirty = make(chan struct{}, 1)
 	sh.every = saveEvery
 	sh.bans = guard.NewBans(guard.BanOptions{
-		OnBan:   func(a netip.Addr, until time.Time) { sh.kernel.ban(a, until); sh.changed() },
-		OnUnban: func(a netip.Addr) { sh.kernel.unban(a); sh.changed() },
+		OnBan:   func(p netip.Prefix, until time.Time) { sh.kernel.ban(p, until); sh.changed() },
+		OnUnban: func(p netip.Prefix) { sh.kernel.unban(p); sh.changed() },
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	sh.cancel = cancel
@@ -340,7 +340,7 @@ func (s *stateful) close() {
 // controlHandlers returns the control commands of the stateful matchers.
 func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Handler {
 	hs := map[string]control.Handler{}
-	for k, h := range control.BanHandlers(s.shared.bans, nil) {
+	for k, h := range control.BanHandlers(s.shared.bans, nil, func() string { return gatewayName(cur().cfg) }) {
 		hs[k] = h
 	}
 	// Recent lists and knocks are rebuilt by a reload: look up the current
@@ -404,6 +404,11 @@ func (k *kernelBans) prepare() error {
 // has left, so it is listed and can be lifted; a ban of the table that the
 // set lacks is added to it. It runs after the ruleset is installed, off the
 // packet path: the engine drops banned sources itself meanwhile.
+//
+// The hash:ip sets of versions whose bans were single addresses
+// (iptables.LegacyBanSet) are taken over the same way: their entries are
+// adopted and loaded into the hash:net sets, and the legacy sets are
+// destroyed (the ruleset just installed no longer matches them).
 func (k *kernelBans) reconcile(bans *guard.Bans, now time.Time) error {
 	k.mu.Lock()
 	sets := k.sets
@@ -411,26 +416,46 @@ func (k *kernelBans) reconcile(bans *guard.Bans, now time.Time) error {
 	if sets == nil {
 		return nil
 	}
-	inKernel := map[netip.Addr]bool{}
+	inKernel := map[netip.Prefix]bool{}
+	adopt := func(set string, entries []ipset.Entry, record bool) {
+		for _, e := range entries {
+			if record {
+				inKernel[e.Prefix] = true
+			}
+			d := e.Timeout
+			if d == 0 {
+				d = guard.MaxBan // added by hand without a timeout
+			}
+			if bans.Adopt(e.Prefix, d, clock.Now()) {
+				k.log.Warn("ban found in a kernel set but not in the saved state: adopted", "set", set, "src", e.Prefix, "left", d)
+			}
+		}
+	}
 	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
 		entries, err := sets.List(iptables.BanSet(f))
 		if err != nil {
 			return err
 		}
-		for _, e := range entries {
-			inKernel[e.Addr] = true
-			d := e.Timeout
-			if d == 0 {
-				d = guard.MaxBan // added by hand without a timeout
-			}
-			if bans.Adopt(e.Addr, d, clock.Now()) {
-				k.log.Warn("ban found in the kernel set but not in the saved state: adopted", "src", e.Addr, "left", d)
-			}
+		adopt(iptables.BanSet(f), entries, true)
+		legacy := iptables.LegacyBanSet(f)
+		old, err := sets.List(legacy)
+		if errors.Is(err, ipset.ErrNoSet) {
+			continue
+		}
+		if err != nil {
+			k.log.Warn("read the ban set of an older version", "set", legacy, "err", err)
+			continue
+		}
+		adopt(legacy, old, false)
+		if err := sets.Destroy(legacy); err != nil {
+			k.log.Warn("destroy the ban set of an older version", "set", legacy, "err", err)
+		} else {
+			k.log.Info("ban set of an older version taken over", "set", legacy, "bans", len(old), "into", iptables.BanSet(f))
 		}
 	}
 	var missing []guard.Ban
 	for _, b := range bans.List(clock.Now()) {
-		if !inKernel[b.Addr] {
+		if !inKernel[b.Scope] {
 			missing = append(missing, b)
 		}
 	}
@@ -448,8 +473,8 @@ func (k *kernelBans) load(sets *ipset.Sets, active []guard.Ban) {
 	}
 	bySet := map[string][]ipset.Entry{}
 	for _, b := range active {
-		set := iptables.BanSetOf(b.Addr)
-		bySet[set] = append(bySet[set], ipset.Entry{Addr: b.Addr, Timeout: time.Until(b.Until)})
+		set := iptables.BanSetOf(b.Scope.Addr())
+		bySet[set] = append(bySet[set], ipset.Entry{Prefix: b.Scope, Timeout: time.Until(b.Until)})
 	}
 	for set, entries := range bySet {
 		if err := sets.AddMany(set, entries); err != nil {
@@ -487,7 +512,7 @@ func (k *kernelBans) repair(active []guard.Ban) (bool, error) {
 		var refill []guard.Ban
 		for _, b := range active {
 			fam := rules.FamilyIPv6
-			if b.Addr.Unmap().Is4() {
+			if b.Scope.Addr().Is4() {
 				fam = rules.FamilyIPv4
 			}
 			if missing[fam] {
@@ -499,23 +524,23 @@ func (k *kernelBans) repair(active []guard.Ban) (bool, error) {
 	return len(missing) > 0, nil
 }
 
-func (k *kernelBans) ban(addr netip.Addr, until time.Time) {
-	k.log.Warn("banned", "src", addr, "until", until.UTC().Format(time.RFC3339))
+func (k *kernelBans) ban(scope netip.Prefix, until time.Time) {
+	k.log.Warn("banned", "src", scope, "until", until.UTC().Format(time.RFC3339))
 	k.mu.Lock()
 	sets := k.sets
 	k.mu.Unlock()
 	if sets == nil {
 		return
 	}
-	if err := sets.Add(iptables.BanSetOf(addr), addr, time.Until(until)); err != nil {
-		k.log.Error("add ban to kernel set", "src", addr, "err", err)
+	if err := sets.Add(iptables.BanSetOf(scope.Addr()), scope, time.Until(until)); err != nil {
+		k.log.Error("add ban to kernel set", "src", scope, "err", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if n, err := ctnl.DeleteBySource(ctx, ctnl.Options{}, addr); err != nil {
-		k.log.Error("delete banned source's flows", "src", addr, "err", err)
+	if n, err := ctnl.DeleteByPrefix(ctx, ctnl.Options{}, scope); err != nil {
+		k.log.Error("delete banned source's flows", "src", scope, "err", err)
 	} else if n > 0 {
-		k.log.Info("deleted banned source's flows", "src", addr, "flows", n)
+		k.log.Info("deleted banned source's flows", "src", scope, "flows", n)
 	}
 }
 
@@ -541,23 +566,35 @@ func (k *kernelBans) refresh(active []guard.Ban, now time.Time) {
 		if left <= ipset.MaxTimeout-2*kernelRefresh {
 			continue
 		}
-		if err := sets.Add(iptables.BanSetOf(b.Addr), b.Addr, left); err != nil {
-			k.log.Error("renew ban in kernel set", "src", b.Addr, "err", err)
+		if err := sets.Add(iptables.BanSetOf(b.Scope.Addr()), b.Scope, left); err != nil {
+			k.log.Error("renew ban in kernel set", "src", b.Scope, "err", err)
 		}
 	}
 }
 
-func (k *kernelBans) unban(addr netip.Addr) {
-	k.log.Info("ban ended", "src", addr)
+func (k *kernelBans) unban(scope netip.Prefix) {
+	k.log.Info("ban ended", "src", scope)
 	k.mu.Lock()
 	sets := k.sets
 	k.mu.Unlock()
 	if sets == nil {
 		return
 	}
-	if err := sets.Del(iptables.BanSetOf(addr), addr); err != nil {
-		k.log.Debug("remove ban from kernel set", "src", addr, "err", err)
+	if err := sets.Del(iptables.BanSetOf(scope.Addr()), scope); err != nil {
+		k.log.Debug("remove ban from kernel set", "src", scope, "err", err)
 	}
+}
+
+// gatewayName is this gateway's name as "nfqfw bans list" shows it for
+// its own bans: the fleet's gateway name, else the host name.
+func gatewayName(cfg *rules.Config) string {
+	if cfg != nil && cfg.Fleet.Gateway != "" {
+		return cfg.Fleet.Gateway
+	}
+	if h, err := os.Hostname(); err == nil {
+		return h
+	}
+	return "local"
 }
 
 // destroy removes the ban sets; called after the ruleset that refers to

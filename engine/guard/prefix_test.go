@@ -1,0 +1,282 @@
+package guard
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nfqfw/nfqfw/engine/decision"
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+
+// TestGuardBansPrefix: a guard bans an IPv6 offender's /64 by default and
+// an IPv4 one alone; ban.prefix4/prefix6 widen or narrow that, and
+// offences count per scope, so a host walking through its /64 is one
+// offender.
+func TestGuardBansPrefix(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		spec    rules.BanSpec
+		src     string
+		scope   string
+		covered []string // banned with src
+		spared  []string // not banned
+	}{
+		{name: "IPv6 defaults to the /64", spec: rules.BanSpec{Duration: time.Minute},
+			src: "2001:db8:1:2::77", scope: "2001:db8:1:2::/64",
+			covered: []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"}, spared: []string{"2001:db8:1:3::77"}},
+		{name: "IPv4 defaults to the address", spec: rules.BanSpec{Duration: time.Minute},
+			src: "192.0.2.77", scope: "192.0.2.77/32", spared: []string{"192.0.2.76", "192.0.2.78"}},
+		{name: "prefix6 128 bans one IPv6 address", spec: rules.BanSpec{Duration: time.Minute, Prefix6: 128},
+			src: "2001:db8:1:2::77", scope: "2001:db8:1:2::77/128", spared: []string{"2001:db8:1:2::78"}},
+		{name: "prefix6 48", spec: rules.BanSpec{Duration: time.Minute, Prefix6: 48},
+			src: "2001:db8:1:2::77", scope: "2001:db8:1::/48", covered: []string{"2001:db8:1:ffff::1"}, spared: []string{"2001:db8:2::1"}},
+		{name: "prefix4 24", spec: rules.BanSpec{Duration: time.Minute, Prefix4: 24},
+			src: "192.0.2.77", scope: "192.0.2.0/24", covered: []string{"192.0.2.1", "192.0.2.255"}, spared: []string{"192.0.3.1", "::ffff:c000:301"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewBans(BanOptions{})
+			b.Ban(a16(tc.src), tc.spec, "ssh", "r", at(0))
+			list := b.List(at(1))
+			if len(list) != 1 || list[0].Scope != pfx(tc.scope) {
+				t.Fatalf("List = %+v, want one ban of %s", list, tc.scope)
+			}
+			for _, a := range append([]string{tc.src}, tc.covered...) {
+				if !b.IsBanned(a16(a), at(1)) {
+					t.Errorf("%s is not banned by %s", a, tc.scope)
+				}
+			}
+			for _, a := range tc.spared {
+				if b.IsBanned(a16(a), at(1)) {
+					t.Errorf("%s is banned by %s", a, tc.scope)
+				}
+			}
+			if b.IsBanned(a16(tc.src), at(61)) {
+				t.Errorf("%s still banned after the ban's minute", tc.src)
+			}
+		})
+	}
+
+	// Two addresses of one /64 are one offender: the second offence (after
+	// the first ban ended) doubles.
+	b := NewBans(BanOptions{})
+	spec := rules.BanSpec{Duration: time.Minute, Factor: 2, Max: time.Hour}
+	b.Ban(a16("2001:db8::1"), spec, "ssh", "r", at(0))
+	b.Expire(at(60))
+	until := b.Ban(a16("2001:db8::2"), spec, "ssh", "r", at(100))
+	if got := until.Sub(time.Unix(0, at(100))); got != 2*time.Minute {
+		t.Errorf("second offence of the /64 from another address banned for %v, want 2m", got)
+	}
+}
+
+// TestOverlappingPrefixes: bans of nested scopes are separate entries; an
+// address is banned while any of them covers it; del lifts exactly the
+// scope named; the families never mix.
+func TestOverlappingPrefixes(t *testing.T) {
+	var rec recorder
+	b := runBans(t, rec.opts())
+	for _, a := range []struct {
+		scope string
+		d     time.Duration
+	}{{"2001:db8::/48", time.Hour}, {"2001:db8:0:1::/64", 2 * time.Hour}, {"2001:db8:0:1::5/128", 3 * time.Hour}, {"192.0.2.0/24", time.Hour}} {
+		if _, err := b.Add(pfx(a.scope), a.d, "", at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inner := a16("2001:db8:0:1::5")
+	if until, ok := b.Until(inner, at(1)); !ok || !until.Equal(t0.Add(3*time.Hour)) {
+		t.Errorf("Until(inner) = %v, %v; want the longest covering ban, 3h", until, ok)
+	}
+	if !b.Del(pfx("2001:db8:0:1::5/128")) || !b.IsBanned(inner, at(1)) {
+		t.Error("deleting the /128 must leave the /64 and the /48 covering it")
+	}
+	if b.Del(pfx("2001:db8:0:1::/63")) {
+		t.Error("deleting a scope never banned reports a ban")
+	}
+	if !b.Del(pfx("2001:db8::/48")) || !b.IsBanned(inner, at(1)) || b.IsBanned(a16("2001:db8:0:2::1"), at(1)) {
+		t.Error("after deleting the /48: the /64 must still ban inner, the rest of the /48 must be free")
+	}
+	if b.IsBanned(inner, at(2*3600)) {
+		t.Error("the /64 outlived its two hours")
+	}
+	// 192.0.2.0/24 covers IPv4 sources only, never an IPv6 address with
+	// the same bytes.
+	if !b.IsBanned(a16("192.0.2.200"), at(1)) || b.IsBanned(a16("::c000:2c8"), at(1)) || b.IsBanned(a16("c000:2c8::"), at(1)) {
+		t.Error("an IPv4 prefix ban must cover its IPv4 addresses and nothing of IPv6")
+	}
+	b.Expire(at(2 * 3600))
+	if st := b.Stats(); st.Active != 0 {
+		t.Errorf("Stats after every ban ended: %+v", st)
+	}
+	if b.lens.Load().v4 != nil || b.lens.Load().v6 != nil {
+		t.Errorf("prefix lengths still looked up with no ban in force: %+v", *b.lens.Load())
+	}
+	want := []string{
+		"ban 2001:db8::/48 until 13:00:00",
+		"ban 2001:db8:0:1::/64 until 14:00:00",
+		"ban 2001:db8:0:1::5/128 until 15:00:00",
+		"ban 192.0.2.0/24 until 13:00:00",
+		"unban 2001:db8:0:1::5/128",
+		"unban 2001:db8::/48",
+	}
+	got := rec.wait(t, len(want)+2)
+	if diff := cmp.Diff(want, got[:len(want)]); diff != "" {
+		t.Errorf("notifications (-want +got):\n%s", diff)
+	}
+}
+
+// decisions collects what OnDecision reports.
+type decisions struct {
+	mu  sync.Mutex
+	got []decision.Decision
+}
+
+func (d *decisions) add(x decision.Decision) { d.mu.Lock(); d.got = append(d.got, x); d.mu.Unlock() }
+
+func (d *decisions) wait(t *testing.T, n int) []decision.Decision {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		d.mu.Lock()
+		if len(d.got) >= n {
+			out := append([]decision.Decision(nil), d.got...)
+			d.mu.Unlock()
+			return out
+		}
+		d.mu.Unlock()
+	}
+	t.Fatalf("got %d decisions, want %d", len(d.got), n)
+	return nil
+}
+
+// TestDecisionsAndApply: every local decision (guard ban, manual ban,
+// manual unban) is reported as a decision; a decision from elsewhere is
+// applied with its own expiry, idempotently, never shortening a longer
+// ban, and is not reported back.
+func TestDecisionsAndApply(t *testing.T) {
+	var dec decisions
+	var rec recorder
+	opts := rec.opts()
+	opts.OnDecision = dec.add
+	b := runBans(t, opts)
+
+	b.Ban(a16("2001:db8:7::9"), rules.BanSpec{Duration: 10 * time.Minute}, "ssh", "more than 3 new connections in 10s", at(0))
+	if _, err := b.Add(pfx("198.51.100.0/24"), time.Hour, "scanners", at(1)); err != nil {
+		t.Fatal(err)
+	}
+	b.Del(pfx("198.51.100.0/24"))
+	b.Expire(at(3600)) // an expiry is no decision
+	got := dec.wait(t, 3)
+	want := []decision.Decision{
+		{Kind: decision.Ban, Scope: pfx("2001:db8:7::/64"), Issued: t0, Expires: t0.Add(10 * time.Minute), Source: "ssh", Reason: "more than 3 new connections in 10s"},
+		{Kind: decision.Ban, Scope: pfx("198.51.100.0/24"), Issued: t0.Add(time.Second), Expires: t0.Add(time.Second + time.Hour), Source: SourceManual, Reason: "scanners"},
+		{Kind: decision.Unban, Scope: pfx("198.51.100.0/24"), Source: SourceManual},
+	}
+	if diff := cmp.Diff(want, got, cmpOpts, cmp.FilterPath(func(p cmp.Path) bool {
+		return p.Last().String() == ".Issued" && p.Index(-2).(cmp.SliceIndex).Key() == 2
+	}, cmp.Ignore())); diff != "" {
+		t.Errorf("decisions (-want +got):\n%s", diff)
+	}
+	for _, d := range got {
+		if err := d.Validate(); err != nil {
+			t.Errorf("reported decision %v does not validate: %v", d, err)
+		}
+	}
+
+	// From elsewhere: a ban of gw-b, applied twice, then an older one.
+	remote := decision.Decision{Kind: decision.Ban, Scope: pfx("203.0.113.0/24"), Issued: t0.Add(time.Hour),
+		Expires: t0.Add(2 * time.Hour), Origin: "gw-b", Source: "ssh", Reason: "r"}
+	for i, want := range []bool{true, false} {
+		if changed, err := b.Apply(remote, at(3601)); err != nil || changed != want {
+			t.Errorf("Apply #%d = %v, %v; want %v", i+1, changed, err, want)
+		}
+	}
+	older := remote
+	older.Expires = t0.Add(90 * time.Minute)
+	if changed, _ := b.Apply(older, at(3602)); changed {
+		t.Error("an older decision shortened a longer ban")
+	}
+	newer := remote
+	newer.Expires = t0.Add(3 * time.Hour)
+	if changed, _ := b.Apply(newer, at(3603)); !changed {
+		t.Error("a later expiry was not applied")
+	}
+	list := b.List(at(3604))
+	if len(list) != 1 || list[0].Origin != "gw-b" || !list[0].Until.Equal(t0.Add(3*time.Hour)) || !list[0].Since.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("List = %+v, want the /24 of gw-b until 3h since 1h", list)
+	}
+	if !b.IsBanned(a16("203.0.113.50"), at(3604)) {
+		t.Error("an applied prefix ban does not ban its addresses")
+	}
+	if changed, _ := b.Apply(decision.Decision{Kind: decision.Ban, Scope: pfx("192.0.2.1/32"), Expires: t0, Origin: "gw-b"}, at(3604)); changed {
+		t.Error("a ban that ended before it arrived was applied")
+	}
+	// An unban from elsewhere lifts it, whatever the expiries.
+	if changed, err := b.Apply(decision.Decision{Kind: decision.Unban, Scope: pfx("203.0.113.0/24"), Origin: "gw-c"}, at(3605)); err != nil || !changed {
+		t.Errorf("Apply(unban) = %v, %v; want true", changed, err)
+	}
+	if b.IsBanned(a16("203.0.113.50"), at(3606)) {
+		t.Error("unbanned from elsewhere, still banned")
+	}
+	for _, bad := range []decision.Decision{
+		{Kind: decision.KnockWindow, Scope: pfx("192.0.2.1/32"), Expires: t0, Sequence: "k"},
+		{Kind: decision.Ban, Scope: pfx("10.0.0.0/7"), Expires: t0.Add(time.Hour)},
+		{Kind: decision.Ban, Scope: pfx("192.0.2.1/32")},
+	} {
+		if _, err := b.Apply(bad, at(3606)); err == nil {
+			t.Errorf("Apply(%v) accepted", bad)
+		}
+	}
+	if _, err := b.Apply(decision.Decision{Kind: decision.Allow, Scope: pfx("192.0.2.1/32"), Expires: t0.Add(time.Hour)}, at(1)); !errors.Is(err, ErrKind) {
+		t.Errorf("Apply(allow) = %v, want ErrKind", err)
+	}
+	// Nothing applied was reported as this gateway's decision.
+	time.Sleep(10 * time.Millisecond)
+	if n := len(dec.wait(t, 3)); n != 3 {
+		t.Errorf("%d decisions reported, want the 3 local ones", n)
+	}
+}
+
+// TestSnapshotKeepsScopeAndOrigin: prefix bans and their origin survive a
+// restart; a state file of an older version (addresses only) restores as
+// single-address bans.
+func TestSnapshotKeepsScopeAndOrigin(t *testing.T) {
+	b := NewBans(BanOptions{})
+	b.Ban(a16("2001:db8:9::1"), rules.BanSpec{Duration: time.Hour}, "ssh", "r", at(0))
+	if _, err := b.Apply(decision.Decision{Kind: decision.Ban, Scope: pfx("203.0.113.0/24"), Issued: t0, Expires: t0.Add(time.Hour), Origin: "gw-b", Source: "ssh", Reason: "r"}, at(0)); err != nil {
+		t.Fatal(err)
+	}
+	snap := b.Snapshot()
+	old := BanSnapshot{Addr: netip.MustParseAddr("192.0.2.9"), Source: SourceManual, Since: t0, Until: t0.Add(time.Hour), Offences: 1, LastOffence: t0, Forget: t0.Add(48 * time.Hour)}
+	b2 := NewBans(BanOptions{})
+	if n := b2.Restore(append(snap, old), at(60)); n != 3 {
+		t.Fatalf("Restore = %d bans, want 3", n)
+	}
+	want := []Ban{
+		{Scope: pfx("192.0.2.9/32"), Source: SourceManual, Since: t0, Until: t0.Add(time.Hour), Offences: 1},
+		{Scope: pfx("203.0.113.0/24"), Source: "ssh", Reason: "r", Origin: "gw-b", Since: t0, Until: t0.Add(time.Hour), Offences: 1},
+		{Scope: pfx("2001:db8:9::/64"), Source: "ssh", Reason: "r", Since: t0, Until: t0.Add(time.Hour), Offences: 1},
+	}
+	if diff := cmp.Diff(want, b2.List(at(60)), cmpOpts); diff != "" {
+		t.Errorf("List after Restore (-want +got):\n%s", diff)
+	}
+	if !b2.IsBanned(a16("2001:db8:9::ffff"), at(60)) || !b2.IsBanned(a16("203.0.113.1"), at(60)) {
+		t.Error("restored prefix bans do not cover their addresses")
+	}
+}
+
+// TestIsBannedAllocatesNothing with prefix bans of several lengths.
+func TestIsBannedAllocatesNothing(t *testing.T) {
+	b := NewBans(BanOptions{})
+	for _, p := range []string{"2001:db8::/48", "2001:db8:1::/64", "192.0.2.0/24", "198.51.100.7/32"} {
+		b.Add(pfx(p), time.Hour, "", at(0))
+	}
+	src := a16("2001:db8:2::1")
+	if n := testing.AllocsPerRun(100, func() { b.IsBanned(src, at(1)) }); n != 0 {
+		t.Errorf("IsBanned allocates %v times", n)
+	}
+}
