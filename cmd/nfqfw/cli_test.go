@@ -41,6 +41,8 @@ func TestCommandLineErrors(t *testing.T) {
 		{"bad address", []string{"state", "-s", sock, "--addr", "10.1.1"}, 1, "nfqfw state: --addr \"10.1.1\": not an IPv4 or IPv6 address\n"},
 		{"unknown family", []string{"rules", "-c", none, "-family", "ipx"}, 2, "nfqfw rules: -family \"ipx\": want ipv4 or ipv6\n"},
 		{"knock-sequence without a name", []string{"knock-sequence", "-c", none}, 2, "nfqfw knock-sequence: want the name of one knock sequence, got 0 arguments"},
+		{"ha without an action", []string{"ha", "-s", sock}, 2, "nfqfw ha: want one action: promote, demote or status\n\nUsage: nfqfw ha"},
+		{"ha with an unknown action", []string{"ha", "-s", sock, "takeover"}, 2, "nfqfw ha: action \"takeover\": want promote, demote or status"},
 		{"recent with two lists", []string{"recent", "-s", sock, "a", "b"}, 2, "nfqfw recent: at most one LIST, got \"a b\""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

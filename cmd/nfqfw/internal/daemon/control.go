@@ -124,6 +124,7 @@ func (d *Daemon) registerControl(s *control.Server) {
 		}
 		return map[string]bool{"confirmed": true}, nil
 	})
+	s.Handle(control.CmdHA, d.haAction)
 	s.Handle("state", func(_ context.Context, args json.RawMessage) (any, error) {
 		var req control.StateRequest
 		if len(args) > 0 {
