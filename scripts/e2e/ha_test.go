@@ -1,0 +1,519 @@
+package e2e
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+)
+
+// The gateway pair of rules/examples/ha: keepalived moves the virtual
+// addresses, conntrackd (FTFW) carries the kernel's flows across, and the
+// notify hook tells nfqfw its role. The shipped files run as written, with
+// only their paths (pid files, sockets, the hook, the binaries) pointed at
+// the test's temporary directories.
+
+// Bounds of the HA test's waits.
+const (
+	haSettle       = 15 * time.Second // a VRRP transition and its hook
+	haStreamWait   = 10 * time.Second // one round trip of a session across a failover (TCP retransmits back off)
+	haProbeEvery   = time.Millisecond // the gap prober's interval
+	haProbeMax     = 20000            // at most this many probes (20 s) per measured transition
+	haProbeTail    = 1500 * time.Millisecond
+	haStreams      = 4     // long TCP sessions through the pair
+	haStreamChunk  = 16 << 10
+	haStreamPort   = 5001
+	haProbePort    = 5002
+	haNewFlowPort  = 5003
+	haPromoteMatch = "ha -c "
+)
+
+// haGateway is one gateway of the pair with its daemons.
+type haGateway struct {
+	role      string
+	ns        *sandbox.Netns
+	dir       string
+	fw        *firewall
+	conntrack *sandbox.Proc
+	ctConf    string
+	kaConf    string
+	keepalive *sandbox.Proc
+	hookLog   string
+}
+
+// haLab is the pair, its client and server, and what the server runs.
+type haLab struct {
+	t    *testing.T
+	pair *sandbox.Pair
+	a, b *haGateway
+	ftp  *vsftpdServer
+}
+
+// haExample reads a shipped file of rules/examples/ha.
+func haExample(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "rules", "examples", "ha", name))
+	if err != nil {
+		t.Fatalf("read the shipped HA example: %v", err)
+	}
+	return string(b)
+}
+
+// replaceAll applies old/new pairs to s; each old must occur.
+func replaceAll(t *testing.T, name, s string, pairs ...string) string {
+	t.Helper()
+	for i := 0; i < len(pairs); i += 2 {
+		if !strings.Contains(s, pairs[i]) {
+			t.Fatalf("%s: %q not found: the shipped file changed", name, pairs[i])
+		}
+		s = strings.ReplaceAll(s, pairs[i], pairs[i+1])
+	}
+	return s
+}
+
+func writeFile(t *testing.T, path, content string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newHALab builds the pair and starts, on each gateway, nfqfw with its
+// shipped config and conntrackd; then keepalived on A, which becomes
+// master, then on B, which becomes backup.
+func newHALab(t *testing.T) *haLab {
+	t.Helper()
+	l := &haLab{t: t, pair: sandbox.NewPair(t)}
+	srv := l.pair.NS(sandbox.PairServer)
+	serveTCP(t, srv, haStreamPort, haNewFlowPort)
+	serveUDP(t, srv, haProbePort)
+	l.ftp = startVsftpd(t, srv)
+	l.a = l.startGateway(sandbox.PairPrimary, "a")
+	l.b = l.startGateway(sandbox.PairBackup, "b")
+	l.a.startKeepalived(t)
+	l.waitRole(l.a, "primary", 0)
+	l.b.startKeepalived(t)
+	l.waitRole(l.b, "backup", 0)
+	return l
+}
+
+func (l *haLab) startGateway(role, name string) *haGateway {
+	t := l.t
+	t.Helper()
+	g := &haGateway{role: role, ns: l.pair.NS(role), dir: tempDir(t)}
+	g.hookLog = filepath.Join(g.dir, "hook.log")
+	g.fw = startFirewall(t, g.ns, haExample(t, "gateway-"+name+".yaml"))
+	g.ctConf = filepath.Join(g.dir, "conntrackd.conf")
+	writeFile(t, g.ctConf, replaceAll(t, "conntrackd-"+name+".conf", haExample(t, "conntrackd-"+name+".conf"),
+		"/run/conntrackd.lock", filepath.Join(g.dir, "conntrackd.lock"),
+		"/run/conntrackd.ctl", filepath.Join(g.dir, "conntrackd.ctl"),
+		"LogFile off", "LogFile "+filepath.Join(g.dir, "conntrackd.log"),
+		"Syslog on", "Syslog off"), 0o600)
+	hook := filepath.Join(g.dir, "nfqfw-ha-notify")
+	writeFile(t, hook, replaceAll(t, "nfqfw-ha-notify", haExample(t, "nfqfw-ha-notify"),
+		"CONNTRACKD_CONFIG=/etc/conntrackd/conntrackd.conf", "CONNTRACKD_CONFIG="+g.ctConf,
+		"NFQFW=/usr/local/sbin/nfqfw", "NFQFW="+nfqfwBin,
+		"NFQFW_CONFIG=/etc/nfqfw/nfqfw.yaml", "NFQFW_CONFIG="+g.fw.config,
+		"HA_LOG=\n", "HA_LOG="+g.hookLog+"\n"), 0o700)
+	g.kaConf = filepath.Join(g.dir, "keepalived.conf")
+	writeFile(t, g.kaConf, replaceAll(t, "keepalived-"+name+".conf", haExample(t, "keepalived-"+name+".conf"),
+		"/etc/nfqfw/ha/nfqfw-ha-notify", hook), 0o600)
+	g.startConntrackd(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(g.hookLog)
+			ct, _ := os.ReadFile(filepath.Join(g.dir, "conntrackd.log"))
+			t.Logf("%s: hook log:\n%s\nconntrackd:\n%s%s\nkeepalived:\n%s", role, b, ct, g.conntrack.Output(), g.keepalivedOutput())
+		}
+	})
+	return g
+}
+
+func (g *haGateway) keepalivedOutput() string {
+	if g.keepalive == nil {
+		return ""
+	}
+	return g.keepalive.Output()
+}
+
+// startConntrackd runs conntrackd in the foreground and waits until it
+// answers on its socket.
+func (g *haGateway) startConntrackd(t *testing.T) {
+	t.Helper()
+	g.conntrack = g.ns.Start("conntrackd", "-C", g.ctConf)
+	if !eventually(haSettle, func() bool {
+		_, err := g.ns.Exec("conntrackd", "-C", g.ctConf, "-s")
+		return err == nil
+	}) {
+		t.Fatalf("%s: conntrackd does not answer: %s", g.role, g.conntrack.Output())
+	}
+}
+
+// startKeepalived runs keepalived in the foreground, VRRP only, with its
+// own pid files.
+func (g *haGateway) startKeepalived(t *testing.T) {
+	t.Helper()
+	g.keepalive = g.ns.Start("keepalived", "-n", "-l", "-D", "-P", "-f", g.kaConf,
+		"-p", filepath.Join(g.dir, "keepalived.pid"), "-r", filepath.Join(g.dir, "vrrp.pid"))
+}
+
+// killKeepalived SIGKILLs keepalived's VRRP child and its parent by PID,
+// as a crash would: no priority-0 advertisement, no address removed.
+func (g *haGateway) killKeepalived(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(g.dir, "vrrp.pid"))
+	if err != nil {
+		t.Fatalf("%s: keepalived's VRRP pid file: %v", g.role, err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || child <= 1 {
+		t.Fatalf("%s: keepalived's VRRP pid file: %q", g.role, b)
+	}
+	syscall.Kill(child, syscall.SIGKILL)
+	g.keepalive.Cmd.Process.Kill()
+	if err := g.keepalive.Wait(stopTimeout); err == sandbox.ErrStillRunning {
+		t.Fatalf("%s: keepalived still running after SIGKILL", g.role)
+	}
+}
+
+// hookLines returns the notify hook's log.
+func (g *haGateway) hookLines() string {
+	b, _ := os.ReadFile(g.hookLog)
+	return string(b)
+}
+
+// waitRole waits until g's hook has run for state (primary, backup, fault)
+// more than `before` times and every step of it has finished.
+func (l *haLab) waitRole(g *haGateway, state string, before int) {
+	l.t.Helper()
+	last := map[string]string{"primary": "conntrackd.conf -B", "backup": "conntrackd.conf -n", "fault": "conntrackd.conf -t"}[state]
+	ok := eventually(haSettle, func() bool {
+		log := g.hookLines()
+		i := strings.LastIndex(log, "state "+state)
+		return strings.Count(log, "state "+state) > before && i >= 0 && strings.Contains(log[i:], last)
+	})
+	if !ok {
+		l.t.Fatalf("%s: hook for %s did not complete within %v:\n%s\nkeepalived:\n%s", g.role, state, haSettle, g.hookLines(), g.keepalivedOutput())
+	}
+	if strings.Contains(g.hookLines(), "FAILED") {
+		l.t.Errorf("%s: a hook step failed:\n%s", g.role, g.hookLines())
+	}
+}
+
+// holdsVIPs reports whether g's interfaces carry both virtual addresses.
+func (g *haGateway) holdsVIPs() bool {
+	out, err := g.ns.Exec("ip", "-o", "-4", "addr", "show")
+	return err == nil && strings.Contains(out, sandbox.PairLANVIP.String()+"/") && strings.Contains(out, sandbox.PairWANVIP.String()+"/")
+}
+
+// haStream is one long TCP transfer through the pair: chunks written to
+// the server's echo port and read back, without pause.
+type haStream struct {
+	conn  net.Conn
+	bytes atomic.Int64
+	mu    sync.Mutex
+	err   error
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+func startStream(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) *haStream {
+	t.Helper()
+	s := &haStream{stop: make(chan struct{}), done: make(chan struct{})}
+	if err := ns.Do(func() (err error) { s.conn, err = net.DialTimeout("tcp", dst.String(), ftpDialTimeout); return err }); err != nil {
+		t.Fatalf("long transfer to %s: %v", dst, err)
+	}
+	go s.run()
+	t.Cleanup(func() {
+		close(s.stop)
+		s.conn.Close()
+		<-s.done
+	})
+	return s
+}
+
+func (s *haStream) run() {
+	defer close(s.done)
+	out := make([]byte, haStreamChunk)
+	in := make([]byte, haStreamChunk)
+	for i := 0; ; i++ {
+		select {
+		case <-s.stop:
+			return
+		default:
+		}
+		binary.BigEndian.PutUint64(out, uint64(i))
+		s.conn.SetDeadline(time.Now().Add(haStreamWait))
+		_, err := s.conn.Write(out)
+		if err == nil {
+			_, err = io.ReadFull(s.conn, in)
+		}
+		if err == nil && binary.BigEndian.Uint64(in) != uint64(i) {
+			err = fmt.Errorf("chunk %d came back as %d", i, binary.BigEndian.Uint64(in))
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
+			return
+		}
+		s.bytes.Add(haStreamChunk)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// alive reports whether the transfer carries at least one more chunk
+// within haStreamWait, and its error if it broke.
+func (s *haStream) alive() (bool, error) {
+	from := s.bytes.Load()
+	deadline := time.Now().Add(haStreamWait)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		err := s.err
+		s.mu.Unlock()
+		if err != nil {
+			return false, err
+		}
+		if s.bytes.Load() > from+haStreamChunk {
+			return true, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false, errors.New("no progress")
+}
+
+// gapProbe sends a numbered UDP datagram every haProbeEvery from the
+// client to the server's echo port through the pair and records which
+// were answered.
+type gapProbe struct {
+	conn     *net.UDPConn
+	sent     []time.Time // by sequence number; written by the sender only
+	answered []atomic.Bool
+	n        atomic.Int64 // probes sent
+	stop     chan struct{}
+	done     sync.WaitGroup
+}
+
+func startGapProbe(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) *gapProbe {
+	t.Helper()
+	p := &gapProbe{sent: make([]time.Time, haProbeMax), answered: make([]atomic.Bool, haProbeMax), stop: make(chan struct{})}
+	if err := ns.Do(func() (err error) {
+		p.conn, err = net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+		return err
+	}); err != nil {
+		t.Fatalf("gap probe: %v", err)
+	}
+	p.done.Add(2)
+	go p.send()
+	go p.receive()
+	return p
+}
+
+func (p *gapProbe) send() {
+	defer p.done.Done()
+	tick := time.NewTicker(haProbeEvery)
+	defer tick.Stop()
+	var b [8]byte
+	for i := 0; i < haProbeMax; i++ {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		p.sent[i] = time.Now()
+		p.n.Store(int64(i + 1))
+		binary.BigEndian.PutUint64(b[:], uint64(i))
+		p.conn.Write(b[:])
+	}
+}
+
+func (p *gapProbe) receive() {
+	defer p.done.Done()
+	var b [64]byte
+	for {
+		n, err := p.conn.Read(b[:])
+		if err != nil {
+			return
+		}
+		if n == 8 {
+			if i := binary.BigEndian.Uint64(b[:]); i < haProbeMax {
+				p.answered[i].Store(true)
+			}
+		}
+	}
+}
+
+// finish stops the probe after haProbeTail more and returns the longest
+// time without an answer: from the send time of the last answered probe
+// before the longest run of unanswered ones to that of the first answered
+// after it. It also returns the probes sent and answered. A run that
+// lasts until the end counts to the last probe sent.
+func (p *gapProbe) finish() (gap time.Duration, sent, answered int) {
+	time.Sleep(haProbeTail)
+	close(p.stop)
+	time.Sleep(100 * time.Millisecond) // late answers
+	p.conn.Close()
+	p.done.Wait()
+	sent = int(p.n.Load())
+	last := -1
+	for i := 0; i < sent; i++ {
+		if !p.answered[i].Load() {
+			continue
+		}
+		answered++
+		if last >= 0 && p.sent[i].Sub(p.sent[last]) > gap {
+			gap = p.sent[i].Sub(p.sent[last])
+		}
+		last = i
+	}
+	if last >= 0 && last < sent-1 && p.sent[sent-1].Sub(p.sent[last]) > gap {
+		gap = p.sent[sent-1].Sub(p.sent[last])
+	}
+	return gap, sent, answered
+}
+
+// haSessions are the sessions a transition must keep: the long
+// transfers, and the FTP control session.
+type haSessions struct {
+	streams []*haStream
+	ftp     *ftpConn
+}
+
+// check counts the sessions that still work after a transition: each
+// transfer moves on, and the FTP session lists and fetches over new
+// passive data connections.
+func (l *haLab) check(s *haSessions, when string) (kept, lost int) {
+	l.t.Helper()
+	for i, st := range s.streams {
+		if ok, err := st.alive(); ok {
+			kept++
+		} else {
+			lost++
+			l.t.Errorf("long transfer %d %s: %v", i, when, err)
+		}
+	}
+	cli := l.pair.NS(sandbox.PairClient)
+	s.ftp.list(cli, when)
+	s.ftp.retr(cli, l.ftp, when)
+	kept++
+	return kept, lost
+}
+
+// newFlowDecidedBy opens a new TCP connection through the pair and
+// checks that g's nfqfw tracks it: the gateway holding the addresses
+// decides new flows.
+func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
+	l.t.Helper()
+	var c net.Conn
+	dst := netip.AddrPortFrom(l.pair.ServerAddr(), haNewFlowPort)
+	if err := l.pair.NS(sandbox.PairClient).Do(func() (err error) { c, err = net.DialTimeout("tcp", dst.String(), ftpDialTimeout); return err }); err != nil {
+		l.t.Fatalf("new connection %s: %v", when, err)
+	}
+	defer c.Close()
+	port := c.LocalAddr().(*net.TCPAddr).Port
+	for _, f := range g.fw.state().Flows {
+		if f.Src == l.pair.ClientAddr().String() && int(f.SPort) == port && f.DPort == haNewFlowPort {
+			return
+		}
+	}
+	l.t.Errorf("new connection %s (client port %d): not in %s's nfqfw flow table", when, port, g.role)
+}
+
+// TestHAFailover: the gateway pair of rules/examples/ha fails over from A
+// to B and back, once with A's keepalived and nfqfw killed (SIGKILL) and
+// once with A's links set down. Long TCP transfers and an FTP session
+// (passive, through the SNAT to the uplink's virtual address) started
+// through A survive on B and again on A; new flows are decided by the
+// nfqfw of the gateway holding the addresses; B's hook promoted its nfqfw
+// (it adopted the flows conntrackd committed). The gap a 1 ms UDP probe
+// through the virtual address sees, and the sessions kept and lost, are
+// logged for each transition.
+func TestHAFailover(t *testing.T) {
+	requireSandbox(t)
+	sandbox.Require(t, "keepalived", "conntrackd", "vsftpd")
+	for _, how := range []string{"SIGKILL of keepalived and nfqfw", "links down"} {
+		t.Run(how, func(t *testing.T) {
+			l := newHALab(t)
+			cli := l.pair.NS(sandbox.PairClient)
+			if !l.a.holdsVIPs() || l.b.holdsVIPs() {
+				t.Fatalf("after start: A holds the virtual addresses %v, B %v; want A only", l.a.holdsVIPs(), l.b.holdsVIPs())
+			}
+			s := &haSessions{}
+			for range haStreams {
+				s.streams = append(s.streams, startStream(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haStreamPort)))
+			}
+			s.ftp = dialFTP(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), 21))
+			s.ftp.expect("220")
+			s.ftp.send("USER anonymous")
+			s.ftp.expect("331")
+			s.ftp.send("PASS ha@")
+			s.ftp.expect("230")
+			l.check(s, "through A")
+			l.newFlowDecidedBy(l.a, "through A")
+
+			// Failover.
+			probe := startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))
+			time.Sleep(200 * time.Millisecond)
+			if how == "links down" {
+				for _, link := range []string{sandbox.PairLANLink, sandbox.PairWANLink, sandbox.PairSyncLink} {
+					l.a.ns.MustExec("ip", "link", "set", link, "down")
+				}
+			} else {
+				l.a.killKeepalived(t)
+				l.a.fw.kill()
+			}
+			l.waitRole(l.b, "primary", 0)
+			gap, sent, answered := probe.finish()
+			kept, lost := l.check(s, "after the failover to B")
+			t.Logf("failover (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d",
+				how, gap.Round(time.Millisecond), sent, answered, kept, lost)
+			if !l.b.holdsVIPs() {
+				t.Errorf("B does not hold the virtual addresses after the failover")
+			}
+			if !strings.Contains(l.b.hookLines(), haPromoteMatch+l.b.fw.config+" promote (role: primary") {
+				t.Errorf("B's hook did not promote its nfqfw:\n%s", l.b.hookLines())
+			}
+			if v := metricValue(l.b.fw.metrics(), "nfqfw_flows_adopted_total"); v < haStreams {
+				t.Errorf("B's nfqfw_flows_adopted_total = %v, want at least %d (the transfers conntrackd committed)", v, haStreams)
+			}
+			l.newFlowDecidedBy(l.b, "after the failover to B")
+
+			// Failback: A comes back and preempts B.
+			probe = startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))
+			time.Sleep(200 * time.Millisecond)
+			primaries := strings.Count(l.a.hookLines(), "state primary")
+			backups := strings.Count(l.b.hookLines(), "state backup")
+			if how == "links down" {
+				for _, link := range []string{sandbox.PairLANLink, sandbox.PairWANLink, sandbox.PairSyncLink} {
+					l.a.ns.MustExec("ip", "link", "set", link, "up")
+				}
+			} else {
+				l.a.fw.start()
+				l.a.startKeepalived(t)
+			}
+			l.waitRole(l.a, "primary", primaries)
+			l.waitRole(l.b, "backup", backups)
+			gap, sent, answered = probe.finish()
+			kept, lost = l.check(s, "after the failback to A")
+			t.Logf("failback (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d",
+				how, gap.Round(time.Millisecond), sent, answered, kept, lost)
+			if !l.a.holdsVIPs() || l.b.holdsVIPs() {
+				t.Errorf("after the failback: A holds the virtual addresses %v, B %v; want A only", l.a.holdsVIPs(), l.b.holdsVIPs())
+			}
+			l.newFlowDecidedBy(l.a, "after the failback to A")
+		})
+	}
+}
