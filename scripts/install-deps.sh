@@ -10,12 +10,13 @@
 #          (nmap, the knock client, vsftpd run inside the sandbox)
 #   test   (the default; `make deps`, CI) tour's, plus what the end-to-end
 #          tests and the benchmark use (conntrack, ipset, lftp, prometheus
-#          and promtool, iperf3, the C NFQUEUE reader's compiler and headers;
-#          and nats-server, built with go install)
+#          and promtool, iperf3, the C NFQUEUE reader's compiler and headers,
+#          keepalived and conntrackd for the gateway pair; and nats-server,
+#          built with go install)
 #   --check  only report; exit 1 if anything is missing
 #
 # Packages are installed without their recommendations. A package that
-# ships a service (vsftpd, knockd, prometheus) is installed without it
+# ships a service (vsftpd, knockd, prometheus, keepalived, conntrackd) is installed without it
 # starting: a policy-rc.d answering 101 ("action forbidden") is in place
 # while apt runs, and a service its installation enabled (a systemd
 # .wants link, a SysV S link) is disabled again, so nothing listens on the
@@ -42,6 +43,7 @@ TEST=(
 	prometheus                            # promtool and a server scraping /metrics (the service stays disabled)
 	iperf3                                # the benchmark's traffic
 	gcc pkg-config libnetfilter-queue-dev # the benchmark's C NFQUEUE reader (scripts/benchcmd/creader/creader.c)
+	keepalived conntrackd                 # the gateway pair's VRRP and flow sync, run by the HA test in its namespaces (both services stay disabled)
 )
 
 # Where the host's service links and policy-rc.d live (another root only
@@ -51,7 +53,7 @@ policy_rc=$root_dir/usr/sbin/policy-rc.d
 lock_wait=${LOCK_WAIT:-600}
 
 usage() {
-	sed -n '6,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '6,16p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 

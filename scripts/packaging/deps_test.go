@@ -171,16 +171,17 @@ func TestInstallDepsLockTimeout(t *testing.T) {
 
 // TestInstallDepsProfiles: the demo needs no daemon's package; the tour
 // only the FTP server and the knock client it runs in its sandbox; the
-// tests everything, prometheus without its recommended node exporter.
+// tests everything (the gateway pair's keepalived and conntrackd too),
+// prometheus without its recommended node exporter.
 func TestInstallDepsProfiles(t *testing.T) {
 	requireRoot(t)
-	all := "iptables iproute2 iputils-ping procps hping3 socat netcat-openbsd curl nmap knockd vsftpd conntrack ipset lftp prometheus iperf3 gcc pkg-config libnetfilter-queue-dev prometheus-node-exporter tshark"
+	all := "iptables iproute2 iputils-ping procps hping3 socat netcat-openbsd curl nmap knockd vsftpd conntrack ipset lftp prometheus iperf3 gcc pkg-config libnetfilter-queue-dev keepalived conntrackd prometheus-node-exporter tshark"
 	h := newDepsHost(t, all)
-	daemons := regexp.MustCompile(`\b(vsftpd|knockd|prometheus[a-z-]*|tshark)\b`)
+	daemons := regexp.MustCompile(`\b(vsftpd|knockd|prometheus[a-z-]*|keepalived|conntrackd|tshark)\b`)
 	for _, tc := range []struct{ profile, daemons string }{
 		{"demo", ""},
 		{"tour", "knockd vsftpd"},
-		{"test", "knockd vsftpd prometheus"},
+		{"test", "knockd vsftpd prometheus keepalived conntrackd"},
 	} {
 		r := h.run(t, "--check", tc.profile)
 		line := regexp.MustCompile(`packages missing \(` + tc.profile + `\): (.*)`).FindStringSubmatch(r.stderr)
