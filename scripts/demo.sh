@@ -240,5 +240,5 @@ echo "  NFQFW rules in iptables-save + ip6tables-save: $before before, $(nfqfw_r
 show "tcp 8080 again, without nfqfw" "$(tcp_echo 8080)"
 
 heading "Done"
-echo "  The sandbox is being removed. Next: README.md (running it on a real host),"
-echo "  rules/examples/ (a config per setup), nfqfw help."
+echo "  The sandbox is being removed. Next: README.md (running it on a real host; make tour,"
+echo "  the tour: knocks, scans, bans, FTP, explain and trace), rules/examples/, nfqfw help."

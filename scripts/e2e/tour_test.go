@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,8 +74,8 @@ func readmeTour(t *testing.T, path string) []tourLine {
 // in order, and checks each prints what its comment quotes after "->"
 // (a line quoting nothing must exit 0). The tour prepares its own
 // sandbox (make tour) and removes it (make tour-down); its names are fixed,
-// so a tour already set up here fails the test rather than being
-// disturbed.
+// so runs of this test from several checkouts take turns (lockTour), and
+// a tour a person set up here fails the test rather than being disturbed.
 func TestReadmeTour(t *testing.T) {
 	requireSandbox(t)
 	sandbox.Require(t, "make", "bash", "setsid", "socat", "vsftpd", "nc", "nmap", "knock", "curl")
@@ -86,6 +87,7 @@ func TestReadmeTour(t *testing.T) {
 	if len(lines) < 10 || !strings.HasPrefix(lines[0].cmd, "make tour ") || !strings.HasPrefix(lines[len(lines)-1].cmd, "make tour-down ") {
 		t.Fatalf("README's tour has %d lines; want it to start with make tour and end with make tour-down", len(lines))
 	}
+	lockTour(t)
 	// ip netns add names a namespace by a file in /run/netns.
 	tourNS := "/run/netns/tour-srv"
 	if _, err := os.Stat(tourNS); err == nil {
@@ -143,4 +145,29 @@ func runTourLine(t *testing.T, root, line string) (string, int) {
 		code = ee.ExitCode()
 	}
 	return string(b), code
+}
+
+// lockTour waits, at most 10 minutes, until no other run of TestReadmeTour
+// on this machine (another checkout's) holds the tour's fixed names, and
+// holds them until t ends.
+func lockTour(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile("/run/nfqfw-tour.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	for i := 0; ; i++ {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return
+		}
+		if err != syscall.EWOULDBLOCK || i == 600 {
+			t.Fatalf("lock /run/nfqfw-tour.lock (another run of the tour): %v", err)
+		}
+		if i == 0 {
+			t.Log("another run of the tour holds /run/nfqfw-tour.lock: waiting for it")
+		}
+		time.Sleep(time.Second)
+	}
 }
