@@ -33,8 +33,10 @@ func TestRulesPipeIntoRestore(t *testing.T) {
 				if out, err := ns.Exec("bash", "-o", "pipefail", "-c", pipe+f.restore+" --noflush"); err != nil {
 					t.Fatalf("%s refuses nfqfw rules -family %s: %v: %s", f.restore, f.family, err, out)
 				}
+				// The fast path's first rule; with the FTP helper (as
+				// nat-gateway.yaml) it leaves FTP control connections out.
 				saved := ns.MustExec(f.save)
-				for _, want := range []string{"-A INPUT -j NFQFW-INPUT", "-A FORWARD -j NFQFW-FORWARD", "-A NFQFW-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"} {
+				for _, want := range []string{"-A INPUT -j NFQFW-INPUT", "-A FORWARD -j NFQFW-FORWARD", "-A NFQFW-INPUT -m conntrack --ctstate RELATED,ESTABLISHED "} {
 					if !strings.Contains(saved, want) {
 						t.Errorf("%s after the restore lacks %q:\n%s", f.save, want, saved)
 					}
