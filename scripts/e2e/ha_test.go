@@ -213,6 +213,40 @@ func (l *haLab) waitRole(g *haGateway, state string, before int) {
 	}
 }
 
+// expects fails the test unless g's kernel expects the data connection
+// to dst (the FTP helper's expectation, conntrack -L expect).
+func (l *haLab) expects(g *haGateway, dst netip.AddrPort, when string) {
+	l.t.Helper()
+	out, err := g.ns.Exec("conntrack", "-L", "expect")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("dst=%s sport=0 dport=%d", dst.Addr(), dst.Port())) {
+		l.t.Errorf("%s: %s's kernel does not expect the data connection to %s: %v\n%s", when, g.role, dst, err, out)
+	}
+}
+
+// promotionTook returns, from g's hook log, the time from the start of
+// its last primary hook (keepalived has just added the addresses) to the
+// end of nfqfw's promotion: the window in which a queued packet of a
+// synced flow meets an engine that has not adopted it yet.
+func (g *haGateway) promotionTook() time.Duration {
+	log := g.hookLines()
+	i := strings.LastIndex(log, "state primary")
+	if i < 0 {
+		return -1
+	}
+	start := strings.LastIndex(log[:i], "\n") + 1
+	j := strings.Index(log[i:], " promote ")
+	if j < 0 {
+		return -1
+	}
+	end := strings.LastIndex(log[:i+j], "\n") + 1
+	t0, err0 := time.Parse("15:04:05.999999999", strings.Fields(log[start:])[0])
+	t1, err1 := time.Parse("15:04:05.999999999", strings.Fields(log[end:])[0])
+	if err0 != nil || err1 != nil {
+		return -1
+	}
+	return t1.Sub(t0)
+}
+
 // holdsVIPs reports whether g's interfaces carry both virtual addresses.
 func (g *haGateway) holdsVIPs() bool {
 	out, err := g.ns.Exec("ip", "-o", "-4", "addr", "show")
@@ -443,7 +477,7 @@ func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
 // logged for each transition.
 func TestHAFailover(t *testing.T) {
 	requireSandbox(t)
-	sandbox.Require(t, "keepalived", "conntrackd", "vsftpd")
+	sandbox.Require(t, "keepalived", "conntrackd", "conntrack", "vsftpd")
 	for _, how := range []string{"SIGKILL of keepalived and nfqfw", "links down"} {
 		t.Run(how, func(t *testing.T) {
 			l := newHALab(t)
@@ -463,6 +497,11 @@ func TestHAFailover(t *testing.T) {
 			s.ftp.expect("230")
 			l.check(s, "through A")
 			l.newFlowDecidedBy(l.a, "through A")
+			// A passive data connection announced through A (the kernel's
+			// FTP helper expects it) and made only after the failover:
+			// conntrackd carries the expectation to B.
+			announced := s.ftp.pasv()
+			l.expects(l.a, announced, "after PASV through A")
 
 			// Failover.
 			probe := startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))
@@ -476,10 +515,22 @@ func TestHAFailover(t *testing.T) {
 				l.a.fw.kill()
 			}
 			l.waitRole(l.b, "primary", 0)
+			// Before anything else uses the control connection (a new
+			// PASV replaces the announced port).
+			l.expects(l.b, announced, "after the failover to B")
+			d := s.ftp.dialData(cli, announced)
+			s.ftp.send("LIST")
+			s.ftp.expect("150")
+			if b, err := io.ReadAll(d); err != nil || !strings.Contains(string(b), l.ftp.file) {
+				t.Errorf("LIST over the data connection announced through A, made through B: %q, %v", b, err)
+			}
+			d.Close()
+			s.ftp.expect("226")
 			gap, sent, answered := probe.finish()
 			kept, lost := l.check(s, "after the failover to B")
-			t.Logf("failover (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d",
-				how, gap.Round(time.Millisecond), sent, answered, kept, lost)
+			t.Logf("failover (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d; B's hook promoted nfqfw %v after its start, and B's nfqfw picked up %v flows mid-stream",
+				how, gap.Round(time.Millisecond), sent, answered, kept, lost, l.b.promotionTook().Round(time.Millisecond),
+				metricValue(l.b.fw.metrics(), "nfqfw_flows_picked_up_total"))
 			if !l.b.holdsVIPs() {
 				t.Errorf("B does not hold the virtual addresses after the failover")
 			}
@@ -508,8 +559,9 @@ func TestHAFailover(t *testing.T) {
 			l.waitRole(l.b, "backup", backups)
 			gap, sent, answered = probe.finish()
 			kept, lost = l.check(s, "after the failback to A")
-			t.Logf("failback (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d",
-				how, gap.Round(time.Millisecond), sent, answered, kept, lost)
+			t.Logf("failback (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d; A's hook promoted nfqfw %v after its start, and A's nfqfw picked up %v flows mid-stream",
+				how, gap.Round(time.Millisecond), sent, answered, kept, lost, l.a.promotionTook().Round(time.Millisecond),
+				metricValue(l.a.fw.metrics(), "nfqfw_flows_picked_up_total"))
 			if !l.a.holdsVIPs() || l.b.holdsVIPs() {
 				t.Errorf("after the failback: A holds the virtual addresses %v, B %v; want A only", l.a.holdsVIPs(), l.b.holdsVIPs())
 			}

@@ -69,6 +69,12 @@ var pasvReply = regexp.MustCompile(`(\d+),(\d+),(\d+),(\d+),(\d+),(\d+)`)
 // passive sends PASV and connects the data connection from ns.
 func (f *ftpConn) passive(ns *sandbox.Netns) net.Conn {
 	f.t.Helper()
+	return f.dialData(ns, f.pasv())
+}
+
+// pasv sends PASV and returns the address the server announced.
+func (f *ftpConn) pasv() netip.AddrPort {
+	f.t.Helper()
 	f.send("PASV")
 	r := f.reply()
 	m := pasvReply.FindStringSubmatch(r)
@@ -79,7 +85,12 @@ func (f *ftpConn) passive(ns *sandbox.Netns) net.Conn {
 	for i := range n {
 		n[i], _ = strconv.Atoi(m[i+1])
 	}
-	dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(n[0]), byte(n[1]), byte(n[2]), byte(n[3])}), uint16(n[4]<<8|n[5]))
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(n[0]), byte(n[1]), byte(n[2]), byte(n[3])}), uint16(n[4]<<8|n[5]))
+}
+
+// dialData connects a passive data connection from ns to dst.
+func (f *ftpConn) dialData(ns *sandbox.Netns, dst netip.AddrPort) net.Conn {
+	f.t.Helper()
 	var d net.Conn
 	if err := ns.Do(func() (err error) { d, err = net.DialTimeout("tcp", dst.String(), ftpDialTimeout); return err }); err != nil {
 		f.t.Fatalf("data connection to %s: %v", dst, err)
