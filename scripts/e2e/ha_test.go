@@ -33,7 +33,7 @@ const (
 	haProbeEvery   = time.Millisecond // the gap prober's interval
 	haProbeMax     = 20000            // at most this many probes (20 s) per measured transition
 	haProbeTail    = 1500 * time.Millisecond
-	haStreams      = 4     // long TCP sessions through the pair
+	haStreams      = 4 // long TCP sessions through the pair
 	haStreamChunk  = 16 << 10
 	haStreamPort   = 5001
 	haProbePort    = 5002
