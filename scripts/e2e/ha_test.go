@@ -391,10 +391,11 @@ func (p *gapProbe) receive() {
 }
 
 // finish stops the probe after haProbeTail more and returns the longest
-// time without an answer: from the send time of the last answered probe
-// before the longest run of unanswered ones to that of the first answered
-// after it. It also returns the probes sent and answered. A run that
-// lasts until the end counts to the last probe sent.
+// time without an answer: from the send time of the first probe of the
+// longest run of unanswered ones to that of the first answered probe
+// after it (0 when every probe was answered; a run that lasts until the
+// end counts to the last probe sent). It also returns the probes sent and
+// answered.
 func (p *gapProbe) finish() (gap time.Duration, sent, answered int) {
 	time.Sleep(haProbeTail)
 	close(p.stop)
@@ -402,19 +403,22 @@ func (p *gapProbe) finish() (gap time.Duration, sent, answered int) {
 	p.conn.Close()
 	p.done.Wait()
 	sent = int(p.n.Load())
-	last := -1
+	first := -1 // the first probe of the current unanswered run
 	for i := 0; i < sent; i++ {
-		if !p.answered[i].Load() {
+		switch {
+		case !p.answered[i].Load():
+			if first < 0 {
+				first = i
+			}
 			continue
+		case first >= 0:
+			gap = max(gap, p.sent[i].Sub(p.sent[first]))
+			first = -1
 		}
 		answered++
-		if last >= 0 && p.sent[i].Sub(p.sent[last]) > gap {
-			gap = p.sent[i].Sub(p.sent[last])
-		}
-		last = i
 	}
-	if last >= 0 && last < sent-1 && p.sent[sent-1].Sub(p.sent[last]) > gap {
-		gap = p.sent[sent-1].Sub(p.sent[last])
+	if first >= 0 {
+		gap = max(gap, p.sent[sent-1].Sub(p.sent[first]))
 	}
 	return gap, sent, answered
 }
@@ -534,6 +538,9 @@ func TestHAFailover(t *testing.T) {
 			if !l.b.holdsVIPs() {
 				t.Errorf("B does not hold the virtual addresses after the failover")
 			}
+			// A killed keepalived cannot remove its addresses: B's
+			// gratuitous ARPs draw the traffic away from A.
+			t.Logf("after the failover (%s), A still holds the virtual addresses: %v", how, l.a.holdsVIPs())
 			if !strings.Contains(l.b.hookLines(), haPromoteMatch+l.b.fw.config+" promote (role: primary") {
 				t.Errorf("B's hook did not promote its nfqfw:\n%s", l.b.hookLines())
 			}
