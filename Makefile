@@ -32,7 +32,7 @@ FUZZ_TARGETS := \
 FUZZ_SCALE      ?= 1
 FUZZ_LONG_SCALE ?= 50
 
-.PHONY: all build test unit e2e fuzz fuzz-short bench bench-e2e demo tour tour-down deps deps-demo deps-tour lint clean
+.PHONY: all build test unit e2e fuzz fuzz-short bench bench-e2e demo demo-fleet tour tour-down deps deps-demo deps-tour lint clean
 
 all: build
 
@@ -90,6 +90,12 @@ bench-e2e: build
 # sandbox with the example server config and drives real traffic.
 demo: deps-demo build
 	bash scripts/demo.sh
+
+# The fleet demo: three gateways and a 3-node NATS JetStream cluster in
+# namespaces; a ban on one gateway shows up on the other two.
+demo-fleet: build
+	bash scripts/install-deps.sh test
+	bash scripts/demo-fleet.sh
 
 # README's tour: the sandbox "tour", the examples rendered for it under
 # tour/, the listeners it probes started (scripts/tour.sh). tour-down

@@ -93,6 +93,9 @@ func healthLine(st control.StatusResponse, now time.Time) string {
 	for _, p := range st.Problems {
 		line += "\n  " + p
 	}
+	if st.Fleet != "" {
+		line += "\n  fleet: " + st.Fleet
+	}
 	for _, w := range st.Warnings {
 		line += "\n  warning: " + w
 	}

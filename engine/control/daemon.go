@@ -81,6 +81,9 @@ type StatusResponse struct {
 	// firewall working as before: the config file on disk is not the
 	// running config (a reload was refused or rolled back), both hashes.
 	Warnings []string `json:"warnings,omitempty"`
+	// Fleet describes the fleet link (gateway, link state, backlog,
+	// stream position, counts); empty without a fleet.
+	Fleet string `json:"fleet,omitempty"`
 }
 
 // CmdExplain explains a flow against the running policy and the live state

@@ -374,11 +374,18 @@ func (l *Link) Run(ctx context.Context) error {
 	// not answer; then the publisher sends the outbox.
 	var cc jetstream.ConsumeContext
 	for wait := retryMin; ; wait = min(2*wait, retryMax) {
-		if cc, err = l.setup(ctx, js); err == nil {
+		if !nc.IsConnected() {
+			why := "no NATS server reachable"
+			if e := nc.LastError(); e != nil {
+				why += ": " + e.Error()
+			}
+			l.setDown(why)
+		} else if cc, err = l.setup(ctx, js); err == nil {
 			break
+		} else {
+			l.setDown(err.Error())
 		}
-		l.setDown(err.Error())
-		l.log.Debug("fleet stream not ready", "err", err, "retry_in", wait)
+		l.log.Debug("fleet stream not ready", "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -433,9 +440,12 @@ func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Con
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	cc, err := cons.Consume(l.receive, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		l.log.Debug("fleet consumer", "err", err)
-	}))
+	// Short pulls with a heartbeat each second: a consumer whose server
+	// died is noticed, and made again on another, within about 2 s.
+	cc, err := cons.Consume(l.receive, jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			l.log.Debug("fleet consumer", "err", err)
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
 	}

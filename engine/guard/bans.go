@@ -328,10 +328,12 @@ func (b *Bans) Del(scope netip.Prefix) bool {
 	if err != nil {
 		return false
 	}
-	return b.del(k, true)
+	return b.del(k, true, true)
 }
 
-func (b *Bans) del(k key, decide bool) bool {
+// del lifts the ban on k; notify: tell OnUnban (and OnDecision when
+// decide).
+func (b *Bans) del(k key, decide, notify bool) bool {
 	s := b.shard(&k)
 	s.mu.Lock()
 	r, ok := s.m[k]
@@ -342,7 +344,7 @@ func (b *Bans) del(k key, decide bool) bool {
 		b.ended(k)
 	}
 	s.mu.Unlock()
-	if wasBanned {
+	if wasBanned && notify {
 		b.notify(event{k: k, decide: decide, source: SourceManual})
 	}
 	return wasBanned
@@ -359,6 +361,44 @@ func (b *Bans) del(k key, decide bool) bool {
 // not this gateway's). Other kinds are ErrKind; an invalid decision or a
 // scope wider than MinPrefix4/MinPrefix6 is an error.
 func (b *Bans) Apply(d decision.Decision, now int64) (bool, error) {
+	return b.apply(d, now, true)
+}
+
+// ApplyBatch applies decisions made elsewhere as Apply does, in order, but
+// tells neither OnBan nor OnUnban: it returns the bans it put in force or
+// lengthened, and the scopes it lifted, for the caller to load into the
+// kernel sets at once (a fleet link's backlog at start or after an
+// outage: one notification per ban would overflow the queue and cost a
+// netlink request each). A decision it cannot apply is skipped; the first
+// such error is returned after the rest are applied.
+func (b *Bans) ApplyBatch(ds []decision.Decision, now int64) (banned []Ban, lifted []netip.Prefix, err error) {
+	for _, d := range ds {
+		changed, aerr := b.apply(d, now, false)
+		if aerr != nil {
+			if err == nil {
+				err = aerr
+			}
+			continue
+		}
+		if !changed {
+			continue
+		}
+		if d.Kind == decision.Unban {
+			lifted = append(lifted, d.Scope)
+			continue
+		}
+		k, _ := scopeKey(d.Scope)
+		s := b.shard(&k)
+		s.mu.Lock()
+		if r, ok := s.m[k]; ok && r.until > now {
+			banned = append(banned, r.ban(k))
+		}
+		s.mu.Unlock()
+	}
+	return banned, lifted, err
+}
+
+func (b *Bans) apply(d decision.Decision, now int64, notify bool) (bool, error) {
 	if err := d.Validate(); err != nil {
 		return false, fmt.Errorf("apply decision: %w", err)
 	}
@@ -368,7 +408,7 @@ func (b *Bans) Apply(d decision.Decision, now int64) (bool, error) {
 	}
 	switch d.Kind {
 	case decision.Unban:
-		return b.del(k, false), nil
+		return b.del(k, false, notify), nil
 	case decision.Ban:
 	default:
 		return false, fmt.Errorf("apply decision %s: %w", d.Kind, ErrKind)
@@ -399,7 +439,9 @@ func (b *Bans) Apply(d decision.Decision, now int64) (bool, error) {
 	r.source, r.reason, r.origin = d.Source, d.Reason, origin
 	b.set(s, k, ok, r, since, until, int64(b.opts.Remember))
 	s.mu.Unlock()
-	b.notify(event{ban: true, k: k, until: until})
+	if notify {
+		b.notify(event{ban: true, k: k, until: until})
+	}
 	return true, nil
 }
 

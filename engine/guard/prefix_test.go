@@ -280,3 +280,46 @@ func TestIsBannedAllocatesNothing(t *testing.T) {
 		t.Errorf("IsBanned allocates %v times", n)
 	}
 }
+
+// TestApplyBatch: a batch of decisions from elsewhere is applied as Apply
+// would, in order, without notifications; it returns what changed for the
+// kernel sets (a repeat or an older expiry changes nothing).
+func TestApplyBatch(t *testing.T) {
+	var rec recorder
+	b := runBans(t, rec.opts())
+	ban := func(scope string, until time.Duration) decision.Decision {
+		return decision.Decision{Kind: decision.Ban, Scope: pfx(scope), Issued: t0, Expires: t0.Add(until), Origin: "gw-b", Source: "ssh"}
+	}
+	ds := []decision.Decision{
+		ban("192.0.2.1/32", time.Hour),
+		ban("192.0.2.2/32", time.Hour),
+		ban("192.0.2.1/32", time.Hour),   // a repeat
+		ban("192.0.2.2/32", time.Minute), // older
+		{Kind: decision.Unban, Scope: pfx("192.0.2.2/32"), Origin: "gw-c"},
+		{Kind: decision.Unban, Scope: pfx("192.0.2.9/32"), Origin: "gw-c"}, // not banned
+		{Kind: decision.KnockWindow, Scope: pfx("192.0.2.3/32"), Expires: t0.Add(time.Hour), Sequence: "k"},
+	}
+	banned, lifted, err := b.ApplyBatch(ds, at(1))
+	if !errors.Is(err, ErrKind) {
+		t.Errorf("err %v, want ErrKind for the knock window", err)
+	}
+	var scopes []string
+	for _, x := range banned {
+		scopes = append(scopes, x.Scope.String()+" "+x.Origin)
+	}
+	if diff := cmp.Diff([]string{"192.0.2.1/32 gw-b", "192.0.2.2/32 gw-b"}, scopes); diff != "" {
+		t.Errorf("banned (-want +got):\n%s", diff)
+	}
+	if len(lifted) != 1 || lifted[0] != pfx("192.0.2.2/32") {
+		t.Errorf("lifted %v, want 192.0.2.2/32", lifted)
+	}
+	if !b.IsBanned(a16("192.0.2.1"), at(2)) || b.IsBanned(a16("192.0.2.2"), at(2)) {
+		t.Error("table after the batch: want .1 banned, .2 not")
+	}
+	time.Sleep(20 * time.Millisecond)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.events) != 0 {
+		t.Errorf("notifications %v, want none", rec.events)
+	}
+}

@@ -44,7 +44,7 @@ const (
 // firewall is `nfqfw run` in a sandbox namespace, started by a test and
 // stopped by PID.
 type firewall struct {
-	t      *testing.T
+	t      testing.TB
 	ns     *sandbox.Netns
 	config string // path of the rendered config
 	socket string // its control socket
@@ -78,7 +78,7 @@ func exampleConfig(t *testing.T, sb *sandbox.Sandbox, name string) string {
 // daemon answers on its control socket, which it opens only after its
 // chains are installed. At cleanup a still running daemon is stopped with
 // SIGTERM and its chains must be gone.
-func startFirewall(t *testing.T, ns *sandbox.Netns, config string) *firewall {
+func startFirewall(t testing.TB, ns *sandbox.Netns, config string) *firewall {
 	t.Helper()
 	dir := tempDir(t)
 	fw := &firewall{t: t, ns: ns, config: filepath.Join(dir, "nfqfw.yaml"), socket: filepath.Join(dir, "nfqfw.sock")}
@@ -219,7 +219,7 @@ var saveCommands = []string{"iptables-nft-save", "ip6tables-nft-save", "iptables
 
 // nfqfwRules returns every line of ns's rulesets that mentions NFQFW,
 // prefixed by the save command that printed it and the table.
-func nfqfwRules(t *testing.T, ns *sandbox.Netns) []string {
+func nfqfwRules(t testing.TB, ns *sandbox.Netns) []string {
 	t.Helper()
 	var lines []string
 	for _, cmd := range saveCommands {
@@ -305,7 +305,7 @@ func checkMetrics(t *testing.T, exposition string, atLeast map[string]float64) {
 
 // tempDir is a short-named temporary directory (a unix socket path must
 // stay under 108 bytes, which t.TempDir's long names can exceed).
-func tempDir(t *testing.T) string {
+func tempDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "nfqfw-e2e-")
 	if err != nil {

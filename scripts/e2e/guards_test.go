@@ -48,7 +48,7 @@ func statefulConfig(sb *sandbox.Sandbox, text string, vars ...string) string {
 
 // requireStatefulTools is requireSandbox plus the tools these scenarios
 // drive: ipset to read the kernel ban sets, nmap and knock as clients.
-func requireStatefulTools(t *testing.T, tools ...string) {
+func requireStatefulTools(t testing.TB, tools ...string) {
 	t.Helper()
 	requireSandbox(t)
 	sandbox.Require(t, append([]string{"ipset"}, tools...)...)
@@ -87,7 +87,7 @@ type banEntry struct {
 // banSet lists the single addresses of the kernel set name in ns: member
 // address -> entry (prefixes wider than one address are left out; see
 // banScopes).
-func banSet(t *testing.T, ns *sandbox.Netns, name string) map[netip.Addr]banEntry {
+func banSet(t testing.TB, ns *sandbox.Netns, name string) map[netip.Addr]banEntry {
 	t.Helper()
 	set := map[netip.Addr]banEntry{}
 	for p, e := range banScopes(t, ns, name) {
@@ -100,7 +100,7 @@ func banSet(t *testing.T, ns *sandbox.Netns, name string) map[netip.Addr]banEntr
 
 // banScopes lists the kernel set name in ns: member prefix (a single
 // address as its /32 or /128) -> entry.
-func banScopes(t *testing.T, ns *sandbox.Netns, name string) map[netip.Prefix]banEntry {
+func banScopes(t testing.TB, ns *sandbox.Netns, name string) map[netip.Prefix]banEntry {
 	t.Helper()
 	out, err := ns.Exec("ipset", "list", name)
 	if err != nil {

@@ -462,7 +462,7 @@ func lookup(names map[int]string, code int) string {
 
 // serveTCP opens an echo server in ns on each port, for IPv4 and IPv6. They
 // close at test cleanup.
-func serveTCP(t *testing.T, ns *sandbox.Netns, ports ...uint16) {
+func serveTCP(t testing.TB, ns *sandbox.Netns, ports ...uint16) {
 	t.Helper()
 	for _, port := range ports {
 		var ln net.Listener
@@ -631,7 +631,7 @@ func linkLocal(t *testing.T, ns *sandbox.Netns, link string) netip.Addr {
 
 // requireSandbox skips (or, under CI=true, fails) t where the sandbox and
 // the daemon cannot run.
-func requireSandbox(t *testing.T) {
+func requireSandbox(t testing.TB) {
 	t.Helper()
 	sandbox.Require(t, "iptables", "iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore")
 }

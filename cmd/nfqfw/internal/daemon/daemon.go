@@ -71,6 +71,7 @@ type Daemon struct {
 	obs      *observer
 	start    time.Time
 	queues   []*queueReader
+	fleet    *fleetMember // nil without a fleet: section
 
 	expiryTick atomic.Int64 // unix nanoseconds of housekeeping's last round: the watchdog's proof of life
 	stalled    atomic.Bool  // the watchdog was not fed at its last ping
@@ -137,6 +138,10 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if d.fleet, err = newFleetMember(cfg, d.state.shared, log); err != nil {
+		return err
+	}
+	d.state.shared.fleet.Store(d.fleet)
 	// The last thing Run does: save the state, then, only after an
 	// explicit stop, remove the ruleset (so the host is open for as short
 	// a time as possible, and never after an error).
@@ -322,6 +327,9 @@ func Run(ctx context.Context, opts Options) error {
 		})
 	}
 	auxiliary(subControl, ctl.Serve)
+	if d.fleet != nil {
+		auxiliary(subFleet, d.runFleet)
+	}
 	if opts.Confirm > 0 {
 		d.reloadMu.Lock()
 		p := &pendingChange{}
@@ -579,6 +587,7 @@ func (d *Daemon) applyLocked(ctx context.Context, cfg *rules.Config) error {
 	d.state = next
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.fleet.reloaded()
 	return nil
 }
 

@@ -37,7 +37,12 @@ type observer struct {
 
 func newObserver(d *Daemon) *observer {
 	o := &observer{d: d}
+	var fleetSrc metrics.FleetSource
+	if d.fleet != nil {
+		fleetSrc = fleetSource{d.fleet}
+	}
 	o.metrics = metrics.New(metrics.Options{
+		Fleet:        fleetSrc,
 		Version:      d.opts.Version,
 		Engine:       engineSource{d.eng},
 		Flows:        flowSource{d.eng.Flows()},

@@ -17,6 +17,7 @@ import (
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/engine/ipset"
 	"github.com/nfqfw/nfqfw/engine/knock"
@@ -38,6 +39,7 @@ type persisted struct {
 	Knock  knock.Snap              `json:"knock"`
 	Bans   []guard.BanSnapshot     `json:"bans,omitempty"`
 	Guards []guard.CounterSnapshot `json:"guards,omitempty"`
+	Fleet  *fleetSnapshot          `json:"fleet,omitempty"`
 }
 
 // stateful holds the engine's stateful matchers (recent lists, rate
@@ -74,9 +76,10 @@ type sharedState struct {
 
 	refreshed time.Time // last kernel ban set refresh; housekeeping's goroutine only
 
-	current atomic.Pointer[stateful] // the matchers in force, for the saver
-	dirty   chan struct{}            // a ban changed: save soon
-	every   time.Duration            // the saver's timer: saveEvery (tests set it)
+	current atomic.Pointer[stateful]    // the matchers in force, for the saver
+	dirty   chan struct{}               // a ban changed: save soon
+	every   time.Duration               // the saver's timer: saveEvery (tests set it)
+	fleet   atomic.Pointer[fleetMember] // the fleet link, nil without one: publishes this gateway's decisions
 	saveMu  sync.Mutex
 	saves   saveStats
 }
@@ -113,8 +116,10 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	sh.dirty = make(chan struct{}, 1)
 	sh.every = saveEvery
 	sh.bans = guard.NewBans(guard.BanOptions{
-		OnBan:   func(p netip.Prefix, until time.Time) { sh.kernel.ban(p, until); sh.changed() },
-		OnUnban: func(p netip.Prefix) { sh.kernel.unban(p); sh.changed() },
+		OnBan:      func(p netip.Prefix, until time.Time) { sh.kernel.ban(p, until); sh.changed() },
+		OnUnban:    func(p netip.Prefix) { sh.kernel.unban(p); sh.changed() },
+		OnDecision: func(d decision.Decision) { sh.fleet.Load().publish(d) },
+		MaxEntries: maxBans(cfg),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	sh.cancel = cancel
@@ -156,6 +161,7 @@ func (s *stateful) restore() error {
 		s.recent.Restore(p.Recent, now)
 		s.knock.Restore(p.Knock, now)
 		n := sh.bans.Restore(p.Bans, now)
+		sh.fleet.Load().restore(p.Fleet)
 		g := s.guards.Restore(p.Guards, now)
 		s.log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g)
 	}
@@ -314,7 +320,8 @@ func (s *stateful) save() {
 	sh := s.shared
 	sh.saveMu.Lock()
 	defer sh.saveMu.Unlock()
-	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot(), Guards: s.guards.Snapshot()}
+	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot(), Guards: s.guards.Snapshot(),
+		Fleet: sh.fleet.Load().snapshot()}
 	if err := store.Save(sh.path, &p); err != nil {
 		sh.saves.failed.Add(1)
 		msg := err.Error()
@@ -485,6 +492,23 @@ func (k *kernelBans) load(sets *ipset.Sets, active []guard.Ban) {
 	}
 }
 
+// loadBatch puts the bans a fleet backlog brought into the kernel sets at
+// once and takes the lifted scopes out (see applyRemote). Unlike ban it
+// does not cut the flows of each scope: a backlog's bans were made
+// elsewhere, usually long ago.
+func (k *kernelBans) loadBatch(banned []guard.Ban, lifted []netip.Prefix) {
+	k.mu.Lock()
+	sets := k.sets
+	k.mu.Unlock()
+	if sets == nil {
+		return
+	}
+	k.load(sets, banned)
+	for _, p := range lifted {
+		k.unban(p)
+	}
+}
+
 // repair recreates the ban sets that no longer exist (another tool
 // destroyed them after flushing the rules that used them) and refills
 // them. It reports whether a set was missing.
@@ -583,6 +607,19 @@ func (k *kernelBans) unban(scope netip.Prefix) {
 	if err := sets.Del(iptables.BanSetOf(scope.Addr()), scope); err != nil {
 		k.log.Debug("remove ban from kernel set", "src", scope, "err", err)
 	}
+}
+
+// fleetMaxBans bounds the ban table of a fleet gateway, which holds the
+// bans of every gateway: 262,144 (about 70 MB at most).
+const fleetMaxBans = 1 << 18
+
+// maxBans is the ban table's bound: guard.DefaultMaxBans, fleetMaxBans
+// with a fleet.
+func maxBans(cfg *rules.Config) int {
+	if cfg.Fleet.Enabled() {
+		return fleetMaxBans
+	}
+	return guard.DefaultMaxBans
 }
 
 // gatewayName is this gateway's name as "nfqfw bans list" shows it for

@@ -1,0 +1,251 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/clock"
+	"github.com/nfqfw/nfqfw/engine/decision"
+	"github.com/nfqfw/nfqfw/engine/fleet"
+	"github.com/nfqfw/nfqfw/metrics"
+	"github.com/nfqfw/nfqfw/rules"
+)
+
+// subFleet is the fleet link's subsystem label.
+const subFleet = "fleet"
+
+// fleetStartGrace is how long the link may take to come up at start
+// before the daemon says it runs from local state.
+const fleetStartGrace = 3 * time.Second
+
+// protectRefresh is how often the management sessions' sources, which no
+// remote decision may ban, are read again from the conntrack table.
+const protectRefresh = time.Minute
+
+// fleetSnapshot is what the state file keeps of the fleet link: the
+// decisions not yet published and the last stream sequence applied, so a
+// restart neither loses a decision nor reads the stream again from its
+// start.
+type fleetSnapshot struct {
+	Cursor uint64   `json:"cursor,omitempty"`
+	Outbox [][]byte `json:"outbox,omitempty"`
+}
+
+// fleetMember is this gateway's part of the fleet: the link, what it
+// shares, and how remote decisions are applied.
+type fleetMember struct {
+	cfg   rules.Fleet
+	link  *fleet.Link
+	log   *slog.Logger
+	apply func([]decision.Decision) // applyRemote
+	// reload is poked by a reload: the allowlist may have changed.
+	reload chan struct{}
+}
+
+// reloaded tells the link a reload happened (the allowlist may differ).
+func (m *fleetMember) reloaded() {
+	if m == nil {
+		return
+	}
+	select {
+	case m.reload <- struct{}{}:
+	default:
+	}
+}
+
+// newFleetMember builds the link of cfg (nil, nil when cfg has no fleet).
+// sh receives the remote bans; its saver persists the link's outbox and
+// cursor.
+func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*fleetMember, error) {
+	if !cfg.Fleet.Enabled() {
+		return nil, nil
+	}
+	m := &fleetMember{cfg: cfg.Fleet, log: log, reload: make(chan struct{}, 1)}
+	m.apply = func(ds []decision.Decision) { applyRemote(sh, log, ds) }
+	link, err := fleet.New(fleet.Options{
+		Config:  cfg.Fleet,
+		Logger:  log,
+		Apply:   func(ds []decision.Decision) { m.apply(ds) },
+		Changed: sh.changed,
+		MaxAge:  fleetMaxAge(cfg),
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.link = link
+	return m, nil
+}
+
+// liveBatch is the largest batch of remote decisions applied one by one,
+// as a local ban is (kernel set entry, the scope's flows cut); a larger
+// one (a start, a reconnect) goes into the ban table at once and into the
+// kernel sets in bulk.
+const liveBatch = 64
+
+// applyRemote enforces decisions of other gateways: bans and unbans into
+// the ban table and the kernel sets. Other kinds are not applied yet.
+func applyRemote(sh *sharedState, log *slog.Logger, ds []decision.Decision) {
+	now := clock.Now()
+	if len(ds) <= liveBatch {
+		for _, d := range ds {
+			if d.Kind != decision.Ban && d.Kind != decision.Unban {
+				log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
+				continue
+			}
+			if _, err := sh.bans.Apply(d, now); err != nil {
+				log.Warn("fleet decision not applied", "decision", d.String(), "err", err)
+			}
+		}
+		return
+	}
+	start := time.Now()
+	banned, unbanned, err := sh.bans.ApplyBatch(ds, now)
+	if err != nil {
+		log.Warn("fleet decisions not all applied", "err", err)
+	}
+	sh.kernel.loadBatch(banned, unbanned)
+	sh.changed()
+	log.Info("fleet decisions applied in bulk", "decisions", len(ds), "bans", len(banned), "unbans", len(unbanned), "took", time.Since(start).Round(time.Millisecond))
+}
+
+// fleetMaxAge is how long the stream keeps decisions: the longest ban the
+// guards can give, at least fleet.DefaultMaxAge (manual bans).
+func fleetMaxAge(cfg *rules.Config) time.Duration {
+	age := fleet.DefaultMaxAge
+	for _, g := range cfg.Guards {
+		if g.Ban != nil {
+			age = max(age, g.Ban.Duration, g.Ban.Max)
+		}
+	}
+	for _, k := range cfg.Knocks {
+		age = max(age, k.OpenFor, k.Window)
+	}
+	return min(age, rules.MaxDuration)
+}
+
+// publish shares a decision this gateway made, if its kind is shared.
+func (m *fleetMember) publish(d decision.Decision) {
+	if m == nil {
+		return
+	}
+	switch d.Kind {
+	case decision.Ban, decision.Unban:
+		if !m.cfg.Share.Bans {
+			return
+		}
+	case decision.KnockWindow:
+		if !m.cfg.Share.Knocks {
+			return
+		}
+	case decision.KnockUse:
+		if !m.cfg.Share.OneShots {
+			return
+		}
+	}
+	m.link.Publish(d)
+}
+
+// snapshot returns what the state file keeps of the link.
+func (m *fleetMember) snapshot() *fleetSnapshot {
+	if m == nil {
+		return nil
+	}
+	return &fleetSnapshot{Cursor: m.link.Cursor(), Outbox: m.link.Outbox()}
+}
+
+// restore hands the link what the last run kept.
+func (m *fleetMember) restore(s *fleetSnapshot) {
+	if m == nil || s == nil {
+		return
+	}
+	m.link.Restore(s.Outbox, s.Cursor)
+	m.log.Info("fleet state restored", "cursor", s.Cursor, "unpublished", len(s.Outbox))
+}
+
+// protected returns the prefixes no remote decision may ban: the
+// allowlist and the sources of the management sessions.
+func protected(ctx context.Context, cfg *rules.Config, sshConn string) []netip.Prefix {
+	p := append([]netip.Prefix(nil), cfg.Allowlist...)
+	flows, _ := managementFlows(ctx, sshConn)
+	for _, f := range flows {
+		p = append(p, decision.ScopeOf(f.flow.Src))
+	}
+	return p
+}
+
+// runFleet runs the link (an auxiliary subsystem) and keeps its protected
+// prefixes and its health line current until ctx ends.
+func (d *Daemon) runFleet(ctx context.Context) error {
+	m := d.fleet
+	m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection))
+	done := make(chan error, 1)
+	go func() { done <- m.link.Run(ctx) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	start, refresh := time.Now(), time.Now()
+	everUp, said := false, false
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-m.reload:
+			m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection))
+		case now := <-tick.C:
+			if up, why := m.link.Up(); up {
+				everUp = true
+				d.health.set(subFleet, nil)
+			} else {
+				d.health.set(subFleet, fmt.Errorf("link down (%s): enforcing and deciding alone, %d decisions queued", why, m.link.Backlog()))
+				if !everUp && !said && now.Sub(start) >= fleetStartGrace {
+					said = true
+					d.log.Warn("fleet servers unreachable at start: running from local state, deciding alone; decisions are queued until the link is up",
+						"servers", m.cfg.Servers, "why", why, "bans", len(d.currentState().shared.bans.List(clock.Now())))
+				}
+			}
+			if now.Sub(refresh) >= protectRefresh {
+				refresh = now
+				m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection))
+			}
+		}
+	}
+}
+
+// status is the fleet line of "nfqfw health".
+func (m *fleetMember) status() string {
+	if m == nil {
+		return ""
+	}
+	up, why := m.link.Up()
+	s := m.link.Stats()
+	state := "up"
+	if !up {
+		state = "down (" + why + "), enforcing alone"
+	}
+	return fmt.Sprintf("gateway %s, link %s, backlog %d, stream %s at %d, published %d, received %d, refused %d",
+		m.cfg.Gateway, state, s.Backlog, m.cfg.Stream, s.Cursor, sum(s.Published), sum(s.Received), sum(s.Refused))
+}
+
+func sum(m map[decision.Kind]uint64) uint64 {
+	var n uint64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// fleetSource is the fleet link as the metrics exporter reads it.
+type fleetSource struct{ m *fleetMember }
+
+func (f fleetSource) FleetStats() metrics.FleetStats {
+	s := f.m.link.Stats()
+	out := metrics.FleetStats{Up: s.Up, Backlog: s.Backlog, Cursor: s.Cursor, Connects: s.Connects,
+		Malformed: s.Malformed, Oversized: s.Oversized, Spoofed: s.Spoofed, Expired: s.Expired, OutboxFull: s.OutboxDropped,
+		LagBounds: fleet.LagBuckets[:], LagBuckets: s.Lag.Buckets, LagCount: s.Lag.Count, LagSum: s.Lag.Sum.Seconds()}
+	for _, k := range []decision.Kind{decision.Ban, decision.Unban, decision.KnockWindow, decision.KnockUse} {
+		out.Kinds = append(out.Kinds, metrics.FleetKind{Kind: k.String(), Published: s.Published[k], Received: s.Received[k], Refused: s.Refused[k]})
+	}
+	return out
+}

@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/vishvananda/netns"
+
+	"github.com/nfqfw/nfqfw/engine/decision"
+	"github.com/nfqfw/nfqfw/engine/ipset"
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+)
+
+// fleetBenchSamples is how many offending sources the propagation
+// benchmark bans on ga; fleetBenchLoad how many decisions the load
+// benchmark puts in the stream.
+const (
+	fleetBenchSamples = 100
+	fleetBenchLoad    = 100_000
+)
+
+// fleetBenchGuard is ga's config in the benchmark: the second new ssh
+// connection of a source within a minute is its offence.
+const fleetBenchGuard = `
+guards:
+  - name: ssh-guard
+    limits: [{count: 1, window: 1m}]
+    ban: {duration: 30m}
+input:
+  policy: drop
+  rules:
+    - {name: ssh, proto: tcp, dport: 22, guard: ssh-guard, action: accept}
+fleet:
+  servers: SERVERS
+  gateway: GATEWAY
+  credentials: {user: GATEWAY, password_file: PASSFILE}
+  replicas: 3
+`
+
+// BenchmarkFleet measures the fleet on a 3-node JetStream cluster
+// (replicas 3) with real gateways, each in its own namespace (root; run
+// with -run '^$' -bench Fleet -benchtime 1x):
+//
+//   - propagation: from the offending SYN on gateway ga to the ban's entry
+//     in gateway gc's kernel set, over 100 sources: median and p99;
+//   - load: 100,000 decisions in the stream loaded into the kernel set of a
+//     gateway that starts with an empty state, and of one that was cut off
+//     from the cluster while they were made (at reconnect); and the
+//     daemon's memory per decision.
+func BenchmarkFleet(b *testing.B) {
+	requireStatefulTools(b)
+	roles := append(append([]string(nil), fleetNodes...), "ga", "gc", "gd", "ge", fleetAttacker)
+	var lans []sandbox.LAN
+	for i, r := range roles {
+		lans = append(lans, sandbox.LAN{Role: r, V4: netip.MustParsePrefix(fmt.Sprintf("10.96.%d.0/24", i+1))})
+	}
+	sb := sandbox.New(b, sandbox.Options{LANs: lans})
+	cluster := startNATSCluster(b, sb, fleetNodes, []string{"ga", "gc", "gd", "ge", "gx"})
+	start := func(gw, config string) *firewall {
+		pass := tempDir(b) + "/fleet.pass"
+		if err := os.WriteFile(pass, []byte(fleetPassword(gw)+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		return startFirewall(b, sb.NS(gw), strings.NewReplacer("SERVERS", cluster.servers(), "GATEWAY", gw, "PASSFILE", pass).Replace(config))
+	}
+	serveTCP(b, sb.NS("ga"), 22)
+	ga := start("ga", fleetBenchGuard)
+	gc := start("gc", fleetBenchGuard)
+	fleetUp(b, map[string]*firewall{"ga": ga, "gc": gc}, 30*time.Second)
+
+	b.Run("propagation", func(b *testing.B) {
+		for range b.N {
+			lags := fleetPropagation(b, sb)
+			slices.Sort(lags)
+			ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+			b.ReportMetric(ms(lags[len(lags)/2]), "median-ms")
+			b.ReportMetric(ms(lags[len(lags)*99/100]), "p99-ms")
+			b.ReportMetric(ms(lags[len(lags)-1]), "max-ms")
+			b.Logf("%d bans, SYN on ga to entry on gc: median %v, p99 %v, max %v", len(lags), lags[len(lags)/2], lags[len(lags)*99/100], lags[len(lags)-1])
+		}
+	})
+
+	b.Run("load", func(b *testing.B) {
+		for range b.N {
+			gd := start("gd", fleetBenchGuard)
+			fleetUp(b, map[string]*firewall{"gd": gd}, 30*time.Second)
+			rss0 := rssOf(b, gd)
+			// gd is cut off while gx makes 100,000 decisions.
+			link := sb.GatewayLink("gd")
+			sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "down")
+			fleetPublishMany(b, sb, cluster, "gx", fleetBenchLoad)
+			healed := time.Now()
+			sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "up")
+			took := waitSetSize(b, sb.NS("gd"), fleetBenchLoad, 120*time.Second)
+			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-s")
+			b.Logf("reconnect: %d decisions in gd's kernel set %v after the heal (its link's own reconnect included)", fleetBenchLoad, took)
+			rss1 := rssOf(b, gd)
+			b.ReportMetric(float64(rss1-rss0)/fleetBenchLoad, "rss-bytes/decision")
+			b.Logf("gd RSS %d KiB before, %d KiB after: %d bytes per decision", rss0>>10, rss1>>10, (rss1-rss0)/fleetBenchLoad)
+
+			// ge starts with an empty state while the stream holds them.
+			t0 := time.Now()
+			ge := start("ge", fleetBenchGuard)
+			took = waitSetSize(b, sb.NS("ge"), fleetBenchLoad, 120*time.Second)
+			b.ReportMetric(time.Since(t0).Seconds(), "start-s")
+			b.Logf("start: %d decisions in ge's kernel set %v after nfqfw run (%v after it was ready)", fleetBenchLoad, time.Since(t0), took)
+			ge.stop()
+			gd.stop()
+		}
+	})
+}
+
+// fleetPropagation bans fleetBenchSamples sources on ga, one at a time,
+// and returns for each the time from its offending SYN to its entry in
+// gc's kernel ban set.
+func fleetPropagation(b testing.TB, sb *sandbox.Sandbox) []time.Duration {
+	atk := sb.NS(fleetAttacker)
+	link := sb.Link(fleetAttacker)
+	ssh := netip.AddrPortFrom(sb.Addr4("ga"), 22)
+	base := sb.Addr4(fleetAttacker).As4()
+	sets, err := ipset.OpenAt(netns.NsHandle(sb.NS("gc").Handle()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sets.Close()
+	var lags []time.Duration
+	for i := range fleetBenchSamples {
+		src := netip.AddrFrom4([4]byte{base[0], base[1], base[2], byte(100 + i)})
+		atk.MustExec("ip", "addr", "add", src.String()+"/24", "dev", link)
+		dial := func(timeout time.Duration) {
+			atk.Do(func() error {
+				d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: src.AsSlice()}}
+				if c, err := d.Dial("tcp", ssh.String()); err == nil {
+					c.Close()
+				}
+				return nil
+			})
+		}
+		dial(time.Second) // allowed: the first in the minute
+		var wg sync.WaitGroup
+		sent := time.Now()
+		wg.Go(func() { dial(200 * time.Millisecond) }) // the offence
+		var lag time.Duration
+		for deadline := sent.Add(10 * time.Second); time.Now().Before(deadline); {
+			es, err := sets.List("nfqfw-bannet4")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if slices.ContainsFunc(es, func(e ipset.Entry) bool { return e.Prefix == netip.PrefixFrom(src, 32) }) {
+				lag = time.Since(sent)
+				break
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+		wg.Wait()
+		if lag == 0 {
+			b.Fatalf("%s not in gc's ban set 10 s after its offence on ga", src)
+		}
+		lags = append(lags, lag)
+	}
+	return lags
+}
+
+// nsDialer dials inside a namespace, for a NATS client in the test.
+type nsDialer struct{ ns *sandbox.Netns }
+
+func (d nsDialer) Dial(network, addr string) (c net.Conn, err error) {
+	d.ns.Do(func() error {
+		c, err = net.DialTimeout(network, addr, 2*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// fleetPublishMany publishes n ban decisions of gateway gw (from the
+// attacker's namespace, as a fleet member would) and waits for every
+// acknowledgement.
+func fleetPublishMany(b testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw string, n int) {
+	b.Helper()
+	nc, err := nats.Connect(fmt.Sprintf("nats://%s:%d", sb.Addr4("n1"), natsClientPort),
+		nats.SetCustomDialer(nsDialer{sb.NS(fleetAttacker)}), nats.UserInfo(gw, fleetPassword(gw)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		b.Fatal(err)
+	}
+	until := time.Now().Add(time.Hour)
+	subject := "nfqfw.NFQFW.ban." + gw
+	for i := range n {
+		d := decision.Decision{Kind: decision.Ban, Scope: decision.ScopeOf(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)})),
+			Issued: time.Now(), Expires: until, Origin: gw, Source: "bench", Reason: "load " + strconv.Itoa(i)}
+		msg, err := d.Marshal()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := js.PublishAsync(subject, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(120 * time.Second):
+		b.Fatalf("publishing %d decisions: not acknowledged within 120 s", n)
+	}
+}
+
+// waitSetSize waits until ns's IPv4 ban set holds at least n entries.
+func waitSetSize(b testing.TB, ns *sandbox.Netns, n int, d time.Duration) time.Duration {
+	b.Helper()
+	sets, err := ipset.OpenAt(netns.NsHandle(ns.Handle()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sets.Close()
+	got := 0
+	took, ok := waitFor(d, func() bool {
+		es, err := sets.List("nfqfw-bannet4")
+		got = len(es)
+		return err == nil && got >= n
+	})
+	if !ok {
+		b.Fatalf("%s: %d entries in the ban set after %v, want %d", ns.Name, got, d, n)
+	}
+	return took
+}
+
+// rssOf returns the daemon's resident set size in bytes.
+func rssOf(b testing.TB, fw *firewall) int64 {
+	b.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", fw.proc.PID()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}

@@ -1,0 +1,519 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nfqfw/nfqfw/metrics"
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+)
+
+// The fleet sandbox: three NATS nodes, three gateways and an attacker,
+// each in its own namespace, on its own LAN of the sandbox's router (which
+// only routes; taking a LAN's link down partitions that namespace).
+var (
+	fleetNodes    = []string{"n1", "n2", "n3"}
+	fleetGateways = []string{"ga", "gb", "gc"}
+	fleetAttacker = "atk"
+)
+
+func fleetLANs() []sandbox.LAN {
+	var lans []sandbox.LAN
+	for i, role := range append(append(append([]string(nil), fleetNodes...), fleetGateways...), fleetAttacker) {
+		lans = append(lans, sandbox.LAN{Role: role, V4: netip.MustParsePrefix(fmt.Sprintf("10.97.%d.0/24", i+1))})
+	}
+	return lans
+}
+
+// natsServerBin finds nats-server as scripts/install-deps.sh installs it:
+// on PATH or in $(go env GOPATH)/bin. Missing, the test fails under CI and
+// skips elsewhere, saying how to install it.
+func natsServerBin(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "nats-server")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("nats-server not found: run scripts/install-deps.sh (make deps)")
+	}
+	t.Skip("nats-server not found: run scripts/install-deps.sh (make deps)")
+	return ""
+}
+
+// natsNode is one nats-server process of the cluster, in its namespace.
+type natsNode struct {
+	role string
+	ns   *sandbox.Netns
+	conf string
+	bin  string
+	proc *sandbox.Proc
+}
+
+// natsCluster is a JetStream cluster of real nats-server processes, one per
+// namespace of roles, with one user per gateway (password auth).
+type natsCluster struct {
+	t     testing.TB
+	sb    *sandbox.Sandbox
+	nodes map[string]*natsNode
+}
+
+const natsClientPort, natsClusterPort, natsMonitorPort = 4222, 6222, 8222
+
+// fleetPassword is the password of gateway gw's NATS user.
+func fleetPassword(gw string) string { return "pw-" + gw + "-7f3a9c" }
+
+func startNATSCluster(t testing.TB, sb *sandbox.Sandbox, roles, gateways []string) *natsCluster {
+	t.Helper()
+	bin := natsServerBin(t)
+	c := &natsCluster{t: t, sb: sb, nodes: map[string]*natsNode{}}
+	dir := tempDir(t)
+	var users []string
+	for _, gw := range gateways {
+		users = append(users, fmt.Sprintf("{user: %q, password: %q}", gw, fleetPassword(gw)))
+	}
+	for _, role := range roles {
+		var routes []string
+		for _, other := range roles {
+			if other != role {
+				routes = append(routes, fmt.Sprintf("nats://%s:%d", sb.Addr4(other), natsClusterPort))
+			}
+		}
+		conf := fmt.Sprintf(`server_name: %s
+listen: "0.0.0.0:%d"
+http: "127.0.0.1:%d"
+jetstream { store_dir: %q, max_mem: 64MB, max_file: 1GB }
+cluster { name: nfqfw-e2e, listen: "0.0.0.0:%d", routes: [%s] }
+authorization { users: [%s] }
+`, role, natsClientPort, natsMonitorPort, filepath.Join(dir, role), natsClusterPort, strings.Join(routes, ", "), strings.Join(users, ", "))
+		path := filepath.Join(dir, role+".conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		n := &natsNode{role: role, ns: sb.NS(role), conf: path, bin: bin}
+		c.nodes[role] = n
+		n.start()
+		t.Cleanup(func() {
+			if n.proc != nil {
+				if t.Failed() {
+					t.Logf("nats-server %s output:\n%s", role, tail(n.proc.Output(), 40))
+				}
+				n.proc.Stop()
+			}
+		})
+	}
+	c.waitHealthy(roles, 30*time.Second)
+	return c
+}
+
+func tail(s string, n int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func (n *natsNode) start() {
+	if n.proc != nil {
+		return
+	}
+	n.proc = n.ns.Start(n.bin, "-c", n.conf)
+}
+
+// kill SIGKILLs the node by PID, as a crash would.
+func (n *natsNode) kill(t testing.TB) {
+	t.Helper()
+	if n.proc == nil {
+		return // killed already
+	}
+	if err := n.proc.Cmd.Process.Kill(); err != nil {
+		t.Fatalf("SIGKILL nats-server %s: %v", n.role, err)
+	}
+	n.proc.Wait(10 * time.Second)
+	n.proc = nil
+}
+
+// healthy reports whether the node answers /healthz with JetStream current.
+func (n *natsNode) healthy() bool {
+	resp, err := obsHTTPClient(n.ns).Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", natsMonitorPort))
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func (c *natsCluster) waitHealthy(roles []string, d time.Duration) {
+	c.t.Helper()
+	if _, ok := waitFor(d, func() bool {
+		for _, r := range roles {
+			if !c.nodes[r].healthy() {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		c.t.Fatalf("NATS nodes %v not healthy within %v", roles, d)
+	}
+}
+
+// servers returns the nodes' client URLs as a fleet config lists them.
+func (c *natsCluster) servers() string {
+	var s []string
+	for _, r := range fleetNodes {
+		s = append(s, fmt.Sprintf("nats://%s:%d", c.sb.Addr4(r), natsClientPort))
+	}
+	return "[" + strings.Join(s, ", ") + "]"
+}
+
+// fleetGatewayConfig is a gateway's config: ssh guarded (3 new connections
+// per 10 s, then banned for 10 minutes), and the fleet section.
+const fleetGatewayConfig = `
+allowlist: [ALLOW]
+guards:
+  - name: ssh-guard
+    limits: [{count: 3, window: 10s}]
+    ban: {duration: 10m}
+input:
+  policy: drop
+  rules:
+    - {name: ssh, proto: tcp, dport: 22, guard: ssh-guard, action: accept}
+fleet:
+  servers: SERVERS
+  gateway: GATEWAY
+  credentials: {user: GATEWAY, password_file: PASSFILE}
+  stream: NFQFW
+  replicas: 3
+`
+
+// startFleetGateway starts nfqfw in gw's namespace as a fleet member.
+func startFleetGateway(t testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw string, allow netip.Addr) *firewall {
+	t.Helper()
+	pass := filepath.Join(tempDir(t), "fleet.pass")
+	if err := os.WriteFile(pass, []byte(fleetPassword(gw)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("SERVERS", c.servers(), "GATEWAY", gw, "PASSFILE", pass, "ALLOW", allow.String()).Replace(fleetGatewayConfig)
+	return startFirewall(t, sb.NS(gw), cfg)
+}
+
+// inBanSet reports whether addr is in the IPv4 kernel ban set of ns, and
+// the seconds the kernel has left.
+func inBanSet(t testing.TB, ns *sandbox.Netns, addr netip.Addr) (int, bool) {
+	e, ok := banSet(t, ns, "nfqfw-bannet4")[addr]
+	return e.Timeout, ok
+}
+
+// fleetCtx is a short context for one exchange.
+func fleetCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// fleetBan is a ban as `nfqfw bans list --json` shows it.
+type fleetBan struct {
+	Scope  string    `json:"scope"`
+	Origin string    `json:"origin"`
+	Source string    `json:"source"`
+	Until  time.Time `json:"until"`
+}
+
+// fleetBans returns fw's bans by scope ("10.97.60.1/32").
+func fleetBans(t testing.TB, fw *firewall) map[string]fleetBan {
+	t.Helper()
+	out, err := fw.cli("bans", "list", "--json")
+	if err != nil {
+		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
+	}
+	var resp struct {
+		Bans []fleetBan `json:"bans"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
+	}
+	m := map[string]fleetBan{}
+	for _, b := range resp.Bans {
+		m[b.Scope] = b
+	}
+	return m
+}
+
+// fleetUp waits until each gateway's health says its link is up.
+func fleetUp(t testing.TB, gws map[string]*firewall, d time.Duration) {
+	t.Helper()
+	for name, fw := range gws {
+		var out string
+		if _, ok := waitFor(d, func() bool {
+			var err error
+			out, err = fw.cli("health")
+			return err == nil && strings.Contains(out, "link up")
+		}); !ok {
+			t.Fatalf("gateway %s: fleet link not up within %v: %s", name, d, out)
+		}
+	}
+}
+
+// waitBanned waits until each of addrs is in the kernel ban set of every
+// namespace of gws, and fails naming what is missing after d.
+func waitBanned(t testing.TB, sb *sandbox.Sandbox, gws []string, addrs []netip.Addr, d time.Duration) time.Duration {
+	t.Helper()
+	var missing []string
+	took, ok := waitFor(d, func() bool {
+		missing = missing[:0]
+		for _, gw := range gws {
+			set := banSet(t, sb.NS(gw), "nfqfw-bannet4")
+			for _, a := range addrs {
+				if _, in := set[a]; !in {
+					missing = append(missing, gw+":"+a.String())
+				}
+			}
+		}
+		return len(missing) == 0
+	})
+	if !ok {
+		t.Fatalf("not in the kernel ban sets after %v: %v", d, missing)
+	}
+	return took
+}
+
+func addrs(prefix string, n int) []netip.Addr {
+	var out []netip.Addr
+	for i := 1; i <= n; i++ {
+		out = append(out, netip.MustParseAddr(fmt.Sprintf("%s.%d", prefix, i)))
+	}
+	return out
+}
+
+func banAdd(t testing.TB, fw *firewall, a netip.Addr, d string) {
+	t.Helper()
+	if out, err := fw.cli("bans", "add", a.String(), "--for", d); err != nil {
+		t.Fatalf("nfqfw bans add %s: %v: %s", a, err, out)
+	}
+}
+
+// TestFleet: three gateways running the real daemon share their bans
+// through a 3-node JetStream cluster (replicas 3), each node a real
+// nats-server in its own namespace. A guard's ban on one gateway reaches
+// the others' kernel ban sets; manual bans and unbans cross; a ban of an
+// allowlisted source is refused on receipt; a gateway partitioned for 30 s
+// and the others ban different sources meanwhile, and after the heal all
+// three hold all bans with their original expiries; a NATS node killed
+// during a stream of bans loses none; a gateway started while the whole
+// cluster is down runs from its local state and says so.
+func TestFleet(t *testing.T) {
+	requireStatefulTools(t)
+	t.Parallel()
+	sb := sandbox.New(t, sandbox.Options{LANs: fleetLANs()})
+	cluster := startNATSCluster(t, sb, fleetNodes, fleetGateways)
+	protectedAddr := netip.MustParseAddr("10.97.200.7")
+	gws := map[string]*firewall{}
+	for _, gw := range fleetGateways {
+		allow := protectedAddr
+		if gw == "ga" {
+			allow = netip.MustParseAddr("10.97.201.1") // ga may ban it; the others refuse it
+		}
+		serveTCP(t, sb.NS(gw), 22)
+		gws[gw] = startFleetGateway(t, sb, cluster, gw, allow)
+	}
+	fleetUp(t, gws, 30*time.Second)
+	ga, gb, gc := gws["ga"], gws["gb"], gws["gc"]
+
+	t.Run("guard ban crosses", func(t *testing.T) {
+		atk := sb.Addr4(fleetAttacker)
+		ssh := netip.AddrPortFrom(sb.Addr4("ga"), 22)
+		for i := 0; i < 6; i++ {
+			dialQuick(sb.NS(fleetAttacker), ssh, 300*time.Millisecond)
+		}
+		took := waitBanned(t, sb, fleetGateways, []netip.Addr{atk}, 10*time.Second)
+		t.Logf("the guard's ban on ga in every kernel set after %v", took)
+		bans := fleetBans(t, gc)
+		b, ok := bans[atk.String()+"/32"]
+		if !ok || b.Origin != "ga" || b.Source != "ssh-guard" {
+			t.Errorf("gc lists %+v (present %v), want the ban of %s from ga by ssh-guard", b, ok, atk)
+		}
+		if a := fleetBans(t, ga)[atk.String()+"/32"]; !a.Until.Equal(b.Until) {
+			t.Errorf("expiry on gc %v, on ga %v: want the same instant", b.Until, a.Until)
+		}
+	})
+
+	t.Run("manual ban and unban cross", func(t *testing.T) {
+		a := netip.MustParseAddr("10.97.50.5")
+		banAdd(t, gb, a, "20m")
+		waitBanned(t, sb, []string{"ga", "gc"}, []netip.Addr{a}, 10*time.Second)
+		if out, err := gb.cli("bans", "del", a.String()); err != nil {
+			t.Fatalf("nfqfw bans del: %v: %s", err, out)
+		}
+		if _, ok := waitFor(10*time.Second, func() bool {
+			_, inA := inBanSet(t, sb.NS("ga"), a)
+			_, inC := inBanSet(t, sb.NS("gc"), a)
+			return !inA && !inC
+		}); !ok {
+			t.Errorf("%s still banned on ga or gc 10 s after bans del on gb", a)
+		}
+	})
+
+	t.Run("protected source refused", func(t *testing.T) {
+		banAdd(t, ga, protectedAddr, "5m")
+		marker := netip.MustParseAddr("10.97.51.1")
+		banAdd(t, ga, marker, "5m") // once it arrived, the one before it did
+		waitBanned(t, sb, []string{"gb", "gc"}, []netip.Addr{marker}, 10*time.Second)
+		for _, gw := range []string{"gb", "gc"} {
+			if _, in := inBanSet(t, sb.NS(gw), protectedAddr); in {
+				t.Errorf("%s banned the allowlisted %s on ga's word", gw, protectedAddr)
+			}
+			if m := gws[gw].metrics(); !strings.Contains(m, `nfqfw_fleet_decisions_refused_total{kind="ban"} 1`) {
+				t.Errorf("%s: refused ban not counted:\n%s", gw, grepLines(m, "nfqfw_fleet_"))
+			}
+		}
+	})
+
+	t.Run("partition", func(t *testing.T) {
+		const partition = 30 * time.Second
+		link := sb.GatewayLink("gc")
+		sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "down")
+		start := time.Now()
+		healed := false
+		heal := func() {
+			if !healed {
+				healed = true
+				sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "up")
+			}
+		}
+		defer heal()
+		if _, ok := waitFor(15*time.Second, func() bool {
+			out, _ := gc.cli("health")
+			return strings.Contains(out, "link down")
+		}); !ok {
+			t.Errorf("gc's health does not say its link is down 15 s into the partition")
+		}
+		onC, onA := addrs("10.97.60", 3), addrs("10.97.61", 3)
+		for i := range onC {
+			banAdd(t, gc, onC[i], "30m")
+			banAdd(t, ga, onA[i], "30m")
+		}
+		// Each side enforces its own at once.
+		waitBanned(t, sb, []string{"gc"}, onC, 5*time.Second)
+		waitBanned(t, sb, []string{"ga", "gb"}, onA, 10*time.Second)
+		time.Sleep(time.Until(start.Add(partition)))
+		heal()
+		took := waitBanned(t, sb, fleetGateways, append(onA, onC...), 45*time.Second)
+		t.Logf("after the heal, every ban on every gateway within %v", took)
+		want := map[string]time.Time{}
+		for _, a := range onC {
+			want[a.String()+"/32"] = fleetBans(t, gc)[a.String()+"/32"].Until
+		}
+		for _, a := range onA {
+			want[a.String()+"/32"] = fleetBans(t, ga)[a.String()+"/32"].Until
+		}
+		for _, gw := range fleetGateways {
+			bans := fleetBans(t, gws[gw])
+			for scope, until := range want {
+				if got := bans[scope].Until; !got.Equal(until) {
+					t.Errorf("%s: %s until %v, want the original %v", gw, scope, got, until)
+				}
+			}
+		}
+	})
+
+	t.Run("node killed during a stream of bans", func(t *testing.T) {
+		stream := addrs("10.97.70", 40)
+		for i, a := range stream {
+			if i == 10 {
+				cluster.nodes["n2"].kill(t)
+			}
+			banAdd(t, ga, a, "30m")
+		}
+		took := waitBanned(t, sb, []string{"gb", "gc"}, stream, 45*time.Second)
+		t.Logf("40 bans with n2 killed after the 10th: all on gb and gc within %v", took)
+		cluster.nodes["n2"].start()
+		cluster.waitHealthy(fleetNodes, 30*time.Second)
+	})
+
+	t.Run("dashboard fleet row", func(t *testing.T) {
+		// A real Prometheus scrapes gc, which received, refused and
+		// reconnected above: every query of the Fleet row has data.
+		prom := startPromServer(t, sb.NS("gc"))
+		prom.waitFor(t, `count_over_time(nfqfw_fleet_link_up[1m]) >= 2`)
+		queries, err := metrics.DashboardQueries(filepath.Join("..", "..", metrics.DashboardPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, q := range queries {
+			if !strings.Contains(q, "nfqfw_fleet_") {
+				continue
+			}
+			n++
+			res, err := prom.query(q)
+			if err != nil || len(res) == 0 {
+				t.Errorf("fleet row query returned no data (err %v): %s", err, q)
+				continue
+			}
+			for _, s := range res {
+				if math.IsNaN(s.value) {
+					t.Errorf("fleet row query returned NaN for %v: %s", s.metric, q)
+				}
+			}
+		}
+		if n < 8 {
+			t.Errorf("%d fleet queries on the dashboard, want the row's 8 or more", n)
+		}
+	})
+
+	t.Run("cluster down at start", func(t *testing.T) {
+		before := fleetBans(t, gb)
+		gb.stop()
+		for _, n := range fleetNodes {
+			cluster.nodes[n].kill(t)
+		}
+		gb.start()
+		if _, ok := waitFor(15*time.Second, func() bool {
+			return strings.Contains(gb.proc.Output(), "fleet servers unreachable at start: running from local state")
+		}); !ok {
+			t.Errorf("gb does not log that it starts from local state:\n%s", tail(gb.proc.Output(), 20))
+		}
+		out, err := gb.cli("health")
+		if err == nil || !strings.Contains(out, "fleet: gateway gb, link down") {
+			t.Errorf("gb health with the cluster down: %v:\n%s", err, out)
+		}
+		after := fleetBans(t, gb)
+		for scope := range before {
+			if _, ok := after[scope]; !ok {
+				t.Errorf("gb lost the ban of %s across its restart with the cluster down", scope)
+			}
+		}
+		waitBanned(t, sb, []string{"gb"}, addrs("10.97.70", 40), 10*time.Second)
+		for _, n := range fleetNodes {
+			cluster.nodes[n].start()
+		}
+		cluster.waitHealthy(fleetNodes, 30*time.Second)
+		fleetUp(t, map[string]*firewall{"gb": gb}, 30*time.Second)
+	})
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
