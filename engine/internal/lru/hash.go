@@ -7,8 +7,12 @@ import "encoding/binary"
 // form) spread over all shards and an outsider who does not know seed
 // cannot aim at one shard.
 func Hash(key *[16]byte, seed uint64) uint64 {
-	return mix(mix(binary.LittleEndian.Uint64(key[:8])^seed) ^ binary.LittleEndian.Uint64(key[8:]))
+	return HashWords(binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:]), seed)
 }
+
+// HashWords is Hash of a key given as its two 8-byte halves, for callers
+// that hold the key in registers.
+func HashWords(a, b, seed uint64) uint64 { return mix(mix(a^seed) ^ b) }
 
 func mix(x uint64) uint64 {
 	x ^= x >> 30
