@@ -13,7 +13,7 @@ var (
 	flowsPickedUp  = counter("flows_picked_up_total",
 		"Flows admitted from a TCP segment without SYN that belonged to no known flow (mid-stream pickup).")
 	flowsAdopted = counter("flows_adopted_total",
-		"Kernel flows adopted at start or after a resync because the policy admits their first packet.")
+		"Kernel flows adopted at start, after a resync or at an HA promotion because the policy admits their first packet.")
 )
 
 // engineCollector exports the policy engine's verdict, new-flow and packet
