@@ -99,7 +99,7 @@ type Bans struct {
 	lensMu sync.Mutex
 	counts lengthCounts
 
-	banned, expired, evictions, dropped atomic.Uint64
+	banned, applied, expired, evictions, dropped atomic.Uint64
 
 	shards [banShards]bshard
 }
@@ -475,6 +475,7 @@ func (b *Bans) apply(d decision.Decision, now int64, notify bool) (bool, error) 
 	r.source, r.reason, r.origin = d.Source, d.Reason, origin
 	b.set(s, k, ok, r, since, until, int64(b.opts.Remember))
 	s.mu.Unlock()
+	b.applied.Add(1)
 	if notify {
 		b.notify(event{ban: true, k: k, until: until})
 	}
@@ -676,6 +677,7 @@ type BanStats struct {
 	Active               int    // scopes banned now (until Expire ends them)
 	Records              int    // bans plus remembered offences
 	Banned               uint64 // bans issued (guards, manual, applied)
+	Applied              uint64 // of which applied from elsewhere (Apply)
 	Expired              uint64 // bans ended by Expire
 	Evictions            uint64 // records dropped because the table was full
 	DroppedNotifications uint64 // notifications lost to a full queue
@@ -686,6 +688,7 @@ func (b *Bans) Stats() BanStats {
 	st := BanStats{
 		Active:               int(b.active.Load()),
 		Banned:               b.banned.Load(),
+		Applied:              b.applied.Load(),
 		Expired:              b.expired.Load(),
 		Evictions:            b.evictions.Load(),
 		DroppedNotifications: b.dropped.Load(),

@@ -323,3 +323,16 @@ func TestApplyBatch(t *testing.T) {
 		t.Errorf("notifications %v, want none", rec.events)
 	}
 }
+
+// TestStatsCountApplied: bans applied from elsewhere are counted apart, so
+// the metrics do not take them for guard bans.
+func TestStatsCountApplied(t *testing.T) {
+	b := NewBans(BanOptions{})
+	b.Ban(a16("192.0.2.1"), rules.BanSpec{Duration: time.Minute}, "ssh", "r", at(0))
+	d := decision.Decision{Kind: decision.Ban, Scope: pfx("198.51.100.0/24"), Expires: t0.Add(time.Hour), Origin: "gw-b"}
+	b.Apply(d, at(0))
+	b.Apply(d, at(0)) // no change: not counted again
+	if st := b.Stats(); st.Banned != 2 || st.Applied != 1 {
+		t.Errorf("Stats = %+v, want 2 banned of which 1 applied", st)
+	}
+}

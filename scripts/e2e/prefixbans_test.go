@@ -56,8 +56,9 @@ func dialFromAddr(ns *sandbox.Netns, src netip.Addr, dst netip.AddrPort) outcome
 // prefix in the kernel's hash:net set, the established connection of one
 // address is cut (its flows deleted over ctnetlink), new connections from
 // two different addresses of the /64 are dropped while another LAN still
-// gets in, bans list shows the prefix with this gateway as its origin, and
-// bans del of the same prefix lifts it.
+// gets in, bans list shows the prefix with this gateway as its origin, a
+// restart keeps it with its origin and expiry, and bans del of the same
+// prefix lifts it.
 func TestPrefixBanIPv6(t *testing.T) {
 	requireStatefulTools(t)
 	t.Parallel()
@@ -115,6 +116,18 @@ func TestPrefixBanIPv6(t *testing.T) {
 	resp := bansOf(t, fw)
 	if len(resp.Bans) != 1 || resp.Bans[0].Scope != scope || resp.Bans[0].Origin != "" || resp.Gateway != host6 {
 		t.Errorf("bans list --json: %+v, want one local ban of %s, gateway %s", resp, scope, host6)
+	}
+
+	// A restart keeps the prefix, its origin and its absolute expiry.
+	before := resp.Bans[0]
+	fw.stop()
+	fw.start()
+	resp = bansOf(t, fw)
+	if len(resp.Bans) != 1 || resp.Bans[0].Scope != scope || resp.Bans[0].Origin != "" || !resp.Bans[0].Until.Equal(before.Until) || resp.Bans[0].Reason != "a whole host" {
+		t.Errorf("bans list after a restart: %+v, want %+v", resp.Bans, before)
+	}
+	if got := dialFromAddr(cli, second, ssh); got != timedOut {
+		t.Errorf("banned /64 after a restart: tcp %s from %s: %s, want timed out", ssh, second, got)
 	}
 
 	if out, err := fw.cli("bans", "del", scope.String()); err != nil {

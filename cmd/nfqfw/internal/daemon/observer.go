@@ -280,14 +280,16 @@ func (s stateSource) StateSaves() (ok, failed uint64) {
 
 func (s banSource) BansActive() int { return s.o.d.currentState().shared.bans.Stats().Active }
 
-// BansIssued splits the ban table's total into the bans added over the
-// control socket and those the guards issued (guards are the only other
-// mechanism that bans). Both series exist from the start, so that rate()
-// sees the first ban.
+// BansIssued splits the ban table's own bans (its total less those
+// applied from other gateways, which the fleet link counts) into the bans
+// added over the control socket and those the guards issued (guards are
+// the only other local mechanism that bans). Both series exist from the
+// start, so that rate() sees the first ban.
 func (s banSource) BansIssued(fn func(source string, bans uint64)) {
 	manual := s.o.manualBans.Load()
-	total := s.o.d.currentState().shared.bans.Stats().Banned
-	fn(banByGuard, total-min(manual, total))
+	st := s.o.d.currentState().shared.bans.Stats()
+	local := st.Banned - min(st.Applied, st.Banned) // the fleet's are counted by the fleet link
+	fn(banByGuard, local-min(manual, local))
 	fn(banManual, manual)
 }
 
