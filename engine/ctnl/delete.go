@@ -42,11 +42,24 @@ func (f *Follower) DeleteBySource(ctx context.Context, addr netip.Addr) (int, er
 		return 0, fmt.Errorf("ctnl: delete by source: %w", ErrInvalidAddr)
 	}
 	addr = addr.Unmap()
-	n := 0
-	err := f.q.raw(ctx, func(c *netfilter.Conn) error {
+	return f.deleteFlows(ctx, "source "+addr.String(), addr, func(c *netfilter.Conn) ([][]netfilter.Attribute, error) {
 		tuples, err := tuplesFrom(c, addr)
 		if err != nil {
-			return fmt.Errorf("ctnl: delete by source %s: filtered dump: %w", addr, err)
+			return nil, fmt.Errorf("filtered dump: %w", err)
+		}
+		return tuples, nil
+	})
+}
+
+// deleteFlows deletes, one by one, the flows that pick (a dump) names and
+// returns how many it deleted; flows gone meanwhile are not errors. what
+// names them in errors; addr gives the family.
+func (f *Follower) deleteFlows(ctx context.Context, what string, addr netip.Addr, pick func(*netfilter.Conn) ([][]netfilter.Attribute, error)) (int, error) {
+	n := 0
+	err := f.q.raw(ctx, func(c *netfilter.Conn) error {
+		tuples, err := pick(c)
+		if err != nil {
+			return fmt.Errorf("ctnl: delete by %s: %w", what, err)
 		}
 		for _, attrs := range tuples {
 			if ctx.Err() != nil {
@@ -59,7 +72,7 @@ func (f *Follower) DeleteBySource(ctx context.Context, addr netip.Addr) (int, er
 			case errors.Is(err, unix.ENOENT):
 				// gone already
 			default:
-				return fmt.Errorf("ctnl: delete by source %s: delete flow: %w", addr, err)
+				return fmt.Errorf("ctnl: delete by %s: delete flow: %w", what, err)
 			}
 		}
 		return nil
@@ -82,29 +95,13 @@ func (f *Follower) DeleteByPrefix(ctx context.Context, p netip.Prefix) (int, err
 	if p.IsSingleIP() {
 		return f.DeleteBySource(ctx, p.Addr())
 	}
-	n := 0
-	err := f.q.raw(ctx, func(c *netfilter.Conn) error {
+	return f.deleteFlows(ctx, "prefix "+p.String(), p.Addr(), func(c *netfilter.Conn) ([][]netfilter.Attribute, error) {
 		tuples, err := tuplesIn(c, p)
 		if err != nil {
-			return fmt.Errorf("ctnl: delete by prefix %s: dump: %w", p, err)
+			return nil, fmt.Errorf("dump: %w", err)
 		}
-		for _, attrs := range tuples {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			err := deleteFlow(c, p.Addr(), attrs)
-			switch {
-			case err == nil:
-				n++
-			case errors.Is(err, unix.ENOENT):
-				// gone already
-			default:
-				return fmt.Errorf("ctnl: delete by prefix %s: delete flow: %w", p, err)
-			}
-		}
-		return nil
+		return tuples, nil
 	})
-	return n, err
 }
 
 // unmapBits is 96 for an IPv4-mapped address (its prefix length counts

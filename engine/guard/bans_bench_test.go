@@ -12,12 +12,7 @@ import (
 // 10,000 IPv6 guard bans in force, for a banned and for an innocent
 // source of each family.
 func BenchmarkIsBannedFamilies(b *testing.B) {
-	bans := NewBans(BanOptions{MaxEntries: 1 << 16})
-	spec := rules.BanSpec{Duration: time.Hour}
-	for i := range 10000 {
-		bans.Ban(addrN(i), spec, "ssh", "r", at(0))
-		bans.Ban(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1}).As16(), spec, "ssh", "r", at(0))
-	}
+	bans := guardBans()
 	for _, c := range []struct {
 		name   string
 		addr   [16]byte
@@ -28,15 +23,7 @@ func BenchmarkIsBannedFamilies(b *testing.B) {
 		{"IPv6 banned", netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 77, 15: 1}).As16(), true},
 		{"IPv6 innocent", a16("2001:db8:ffff::1"), false},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			if got := bans.IsBanned(c.addr, at(1)); got != c.banned {
-				b.Fatalf("IsBanned = %v, want %v", got, c.banned)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				bans.IsBanned(c.addr, at(1))
-			}
-		})
+		benchLookup(b, bans, c.name, c.addr, c.banned)
 	}
 }
 
@@ -44,12 +31,7 @@ func BenchmarkIsBannedFamilies(b *testing.B) {
 // prefix bans of three more lengths per family in force: every lookup of
 // an innocent source then probes four prefix lengths.
 func BenchmarkIsBannedPrefixes(b *testing.B) {
-	bans := NewBans(BanOptions{MaxEntries: 1 << 16})
-	spec := rules.BanSpec{Duration: time.Hour}
-	for i := range 10000 {
-		bans.Ban(addrN(i), spec, "ssh", "r", at(0))
-		bans.Ban(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1}).As16(), spec, "ssh", "r", at(0))
-	}
+	bans := guardBans()
 	for _, p := range []string{"203.0.113.0/24", "172.16.0.0/16", "100.64.0.0/10", "2001:db8:2::/48", "2001:db8:3:400::/56", "2001:db8:5::1/128"} {
 		if _, err := bans.Add(netip.MustParsePrefix(p), time.Hour, "", at(0)); err != nil {
 			b.Fatal(err)
@@ -65,14 +47,31 @@ func BenchmarkIsBannedPrefixes(b *testing.B) {
 		{"IPv6 in a /48", a16("2001:db8:2:77::1"), true},
 		{"IPv6 innocent", a16("2001:db8:ffff::1"), false},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			if got := bans.IsBanned(c.addr, at(1)); got != c.banned {
-				b.Fatalf("IsBanned = %v, want %v", got, c.banned)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				bans.IsBanned(c.addr, at(1))
-			}
-		})
+		benchLookup(b, bans, c.name, c.addr, c.banned)
 	}
+}
+
+// guardBans returns a table with 10,000 IPv4 and 10,000 IPv6 guard bans
+// (default prefixes: /32 and /64) in force.
+func guardBans() *Bans {
+	bans := NewBans(BanOptions{MaxEntries: 1 << 16})
+	spec := rules.BanSpec{Duration: time.Hour}
+	for i := range 10000 {
+		bans.Ban(addrN(i), spec, "ssh", "r", at(0))
+		bans.Ban(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, byte(i >> 8), byte(i), 15: 1}).As16(), spec, "ssh", "r", at(0))
+	}
+	return bans
+}
+
+// benchLookup measures IsBanned of addr, which must answer banned.
+func benchLookup(b *testing.B, bans *Bans, name string, addr [16]byte, banned bool) {
+	b.Run(name, func(b *testing.B) {
+		if got := bans.IsBanned(addr, at(1)); got != banned {
+			b.Fatalf("IsBanned = %v, want %v", got, banned)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			bans.IsBanned(addr, at(1))
+		}
+	})
 }

@@ -403,6 +403,15 @@ func (k *Knocker) complete(sh *shard, s *sequence, i int, src [16]byte, ctr, now
 		k.report(decision.KnockUse, s, src, now, until, ctr)
 	}
 	s.successes.Add(1)
+	w := k.openWindow(sh, src, i)
+	w.until = max(w.until, now+s.openFor)
+	k.report(decision.KnockWindow, s, src, now, w.until, 0)
+}
+
+// openWindow returns src's window of sequence i, making room for it (the
+// least recently active source's windows evicted, counted) when src has
+// none. sh.mu is held.
+func (k *Knocker) openWindow(sh *shard, src [16]byte, i int) *window {
 	e, ok := sh.open.get(src)
 	if !ok {
 		var evicted bool
@@ -414,9 +423,7 @@ func (k *Knocker) complete(sh *shard, s *sequence, i int, src [16]byte, ctr, now
 	} else {
 		sh.open.touch(e)
 	}
-	w := &sh.open.values(e)[i]
-	w.until = max(w.until, now+s.openFor)
-	k.report(decision.KnockWindow, s, src, now, w.until, 0)
+	return &sh.open.values(e)[i]
 }
 
 // report tells WithDecisions' function about a knock decision.
@@ -470,18 +477,7 @@ func (k *Knocker) Apply(d decision.Decision, now int64) (bool, error) {
 	sh := k.shard(src)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.open.get(src)
-	if !ok {
-		var evicted bool
-		e, evicted = sh.open.insert(src)
-		if evicted {
-			k.evictedOpen.Add(1)
-		}
-		sh.nopen.Store(int32(sh.open.len()))
-	} else {
-		sh.open.touch(e)
-	}
-	w := &sh.open.values(e)[i]
+	w := k.openWindow(sh, src, i)
 	if w.until >= until {
 		return false, nil
 	}
