@@ -38,6 +38,7 @@ const (
 	haStreamPort   = 5001
 	haProbePort    = 5002
 	haNewFlowPort  = 5003
+	haNATSUp       = 30 * time.Second // the NATS cluster healthy, the fleet links up
 	haPromoteMatch = "ha -c "
 )
 
@@ -60,7 +61,12 @@ type haLab struct {
 	pair *sandbox.Pair
 	a, b *haGateway
 	ftp  *vsftpdServer
+	nats []*natsNode
 }
+
+// haBanned is a second address of the client, banned on A through the
+// fleet.
+var haBanned = netip.MustParseAddr("10.98.1.20")
 
 // haExample reads a shipped file of rules/examples/ha.
 func haExample(t *testing.T, name string) string {
@@ -101,8 +107,11 @@ func newHALab(t *testing.T) *haLab {
 	serveTCP(t, srv, haStreamPort, haNewFlowPort)
 	serveUDP(t, srv, haProbePort)
 	l.ftp = startVsftpd(t, srv)
+	l.pair.NS(sandbox.PairClient).MustExec("ip", "addr", "add", haBanned.String()+"/24", "dev", "br0")
+	l.startNATS()
 	l.a = l.startGateway(sandbox.PairPrimary, "a")
 	l.b = l.startGateway(sandbox.PairBackup, "b")
+	fleetUp(t, map[string]*firewall{"A": l.a.fw, "B": l.b.fw}, haNATSUp)
 	l.a.startKeepalived(t)
 	l.waitRole(l.a, "primary", 0)
 	l.b.startKeepalived(t)
@@ -110,12 +119,63 @@ func newHALab(t *testing.T) *haLab {
 	return l
 }
 
+// startNATS runs the fleet's JetStream cluster on the sync network: a
+// node on each gateway and one on the arbiter, a user per gateway.
+func (l *haLab) startNATS() {
+	t := l.t
+	t.Helper()
+	bin := natsServerBin(t)
+	dir := tempDir(t)
+	roles := []string{sandbox.PairPrimary, sandbox.PairBackup, sandbox.PairArbiter}
+	for _, role := range roles {
+		var routes []string
+		for _, other := range roles {
+			if other != role {
+				routes = append(routes, fmt.Sprintf("nats://%s:%d", l.pair.SyncAddr(other), natsClusterPort))
+			}
+		}
+		conf := filepath.Join(dir, role+".conf")
+		writeFile(t, conf, fmt.Sprintf(`server_name: %s
+listen: "%s:%d"
+http: "127.0.0.1:%d"
+jetstream { store_dir: %q, max_mem: 64MB, max_file: 256MB }
+cluster { name: nfqfw-ha, listen: "%s:%d", routes: [%s] }
+authorization { users: [{user: gw-a, password: %q}, {user: gw-b, password: %q}] }
+`, role, l.pair.SyncAddr(role), natsClientPort, natsMonitorPort, filepath.Join(dir, role), l.pair.SyncAddr(role), natsClusterPort,
+			strings.Join(routes, ", "), fleetPassword("gw-a"), fleetPassword("gw-b")), 0o600)
+		n := &natsNode{role: role, ns: l.pair.NS(role), conf: conf, bin: bin}
+		n.start()
+		l.nats = append(l.nats, n)
+		t.Cleanup(func() {
+			if n.proc != nil {
+				if t.Failed() {
+					t.Logf("nats-server %s output:\n%s", role, tail(n.proc.Output(), 40))
+				}
+				n.proc.Stop()
+			}
+		})
+	}
+	if _, ok := waitFor(haNATSUp, func() bool {
+		for _, n := range l.nats {
+			if !n.healthy() {
+				return false
+			}
+		}
+		return true
+	}); !ok {
+		t.Fatalf("the NATS cluster is not healthy within %v", haNATSUp)
+	}
+}
+
 func (l *haLab) startGateway(role, name string) *haGateway {
 	t := l.t
 	t.Helper()
 	g := &haGateway{role: role, ns: l.pair.NS(role), dir: tempDir(t)}
 	g.hookLog = filepath.Join(g.dir, "hook.log")
-	g.fw = startFirewall(t, g.ns, haExample(t, "gateway-"+name+".yaml"))
+	pass := filepath.Join(g.dir, "fleet.pass")
+	writeFile(t, pass, fleetPassword("gw-"+name)+"\n", 0o600)
+	g.fw = startFirewall(t, g.ns, replaceAll(t, "gateway-"+name+".yaml", haExample(t, "gateway-"+name+".yaml"),
+		"/etc/nfqfw/fleet.pass", pass))
 	g.ctConf = filepath.Join(g.dir, "conntrackd.conf")
 	writeFile(t, g.ctConf, replaceAll(t, "conntrackd-"+name+".conf", haExample(t, "conntrackd-"+name+".conf"),
 		"/run/conntrackd.lock", filepath.Join(g.dir, "conntrackd.lock"),
@@ -210,6 +270,28 @@ func (l *haLab) waitRole(g *haGateway, state string, before int) {
 	}
 	if strings.Contains(g.hookLines(), "FAILED") {
 		l.t.Errorf("%s: a hook step failed:\n%s", g.role, g.hookLines())
+	}
+}
+
+// banHolds checks that g, holding the addresses, enforces the ban made on
+// A: its ban list has it with A's origin, and a new connection from the
+// banned address gets nowhere.
+func (l *haLab) banHolds(g *haGateway, when string) {
+	l.t.Helper()
+	if b, ok := fleetBans(l.t, g.fw)[haBanned.String()+"/32"]; !ok || b.Origin != "gw-a" {
+		l.t.Errorf("%s: %s's bans list has %s as %+v (listed %v), want it with origin gw-a", when, g.role, haBanned, b, ok)
+	}
+	dst := netip.AddrPortFrom(l.pair.ServerAddr(), haNewFlowPort)
+	err := l.pair.NS(sandbox.PairClient).Do(func() error {
+		d := net.Dialer{Timeout: ftpDialTimeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(haBanned, 0))}
+		c, err := d.Dial("tcp", dst.String())
+		if err == nil {
+			c.Close()
+		}
+		return err
+	})
+	if err == nil {
+		l.t.Errorf("%s: a new connection from the banned %s reached the server through %s", when, haBanned, g.role)
 	}
 }
 
@@ -481,7 +563,7 @@ func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
 // logged for each transition.
 func TestHAFailover(t *testing.T) {
 	requireSandbox(t)
-	sandbox.Require(t, "keepalived", "conntrackd", "conntrack", "vsftpd")
+	sandbox.Require(t, "keepalived", "conntrackd", "conntrack", "vsftpd", "ipset")
 	for _, how := range []string{"SIGKILL of keepalived and nfqfw", "links down"} {
 		t.Run(how, func(t *testing.T) {
 			l := newHALab(t)
@@ -501,6 +583,11 @@ func TestHAFailover(t *testing.T) {
 			s.ftp.expect("230")
 			l.check(s, "through A")
 			l.newFlowDecidedBy(l.a, "through A")
+			// A ban made on A reaches B through the fleet.
+			banAdd(t, l.a.fw, haBanned, "10m")
+			if _, ok := waitFor(haSettle, func() bool { _, in := inBanSet(t, l.b.ns, haBanned); return in }); !ok {
+				t.Fatalf("the ban of %s made on A is not in B's kernel ban set within %v", haBanned, haSettle)
+			}
 			// A passive data connection announced through A (the kernel's
 			// FTP helper expects it) and made only after the failover:
 			// conntrackd carries the expectation to B.
@@ -548,6 +635,7 @@ func TestHAFailover(t *testing.T) {
 				t.Errorf("B's nfqfw_flows_adopted_total = %v, want at least %d (the transfers conntrackd committed)", v, haStreams)
 			}
 			l.newFlowDecidedBy(l.b, "after the failover to B")
+			l.banHolds(l.b, "after the failover to B")
 
 			// Failback: A comes back and preempts B.
 			probe = startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))

@@ -12,6 +12,7 @@ const (
 	PairServer   = "srv" // the uplink side: the server the client reaches
 	PairPrimary  = "gwa" // gateway A, the configured VRRP master
 	PairBackup   = "gwb" // gateway B, the configured VRRP backup
+	PairArbiter  = "arb" // a third host on the sync network (a NATS cluster's third node)
 	PairLANLink  = "lan0"
 	PairWANLink  = "wan0"
 	PairSyncLink = "sync0"
@@ -24,7 +25,7 @@ const (
 var (
 	PairLAN  = netip.MustParsePrefix("10.98.1.0/24")
 	PairWAN  = netip.MustParsePrefix("10.98.2.0/24")
-	PairSync = netip.MustParsePrefix("10.98.3.0/30")
+	PairSync = netip.MustParsePrefix("10.98.3.0/29")
 
 	PairLANVIP = netip.MustParseAddr("10.98.1.1")
 	PairWANVIP = netip.MustParseAddr("10.98.2.1")
@@ -32,8 +33,9 @@ var (
 
 // Pair is the gateway pair of a high-availability setup: a client LAN and
 // an uplink, each a bridge inside its host's namespace (the client's, the
-// server's) with a leg of each gateway enslaved, and a dedicated veth
-// between the two gateways for state sync. In each gateway the legs are
+// server's) with a leg of each gateway enslaved, and a dedicated sync
+// network for state sync, a bridge in the arbiter's namespace (a third
+// host, for a quorum of three) with a leg of each gateway. In each gateway the legs are
 // named PairLANLink, PairWANLink and PairSyncLink, so one config serves
 // both. Nothing holds the virtual addresses until a VRRP daemon adds them:
 // the client's default route points at PairLANVIP, the server's replies go
@@ -47,52 +49,54 @@ func NewPair(t testing.TB) *Pair {
 	t.Helper()
 	base := uniqueBase()
 	p := &Pair{ns: map[string]*Netns{}}
-	for _, role := range []string{PairClient, PairServer, PairPrimary, PairBackup} {
+	for _, role := range []string{PairClient, PairServer, PairPrimary, PairBackup, PairArbiter} {
 		p.ns[role] = newNetns(t, base+"-"+role)
 	}
-	cli, srv, a, b := p.ns[PairClient], p.ns[PairServer], p.ns[PairPrimary], p.ns[PairBackup]
+	cli, srv, a, b, arb := p.ns[PairClient], p.ns[PairServer], p.ns[PairPrimary], p.ns[PairBackup], p.ns[PairArbiter]
 	for _, gw := range []*Netns{a, b} {
 		gw.MustExec("sysctl", "-qw", "net.ipv4.ip_forward=1")
 	}
-	// Each host's side of the LAN (the uplink) is a bridge with its own
-	// address; the gateways' legs are ports of it.
+	// Each host's side of a network is a bridge with its own address
+	// (.10 on the LAN and uplink, .3 on the sync network); the gateways'
+	// legs are ports of it.
 	for _, h := range []struct {
 		ns   *Netns
 		net  netip.Prefix
+		host int
 		link string
-	}{{cli, PairLAN, PairLANLink}, {srv, PairWAN, PairWANLink}} {
+	}{{cli, PairLAN, 10, PairLANLink}, {srv, PairWAN, 10, PairWANLink}, {arb, PairSync, 3, PairSyncLink}} {
 		must(t, "ip", "-n", h.ns.Name, "link", "add", "br0", "type", "bridge")
 		// No STP, no forwarding delay: a port forwards from the moment
 		// it is up.
 		must(t, "ip", "-n", h.ns.Name, "link", "set", "br0", "type", "bridge", "forward_delay", "0", "stp_state", "0")
-		must(t, "ip", "-n", h.ns.Name, "addr", "add", netip.PrefixFrom(nth(h.net, 10), h.net.Bits()).String(), "dev", "br0")
+		must(t, "ip", "-n", h.ns.Name, "addr", "add", netip.PrefixFrom(nth(h.net, h.host), h.net.Bits()).String(), "dev", "br0")
 		for i, gw := range []*Netns{a, b} {
 			port := []string{"a-", "b-"}[i] + h.link
 			must(t, "ip", "link", "add", port, "netns", h.ns.Name, "type", "veth", "peer", "name", h.link, "netns", gw.Name)
 			must(t, "ip", "-n", h.ns.Name, "link", "set", port, "master", "br0", "up")
-			must(t, "ip", "-n", gw.Name, "addr", "add", netip.PrefixFrom(nth(h.net, 2+i), h.net.Bits()).String(), "dev", h.link)
+			own := nth(h.net, 2+i)
+			if h.link == PairSyncLink {
+				own = nth(h.net, 1+i)
+			}
+			must(t, "ip", "-n", gw.Name, "addr", "add", netip.PrefixFrom(own, h.net.Bits()).String(), "dev", h.link)
 			must(t, "ip", "-n", gw.Name, "link", "set", h.link, "up")
 		}
 		must(t, "ip", "-n", h.ns.Name, "link", "set", "br0", "up")
 	}
 	must(t, "ip", "-n", cli.Name, "route", "add", "default", "via", PairLANVIP.String())
-	must(t, "ip", "link", "add", PairSyncLink, "netns", a.Name, "type", "veth", "peer", "name", PairSyncLink, "netns", b.Name)
-	for i, gw := range []*Netns{a, b} {
-		must(t, "ip", "-n", gw.Name, "addr", "add", netip.PrefixFrom(nth(PairSync, 1+i), PairSync.Bits()).String(), "dev", PairSyncLink)
-		must(t, "ip", "-n", gw.Name, "link", "set", PairSyncLink, "up")
-	}
 	for _, gw := range []*Netns{a, b} {
 		for _, l := range []string{PairLANLink, PairWANLink, PairSyncLink} {
 			waitUp(t, gw, l)
 		}
 	}
-	waitUp(t, cli, "br0")
-	waitUp(t, srv, "br0")
+	for _, h := range []*Netns{cli, srv, arb} {
+		waitUp(t, h, "br0")
+	}
 	return p
 }
 
-// NS returns the namespace of role (PairClient, PairServer, PairPrimary or
-// PairBackup); it panics on another role, a bug in the test.
+// NS returns the namespace of role (PairClient, PairServer, PairPrimary,
+// PairBackup or PairArbiter); it panics on another role, a bug in the test.
 func (p *Pair) NS(role string) *Netns {
 	n, ok := p.ns[role]
 	if !ok {
@@ -107,10 +111,14 @@ func (p *Pair) ClientAddr() netip.Addr { return nth(PairLAN, 10) }
 // ServerAddr is the server's address on the uplink.
 func (p *Pair) ServerAddr() netip.Addr { return nth(PairWAN, 10) }
 
-// SyncAddr returns a gateway's own address on the sync link (A .1, B .2).
+// SyncAddr returns a host's address on the sync network (A .1, B .2,
+// the arbiter .3).
 func (p *Pair) SyncAddr(role string) netip.Addr {
-	if role == PairBackup {
+	switch role {
+	case PairBackup:
 		return nth(PairSync, 2)
+	case PairArbiter:
+		return nth(PairSync, 3)
 	}
 	return nth(PairSync, 1)
 }
