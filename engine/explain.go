@@ -101,9 +101,12 @@ func (t *Trace) ruleName(i int) string {
 }
 
 func (t *Trace) ban(b *guard.Bans, src [16]byte, now int64) {
-	until, banned := b.Until(src, now)
-	if banned {
-		t.add("ban", "", true, "%s is banned until %s", unmapped(src), until.UTC().Format(time.RFC3339))
+	if bn, banned := b.Covering(src, now); banned {
+		by := bn.Source
+		if bn.Origin != "" {
+			by += " at " + bn.Origin
+		}
+		t.add("ban", "", true, "%s is banned until %s (ban of %s by %s)", unmapped(src), bn.Until.UTC().Format(time.RFC3339), bn.Scope, by)
 		return
 	}
 	t.add("ban", "", false, "%s is not banned", unmapped(src))

@@ -491,19 +491,11 @@ func (b *Bans) IsBanned(addr [16]byte, now int64) bool {
 	if b.active.Load() == 0 {
 		return false
 	}
-	_, ok := b.covering(&addr, now, true)
-	return ok
-}
-
-// covering returns the end of a ban in force at now that covers addr:
-// the first found with first, else the latest.
-func (b *Bans) covering(addr *[16]byte, now int64, first bool) (int64, bool) {
 	ls := b.lens.Load()
 	list := ls.v6
-	if isV4(addr) {
+	if isV4(&addr) {
 		list = ls.v4
 	}
-	var best int64
 	hi, lo := binary.BigEndian.Uint64(addr[:8]), binary.BigEndian.Uint64(addr[8:])
 	for _, bits := range list {
 		var until int64
@@ -515,9 +507,9 @@ func (b *Bans) covering(addr *[16]byte, now int64, first bool) (int64, bool) {
 			s.mu.Unlock()
 		} else {
 			l := lo & (^uint64(0) << (128 - bits))
-			a := *addr
+			a := addr
 			if bits < 128 {
-				a = mask(addr, bits)
+				a = mask(&addr, bits)
 			}
 			s := b.shardOf(hi, l, bits)
 			s.mu.Lock()
@@ -525,23 +517,34 @@ func (b *Bans) covering(addr *[16]byte, now int64, first bool) (int64, bool) {
 			s.mu.Unlock()
 		}
 		if until > now {
-			if first {
-				return until, true
-			}
-			best = max(best, until)
+			return true
 		}
 	}
-	return best, best > now
+	return false
 }
 
-// Until returns when the longest ban covering addr ends, and whether addr
-// is banned at now. It changes nothing.
-func (b *Bans) Until(addr [16]byte, now int64) (time.Time, bool) {
-	if b.active.Load() == 0 {
-		return time.Time{}, false
+// Covering returns the ban in force at now that covers addr and lasts
+// longest (an address may be inside several: its /128, its /64, a /48),
+// and whether there is one. It changes nothing; not for the packet path.
+func (b *Bans) Covering(addr [16]byte, now int64) (Ban, bool) {
+	ls := b.lens.Load()
+	list := ls.v6
+	if isV4(&addr) {
+		list = ls.v4
 	}
-	until, ok := b.covering(&addr, now, false)
-	return clock.Wall(until), ok
+	var best Ban
+	found := false
+	for _, bits := range list {
+		k := key{a: mask(&addr, bits), bits: bits}
+		s := b.shard(&k)
+		s.mu.Lock()
+		r, ok := s.m[k]
+		s.mu.Unlock()
+		if ok && r.until > now && (!found || clock.Wall(r.until).After(best.Until)) {
+			best, found = r.ban(k), true
+		}
+	}
+	return best, found
 }
 
 // Ban is one ban as List and the "bans.list" control command report it.

@@ -89,14 +89,20 @@ func TestOverlappingPrefixes(t *testing.T) {
 		}
 	}
 	inner := a16("2001:db8:0:1::5")
-	if until, ok := b.Until(inner, at(1)); !ok || !until.Equal(t0.Add(3*time.Hour)) {
-		t.Errorf("Until(inner) = %v, %v; want the longest covering ban, 3h", until, ok)
+	if bn, ok := b.Covering(inner, at(1)); !ok || !bn.Until.Equal(t0.Add(3*time.Hour)) {
+		t.Errorf("Covering(inner) = %+v, %v; want the longest covering ban, 3h", bn, ok)
+	}
+	if bn, ok := b.Covering(inner, at(1)); !ok || bn.Scope != pfx("2001:db8:0:1::5/128") {
+		t.Errorf("Covering(inner) = %+v, %v; want the /128, the longest", bn, ok)
 	}
 	if !b.Del(pfx("2001:db8:0:1::5/128")) || !b.IsBanned(inner, at(1)) {
 		t.Error("deleting the /128 must leave the /64 and the /48 covering it")
 	}
 	if b.Del(pfx("2001:db8:0:1::/63")) {
 		t.Error("deleting a scope never banned reports a ban")
+	}
+	if bn, ok := b.Covering(inner, at(1)); !ok || bn.Scope != pfx("2001:db8:0:1::/64") {
+		t.Errorf("Covering(inner) after deleting the /128 = %+v, %v; want the /64", bn, ok)
 	}
 	if !b.Del(pfx("2001:db8::/48")) || !b.IsBanned(inner, at(1)) || b.IsBanned(a16("2001:db8:0:2::1"), at(1)) {
 		t.Error("after deleting the /48: the /64 must still ban inner, the rest of the /48 must be free")
