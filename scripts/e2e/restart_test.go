@@ -41,13 +41,7 @@ func TestFTPControlAcrossRestart(t *testing.T) {
 			c.list(cli, "before any restart")
 			c.retr(cli, srv, "before any restart")
 
-			for _, restart := range []struct {
-				name string
-				stop func()
-			}{
-				{"SIGTERM and start", fw.stop},
-				{"SIGKILL and start", fw.kill},
-			} {
+			for _, restart := range fw.restarts() {
 				restart.stop()
 				fw.start()
 				c.list(cli, "after "+restart.name)
@@ -61,6 +55,18 @@ func TestFTPControlAcrossRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// restart is one way the daemon goes down before it is started again.
+type restart struct {
+	name string
+	stop func()
+}
+
+// restarts are a restart (SIGTERM, then start) and a crash (SIGKILL, then
+// start) of fw; the caller starts it again.
+func (fw *firewall) restarts() []restart {
+	return []restart{{"SIGTERM and start", fw.stop}, {"SIGKILL and start", fw.kill}}
 }
 
 // pasvReply matches a 227 reply's address: h1,h2,h3,h4,p1,p2.
@@ -208,13 +214,7 @@ forward:
 			t.Fatalf("ping %s: no reply before any restart", p.dst)
 		}
 	}
-	for _, restart := range []struct {
-		name string
-		stop func()
-	}{
-		{"SIGTERM and start", fw.stop},
-		{"SIGKILL and start", fw.kill},
-	} {
+	for _, restart := range fw.restarts() {
 		restart.stop()
 		fw.start()
 		st := fw.state()
