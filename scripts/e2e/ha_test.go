@@ -595,6 +595,8 @@ func TestHAFailover(t *testing.T) {
 			l.expects(l.a, announced, "after PASV through A")
 
 			// Failover.
+			const pickups = "nfqfw_flows_picked_up_total"
+			bPickups := metricValue(l.b.fw.metrics(), pickups)
 			probe := startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))
 			time.Sleep(200 * time.Millisecond)
 			if how == "links down" {
@@ -619,9 +621,9 @@ func TestHAFailover(t *testing.T) {
 			s.ftp.expect("226")
 			gap, sent, answered := probe.finish()
 			kept, lost := l.check(s, "after the failover to B")
-			t.Logf("failover (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d; B's hook promoted nfqfw %v after its start, and B's nfqfw picked up %v flows mid-stream",
+			t.Logf("failover (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d; B's hook promoted nfqfw %v after its start, and B's nfqfw picked up %v flows mid-stream meanwhile",
 				how, gap.Round(time.Millisecond), sent, answered, kept, lost, l.b.promotionTook().Round(time.Millisecond),
-				metricValue(l.b.fw.metrics(), "nfqfw_flows_picked_up_total"))
+				metricValue(l.b.fw.metrics(), pickups)-bPickups)
 			if !l.b.holdsVIPs() {
 				t.Errorf("B does not hold the virtual addresses after the failover")
 			}
@@ -642,21 +644,24 @@ func TestHAFailover(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 			primaries := strings.Count(l.a.hookLines(), "state primary")
 			backups := strings.Count(l.b.hookLines(), "state backup")
+			var aPickups float64
 			if how == "links down" {
+				aPickups = metricValue(l.a.fw.metrics(), pickups)
 				for _, link := range []string{sandbox.PairLANLink, sandbox.PairWANLink, sandbox.PairSyncLink} {
 					l.a.ns.MustExec("ip", "link", "set", link, "up")
 				}
 			} else {
 				l.a.fw.start()
+				aPickups = metricValue(l.a.fw.metrics(), pickups)
 				l.a.startKeepalived(t)
 			}
 			l.waitRole(l.a, "primary", primaries)
 			l.waitRole(l.b, "backup", backups)
 			gap, sent, answered = probe.finish()
 			kept, lost = l.check(s, "after the failback to A")
-			t.Logf("failback (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d; A's hook promoted nfqfw %v after its start, and A's nfqfw picked up %v flows mid-stream",
+			t.Logf("failback (%s): gap %v (%d probes, %d answered); sessions kept %d, lost %d; A's hook promoted nfqfw %v after its start, and A's nfqfw picked up %v flows mid-stream meanwhile",
 				how, gap.Round(time.Millisecond), sent, answered, kept, lost, l.a.promotionTook().Round(time.Millisecond),
-				metricValue(l.a.fw.metrics(), "nfqfw_flows_picked_up_total"))
+				metricValue(l.a.fw.metrics(), pickups)-aPickups)
 			if !l.a.holdsVIPs() || l.b.holdsVIPs() {
 				t.Errorf("after the failback: A holds the virtual addresses %v, B %v; want A only", l.a.holdsVIPs(), l.b.holdsVIPs())
 			}
