@@ -71,6 +71,8 @@ type Link struct {
 	mu      sync.Mutex
 	outbox  [][]byte // encoded decisions, oldest first
 	wake    chan struct{}
+	resub   chan struct{} // a reconnect: make the consumer again from the cursor
+	recvMu  sync.Mutex    // one receive at a time, across consumers
 	cursor  atomic.Uint64 // last stream sequence applied (or skipped)
 	protect atomic.Pointer[[]netip.Prefix]
 
@@ -157,6 +159,7 @@ func New(opts Options) (*Link, error) {
 		log:     opts.Logger.With("subsystem", "fleet", "gateway", opts.Config.Gateway),
 		subject: "nfqfw." + opts.Config.Stream + ".",
 		wake:    make(chan struct{}, 1),
+		resub:   make(chan struct{}, 1),
 	}
 	l.setDown("not connected yet")
 	return l, nil
@@ -302,6 +305,10 @@ func (l *Link) connectOptions() ([]nats.Option, error) {
 			l.stats.connects.Add(1)
 			l.log.Info("fleet server reconnected", "server", nc.ConnectedUrlRedacted())
 			l.poke()
+			select {
+			case l.resub <- struct{}{}:
+			default:
+			}
 		}),
 		nats.ConnectHandler(func(nc *nats.Conn) {
 			l.stats.connects.Add(1)
@@ -392,9 +399,11 @@ func (l *Link) Run(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
-	defer cc.Stop()
 	l.setUp()
+	done := make(chan struct{})
+	go func() { defer close(done); l.consume(ctx, js, cc) }()
 	l.publish(ctx, nc, js)
+	<-done
 	return nil
 }
 
@@ -442,7 +451,7 @@ func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Con
 	}
 	// Short pulls with a heartbeat each second: a consumer whose server
 	// died is noticed, and made again on another, within about 2 s.
-	cc, err := cons.Consume(l.receive, jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
+	cc, err := cons.Consume(l.receive, jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second), jetstream.PullMaxMessages(MaxBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			l.log.Debug("fleet consumer", "err", err)
 		}))
@@ -450,6 +459,35 @@ func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Con
 		return nil, fmt.Errorf("consume: %w", err)
 	}
 	return cc, nil
+}
+
+// consume keeps the consumer until ctx ends. After a reconnect it makes
+// the consumer again from the cursor at once, instead of waiting for the
+// ordered consumer's own recovery, whose retries back off during a long
+// outage.
+func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream.ConsumeContext) {
+	defer func() { cc.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.resub:
+		}
+		for wait := retryMin; ; wait = min(2*wait, retryMax) {
+			next, err := l.setup(ctx, js)
+			if err == nil {
+				cc.Stop()
+				cc = next
+				break
+			}
+			l.log.Debug("fleet consumer not made again yet", "err", err, "retry_in", wait)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}
 }
 
 // publish sends the outbox, oldest first, each decision until the stream
@@ -521,6 +559,8 @@ func msgID(b []byte) string {
 // nothing more pending (or the batch is full); the cursor then moves past
 // it.
 func (l *Link) receive(m jetstream.Msg) {
+	l.recvMu.Lock()
+	defer l.recvMu.Unlock()
 	md, err := m.Metadata()
 	if err != nil {
 		l.stats.malformed.Add(1)
@@ -537,7 +577,9 @@ func (l *Link) receive(m jetstream.Msg) {
 		clear(l.batch)
 		l.batch = l.batch[:0]
 	}
-	l.cursor.Store(md.Sequence.Stream)
+	if md.Sequence.Stream > l.cursor.Load() {
+		l.cursor.Store(md.Sequence.Stream)
+	}
 	l.changed()
 }
 

@@ -62,8 +62,7 @@ func (a *applied) count() int {
 
 func startLink(t *testing.T, url, gw string, a *applied) (*Link, context.CancelFunc) {
 	t.Helper()
-	l, err := New(Options{Config: rules.Fleet{Servers: []string{url}, Gateway: gw, Stream: "T", Replicas: 1, Share: rules.FleetShare{Bans: true}},
-		Apply: a.apply})
+	l, err := New(Options{Config: testConfig(url, gw), Apply: a.apply})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +82,7 @@ func ban(scope string, until time.Time) decision.Decision {
 	return decision.Decision{Kind: decision.Ban, Scope: p, Issued: time.Now(), Expires: until.UTC().Truncate(time.Nanosecond), Source: "ssh", Reason: "test"}
 }
 
-func waitUp(t *testing.T, l *Link) {
+func waitUp(t testing.TB, l *Link) {
 	t.Helper()
 	for i := 0; i < 200; i++ {
 		if up, _ := l.Up(); up {
@@ -251,4 +250,13 @@ func TestLinkBacklogBatches(t *testing.T) {
 	if c := b.Cursor(); c != n {
 		t.Errorf("cursor %d after the backlog, want %d", c, n)
 	}
+}
+
+// testConfig is a fleet of stream T on the server at url.
+func testConfig(url, gw string) rules.Fleet {
+	return rules.Fleet{Servers: []string{url}, Gateway: gw, Stream: "T", Replicas: 1, Share: rules.FleetShare{Bans: true}}
+}
+
+func contextWithCancel() (context.Context, context.CancelFunc) {
+	return context.WithCancel(context.Background())
 }

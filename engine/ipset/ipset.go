@@ -72,7 +72,14 @@ func (s *Sets) Close() {
 // left as it is, entries included; one with other options is reported as
 // ErrSetMismatch.
 func (s *Sets) Ensure(name string, family rules.Family, timeoutSupport bool) error {
-	opts := netlink.IpsetCreateOptions{Replace: true} // "-exist": no error if identical
+	return s.EnsureSized(name, family, timeoutSupport, 0)
+}
+
+// EnsureSized is Ensure for a set of at most maxElem entries (0: the
+// kernel's default, 65,536). The size is one of the set's options: an
+// existing set of another size is ErrSetMismatch.
+func (s *Sets) EnsureSized(name string, family rules.Family, timeoutSupport bool, maxElem uint32) error {
+	opts := netlink.IpsetCreateOptions{Replace: true, MaxElements: maxElem} // "-exist": no error if identical
 	switch family {
 	case rules.FamilyIPv4:
 		opts.Family = unix.AF_INET

@@ -79,36 +79,40 @@ func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*flee
 	return m, nil
 }
 
-// liveBatch is the largest batch of remote decisions applied one by one,
-// as a local ban is (kernel set entry, the scope's flows cut); a larger
-// one (a start, a reconnect) goes into the ban table at once and into the
-// kernel sets in bulk.
+// liveBatch is the largest batch of remote decisions whose banned scopes
+// also have their flows cut, one conntrack request each, as a local ban's
+// are. A larger batch is a backlog (a start, a reconnect, a burst): its
+// bans were made elsewhere earlier, and cutting flows one scope at a time
+// would hold the link back. The cuts run on the link's goroutine, so a
+// burst of live bans makes the next batches larger by itself.
 const liveBatch = 64
 
 // applyRemote enforces decisions of other gateways: bans and unbans into
-// the ban table and the kernel sets. Other kinds are not applied yet.
+// the ban table, then into the kernel sets in one netlink write per set.
+// Knock decisions are not applied (yet).
 func applyRemote(sh *sharedState, log *slog.Logger, ds []decision.Decision) {
-	now := clock.Now()
-	if len(ds) <= liveBatch {
-		for _, d := range ds {
-			if d.Kind != decision.Ban && d.Kind != decision.Unban {
-				log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
-				continue
-			}
-			if _, err := sh.bans.Apply(d, now); err != nil {
-				log.Warn("fleet decision not applied", "decision", d.String(), "err", err)
-			}
-		}
-		return
-	}
 	start := time.Now()
-	banned, unbanned, err := sh.bans.ApplyBatch(ds, now)
+	bans := ds[:0:0]
+	for _, d := range ds {
+		if d.Kind == decision.Ban || d.Kind == decision.Unban {
+			bans = append(bans, d)
+		} else {
+			log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
+		}
+	}
+	banned, lifted, err := sh.bans.ApplyBatch(bans, clock.Now())
 	if err != nil {
 		log.Warn("fleet decisions not all applied", "err", err)
 	}
-	sh.kernel.loadBatch(banned, unbanned)
-	sh.changed()
-	log.Info("fleet decisions applied in bulk", "decisions", len(ds), "bans", len(banned), "unbans", len(unbanned), "took", time.Since(start).Round(time.Millisecond))
+	live := len(ds) <= liveBatch
+	sh.kernel.loadBatch(banned, lifted, live)
+	if len(banned)+len(lifted) > 0 {
+		sh.changed()
+	}
+	if !live {
+		log.Info("fleet decisions applied in bulk", "decisions", len(ds), "bans", len(banned), "unbans", len(lifted),
+			"took", time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // fleetMaxAge is how long the stream keeps decisions: the longest ban the

@@ -370,13 +370,14 @@ func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Hand
 // kernel, with the time left so the entry expires by itself. Its methods
 // run on the ban worker's goroutine (ban, unban) or at start (prepare).
 type kernelBans struct {
-	log  *slog.Logger
-	mu   sync.Mutex
-	sets *ipset.Sets // nil until prepare
+	log     *slog.Logger
+	maxBans int // the ban table's bound, the sets' size
+	mu      sync.Mutex
+	sets    *ipset.Sets // nil until prepare
 }
 
 func newKernelBans(cfg *rules.Config, log *slog.Logger) *kernelBans {
-	return &kernelBans{log: log}
+	return &kernelBans{log: log, maxBans: maxBans(cfg)}
 }
 
 // prepare creates the ban sets the kernel ruleset matches (it always refers
@@ -394,7 +395,7 @@ func (k *kernelBans) prepare() error {
 		return err
 	}
 	for _, f := range []rules.Family{rules.FamilyIPv4, rules.FamilyIPv6} {
-		if err := sets.Ensure(iptables.BanSet(f), f, true); err != nil {
+		if err := k.ensure(sets, f); err != nil {
 			sets.Close()
 			return err
 		}
@@ -403,6 +404,22 @@ func (k *kernelBans) prepare() error {
 	k.sets = sets
 	k.mu.Unlock()
 	return nil
+}
+
+// ensure creates the ban set of family f, sized for k.maxBans entries. A
+// set left by a run with another size is kept as it is (a fleet's larger
+// table then overflows it; the engine still drops those sources itself).
+func (k *kernelBans) ensure(sets *ipset.Sets, f rules.Family) error {
+	size := uint32(0) // the kernel's default, 65,536: guard.DefaultMaxBans
+	if k.maxBans > guard.DefaultMaxBans {
+		size = uint32(k.maxBans)
+	}
+	err := sets.EnsureSized(iptables.BanSet(f), f, true, size)
+	if size != 0 && errors.Is(err, ipset.ErrSetMismatch) {
+		k.log.Warn("ban set exists with another size: kept (destroy it while nfqfw is stopped to resize it)", "set", iptables.BanSet(f), "want_max", size)
+		err = sets.Ensure(iptables.BanSet(f), f, true)
+	}
+	return err
 }
 
 // reconcile makes the ban sets and the ban table (restored from the state
@@ -492,20 +509,41 @@ func (k *kernelBans) load(sets *ipset.Sets, active []guard.Ban) {
 	}
 }
 
-// loadBatch puts the bans a fleet backlog brought into the kernel sets at
-// once and takes the lifted scopes out (see applyRemote). Unlike ban it
-// does not cut the flows of each scope: a backlog's bans were made
-// elsewhere, usually long ago.
-func (k *kernelBans) loadBatch(banned []guard.Ban, lifted []netip.Prefix) {
+// loadBatch puts bans decided on other gateways into the kernel sets, at
+// most one netlink write per set, and takes the lifted scopes out. With
+// cut (a few live bans, see applyRemote) each banned scope's flows are cut
+// as a local ban's are, and each ban is logged.
+func (k *kernelBans) loadBatch(banned []guard.Ban, lifted []netip.Prefix, cut bool) {
 	k.mu.Lock()
 	sets := k.sets
 	k.mu.Unlock()
-	if sets == nil {
-		return
+	if sets != nil {
+		bySet := map[string][]ipset.Entry{}
+		for _, b := range banned {
+			set := iptables.BanSetOf(b.Scope.Addr())
+			bySet[set] = append(bySet[set], ipset.Entry{Prefix: b.Scope, Timeout: time.Until(b.Until)})
+		}
+		for set, entries := range bySet {
+			if err := sets.AddMany(set, entries); err != nil {
+				k.log.Error("load bans of other gateways into kernel set", "set", set, "err", err)
+			}
+		}
 	}
-	k.load(sets, banned)
 	for _, p := range lifted {
 		k.unban(p)
+	}
+	if !cut {
+		return
+	}
+	for _, b := range banned {
+		k.log.Warn("banned", "src", b.Scope, "until", b.Until.UTC().Format(time.RFC3339), "origin", b.Origin, "by", b.Source)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if n, err := ctnl.DeleteByPrefix(ctx, ctnl.Options{}, b.Scope); err != nil {
+			k.log.Error("delete banned source's flows", "src", b.Scope, "err", err)
+		} else if n > 0 {
+			k.log.Info("deleted banned source's flows", "src", b.Scope, "flows", n)
+		}
+		cancel()
 	}
 }
 
@@ -527,7 +565,7 @@ func (k *kernelBans) repair(active []guard.Ban) (bool, error) {
 		}
 		if !ok {
 			missing[f] = true
-			if err := sets.Ensure(iptables.BanSet(f), f, true); err != nil {
+			if err := k.ensure(sets, f); err != nil {
 				return true, err
 			}
 		}
