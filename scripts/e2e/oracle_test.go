@@ -422,15 +422,17 @@ func TestOracle(t *testing.T) {
 	})
 	// The setups run side by side, oracleParallel at a time (t.Run may be
 	// called from several goroutines; t.Parallel would hold them to
-	// -parallel, the number of CPUs).
+	// -parallel, the number of CPUs), the longest first.
 	t.Parallel()
+	setups := slices.Clone(oracleSetups)
+	slices.SortStableFunc(setups, func(a, b oracleSetup) int { return len(b.probes) - len(a.probes) })
 	sem := make(chan struct{}, oracleParallel)
 	var wg sync.WaitGroup
-	for _, setup := range oracleSetups {
+	for _, setup := range setups {
 		wg.Add(1)
+		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			t.Run(setup.name, func(t *testing.T) {
 				row := runOracle(t, setup)
