@@ -136,7 +136,7 @@ for _ in $(seq 500); do
 	ip netns exec "$name-gw-c" ipset test nfqfw-bannet4 "${addr[atk]}" 2>/dev/null && break
 	sleep 0.01
 done
-echo "   on gw-c's kernel ban set within $((($(date +%s%N) - start) / 1000000)) ms of the last attempt"
+echo "   in gw-c's kernel ban set ($((($(date +%s%N) - start) / 1000000)) ms of polling after the last attempt)"
 
 echo "== the kernel ban set on each gateway"
 for g in "${gws[@]}"; do
