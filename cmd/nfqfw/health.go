@@ -96,6 +96,9 @@ func healthLine(st control.StatusResponse, now time.Time) string {
 	if st.Fleet != "" {
 		line += "\n  fleet: " + st.Fleet
 	}
+	if st.HARole != "" {
+		line += "\n  ha: " + st.HARole
+	}
 	for _, w := range st.Warnings {
 		line += "\n  warning: " + w
 	}

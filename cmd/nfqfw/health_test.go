@@ -208,6 +208,11 @@ func TestHealthLine(t *testing.T) {
 			st:   control.StatusResponse{Version: "dev", PID: 1, Config: "x.yaml", StateSaveError: "store: save /var/lib/nfqfw/state.json: no space left on device"},
 			want: "ok: nfqfw dev pid 1 up ?, queues [], 0 flows, config x.yaml (hash ); state save failing: store: save /var/lib/nfqfw/state.json: no space left on device",
 		},
+		{
+			name: "backup gateway of a pair",
+			st:   control.StatusResponse{Version: "dev", PID: 1, Config: "x.yaml", HARole: "backup"},
+			want: "ok: nfqfw dev pid 1 up ?, queues [], 0 flows, config x.yaml (hash )\n  ha: backup",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

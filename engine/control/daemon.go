@@ -84,6 +84,9 @@ type StatusResponse struct {
 	// Fleet describes the fleet link (gateway, link state, backlog,
 	// stream position, counts); empty without a fleet.
 	Fleet string `json:"fleet,omitempty"`
+	// HARole is the role "nfqfw ha" last set in a gateway pair
+	// ("primary", "backup"); empty when no hook has told the daemon.
+	HARole string `json:"ha_role,omitempty"`
 }
 
 // CmdExplain explains a flow against the running policy and the live state

@@ -295,6 +295,14 @@ func (l *haLab) banHolds(g *haGateway, when string) {
 	}
 }
 
+// healthSays checks that g's nfqfw health reports role.
+func (l *haLab) healthSays(g *haGateway, role, when string) {
+	l.t.Helper()
+	if out, err := g.fw.cli("health"); err != nil || !strings.Contains(out, "\n  ha: "+role) {
+		l.t.Errorf("%s: %s's nfqfw health does not say ha: %s: %v\n%s", when, g.role, role, err, out)
+	}
+}
+
 // expects fails the test unless g's kernel expects the data connection
 // to dst (the FTP helper's expectation, conntrack -L expect).
 func (l *haLab) expects(g *haGateway, dst netip.AddrPort, when string) {
@@ -637,6 +645,7 @@ func TestHAFailover(t *testing.T) {
 				t.Errorf("B's nfqfw_flows_adopted_total = %v, want at least %d (the transfers conntrackd committed)", v, haStreams)
 			}
 			l.newFlowDecidedBy(l.b, "after the failover to B")
+			l.healthSays(l.b, "primary", "after the failover to B")
 			l.banHolds(l.b, "after the failover to B")
 
 			// Failback: A comes back and preempts B.
@@ -666,6 +675,8 @@ func TestHAFailover(t *testing.T) {
 				t.Errorf("after the failback: A holds the virtual addresses %v, B %v; want A only", l.a.holdsVIPs(), l.b.holdsVIPs())
 			}
 			l.newFlowDecidedBy(l.a, "after the failback to A")
+			l.healthSays(l.a, "primary", "after the failback to A")
+			l.healthSays(l.b, "backup", "after the failback to A")
 		})
 	}
 }

@@ -67,6 +67,9 @@ func (d *Daemon) registerControl(s *control.Server) {
 		d.mu.Unlock()
 		r := control.StatusResponse{Version: d.opts.Version, PID: os.Getpid(), Config: cfg.File, ConfigHash: d.eng.Policy().Hash(),
 			Started: d.start, Flows: d.eng.Flows().Len(), Problems: d.health.list(), Warnings: d.health.warnings(), Fleet: d.fleet.status()}
+		if role := d.haRole(); role != roleStandalone {
+			r.HARole = role
+		}
 		for _, q := range d.queues {
 			r.Queues = append(r.Queues, q.num)
 		}
