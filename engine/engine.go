@@ -81,6 +81,9 @@ func (e *Engine) Policy() *rules.Policy { return e.active.Load().policy }
 // Flows returns the engine's flow table.
 func (e *Engine) Flows() *Table { return e.flows }
 
+// LogRate returns the packet log lines allowed per second (log.rate).
+func (e *Engine) LogRate() int { return e.log.limit.N() }
+
 // RefreshInterfaces re-reads the interface names used to match in/out rules.
 func (e *Engine) RefreshInterfaces() error { return e.ifs.refresh() }
 

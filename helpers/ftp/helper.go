@@ -140,6 +140,9 @@ func (h *Helper) SetLogRate(n int) {
 	h.logLimit.SetN(n)
 }
 
+// LogRate returns the log lines allowed per second.
+func (h *Helper) LogRate() int { return h.logLimit.N() }
+
 // SetConfig applies a reloaded configuration: control ports, expiry and
 // expectations per control connection. Control connections and
 // expectations are kept; a new expiry applies to new expectations.

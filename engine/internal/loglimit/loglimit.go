@@ -36,6 +36,9 @@ func New(n int, period time.Duration) *Limiter {
 // other goroutines call Allow.
 func (l *Limiter) SetN(n int) { l.n.Store(int64(max(n, 1))) }
 
+// N returns the lines allowed per window.
+func (l *Limiter) N() int { return int(max(l.n.Load(), 1)) }
+
 // Allow reports whether a line at now may be written, and how many were
 // suppressed since the last one allowed.
 func (l *Limiter) Allow(now time.Time) (ok bool, suppressed uint64) {

@@ -28,7 +28,7 @@ const adoptTimeout = 10 * time.Second
 func (d *Daemon) adoptKernelFlows(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()
-	flows, err := ctnl.Dump(ctx, ctnl.Options{})
+	flows, err := d.k.flows(ctx)
 	if err != nil {
 		d.log.Warn("read the kernel's flows to adopt them", "err", err)
 		return

@@ -17,13 +17,7 @@ import (
 func (d *Daemon) followConntrack(ctx context.Context) error {
 	// New flows are the engine's own decisions: it needs their replies,
 	// assurance and destruction, not their creation.
-	f, err := ctnl.Listen(ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true})
-	if err != nil {
-		return err
-	}
-	d.obs.setConntrack(f)
-	defer f.Close()
-	return f.Run(ctx, d.conntrackEvent)
+	return d.k.follow(ctx, ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true}, d.obs.setConntrack, d.conntrackEvent)
 }
 
 // keysOf returns the flow keys an event may be tracked under: its original

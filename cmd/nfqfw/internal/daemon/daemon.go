@@ -19,7 +19,6 @@ import (
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
-	"github.com/nfqfw/nfqfw/rules/iptables"
 )
 
 // Options configure Run.
@@ -44,6 +43,12 @@ type Options struct {
 	// Notifier tells systemd READY=1, STOPPING=1 and WATCHDOG=1; nil:
 	// NotifierFromEnv().
 	Notifier *Notifier
+
+	// kernel is the kernel the daemon works on; nil: the host's (tests
+	// give a fake).
+	kernel kernel
+	// running, when set, is called with the daemon once it runs (tests).
+	running func(*Daemon)
 }
 
 // ErrRestartKeepRules is returned by Run after SIGUSR2 or a "restart"
@@ -66,7 +71,8 @@ type Daemon struct {
 	restart  func()      // stops Run keeping the ruleset
 	cfg      *rules.Config
 	eng      *engine.Engine
-	inst     *iptables.Installer
+	inst     ruleset // nil until the ruleset is installed
+	k        kernel
 	state    *stateful
 	obs      *observer
 	start    time.Time
@@ -116,7 +122,11 @@ func Run(ctx context.Context, opts Options) error {
 	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
 	}
-	locks, err := lockInstance(cfg.State.Dir)
+	k := opts.kernel
+	if k == nil {
+		k = hostKernel{}
+	}
+	locks, err := lockInstance(k.lockDir(), cfg.State.Dir)
 	if err != nil {
 		return err
 	}
@@ -129,12 +139,12 @@ func Run(ctx context.Context, opts Options) error {
 	if notify == nil {
 		notify = NotifierFromEnv()
 	}
-	d := &Daemon{opts: opts, log: log, cfg: cfg, start: time.Now(), notify: notify}
+	d := &Daemon{opts: opts, log: log, cfg: cfg, start: time.Now(), notify: notify, k: k}
 	d.eng = engine.New(pol, engine.Options{Logger: log, LogRate: cfg.Log.Rate})
 	if err := d.eng.RefreshInterfaces(); err != nil {
 		log.Warn("read interfaces", "err", err)
 	}
-	d.state, err = newStateful(cfg, pol, log, d.eng.Flows())
+	d.state, err = newStateful(cfg, pol, log, d.eng.Flows(), k)
 	if err != nil {
 		return err
 	}
@@ -192,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err := ctl.Listen(); err != nil {
 		return fmt.Errorf("control.socket: %w (nothing was installed)", err)
 	}
-	backend, err := iptables.DetectBackend(cfg.Backend)
+	inst, backend, err := k.ruleset(cfg)
 	if err != nil {
 		return err
 	}
@@ -260,7 +270,7 @@ func Run(ctx context.Context, opts Options) error {
 		// Started by a service manager (no SSH_CONNECTION: a boot, a
 		// restart taking over the ruleset in force) it warns instead:
 		// refusing would leave the host without its firewall.
-		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection); err != nil {
+		if err := lockout(ctx, log, pol, d.state.matchers(), opts.SSHConnection, k.flows); err != nil {
 			if opts.SSHConnection != "" {
 				d.closeQueues()
 				return err
@@ -272,7 +282,6 @@ func Run(ctx context.Context, opts Options) error {
 		d.closeQueues()
 		return err
 	}
-	inst := iptables.NewInstaller(cfg, backend)
 	if err := inst.Install(ctx); err != nil {
 		d.closeQueues()
 		return fmt.Errorf("install kernel ruleset: %w", err)
@@ -284,10 +293,11 @@ func Run(ctx context.Context, opts Options) error {
 	d.health.set(subBans, nil)
 	// The engine drops banned sources itself; the kernel sets are their
 	// fast path, reconciled in the background.
+	st := d.state // a reload may replace d.state while this runs
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := d.state.reconcileKernel(); err != nil {
+		if err := st.reconcileKernel(); err != nil {
 			d.health.failed(subBans, fmt.Errorf("reconcile the ban sets with the saved bans: %w", err))
 		}
 	}()
@@ -338,8 +348,11 @@ func Run(ctx context.Context, opts Options) error {
 		d.reloadMu.Unlock()
 		log.Warn("start must be confirmed or nfqfw stops and removes its ruleset", "within", opts.Confirm, "confirm_with", "nfqfw confirm")
 	}
-	log.Info("nfqfw running", "config", cfg.File, "hash", pol.Hash(), "backend", backend.Kind,
+	log.Info("nfqfw running", "config", cfg.File, "hash", pol.Hash(), "backend", backend,
 		"queues", len(d.queues), "first_queue", cfg.Queue.Number, "bypass", cfg.Queue.Bypass, "fail_open", cfg.Queue.FailOpen)
+	if opts.running != nil {
+		opts.running(d)
+	}
 	if err := notify.Notify(sdReady + "\nSTATUS=running, ruleset installed"); err != nil {
 		log.Warn("notify systemd", "err", err)
 	}
@@ -462,7 +475,7 @@ func (d *Daemon) ReloadWith(ctx context.Context, o ReloadOptions) error {
 	cfg, err := d.load()
 	if err == nil && !o.Force {
 		if pol, cerr := rules.Compile(cfg); cerr == nil {
-			err = lockout(ctx, d.log, pol, d.currentState().preview(cfg, pol).matchers(), o.SSHConnection)
+			err = lockout(ctx, d.log, pol, d.currentState().preview(cfg, pol).matchers(), o.SSHConnection, d.k.flows)
 		}
 	}
 	diskHash := ""
@@ -634,7 +647,7 @@ func (d *Daemon) housekeeping(ctx context.Context) {
 // queueReader is one NFQUEUE reader with its engine worker.
 type queueReader struct {
 	num uint16
-	r   *nfq.Reader
+	r   queue
 	dec *engine.QueueDecider
 }
 
@@ -647,7 +660,7 @@ func (d *Daemon) closeQueues() {
 
 func (d *Daemon) openQueue(num uint16, cfg *rules.Config, ready <-chan struct{}) (*queueReader, error) {
 	dec := d.eng.NewQueueDecider(d.obs.metrics.LatencyObserver(num), ready)
-	r, err := nfq.Open(nfq.Config{
+	r, err := d.k.openQueue(nfq.Config{
 		Queue:         num,
 		MaxLen:        cfg.Queue.MaxLen,
 		BatchSize:     cfg.Queue.Batch,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/clock"
+	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/fleet"
 	"github.com/nfqfw/nfqfw/metrics"
@@ -171,9 +172,9 @@ func (m *fleetMember) restore(s *fleetSnapshot) {
 
 // protected returns the prefixes no remote decision may ban: the
 // allowlist and the sources of the management sessions.
-func protected(ctx context.Context, cfg *rules.Config, sshConn string) []netip.Prefix {
+func protected(ctx context.Context, cfg *rules.Config, sshConn string, dump func(context.Context) ([]ctnl.Event, error)) []netip.Prefix {
 	p := append([]netip.Prefix(nil), cfg.Allowlist...)
-	flows, _ := managementFlows(ctx, sshConn)
+	flows, _ := managementFlows(ctx, sshConn, dump)
 	for _, f := range flows {
 		p = append(p, decision.ScopeOf(f.flow.Src))
 	}
@@ -184,7 +185,7 @@ func protected(ctx context.Context, cfg *rules.Config, sshConn string) []netip.P
 // prefixes and its health line current until ctx ends.
 func (d *Daemon) runFleet(ctx context.Context) error {
 	m := d.fleet
-	m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection))
+	m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
 	done := make(chan error, 1)
 	go func() { done <- m.link.Run(ctx) }()
 	tick := time.NewTicker(time.Second)
@@ -196,7 +197,7 @@ func (d *Daemon) runFleet(ctx context.Context) error {
 		case err := <-done:
 			return err
 		case <-m.reload:
-			m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection))
+			m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
 		case now := <-tick.C:
 			if up, why := m.link.Up(); up {
 				everUp = true
@@ -211,7 +212,7 @@ func (d *Daemon) runFleet(ctx context.Context) error {
 			}
 			if now.Sub(refresh) >= protectRefresh {
 				refresh = now
-				m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection))
+				m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
 			}
 		}
 	}

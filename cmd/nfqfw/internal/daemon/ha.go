@@ -7,7 +7,6 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/engine/ctnl"
 )
 
 // Roles of the daemon in a gateway pair, as keepalived's notify hooks set
@@ -44,7 +43,7 @@ func (d *Daemon) haAction(ctx context.Context, args json.RawMessage) (any, error
 	}
 	ctx, cancel := context.WithTimeout(ctx, adoptTimeout)
 	defer cancel()
-	flows, err := ctnl.Dump(ctx, ctnl.Options{})
+	flows, err := d.k.flows(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("ha promote: read the kernel's flows: %w", err)
 	}

@@ -57,18 +57,19 @@ func (l *instanceLock) release() {
 // netnsLockPath is the lock of the network namespace the process runs in:
 // two daemons in one namespace would fight over the same NFQFW chains and
 // ban sets, whatever their configs say.
-func netnsLockPath() (string, error) {
+func netnsLockPath(dir string) (string, error) {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/ns/net", &st); err != nil {
 		return "", fmt.Errorf("network namespace: %w", err)
 	}
-	return fmt.Sprintf("/run/nfqfw-netns-%d.lock", st.Ino), nil
+	return filepath.Join(dir, fmt.Sprintf("nfqfw-netns-%d.lock", st.Ino)), nil
 }
 
 // lockInstance takes the locks that make this the only nfqfw of its
-// network namespace and of its state directory.
-func lockInstance(stateDir string) ([]*instanceLock, error) {
-	path, err := netnsLockPath()
+// network namespace (its lock in lockDir, /run) and of its state
+// directory.
+func lockInstance(lockDir, stateDir string) ([]*instanceLock, error) {
+	path, err := netnsLockPath(lockDir)
 	if err != nil {
 		return nil, err
 	}

@@ -39,8 +39,9 @@ type mgmtFlow struct {
 // refused one refuses the change, naming the rule or chain policy that
 // would refuse it. Sessions to an address that is not the host's (the
 // daemon runs in another network namespace) are not this host's.
-func lockout(ctx context.Context, log *slog.Logger, pol *rules.Policy, m *engine.Matchers, sshConn string) error {
-	flows, err := managementFlows(ctx, sshConn)
+func lockout(ctx context.Context, log *slog.Logger, pol *rules.Policy, m *engine.Matchers, sshConn string,
+	dump func(context.Context) ([]ctnl.Event, error)) error {
+	flows, err := managementFlows(ctx, sshConn, dump)
 	if err != nil {
 		log.Warn("management connections not all checked", "err", err)
 	}
@@ -56,7 +57,7 @@ func lockout(ctx context.Context, log *slog.Logger, pol *rules.Policy, m *engine
 
 // managementFlows finds the management sessions. A conntrack table that
 // cannot be read is returned as an error along with what was found.
-func managementFlows(ctx context.Context, sshConn string) ([]mgmtFlow, error) {
+func managementFlows(ctx context.Context, sshConn string, dump func(context.Context) ([]ctnl.Event, error)) ([]mgmtFlow, error) {
 	routes := routeCache{}
 	var out []mgmtFlow
 	ports := map[uint16]bool{sshPort: true}
@@ -69,7 +70,7 @@ func managementFlows(ctx context.Context, sshConn string) ([]mgmtFlow, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	evs, err := ctnl.Dump(ctx, ctnl.Options{})
+	evs, err := dump(ctx)
 	if err != nil {
 		return out, fmt.Errorf("read the kernel's flows for management connections: %w", err)
 	}

@@ -76,7 +76,7 @@ func TestStatefulSourcesAcrossReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := newStateful(cfg, pol, log, nil)
+	st, err := newStateful(cfg, pol, log, nil, hostKernel{})
 	if err != nil {
 		t.Fatal(err)
 	}

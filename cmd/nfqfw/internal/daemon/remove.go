@@ -78,7 +78,7 @@ func StopRemoves(job string, err error) (bool, string) {
 // runs so that none starts meanwhile). backend "" is auto: the flavour of
 // iptables that holds nfqfw's chains.
 func Remove(ctx context.Context, backend rules.Backend) error {
-	path, err := netnsLockPath()
+	path, err := netnsLockPath(hostKernel{}.lockDir())
 	if err != nil {
 		return err
 	}

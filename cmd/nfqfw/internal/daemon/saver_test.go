@@ -44,7 +44,7 @@ state: {dir: `+dir+`}
 func TestStateSavedOnChange(t *testing.T) {
 	dir := t.TempDir()
 	cfg, pol := saverConfig(t, dir)
-	s, err := newStateful(cfg, pol, slog.New(slog.DiscardHandler), nil)
+	s, err := newStateful(cfg, pol, slog.New(slog.DiscardHandler), nil, hostKernel{})
 	if err != nil {
 		t.Fatal(err)
 	}

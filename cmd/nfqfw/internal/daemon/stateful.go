@@ -16,7 +16,6 @@ import (
 	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/store"
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/engine/ipset"
@@ -106,13 +105,13 @@ const (
 
 // newStateful builds the stateful matchers for pol with empty state;
 // restore loads what the last run persisted and starts the saver.
-func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *engine.Table) (*stateful, error) {
+func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *engine.Table, k kernel) (*stateful, error) {
 	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
 	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile), flows: flows}
 	sh.ftp = ftp.New(ftp.Options{Config: cfg.FTP, Logger: log, LogRate: cfg.Log.Rate})
-	sh.kernel = newKernelBans(cfg, log)
+	sh.kernel = &kernelBans{log: log, k: k, maxBans: maxBans(cfg)}
 	sh.dirty = make(chan struct{}, 1)
 	sh.every = saveEvery
 	sh.bans = guard.NewBans(guard.BanOptions{
@@ -371,13 +370,10 @@ func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Hand
 // run on the ban worker's goroutine (ban, unban) or at start (prepare).
 type kernelBans struct {
 	log     *slog.Logger
+	k       kernel
 	maxBans int // the ban table's bound, the sets' size
 	mu      sync.Mutex
-	sets    *ipset.Sets // nil until prepare
-}
-
-func newKernelBans(cfg *rules.Config, log *slog.Logger) *kernelBans {
-	return &kernelBans{log: log, maxBans: maxBans(cfg)}
+	sets    banSets // nil until prepare
 }
 
 // prepare creates the ban sets the kernel ruleset matches (it always refers
@@ -390,7 +386,7 @@ func (k *kernelBans) prepare() error {
 	if ready {
 		return nil
 	}
-	sets, err := ipset.Open()
+	sets, err := k.k.banSets()
 	if err != nil {
 		return err
 	}
@@ -409,7 +405,7 @@ func (k *kernelBans) prepare() error {
 // ensure creates the ban set of family f, sized for k.maxBans entries. A
 // set left by a run with another size is kept as it is (a fleet's larger
 // table then overflows it; the engine still drops those sources itself).
-func (k *kernelBans) ensure(sets *ipset.Sets, f rules.Family) error {
+func (k *kernelBans) ensure(sets banSets, f rules.Family) error {
 	size := uint32(0) // the kernel's default, 65,536: guard.DefaultMaxBans
 	if k.maxBans > guard.DefaultMaxBans {
 		size = uint32(k.maxBans)
@@ -491,7 +487,7 @@ func (k *kernelBans) reconcile(bans *guard.Bans, now time.Time) error {
 // bans took 1.3 s, one request each 7.3 s: BenchmarkLoadBans). Their flows
 // were deleted when they were issued, so unlike ban it does not walk the
 // conntrack table per address.
-func (k *kernelBans) load(sets *ipset.Sets, active []guard.Ban) {
+func (k *kernelBans) load(sets banSets, active []guard.Ban) {
 	if len(active) == 0 {
 		return
 	}
@@ -538,7 +534,7 @@ func (k *kernelBans) loadBatch(banned []guard.Ban, lifted []netip.Prefix, cut bo
 	for _, b := range banned {
 		k.log.Warn("banned", "src", b.Scope, "until", b.Until.UTC().Format(time.RFC3339), "origin", b.Origin, "by", b.Source)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if n, err := ctnl.DeleteByPrefix(ctx, ctnl.Options{}, b.Scope); err != nil {
+		if n, err := k.k.deleteFlows(ctx, b.Scope); err != nil {
 			k.log.Error("delete banned source's flows", "src", b.Scope, "err", err)
 		} else if n > 0 {
 			k.log.Info("deleted banned source's flows", "src", b.Scope, "flows", n)
@@ -599,7 +595,7 @@ func (k *kernelBans) ban(scope netip.Prefix, until time.Time) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if n, err := ctnl.DeleteByPrefix(ctx, ctnl.Options{}, scope); err != nil {
+	if n, err := k.k.deleteFlows(ctx, scope); err != nil {
 		k.log.Error("delete banned source's flows", "src", scope, "err", err)
 	} else if n > 0 {
 		k.log.Info("deleted banned source's flows", "src", scope, "flows", n)

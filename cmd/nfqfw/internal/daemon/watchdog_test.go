@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// fakeQueue is a queue reader that has been deciding for deciding (0:
+// idleOrStuck is a queue reader that has been deciding for deciding (0:
 // waiting for packets).
-type fakeQueue struct{ deciding time.Duration }
+type idleOrStuck struct{ deciding time.Duration }
 
-func (q fakeQueue) Deciding() time.Duration { return q.deciding }
+func (q idleOrStuck) Deciding() time.Duration { return q.deciding }
 
 func TestWatchdogFedOnlyWhileThePacketPathMoves(t *testing.T) {
 	tests := []struct {
@@ -18,11 +18,11 @@ func TestWatchdogFedOnlyWhileThePacketPathMoves(t *testing.T) {
 		queues    []queueLiveness
 		wantFed   bool
 	}{
-		{"idle queues, housekeeping running", time.Second, []queueLiveness{fakeQueue{}, fakeQueue{}}, true},
-		{"queues busy deciding, each batch short", time.Second, []queueLiveness{fakeQueue{50 * time.Microsecond}, fakeQueue{2 * time.Millisecond}}, true},
-		{"one queue reader stuck in a verdict", time.Second, []queueLiveness{fakeQueue{}, fakeQueue{6 * time.Second}}, false},
-		{"the only reader stuck just at the limit", time.Second, []queueLiveness{fakeQueue{stuckAfter}}, false},
-		{"housekeeping stalled, queues idle", 7 * time.Second, []queueLiveness{fakeQueue{}}, false},
+		{"idle queues, housekeeping running", time.Second, []queueLiveness{idleOrStuck{}, idleOrStuck{}}, true},
+		{"queues busy deciding, each batch short", time.Second, []queueLiveness{idleOrStuck{50 * time.Microsecond}, idleOrStuck{2 * time.Millisecond}}, true},
+		{"one queue reader stuck in a verdict", time.Second, []queueLiveness{idleOrStuck{}, idleOrStuck{6 * time.Second}}, false},
+		{"the only reader stuck just at the limit", time.Second, []queueLiveness{idleOrStuck{stuckAfter}}, false},
+		{"housekeeping stalled, queues idle", 7 * time.Second, []queueLiveness{idleOrStuck{}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

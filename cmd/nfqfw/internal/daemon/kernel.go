@@ -1,0 +1,118 @@
+package daemon
+
+// The kernel boundary: everything the daemon asks of the kernel goes
+// through kernel, so the daemon's logic (start, reload, confirm and
+// rollback, the failure policy) runs in tests without root against a fake
+// (Options.kernel). hostKernel is the real one.
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/nfqfw/nfqfw/engine/ctnl"
+	"github.com/nfqfw/nfqfw/engine/ipset"
+	"github.com/nfqfw/nfqfw/engine/nfq"
+	"github.com/nfqfw/nfqfw/rules"
+	"github.com/nfqfw/nfqfw/rules/iptables"
+)
+
+// kernel is the daemon's view of the kernel.
+type kernel interface {
+	// lockDir is where the network namespace's instance lock lives.
+	lockDir() string
+	// ruleset detects the iptables backend cfg asks for and returns an
+	// installer of cfg's ruleset with it (nothing installed yet), and the
+	// backend's name.
+	ruleset(cfg *rules.Config) (ruleset, string, error)
+	// openQueue binds a queue whose packets go to d.
+	openQueue(c nfq.Config, d nfq.Decider) (queue, error)
+	// banSets opens the ipset interface.
+	banSets() (banSets, error)
+	// flows dumps the kernel's conntrack table.
+	flows(ctx context.Context) ([]ctnl.Event, error)
+	// deleteFlows deletes the conntrack entries of the sources in p.
+	deleteFlows(ctx context.Context, p netip.Prefix) (int, error)
+	// follow follows conntrack events until ctx ends; started is called
+	// with the follower once it listens (nil from a fake).
+	follow(ctx context.Context, o ctnl.Options, started func(*ctnl.Follower), fn func(ctnl.Event)) error
+}
+
+// ruleset installs, replaces, checks and removes the kernel ruleset
+// (iptables.Installer).
+type ruleset interface {
+	Install(ctx context.Context) error
+	Replace(ctx context.Context, c *rules.Config) error
+	Remove(ctx context.Context) error
+	Check(ctx context.Context) (map[rules.Family]string, error)
+	Reinstall(ctx context.Context, fams ...rules.Family) error
+}
+
+// queue is one bound NFQUEUE (nfq.Reader).
+type queue interface {
+	Run(ctx context.Context) error
+	Close() error
+	SetFailureAccept(accept bool)
+	Stats() nfq.Stats
+	Deciding() time.Duration
+}
+
+// banSets are the kernel's ipsets (ipset.Sets).
+type banSets interface {
+	Ensure(name string, fam rules.Family, timeout bool) error
+	EnsureSized(name string, fam rules.Family, timeout bool, maxElem uint32) error
+	Exists(name string) (bool, error)
+	List(name string) ([]ipset.Entry, error)
+	Add(name string, p netip.Prefix, timeout time.Duration) error
+	AddMany(name string, entries []ipset.Entry) error
+	Del(name string, p netip.Prefix) error
+	Destroy(name string) error
+	Close()
+}
+
+// hostKernel is the kernel of the network namespace the process runs in.
+type hostKernel struct{}
+
+func (hostKernel) lockDir() string { return "/run" }
+
+func (hostKernel) ruleset(cfg *rules.Config) (ruleset, string, error) {
+	b, err := iptables.DetectBackend(cfg.Backend)
+	if err != nil {
+		return nil, "", err
+	}
+	return iptables.NewInstaller(cfg, b), string(b.Kind), nil
+}
+
+func (hostKernel) openQueue(c nfq.Config, d nfq.Decider) (queue, error) {
+	r, err := nfq.Open(c, d)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (hostKernel) banSets() (banSets, error) {
+	s, err := ipset.Open()
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
+}
+
+func (hostKernel) flows(ctx context.Context) ([]ctnl.Event, error) {
+	return ctnl.Dump(ctx, ctnl.Options{})
+}
+
+func (hostKernel) deleteFlows(ctx context.Context, p netip.Prefix) (int, error) {
+	return ctnl.DeleteByPrefix(ctx, ctnl.Options{}, p)
+}
+
+func (hostKernel) follow(ctx context.Context, o ctnl.Options, started func(*ctnl.Follower), fn func(ctnl.Event)) error {
+	f, err := ctnl.Listen(o)
+	if err != nil {
+		return err
+	}
+	started(f)
+	defer f.Close()
+	return f.Run(ctx, fn)
+}
