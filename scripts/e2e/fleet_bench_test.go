@@ -29,24 +29,6 @@ const (
 	fleetBenchLoad    = 100_000
 )
 
-// fleetBenchGuard is ga's config in the benchmark: the second new ssh
-// connection of a source within a minute is its offence.
-const fleetBenchGuard = `
-guards:
-  - name: ssh-guard
-    limits: [{count: 1, window: 1m}]
-    ban: {duration: 30m}
-input:
-  policy: drop
-  rules:
-    - {name: ssh, proto: tcp, dport: 22, guard: ssh-guard, action: accept}
-fleet:
-  servers: SERVERS
-  gateway: GATEWAY
-  credentials: {user: GATEWAY, password_file: PASSFILE}
-  replicas: 3
-`
-
 // BenchmarkFleet measures the fleet on a 3-node JetStream cluster
 // (replicas 3) with real gateways, each in its own namespace (root; run
 // with -run '^$' -bench Fleet -benchtime 1x):
@@ -66,16 +48,14 @@ func BenchmarkFleet(b *testing.B) {
 	}
 	sb := sandbox.New(b, sandbox.Options{LANs: lans})
 	cluster := startNATSCluster(b, sb, fleetNodes, []string{"ga", "gc", "gd", "ge", "gx"})
-	start := func(gw, config string) *firewall {
-		pass := tempDir(b) + "/fleet.pass"
-		if err := os.WriteFile(pass, []byte(fleetPassword(gw)+"\n"), 0o600); err != nil {
-			b.Fatal(err)
-		}
-		return startFirewall(b, sb.NS(gw), strings.NewReplacer("SERVERS", cluster.servers(), "GATEWAY", gw, "PASSFILE", pass).Replace(config))
+	// The second new ssh connection of a source within a minute is its
+	// offence.
+	start := func(gw string) *firewall {
+		return startGuardedGateway(b, sb, cluster, gw, netip.MustParseAddr("192.0.2.10"), "LIMIT", "1", "WINDOW", "1m", "BANFOR", "30m")
 	}
 	serveTCP(b, sb.NS("ga"), 22)
-	ga := start("ga", fleetBenchGuard)
-	gc := start("gc", fleetBenchGuard)
+	ga := start("ga")
+	gc := start("gc")
 	fleetUp(b, map[string]*firewall{"ga": ga, "gc": gc}, 30*time.Second)
 
 	b.Run("propagation", func(b *testing.B) {
@@ -92,7 +72,7 @@ func BenchmarkFleet(b *testing.B) {
 
 	b.Run("load", func(b *testing.B) {
 		for range b.N {
-			gd := start("gd", fleetBenchGuard)
+			gd := start("gd")
 			fleetUp(b, map[string]*firewall{"gd": gd}, 30*time.Second)
 			rss0 := rssOf(b, gd)
 			// gd is cut off while gx makes 100,000 decisions.
@@ -113,7 +93,7 @@ func BenchmarkFleet(b *testing.B) {
 			// them, gd gone (2 cores: its state saves would compete).
 			gd.kill()
 			t0 := time.Now()
-			ge := start("ge", fleetBenchGuard)
+			ge := start("ge")
 			took = waitSetSize(b, sb.NS("ge"), fleetBenchLoad, 120*time.Second)
 			b.ReportMetric(time.Since(t0).Seconds(), "start-s")
 			b.Logf("ge's log:\n%s", bulkLines(ge))

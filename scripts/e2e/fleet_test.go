@@ -183,14 +183,14 @@ func (c *natsCluster) servers() string {
 	return "[" + strings.Join(s, ", ") + "]"
 }
 
-// fleetGatewayConfig is a gateway's config: ssh guarded (3 new connections
-// per 10 s, then banned for 10 minutes), and the fleet section.
+// fleetGatewayConfig is a gateway's config: ssh guarded (LIMIT new
+// connections per WINDOW, then banned for BANFOR), and the fleet section.
 const fleetGatewayConfig = `
 allowlist: [ALLOW]
 guards:
   - name: ssh-guard
-    limits: [{count: 3, window: 10s}]
-    ban: {duration: 10m}
+    limits: [{count: LIMIT, window: WINDOW}]
+    ban: {duration: BANFOR}
 input:
   policy: drop
   rules:
@@ -203,15 +203,23 @@ fleet:
   replicas: 3
 `
 
-// startFleetGateway starts nfqfw in gw's namespace as a fleet member.
+// startFleetGateway starts nfqfw in gw's namespace as a fleet member
+// whose guard allows 3 new ssh connections per 10 s, then bans for 10
+// minutes.
 func startFleetGateway(t testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw string, allow netip.Addr) *firewall {
+	return startGuardedGateway(t, sb, c, gw, allow, "LIMIT", "3", "WINDOW", "10s", "BANFOR", "10m")
+}
+
+// startGuardedGateway is startFleetGateway with the guard's LIMIT, WINDOW
+// and BANFOR given as replacements.
+func startGuardedGateway(t testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw string, allow netip.Addr, guard ...string) *firewall {
 	t.Helper()
 	pass := filepath.Join(tempDir(t), "fleet.pass")
 	if err := os.WriteFile(pass, []byte(fleetPassword(gw)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := strings.NewReplacer("SERVERS", c.servers(), "GATEWAY", gw, "PASSFILE", pass, "ALLOW", allow.String()).Replace(fleetGatewayConfig)
-	return startFirewall(t, sb.NS(gw), cfg)
+	r := append([]string{"SERVERS", c.servers(), "GATEWAY", gw, "PASSFILE", pass, "ALLOW", allow.String()}, guard...)
+	return startFirewall(t, sb.NS(gw), strings.NewReplacer(r...).Replace(fleetGatewayConfig))
 }
 
 // inBanSet reports whether addr is in the IPv4 kernel ban set of ns, and
