@@ -561,8 +561,9 @@ func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
 }
 
 // TestHAFailover: the gateway pair of rules/examples/ha fails over from A
-// to B and back, once with A's keepalived and nfqfw killed (SIGKILL) and
-// once with A's links set down. Long TCP transfers and an FTP session
+// to B and back, once with A's keepalived and nfqfw killed (SIGKILL), once
+// with A's keepalived stopped (its stop hook demotes A's nfqfw) and once
+// with A's links set down. Long TCP transfers and an FTP session
 // (passive, through the SNAT to the uplink's virtual address) started
 // through A survive on B and again on A; new flows are decided by the
 // nfqfw of the gateway holding the addresses; B's hook promoted its nfqfw
@@ -572,7 +573,12 @@ func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
 func TestHAFailover(t *testing.T) {
 	requireSandbox(t)
 	sandbox.Require(t, "keepalived", "conntrackd", "conntrack", "vsftpd", "ipset")
-	for _, how := range []string{"SIGKILL of keepalived and nfqfw", "links down"} {
+	const (
+		killed  = "SIGKILL of keepalived and nfqfw"
+		stopped = "keepalived stopped (SIGTERM)"
+		down    = "links down"
+	)
+	for _, how := range []string{killed, stopped, down} {
 		t.Run(how, func(t *testing.T) {
 			l := newHALab(t)
 			cli := l.pair.NS(sandbox.PairClient)
@@ -607,11 +613,18 @@ func TestHAFailover(t *testing.T) {
 			bPickups := metricValue(l.b.fw.metrics(), pickups)
 			probe := startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))
 			time.Sleep(200 * time.Millisecond)
-			if how == "links down" {
+			switch how {
+			case down:
 				for _, link := range []string{sandbox.PairLANLink, sandbox.PairWANLink, sandbox.PairSyncLink} {
 					l.a.ns.MustExec("ip", "link", "set", link, "down")
 				}
-			} else {
+			case stopped:
+				// A graceful stop: keepalived hands the addresses over
+				// (priority 0) and its notify_stop hook demotes nfqfw.
+				faults := strings.Count(l.a.hookLines(), "state fault")
+				l.a.keepalive.Stop()
+				l.waitRole(l.a, "fault", faults)
+			default:
 				l.a.killKeepalived(t)
 				l.a.fw.kill()
 			}
@@ -654,12 +667,16 @@ func TestHAFailover(t *testing.T) {
 			primaries := strings.Count(l.a.hookLines(), "state primary")
 			backups := strings.Count(l.b.hookLines(), "state backup")
 			var aPickups float64
-			if how == "links down" {
+			switch how {
+			case down:
 				aPickups = metricValue(l.a.fw.metrics(), pickups)
 				for _, link := range []string{sandbox.PairLANLink, sandbox.PairWANLink, sandbox.PairSyncLink} {
 					l.a.ns.MustExec("ip", "link", "set", link, "up")
 				}
-			} else {
+			case stopped:
+				aPickups = metricValue(l.a.fw.metrics(), pickups)
+				l.a.startKeepalived(t)
+			default:
 				l.a.fw.start()
 				aPickups = metricValue(l.a.fw.metrics(), pickups)
 				l.a.startKeepalived(t)
