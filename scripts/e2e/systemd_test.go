@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
+	"net"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -180,4 +184,78 @@ func TestSystemdStopAndRestart(t *testing.T) {
 			t.Errorf("nfqfw remove removed a running daemon's ruleset")
 		}
 	})
+}
+
+// TestQueueReaderFailureKeepsTheRuleset: a queue reader failing (an
+// essential subsystem; injected by a build with the nfqfw_fault tag) makes
+// the daemon exit non-zero leaving its ruleset in force: NEW flows are
+// dropped by the queue (bypass: false), not let through, and established
+// connections go on. The unit's ExecStopPost (no job: the daemon exited on
+// its own) keeps the ruleset and the restart systemd makes takes it over;
+// a probe to a port the policy rejects never gets through.
+func TestQueueReaderFailureKeepsTheRuleset(t *testing.T) {
+	l := newSupervisorLab(t)
+	faultBin := filepath.Join(tempDir(t), "nfqfw-fault")
+	if out, err := exec.Command("go", "build", "-tags", "nfqfw_fault", "-o", faultBin, "github.com/nfqfw/nfqfw/cmd/nfqfw").CombinedOutput(); err != nil {
+		t.Fatalf("build with the nfqfw_fault tag: %v: %s", err, out)
+	}
+	fw := startFirewall(t, l.host, exampleConfig(t, l.sb, "server.yaml")+guardSection)
+	unit := readShippedUnit(t, fw.config)
+	fw.proc.Cmd.Process.Signal(unit.killSignal)
+	exitCode(t, fw.proc)
+	trigger := filepath.Join(tempDir(t), "fail-queues")
+	fw.proc = l.host.Start("env", "NFQFW_FAULT_QUEUE="+trigger, faultBin, "run", "-c", fw.config)
+	if _, ok := waitFor(readyTimeout, func() bool { _, err := fw.cli("health"); return err == nil }); !ok {
+		t.Fatalf("the nfqfw_fault build is not ready:\n%s", fw.proc.Output())
+	}
+	ssh := netip.AddrPortFrom(l.sb.Addr4(hostRole), 22)
+	established := dialTCPConn(t, l.cli, ssh)
+	defer established.Close()
+
+	probe := startOpenProbe(l.cli, l.rejected)
+	time.Sleep(300 * time.Millisecond)
+	if err := os.WriteFile(trigger, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code := exitCode(t, fw.proc)
+	t.Logf("after the injected queue failure: exit %d", code)
+	if code == 0 || !strings.Contains(fw.proc.Output(), "essential subsystem failed") {
+		t.Errorf("exit status %d, want non-zero with the essential failure logged:\n%s", code, fw.proc.Output())
+	}
+	if len(nfqfwRules(t, l.host)) == 0 {
+		t.Fatalf("the ruleset is gone after a queue reader failed")
+	}
+	expectDial(t, l.cli, ssh, timedOut, "a new connection to ssh while no daemon listens (dropped by the queue, bypass false)")
+	if err := echoes(established); err != nil {
+		t.Errorf("the established ssh connection after the failure: %v", err)
+	}
+	out := runUnitCommands(t, l.host, unit.stopPost, "")
+	t.Logf("ExecStopPost: %s", strings.TrimSpace(out))
+	runUnitCommands(t, l.host, unit.startPre, "")
+	fw.start() // Restart=on-failure
+	expectDial(t, l.cli, ssh, connected, "ssh after the restart")
+	expectDial(t, l.cli, l.rejected, refused, "the rejected port after the restart")
+	probes, leaks, _ := probe.finish()
+	t.Logf("queue failure, exit, ExecStopPost, restart: %d of %d probes to the rejected port got through", leaks, probes)
+	if leaks > 0 {
+		t.Errorf("%d probes got through", leaks)
+	}
+}
+
+// dialTCPConn connects from ns to dst and returns the connection.
+func dialTCPConn(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) net.Conn {
+	t.Helper()
+	var c net.Conn
+	if err := ns.Do(func() (err error) { c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second); return err }); err != nil {
+		t.Fatalf("connect to %v: %v", dst, err)
+	}
+	return c
+}
+
+// echoes sends a line on c and reads it back from the echo server.
+func echoes(c net.Conn) error {
+	if got := roundTripWithin(c, 2*time.Second); got != answered {
+		return fmt.Errorf("round trip: %s", got)
+	}
+	return nil
 }

@@ -124,7 +124,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	k := opts.kernel
 	if k == nil {
-		k = hostKernel{}
+		k = defaultKernel
 	}
 	locks, err := lockInstance(k.lockDir(), cfg.State.Dir)
 	if err != nil {

@@ -70,6 +70,11 @@ type banSets interface {
 	Close()
 }
 
+// defaultKernel is the kernel Run works on unless Options say otherwise:
+// the host's (a build with the nfqfw_fault tag wraps it, see
+// fault_queue.go).
+var defaultKernel kernel = hostKernel{}
+
 // hostKernel is the kernel of the network namespace the process runs in.
 type hostKernel struct{}
 
