@@ -116,41 +116,7 @@ func unmapBits(a netip.Addr) int {
 // tuplesIn dumps the flows of p's family and returns, per flow whose
 // original source p covers, the attributes that name it for a delete.
 func tuplesIn(c *netfilter.Conn, p netip.Prefix) ([][]netfilter.Attribute, error) {
-	req, err := netfilter.MarshalNetlink(netfilter.Header{
-		SubsystemID: netfilter.NFSubsysCTNetlink,
-		MessageType: msgGet,
-		Family:      family(p.Addr()),
-		Flags:       netlink.Request | netlink.Dump,
-	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	msgs, err := c.Query(req)
-	if err != nil {
-		return nil, err
-	}
-	var out [][]netfilter.Attribute
-	for _, m := range msgs {
-		_, attrs, err := netfilter.UnmarshalNetlink(m)
-		if err != nil {
-			return nil, err
-		}
-		var keep []netfilter.Attribute
-		in := false
-		for _, a := range attrs {
-			switch a.Type {
-			case attrTupleOrig:
-				in = p.Contains(origSource(a))
-				keep = append(keep, a)
-			case attrZone:
-				keep = append(keep, a)
-			}
-		}
-		if in {
-			out = append(out, keep)
-		}
-	}
-	return out, nil
+	return dumpTuples(c, family(p.Addr()), nil, func(orig netfilter.Attribute) bool { return p.Contains(origSource(orig)) })
 }
 
 // origSource returns the source address of an original-tuple attribute
@@ -188,12 +154,7 @@ func tuplesFrom(c *netfilter.Conn, addr netip.Addr) ([][]netfilter.Attribute, er
 	}
 	flags := make([]byte, 4)
 	binary.NativeEndian.PutUint32(flags, filterFlagIPSrc) // NLA_U32: host order
-	req, err := netfilter.MarshalNetlink(netfilter.Header{
-		SubsystemID: netfilter.NFSubsysCTNetlink,
-		MessageType: msgGet,
-		Family:      family(addr),
-		Flags:       netlink.Request | netlink.Dump,
-	}, []netfilter.Attribute{
+	return dumpTuples(c, family(addr), []netfilter.Attribute{
 		{Type: attrTupleOrig, Nested: true, Children: []netfilter.Attribute{
 			{Type: attrTupleIP, Nested: true, Children: []netfilter.Attribute{
 				{Type: ipAttr, Data: addr.AsSlice()},
@@ -202,7 +163,20 @@ func tuplesFrom(c *netfilter.Conn, addr netip.Addr) ([][]netfilter.Attribute, er
 		{Type: attrFilter, Nested: true, Children: []netfilter.Attribute{
 			{Type: attrFilterOrigFlags, Data: flags},
 		}},
-	})
+	}, nil)
+}
+
+// dumpTuples dumps the flows of family (filtered by the kernel with
+// attrs, when given) and returns, per flow that keep accepts (every flow
+// when keep is nil) by its original tuple, the attributes that name it
+// for a delete: its original tuple, and its zone when it has one.
+func dumpTuples(c *netfilter.Conn, fam netfilter.ProtoFamily, attrs []netfilter.Attribute, keep func(orig netfilter.Attribute) bool) ([][]netfilter.Attribute, error) {
+	req, err := netfilter.MarshalNetlink(netfilter.Header{
+		SubsystemID: netfilter.NFSubsysCTNetlink,
+		MessageType: msgGet,
+		Family:      fam,
+		Flags:       netlink.Request | netlink.Dump,
+	}, attrs)
 	if err != nil {
 		return nil, err
 	}
@@ -216,14 +190,19 @@ func tuplesFrom(c *netfilter.Conn, addr netip.Addr) ([][]netfilter.Attribute, er
 		if err != nil {
 			return nil, err
 		}
-		var keep []netfilter.Attribute
+		var named []netfilter.Attribute
+		ok := keep == nil
 		for _, a := range attrs {
-			if a.Type == attrTupleOrig || a.Type == attrZone {
-				keep = append(keep, a)
+			switch a.Type {
+			case attrTupleOrig:
+				ok = ok || keep(a)
+				named = append(named, a)
+			case attrZone:
+				named = append(named, a)
 			}
 		}
-		if len(keep) > 0 {
-			out = append(out, keep)
+		if ok && len(named) > 0 {
+			out = append(out, named)
 		}
 	}
 	return out, nil
