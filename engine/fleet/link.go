@@ -33,6 +33,9 @@ const (
 	// stream up or to publish while the servers do not answer.
 	retryMin = 250 * time.Millisecond
 	retryMax = 5 * time.Second
+	// stallCheck is how often the consumer's progress is checked
+	// against the stream.
+	stallCheck = 5 * time.Second
 	// MaxBatch is the most decisions one Apply call gets.
 	MaxBatch = 4096
 	// duplicates is the stream's duplicate window: a decision published
@@ -467,11 +470,25 @@ func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Con
 // outage.
 func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream.ConsumeContext) {
 	defer func() { cc.Stop() }()
+	tick := time.NewTicker(stallCheck)
+	defer tick.Stop()
+	var lastCursor uint64
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-l.resub:
+		case <-tick.C:
+			// A consumer that stopped delivering while the stream
+			// holds more (its server died and its own recovery
+			// stalled) is made again from the cursor.
+			cur := l.cursor.Load()
+			stalled := cur == lastCursor && l.behind(ctx, js, cur)
+			lastCursor = cur
+			if !stalled {
+				continue
+			}
+			l.log.Warn("fleet consumer delivers nothing while the stream holds more: making it again", "cursor", cur)
 		}
 		for wait := retryMin; ; wait = min(2*wait, retryMax) {
 			next, err := l.setup(ctx, js)
@@ -488,6 +505,18 @@ func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream
 			}
 		}
 	}
+}
+
+// behind reports whether the stream holds decisions after cursor.
+func (l *Link) behind(ctx context.Context, js jetstream.JetStream, cursor uint64) bool {
+	sctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	st, err := js.Stream(sctx, l.opts.Config.Stream)
+	if err != nil {
+		return false
+	}
+	info, err := st.Info(sctx)
+	return err == nil && info.State.LastSeq > cursor
 }
 
 // publish sends the outbox, oldest first, each decision until the stream

@@ -25,11 +25,12 @@ var (
 	fleetNodes    = []string{"n1", "n2", "n3"}
 	fleetGateways = []string{"ga", "gb", "gc"}
 	fleetAttacker = "atk"
+	fleetClient   = "cl" // knocks; never banned
 )
 
 func fleetLANs() []sandbox.LAN {
 	var lans []sandbox.LAN
-	for i, role := range append(append(append([]string(nil), fleetNodes...), fleetGateways...), fleetAttacker) {
+	for i, role := range append(append(append([]string(nil), fleetNodes...), fleetGateways...), fleetAttacker, fleetClient) {
 		lans = append(lans, sandbox.LAN{Role: role, V4: netip.MustParsePrefix(fmt.Sprintf("10.97.%d.0/24", i+1))})
 	}
 	return lans
@@ -191,14 +192,28 @@ guards:
   - name: ssh-guard
     limits: [{count: LIMIT, window: WINDOW}]
     ban: {duration: BANFOR}
+knocks:
+  - name: shared-knock
+    steps: [tcp/7000, udp/8000, tcp/9000]
+    open: [{proto: tcp, ports: [2222]}]
+    open_for: 60s
+    shared: true
+  - name: once-knock
+    steps: [tcp/7100, udp/8100, tcp/9100]
+    open: [{proto: tcp, ports: [2223]}]
+    open_for: 60s
+    one_shot: true
 input:
   policy: drop
   rules:
     - {name: ssh, proto: tcp, dport: 22, guard: ssh-guard, action: accept}
+    - {name: admin, proto: tcp, dport: 2222, knock: shared-knock, action: accept}
+    - {name: once, proto: tcp, dport: 2223, knock: once-knock, action: accept}
 fleet:
   servers: SERVERS
   gateway: GATEWAY
   credentials: {user: GATEWAY, password_file: PASSFILE}
+  share: [bans, knocks, one_shots]
   stream: NFQFW
   replicas: 3
 `
@@ -336,7 +351,7 @@ func TestFleet(t *testing.T) {
 		if gw == "ga" {
 			allow = netip.MustParseAddr("10.97.201.1") // ga may ban it; the others refuse it
 		}
-		serveTCP(t, sb.NS(gw), 22)
+		serveTCP(t, sb.NS(gw), 22, 2222, 2223)
 		gws[gw] = startFleetGateway(t, sb, cluster, gw, allow)
 	}
 	fleetUp(t, gws, 30*time.Second)
@@ -391,6 +406,29 @@ func TestFleet(t *testing.T) {
 		}
 	})
 
+	t.Run("knock window and one-shot use cross", func(t *testing.T) {
+		cl := sb.NS(fleetClient)
+		admin := netip.AddrPortFrom(sb.Addr4("gc"), 2222)
+		expectDial(t, cl, admin, timedOut, "gc's knocked port before any knock")
+		knockWithGo(t, cl, sb.Addr4("ga"), "tcp/7000", "udp/8000", "tcp/9000")
+		if took, ok := waitFor(10*time.Second, func() bool { return dialQuick(cl, admin, 200*time.Millisecond) == connected }); ok {
+			t.Logf("a shared knock window opened on ga admits the knocker on gc after %v", took)
+		} else {
+			t.Errorf("the knock window opened on ga does not admit %s on gc", sb.Addr4(fleetClient))
+		}
+
+		// A one-shot sequence used on ga cannot be replayed on gc.
+		knockWithGo(t, cl, sb.Addr4("ga"), "tcp/7100", "udp/8100", "tcp/9100")
+		expectDial(t, cl, netip.AddrPortFrom(sb.Addr4("ga"), 2223), connected, "ga's one-shot port after its knock")
+		if _, ok := waitFor(10*time.Second, func() bool {
+			return strings.Contains(gc.metrics(), `nfqfw_fleet_decisions_received_total{kind="knock-use"} 1`)
+		}); !ok {
+			t.Fatalf("gc did not receive ga's one-shot use:\n%s", grepLines(gc.metrics(), "nfqfw_fleet_decisions_received"))
+		}
+		knockWithGo(t, cl, sb.Addr4("gc"), "tcp/7100", "udp/8100", "tcp/9100")
+		expectDial(t, cl, netip.AddrPortFrom(sb.Addr4("gc"), 2223), timedOut, "the one-shot sequence replayed on gc")
+	})
+
 	t.Run("partition", func(t *testing.T) {
 		const partition = 30 * time.Second
 		link := sb.GatewayLink("gc")
@@ -440,6 +478,11 @@ func TestFleet(t *testing.T) {
 	})
 
 	t.Run("node killed during a stream of bans", func(t *testing.T) {
+		defer func() {
+			if t.Failed() {
+				t.Logf("gb's log:\n%s", tail(gb.proc.Output(), 60))
+			}
+		}()
 		stream := addrs("10.97.70", 40)
 		for i, a := range stream {
 			if i == 10 {

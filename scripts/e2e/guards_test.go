@@ -545,7 +545,7 @@ output:
 
 // knockWithGo knocks each step ("tcp/7000", "udp/8000") from ns to dst
 // with plain sockets: a connect that times out, one datagram.
-func knockWithGo(t *testing.T, ns *sandbox.Netns, dst netip.Addr, steps ...string) {
+func knockWithGo(t testing.TB, ns *sandbox.Netns, dst netip.Addr, steps ...string) {
 	t.Helper()
 	for _, s := range steps {
 		proto, port, _ := strings.Cut(s, "/")

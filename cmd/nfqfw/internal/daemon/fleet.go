@@ -65,7 +65,7 @@ func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*flee
 		return nil, nil
 	}
 	m := &fleetMember{cfg: cfg.Fleet, log: log, reload: make(chan struct{}, 1)}
-	m.apply = func(ds []decision.Decision) { applyRemote(sh, log, ds) }
+	m.apply = func(ds []decision.Decision) { m.applyRemote(sh, ds) }
 	link, err := fleet.New(fleet.Options{
 		Config:  cfg.Fleet,
 		Logger:  log,
@@ -89,15 +89,21 @@ func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*flee
 const liveBatch = 64
 
 // applyRemote enforces decisions of other gateways: bans and unbans into
-// the ban table, then into the kernel sets in one netlink write per set.
-// Knock decisions are not applied (yet).
-func applyRemote(sh *sharedState, log *slog.Logger, ds []decision.Decision) {
+// the ban table, then into the kernel sets in one netlink write per set;
+// knock windows of sequences this gateway shares (share: knocks, the
+// sequence marked shared) and one-shot uses (share: one_shots) into the
+// knock sequences in force.
+func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
+	log := m.log
 	start := time.Now()
 	bans := ds[:0:0]
 	for _, d := range ds {
-		if d.Kind == decision.Ban || d.Kind == decision.Unban {
+		switch d.Kind {
+		case decision.Ban, decision.Unban:
 			bans = append(bans, d)
-		} else {
+		case decision.KnockWindow, decision.KnockUse:
+			m.applyKnock(sh.current.Load(), d)
+		default:
 			log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
 		}
 	}
@@ -114,6 +120,33 @@ func applyRemote(sh *sharedState, log *slog.Logger, ds []decision.Decision) {
 		log.Info("fleet decisions applied in bulk", "decisions", len(ds), "bans", len(banned), "unbans", len(lifted),
 			"took", time.Since(start).Round(time.Millisecond))
 	}
+}
+
+// applyKnock applies a knock decision of another gateway to the knock
+// sequences of st, if this gateway shares its kind.
+func (m *fleetMember) applyKnock(st *stateful, d decision.Decision) {
+	switch {
+	case d.Kind == decision.KnockWindow && (!m.cfg.Share.Knocks || !sharedKnocks(st.cfg)[d.Sequence]):
+		return
+	case d.Kind == decision.KnockUse && !m.cfg.Share.OneShots:
+		return
+	}
+	if _, err := st.knock.Apply(d, clock.Now()); err != nil {
+		m.log.Warn("fleet knock decision not applied", "decision", d.String(), "err", err)
+		return
+	}
+	m.log.Info("fleet knock decision applied", "decision", d.String())
+}
+
+// sharedKnocks returns the names of cfg's knock sequences marked shared.
+func sharedKnocks(cfg *rules.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, k := range cfg.Knocks {
+		if k.Shared {
+			m[k.Name] = true
+		}
+	}
+	return m
 }
 
 // fleetMaxAge is how long the stream keeps decisions: the longest ban the

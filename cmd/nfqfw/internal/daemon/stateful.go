@@ -232,9 +232,16 @@ func (sh *sharedState) saver(ctx context.Context, every time.Duration) {
 }
 
 func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedState) *stateful {
+	shared := sharedKnocks(cfg)
 	s := &stateful{cfg: cfg, pol: pol, log: log, shared: sh,
 		recent: recent.New(cfg.Recent),
-		knock:  knock.New(cfg.Knocks),
+		// Knock decisions go to the fleet link (windows only of the
+		// sequences marked shared); Publish only queues them.
+		knock: knock.New(cfg.Knocks, knock.WithDecisions(func(d decision.Decision) {
+			if d.Kind != decision.KnockWindow || shared[d.Sequence] {
+				sh.fleet.Load().publish(d)
+			}
+		})),
 		guards: guard.New(cfg.Guards, cfg.Allowlist, sh.bans),
 	}
 	if cfg.FTP.Enabled {
