@@ -23,13 +23,9 @@ input:
 // a whole ban: the source lands in the kernel set, its established
 // connection is cut, its new connections are dropped; bans del lifts it.
 func TestBansWithoutGuard(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
-	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+	l := newSSHLab(t, lan2)
+	sb, cli, host, other, ssh := l.sb, l.cli, l.host, l.other, l.ssh4
 	offender := sb.Addr4(clientRole)
-	ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
-	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
 	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
@@ -40,11 +36,7 @@ func TestBansWithoutGuard(t *testing.T) {
 	if e, in := set()[offender]; !in || e.Timeout < 25 || e.Timeout > 30 {
 		t.Errorf("after bans add --for 30s: kernel entry %+v (present %v), want timeout about 30", e, in)
 	}
-	if _, ok := waitFor(3*time.Second, func() bool {
-		talk.mu.Lock()
-		defer talk.mu.Unlock()
-		return talk.err != nil
-	}); !ok {
+	if !talk.cut(3 * time.Second) {
 		t.Errorf("the banned source's established connection still talks (%d round trips)", talk.rounds.Load())
 	}
 	expectDial(t, cli, ssh, timedOut, "banned source's new connection")
@@ -63,13 +55,9 @@ func TestBansWithoutGuard(t *testing.T) {
 // a crash, the state file lost) is still in the kernel set after SIGKILL;
 // the next start adopts it, so bans list shows it and bans del lifts it.
 func TestBanAfterCrash(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t)
-	cli, host := sb.NS(clientRole), sb.NS(hostRole)
+	l := newSSHLab(t)
+	sb, cli, host, ssh := l.sb, l.cli, l.host, l.ssh4
 	offender := sb.Addr4(clientRole)
-	ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
-	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
 	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 

@@ -39,6 +39,32 @@ func statefulSandbox(t *testing.T, extra ...sandbox.LAN) *sandbox.Sandbox {
 	return sandbox.New(t, sandbox.Options{LANs: lans})
 }
 
+// sshLab is the sandbox of the ban and guard tests: the client, the host
+// serving ssh on port 22 (both families) and, when LANs are added, the
+// first added LAN's host.
+type sshLab struct {
+	sb               *sandbox.Sandbox
+	cli, host, other *sandbox.Netns
+	ssh4, ssh6       netip.AddrPort
+}
+
+func newSSHLab(t *testing.T, extra ...sandbox.LAN) sshLab {
+	t.Helper()
+	requireStatefulTools(t)
+	t.Parallel()
+	sb := statefulSandbox(t, extra...)
+	l := sshLab{
+		sb: sb, cli: sb.NS(clientRole), host: sb.NS(hostRole),
+		ssh4: netip.AddrPortFrom(sb.Addr4(hostRole), 22),
+		ssh6: netip.AddrPortFrom(sb.Addr6(hostRole), 22),
+	}
+	if len(extra) > 0 {
+		l.other = sb.NS(extra[0].Role)
+	}
+	serveTCP(t, l.host, 22)
+	return l
+}
+
 // statefulConfig renders a test config: UPLINK becomes the host's link,
 // and each key of vars its value.
 func statefulConfig(sb *sandbox.Sandbox, text string, vars ...string) string {
@@ -354,12 +380,8 @@ func sshGuardConfig(t *testing.T, sb *sandbox.Sandbox, allow netip.Addr, ban str
 // 30 min per source; the rest are dropped (a timeout, not a refusal) and
 // logged with the guard's prefix; an allowlisted source is never limited.
 func TestSSHGuard(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
-	cli, host, admin := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
-	ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
-	serveTCP(t, host, 22)
+	l := newSSHLab(t, lan2)
+	sb, cli, host, admin, ssh := l.sb, l.cli, l.host, l.other, l.ssh4
 	fw := startFirewall(t, host, sshGuardConfig(t, sb, sb.Addr4(lan2.Role), ""))
 
 	first := time.Now()
@@ -393,13 +415,9 @@ func TestSSHGuard(t *testing.T) {
 // packets out of the queue, lets the kernel expire the entry, and doubles
 // the ban of a repeat offence. nfqfw bans list/add/del drive the same set.
 func TestBans(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
-	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+	l := newSSHLab(t, lan2)
+	sb, cli, host, other, ssh := l.sb, l.cli, l.host, l.other, l.ssh4
 	offender := sb.Addr4(clientRole)
-	ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
-	serveTCP(t, host, 22)
 	// The allowlist names an address no test host has.
 	fw := startFirewall(t, host, sshGuardConfig(t, sb, netip.MustParseAddr("192.0.2.10"), "{duration: 6s, factor: 2, max: 30s}"))
 	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
@@ -425,11 +443,7 @@ func TestBans(t *testing.T) {
 	}
 
 	t.Run("established connection is cut", func(t *testing.T) {
-		if _, ok := waitFor(3*time.Second, func() bool {
-			talk.mu.Lock()
-			defer talk.mu.Unlock()
-			return talk.err != nil
-		}); !ok {
+		if !talk.cut(3 * time.Second) {
 			t.Errorf("the banned source's established connection still talks (%d round trips)", talk.rounds.Load())
 		}
 	})

@@ -60,15 +60,11 @@ func dialFromAddr(ns *sandbox.Netns, src netip.Addr, dst netip.AddrPort) outcome
 // restart keeps it with its origin and expiry, and bans del of the same
 // prefix lifts it.
 func TestPrefixBanIPv6(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
-	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+	l := newSSHLab(t, lan2)
+	sb, cli, host, other, ssh := l.sb, l.cli, l.host, l.other, l.ssh6
 	first := sb.Addr6(clientRole)                                              // fd99:1::2
 	second := addAddr6(t, sb, clientRole, netip.MustParseAddr("fd99:1::77:1")) // same /64
 	scope := netip.MustParsePrefix("fd99:1::/64")
-	ssh := netip.AddrPortFrom(sb.Addr6(hostRole), 22)
-	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
 	set := func() map[netip.Prefix]banEntry { return banScopes(t, host, "nfqfw-bannet6") }
 
@@ -84,11 +80,7 @@ func TestPrefixBanIPv6(t *testing.T) {
 	if e, in := set()[scope]; !in || e.Timeout < 55 || e.Timeout > 60 {
 		t.Errorf("after bans add %s --for 60s: kernel entry %+v (present %v) in %v, want the /64 with about 60 s", scope, e, in, set())
 	}
-	if _, ok := waitFor(3*time.Second, func() bool {
-		talk.mu.Lock()
-		defer talk.mu.Unlock()
-		return talk.err != nil
-	}); !ok {
+	if !talk.cut(3 * time.Second) {
 		t.Errorf("the established connection from the banned /64 still talks (%d round trips)", talk.rounds.Load())
 	}
 	for _, src := range []netip.Addr{first, second} {
@@ -147,15 +139,11 @@ func TestPrefixBanIPv6(t *testing.T) {
 // as the offender's /64 in the kernel set, so another address of the same
 // /64, which never offended, is dropped too; bans list names the guard.
 func TestGuardBansIPv6Prefix(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
-	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+	l := newSSHLab(t, lan2)
+	sb, cli, host, other, ssh := l.sb, l.cli, l.host, l.other, l.ssh6
 	offender := sb.Addr6(clientRole)
 	sibling := addAddr6(t, sb, clientRole, netip.MustParseAddr("fd99:1::dead:beef"))
 	scope := netip.MustParsePrefix("fd99:1::/64")
-	ssh := netip.AddrPortFrom(sb.Addr6(hostRole), 22)
-	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, sshGuardConfig(t, sb, netip.MustParseAddr("192.0.2.10"), "{duration: 30s}"))
 	set := func() map[netip.Prefix]banEntry { return banScopes(t, host, "nfqfw-bannet6") }
 
@@ -186,16 +174,13 @@ func TestGuardBansIPv6Prefix(t *testing.T) {
 // entries become bans with the time the kernel had left (source "kernel"),
 // move into the hash:net sets, and the old sets are destroyed.
 func TestLegacyBanSetAdopted(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t)
-	cli, host := sb.NS(clientRole), sb.NS(hostRole)
+	l := newSSHLab(t)
+	sb, cli, host := l.sb, l.cli, l.host
 	offender4, offender6 := sb.Addr4(clientRole), sb.Addr6(clientRole)
 	host.MustExec("ipset", "create", "nfqfw-ban4", "hash:ip", "family", "inet", "timeout", "0")
 	host.MustExec("ipset", "create", "nfqfw-ban6", "hash:ip", "family", "inet6", "timeout", "0")
 	host.MustExec("ipset", "add", "nfqfw-ban4", offender4.String(), "timeout", "300")
 	host.MustExec("ipset", "add", "nfqfw-ban6", offender6.String(), "timeout", "300")
-	serveTCP(t, host, 22)
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
 
 	resp := bansOf(t, fw)

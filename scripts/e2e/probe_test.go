@@ -553,6 +553,16 @@ type conversation struct {
 
 const conversationTick = 50 * time.Millisecond
 
+// cut reports whether the conversation failed within d.
+func (c *conversation) cut(d time.Duration) bool {
+	_, ok := waitFor(d, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.err != nil
+	})
+	return ok
+}
+
 // converse connects from ns to dst (an echo server) and keeps talking
 // until test cleanup.
 func converse(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) *conversation {

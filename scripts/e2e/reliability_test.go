@@ -756,13 +756,9 @@ func TestNoLockout(t *testing.T) {
 	})
 
 	t.Run("allowlist", func(t *testing.T) {
-		requireStatefulTools(t)
-		t.Parallel()
-		sb := statefulSandbox(t, lan2)
-		cli, host, admin := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+		l := newSSHLab(t, lan2)
+		sb, cli, host, admin, ssh := l.sb, l.cli, l.host, l.other, l.ssh4
 		adminAddr := sb.Addr4(lan2.Role)
-		ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
-		serveTCP(t, host, 22)
 		fw := startFirewall(t, host, statefulConfig(sb, relAllowlistConfig, "ADMIN", adminAddr.String()))
 
 		expectDial(t, cli, ssh, timedOut, "the policy refuses ssh to the client")
