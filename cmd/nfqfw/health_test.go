@@ -213,6 +213,15 @@ func TestHealthLine(t *testing.T) {
 			st:   control.StatusResponse{Version: "dev", PID: 1, Config: "x.yaml", HARole: "backup"},
 			want: "ok: nfqfw dev pid 1 up ?, queues [], 0 flows, config x.yaml (hash )\n  ha: backup",
 		},
+		{
+			name: "fleet link down",
+			st: control.StatusResponse{Version: "dev", PID: 1, Config: "x.yaml",
+				Problems: []string{"fleet: link down (no NATS server reachable): enforcing and deciding alone, 2 decisions queued"},
+				Fleet:    "gateway gw-a, link down (no NATS server reachable), enforcing alone, backlog 2, stream NFQFW at 41, published 7, received 30, refused 1"},
+			want: "degraded: nfqfw dev pid 1 up ?, queues [], 0 flows, config x.yaml (hash )" +
+				"\n  fleet: link down (no NATS server reachable): enforcing and deciding alone, 2 decisions queued" +
+				"\n  fleet: gateway gw-a, link down (no NATS server reachable), enforcing alone, backlog 2, stream NFQFW at 41, published 7, received 30, refused 1",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
