@@ -38,10 +38,9 @@ type fleetSnapshot struct {
 // fleetMember is this gateway's part of the fleet: the link, what it
 // shares, and how remote decisions are applied.
 type fleetMember struct {
-	cfg   rules.Fleet
-	link  *fleet.Link
-	log   *slog.Logger
-	apply func([]decision.Decision) // applyRemote
+	cfg  rules.Fleet
+	link *fleet.Link
+	log  *slog.Logger
 	// reload is poked by a reload: the allowlist may have changed.
 	reload chan struct{}
 }
@@ -65,11 +64,10 @@ func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*flee
 		return nil, nil
 	}
 	m := &fleetMember{cfg: cfg.Fleet, log: log, reload: make(chan struct{}, 1)}
-	m.apply = func(ds []decision.Decision) { m.applyRemote(sh, ds) }
 	link, err := fleet.New(fleet.Options{
 		Config:  cfg.Fleet,
 		Logger:  log,
-		Apply:   func(ds []decision.Decision) { m.apply(ds) },
+		Apply:   func(ds []decision.Decision) { m.applyRemote(sh, ds) },
 		Changed: sh.changed,
 		MaxAge:  fleetMaxAge(cfg),
 	})
