@@ -3,8 +3,6 @@ package e2e
 import (
 	"net/netip"
 	"testing"
-
-	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
 // TestHostThatOnlyInitiates is setup 1 (desktop) and setup 3 (a host that
@@ -22,10 +20,7 @@ func TestHostThatOnlyInitiates(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireSandbox(t)
-			t.Parallel()
-			sb := sandbox.New(t, sandbox.Options{})
-			cli, host := sb.NS(clientRole), sb.NS(hostRole)
+			sb, cli, host := newHostLab(t)
 			c4, c6 := sb.Addr4(clientRole), sb.Addr6(clientRole)
 			h4, h6 := sb.Addr4(hostRole), sb.Addr6(hostRole)
 			at := netip.AddrPortFrom

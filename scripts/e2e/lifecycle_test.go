@@ -109,10 +109,7 @@ func nfqfwJumps(t *testing.T, ns *sandbox.Netns) map[string]int {
 // the next start removes the stale chains and installs exactly once.
 func TestLifecycle(t *testing.T) {
 	t.Run("SIGTERM removes every chain", func(t *testing.T) {
-		requireSandbox(t)
-		t.Parallel()
-		sb := sandbox.New(t, sandbox.Options{})
-		host := sb.NS(hostRole)
+		sb, _, host := newHostLab(t)
 		fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml"))
 		if diff := cmp.Diff(installedOnce, nfqfwJumps(t, host)); diff != "" {
 			t.Errorf("jumps to NFQFW chains while running (-want +got):\n%s", diff)
@@ -124,10 +121,7 @@ func TestLifecycle(t *testing.T) {
 	})
 
 	t.Run("after a crash NEW is dropped, established survives, restart installs once", func(t *testing.T) {
-		requireSandbox(t)
-		t.Parallel()
-		sb := sandbox.New(t, sandbox.Options{})
-		cli, host := sb.NS(clientRole), sb.NS(hostRole)
+		sb, cli, host := newHostLab(t)
 		h4, h6 := sb.Addr4(hostRole), sb.Addr6(hostRole)
 		at := netip.AddrPortFrom
 		serveTCP(t, host, 22)

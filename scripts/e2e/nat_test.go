@@ -197,26 +197,12 @@ func (l *gatewayLab) restore(t *testing.T, cmd, input string) {
 // answered with one line "BANNER from=PEER" and closed.
 func bannerTCP(t *testing.T, ns *sandbox.Netns, port uint16, banner string) {
 	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port)); return err }); err != nil {
-		t.Fatalf("listen tcp %d in %s: %v", port, ns.Name, err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			peer := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
-			c.SetDeadline(time.Now().Add(probeTimeout))
-			fmt.Fprintf(c, "%s from=%s\n", banner, peer)
-			c.Close()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	acceptTCP(t, ns, port, func(c net.Conn) {
+		peer := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		c.SetDeadline(time.Now().Add(probeTimeout))
+		fmt.Fprintf(c, "%s from=%s\n", banner, peer)
+		c.Close()
+	})
 }
 
 // datagramLog records the datagrams a UDP banner server received, as

@@ -99,10 +99,7 @@ func localOutcome(err error, ok string) string {
 // for TCP and UDP alike, host unreachable for TCP only. The times are
 // logged, not asserted.
 func TestOutputRefusal(t *testing.T) {
-	requireSandbox(t)
-	t.Parallel()
-	sb := sandbox.New(t, sandbox.Options{})
-	cli, host := sb.NS(clientRole), sb.NS(hostRole)
+	sb, cli, host := newHostLab(t)
 	serveTCP(t, cli, 22, 8080)
 	serveUDP(t, cli, 5353)
 	dst := netip.AddrPortFrom(sb.Addr4(clientRole), 8080)

@@ -460,52 +460,66 @@ func lookup(names map[int]string, code int) string {
 	return fmt.Sprintf("code-%d", code)
 }
 
+// newHostLab is the plain sandbox of the host tests, run in parallel: a
+// client and the host.
+func newHostLab(t *testing.T) (sb *sandbox.Sandbox, cli, host *sandbox.Netns) {
+	t.Helper()
+	requireSandbox(t)
+	t.Parallel()
+	sb = sandbox.New(t, sandbox.Options{})
+	return sb, sb.NS(clientRole), sb.NS(hostRole)
+}
+
 // serveTCP opens an echo server in ns on each port, for IPv4 and IPv6. They
 // close at test cleanup.
 func serveTCP(t testing.TB, ns *sandbox.Netns, ports ...uint16) {
 	t.Helper()
 	for _, port := range ports {
-		var ln net.Listener
-		err := ns.Do(func() (err error) {
-			ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port))
-			return err
-		})
-		if err != nil {
-			t.Fatalf("listen tcp %d in %s: %v", port, ns.Name, err)
-		}
-		var (
-			mu    sync.Mutex
-			conns []net.Conn
-			wg    sync.WaitGroup
-		)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				mu.Lock()
-				conns = append(conns, c)
-				mu.Unlock()
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					io.Copy(c, c)
-				}()
-			}
-		}()
-		t.Cleanup(func() {
-			ln.Close()
-			mu.Lock()
-			for _, c := range conns {
-				c.Close()
-			}
-			mu.Unlock()
-			wg.Wait()
-		})
+		acceptTCP(t, ns, port, func(c net.Conn) { io.Copy(c, c) })
 	}
+}
+
+// acceptTCP listens on port in ns (IPv4 and IPv6) and calls serve, on a
+// goroutine of its own, with each connection it accepts. At test cleanup it
+// stops listening, closes every connection and waits for every serve.
+func acceptTCP(t testing.TB, ns *sandbox.Netns, port uint16, serve func(c net.Conn)) {
+	t.Helper()
+	var ln net.Listener
+	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp", fmt.Sprintf("[::]:%d", port)); return err }); err != nil {
+		t.Fatalf("listen tcp %d in %s: %v", port, ns.Name, err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 }
 
 // serveUDP opens a UDP echo server in ns on each port, for IPv4 and IPv6.

@@ -244,10 +244,7 @@ func relSettle(n *atomic.Int64, quiet, d time.Duration) int64 {
 // queue.fail_open says, and drops are counted by the kernel and exported.
 func TestFailureModes(t *testing.T) {
 	t.Run("SIGKILL with bypass: NEW accepted by the kernel, established survives", func(t *testing.T) {
-		requireSandbox(t)
-		t.Parallel()
-		sb := sandbox.New(t, sandbox.Options{})
-		cli, host := sb.NS(clientRole), sb.NS(hostRole)
+		sb, cli, host := newHostLab(t)
 		h4 := sb.Addr4(hostRole)
 		serveTCP(t, host, 22)
 		fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml")+"\nqueue: {bypass: true}\n")
@@ -281,10 +278,7 @@ func TestFailureModes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			requireSandbox(t)
-			t.Parallel()
-			sb := sandbox.New(t, sandbox.Options{})
-			cli, host := sb.NS(clientRole), sb.NS(hostRole)
+			sb, cli, host := newHostLab(t)
 			dns := netip.AddrPortFrom(sb.Addr4(hostRole), 53)
 			got := relCountUDP(t, host, 53)
 			fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml")+
@@ -565,10 +559,7 @@ func TestReload(t *testing.T) {
 // the config path is refused at once by a reload (no hang, no memory
 // exhausted); the daemon keeps answering and its config stays in force.
 func TestReloadNotAFile(t *testing.T) {
-	requireSandbox(t)
-	t.Parallel()
-	sb := sandbox.New(t, sandbox.Options{})
-	host := sb.NS(hostRole)
+	sb, _, host := newHostLab(t)
 	fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml"))
 	hash := relStatus(t, fw).ConfigHash
 	for _, tc := range []struct {
@@ -646,10 +637,7 @@ output:
 // whatever the policy, a ban or a dead daemon say.
 func TestNoLockout(t *testing.T) {
 	t.Run("reload --confirm", func(t *testing.T) {
-		requireSandbox(t)
-		t.Parallel()
-		sb := sandbox.New(t, sandbox.Options{})
-		cli, host := sb.NS(clientRole), sb.NS(hostRole)
+		sb, cli, host := newHostLab(t)
 		ssh := netip.AddrPortFrom(sb.Addr4(hostRole), 22)
 		serveTCP(t, host, 22)
 		server := exampleConfig(t, sb, "server.yaml")
@@ -712,10 +700,7 @@ func TestNoLockout(t *testing.T) {
 	})
 
 	t.Run("run --confirm", func(t *testing.T) {
-		requireSandbox(t)
-		t.Parallel()
-		sb := sandbox.New(t, sandbox.Options{})
-		cli, host := sb.NS(clientRole), sb.NS(hostRole)
+		sb, cli, host := newHostLab(t)
 		h4 := sb.Addr4(hostRole)
 		serveTCP(t, host, 22)
 		fw := startFirewall(t, host, relLockoutConfig(t, exampleConfig(t, sb, "server.yaml")))
@@ -962,10 +947,7 @@ func TestFloodResistance(t *testing.T) {
 // SO_PEERCRED behind it), answers garbage with an error and keeps serving,
 // and the metrics exporter listens on loopback unless told otherwise.
 func TestHostileInput(t *testing.T) {
-	requireSandbox(t)
-	t.Parallel()
-	sb := sandbox.New(t, sandbox.Options{})
-	host := sb.NS(hostRole)
+	sb, _, host := newHostLab(t)
 	fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml"))
 
 	t.Run("socket is 0600", func(t *testing.T) {

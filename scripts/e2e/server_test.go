@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/nfqfw/nfqfw/engine/control"
-	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
 // TestServer is setup 2 of the design: rules/examples/server.yaml on a host
@@ -17,10 +16,7 @@ import (
 // SYN would be (mid-stream pickup), ping and neighbour discovery work, and an established
 // connection keeps talking through everything, a reload included.
 func TestServer(t *testing.T) {
-	requireSandbox(t)
-	t.Parallel()
-	sb := sandbox.New(t, sandbox.Options{})
-	cli, host := sb.NS(clientRole), sb.NS(hostRole)
+	sb, cli, host := newHostLab(t)
 	h4, h6 := sb.Addr4(hostRole), sb.Addr6(hostRole)
 	at := func(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a, port) }
 	serveTCP(t, host, 22, 80, 443, 8080)
