@@ -108,7 +108,14 @@ func startFirewall(t testing.TB, ns *sandbox.Netns, config string) *firewall {
 // start starts the daemon with its config and waits until it is ready.
 func (fw *firewall) start() {
 	fw.t.Helper()
-	fw.proc = fw.ns.Start(nfqfwBin, "run", "-c", fw.config)
+	fw.startWith(fw.t)
+}
+
+// startWith starts the daemon with extra `nfqfw run` flags and waits until
+// it is ready; t is the test that fails when it is not.
+func (fw *firewall) startWith(t testing.TB, flags ...string) {
+	t.Helper()
+	fw.proc = fw.ns.Start(append([]string{nfqfwBin, "run", "-c", fw.config}, flags...)...)
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		_, err := fw.cli("state", "--limit", "1")
@@ -116,10 +123,10 @@ func (fw *firewall) start() {
 			return
 		}
 		if werr := fw.proc.Wait(10 * time.Millisecond); werr != sandbox.ErrStillRunning {
-			fw.t.Fatalf("nfqfw run exited before it was ready: %v\n%s", werr, fw.proc.Output())
+			t.Fatalf("nfqfw run %v exited before it was ready: %v\n%s", flags, werr, fw.proc.Output())
 		}
 		if time.Now().After(deadline) {
-			fw.t.Fatalf("nfqfw not ready after %v: %v\n%s", readyTimeout, err, fw.proc.Output())
+			t.Fatalf("nfqfw run %v not ready after %v: %v\n%s", flags, readyTimeout, err, fw.proc.Output())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -78,27 +78,6 @@ func relWriteConfig(t *testing.T, fw *firewall, config string) {
 	}
 }
 
-// relStartWith starts the daemon again with extra `nfqfw run` flags and
-// waits until it answers, like firewall.start.
-func relStartWith(t *testing.T, fw *firewall, flags ...string) {
-	t.Helper()
-	fw.proc = fw.ns.Start(append([]string{nfqfwBin, "run", "-c", fw.config}, flags...)...)
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		_, err := fw.cli("state", "--limit", "1")
-		if err == nil {
-			return
-		}
-		if werr := fw.proc.Wait(10 * time.Millisecond); werr != sandbox.ErrStillRunning {
-			t.Fatalf("nfqfw run %v exited before it was ready: %v\n%s", flags, werr, fw.proc.Output())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nfqfw run %v not ready after %v: %v\n%s", flags, readyTimeout, err, fw.proc.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // relSignal sends sig to the daemon by PID.
 func relSignal(t *testing.T, fw *firewall, sig syscall.Signal) {
 	t.Helper()
@@ -707,7 +686,7 @@ func TestNoLockout(t *testing.T) {
 		fw.stop()
 
 		t.Run("unconfirmed: stops and removes its ruleset", func(t *testing.T) {
-			relStartWith(t, fw, "--confirm", "3s")
+			fw.startWith(t, "--confirm", "3s")
 			started := time.Now()
 			if got := dialQuick(cli, netip.AddrPortFrom(h4, 22), probeTimeout); got != refused {
 				t.Errorf("while unconfirmed: tcp 22 %s, want %s by the lockout config", got, refused)
@@ -728,7 +707,7 @@ func TestNoLockout(t *testing.T) {
 		})
 
 		t.Run("confirmed: keeps running", func(t *testing.T) {
-			relStartWith(t, fw, "--confirm", "3s")
+			fw.startWith(t, "--confirm", "3s")
 			if out, err := fw.cli("confirm"); err != nil {
 				t.Fatalf("nfqfw confirm: %v: %s", err, out)
 			}
