@@ -3,36 +3,12 @@ package fleet
 import (
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
-)
 
-// natsServerBin finds the nats-server that scripts/install-deps.sh
-// installs: on PATH, or in $(go env GOPATH)/bin.
-func natsServerBin(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	gopath := os.Getenv("GOPATH")
-	if gopath == "" {
-		if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-			gopath = string(out[:len(out)-1])
-		}
-	}
-	p := filepath.Join(gopath, "bin", "nats-server")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nats-server not found: run scripts/install-deps.sh")
-	}
-	t.Skip("nats-server not found (scripts/install-deps.sh installs it)")
-	return ""
-}
+	"github.com/nfqfw/nfqfw/scripts/sandbox"
+)
 
 // natsServer is one real nats-server process with JetStream on loopback.
 type natsServer struct {
@@ -56,7 +32,7 @@ func freePort(t testing.TB) int {
 // startNATS starts a nats-server with JetStream; it is stopped when the
 // test ends.
 func startNATS(t testing.TB) *natsServer {
-	s := &natsServer{t: t, bin: natsServerBin(t), dir: t.TempDir(), port: freePort(t)}
+	s := &natsServer{t: t, bin: sandbox.NATSServerBin(t), dir: t.TempDir(), port: freePort(t)}
 	s.start()
 	t.Cleanup(s.stop)
 	return s

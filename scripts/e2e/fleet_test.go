@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,28 +35,6 @@ func fleetLANs() []sandbox.LAN {
 	return lans
 }
 
-// natsServerBin finds nats-server as scripts/install-deps.sh installs it:
-// on PATH or in $(go env GOPATH)/bin. Missing, the test fails under CI and
-// skips elsewhere, saying how to install it.
-func natsServerBin(t testing.TB) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "nats-server")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("nats-server not found: run scripts/install-deps.sh (make deps)")
-	}
-	t.Skip("nats-server not found: run scripts/install-deps.sh (make deps)")
-	return ""
-}
-
 // natsNode is one nats-server process of the cluster, in its namespace.
 type natsNode struct {
 	role string
@@ -82,7 +59,7 @@ func fleetPassword(gw string) string { return "pw-" + gw + "-7f3a9c" }
 
 func startNATSCluster(t testing.TB, sb *sandbox.Sandbox, roles, gateways []string) *natsCluster {
 	t.Helper()
-	bin := natsServerBin(t)
+	bin := sandbox.NATSServerBin(t)
 	c := &natsCluster{t: t, sb: sb, nodes: map[string]*natsNode{}}
 	dir := tempDir(t)
 	var users []string

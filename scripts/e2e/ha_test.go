@@ -124,7 +124,7 @@ func newHALab(t *testing.T) *haLab {
 func (l *haLab) startNATS() {
 	t := l.t
 	t.Helper()
-	bin := natsServerBin(t)
+	bin := sandbox.NATSServerBin(t)
 	dir := tempDir(t)
 	roles := []string{sandbox.PairPrimary, sandbox.PairBackup, sandbox.PairArbiter}
 	for _, role := range roles {

@@ -3,6 +3,8 @@ package sandbox
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -30,5 +32,27 @@ func missing(tools []string) string {
 			return "tool " + tool + " not found in PATH"
 		}
 	}
+	return ""
+}
+
+// NATSServerBin returns the nats-server that scripts/install-deps.sh
+// installs: on PATH, or in $(go env GOPATH)/bin. It needs no root: the
+// fleet's unit tests run it on loopback. Missing, the test fails when
+// CI=true and skips elsewhere, saying how to install it.
+func NATSServerBin(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		p := filepath.Join(strings.TrimSpace(string(out)), "bin", "nats-server")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("nats-server not found: run scripts/install-deps.sh (make deps)")
+	}
+	t.Skip("nats-server not found: run scripts/install-deps.sh (make deps)")
 	return ""
 }
