@@ -80,7 +80,7 @@ guards:
   - name: ssh-bruteforce
     limits: [{count: 3, window: 10s}, {count: 4, window: 30m}]
 ftp: {enabled: true, ports: [21]}
-input: {policy: accept}
+input: {policy: drop}
 output: {policy: accept}
 forward:
   policy: reject
