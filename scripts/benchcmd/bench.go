@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/nfqfw/nfqfw/engine/nfq"
 )
 
 // bench is one benchmark run.
@@ -52,7 +54,12 @@ type block struct {
 	NetfilterPct    []float64 `json:"netfilter_pct_busy_cpu_runs,omitempty"`
 	NetfilterMedian float64   `json:"netfilter_pct_busy_cpu,omitempty"`
 	CPUSeconds      float64   `json:"reader_cpu_s,omitempty"`
-	PeakRSSMiB      float64   `json:"reader_peak_rss_mib,omitempty"`
+	// Queued is how many packets the reader's queues took during the
+	// block (the kernel's id_sequence): a reader that passes more
+	// packets spends more CPU in a block of the same length, so its CPU
+	// per packet is the fair comparison.
+	Queued     uint64  `json:"reader_queued,omitempty"`
+	PeakRSSMiB float64 `json:"reader_peak_rss_mib,omitempty"`
 }
 
 func runBench(args []string) error {
@@ -237,6 +244,7 @@ func (b *bench) measure(ctx context.Context, g gateway, rep int) (block, error) 
 			return bl, fmt.Errorf("reader exited during the block: %v\n%s", p.err, tail(p))
 		}
 		bl.CPUSeconds = cpuSeconds(p.pid()) - cpu0
+		bl.Queued = queuedPackets(p.pid())
 		bl.PeakRSSMiB = peakRSSMiB(p.pid())
 	}
 	if profiling {
@@ -449,6 +457,21 @@ func (b *bench) fetchProfile(ctx context.Context, path, name string) chan error 
 
 func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}
+
+// queuedPackets is the number of packets queued so far to the queues
+// bound in pid's network namespace: the sum of their id sequences, which
+// start at 0 when a reader binds its queue. 0 when unknown.
+func queuedPackets(pid int) uint64 {
+	qs, err := nfq.ReadProcStats(fmt.Sprintf("/proc/%d/net/netfilter/nfnetlink_queue", pid))
+	if err != nil {
+		return 0
+	}
+	var n uint64
+	for _, q := range qs {
+		n += uint64(q.IDSequence)
+	}
+	return n
 }
 
 // cpuSeconds is the process's user plus system CPU time.

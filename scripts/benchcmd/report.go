@@ -25,6 +25,12 @@ var metrics = []metric{
 	{"iperf3_gbit_s", func(b *block) float64 { return b.IperfGbps }, false, false},
 	{"netfilter_pct_busy_cpu", func(b *block) float64 { return b.NetfilterMedian }, false, true},
 	{"reader_cpu_s_per_block", func(b *block) float64 { return b.CPUSeconds }, true, false},
+	{"reader_cpu_us_per_packet", func(b *block) float64 {
+		if b.Queued == 0 {
+			return 0
+		}
+		return b.CPUSeconds * 1e6 / float64(b.Queued)
+	}, true, false},
 	{"reader_peak_rss_mib", func(b *block) float64 { return b.PeakRSSMiB }, true, false},
 }
 
