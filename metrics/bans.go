@@ -1,7 +1,5 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
-
 var (
 	bansActive = gauge("bans_active", "Sources banned now.")
 	bansIssued = counter("bans_issued_total",
@@ -11,22 +9,17 @@ var (
 		"Ban and unban notifications lost to a full queue: kernel ban set updates and flow deletions that did not happen.")
 )
 
-// banCollector exports the ban list.
-type banCollector struct{ src BanSource }
-
-func newBanCollector(src BanSource) banCollector { return banCollector{src} }
-
-func (banCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, bansActive, bansIssued, banNotificationsDropped)
-}
-
-func (c banCollector) update(ch chan<- prometheus.Metric) error {
-	s := newScrape()
-	s.add(bansActive, float64(c.src.BansActive()))
-	c.src.BansIssued(func(source string, n uint64) {
-		s.add(bansIssued, float64(n), source)
-	})
-	s.add(banNotificationsDropped, float64(c.src.BanNotificationsDropped()))
-	s.emit(ch)
-	return nil
+// newBanCollector exports the ban list.
+func newBanCollector(src BanSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{bansActive, bansIssued, banNotificationsDropped},
+		read: func(s *scrape) error {
+			s.add(bansActive, float64(src.BansActive()))
+			src.BansIssued(func(source string, n uint64) {
+				s.add(bansIssued, float64(n), source)
+			})
+			s.add(banNotificationsDropped, float64(src.BanNotificationsDropped()))
+			return nil
+		},
+	}
 }

@@ -122,6 +122,25 @@ func describe(ch chan<- *prometheus.Desc, fams ...family) {
 	}
 }
 
+// scrapeCollector is a collector whose families all come from one scrape:
+// read reports their values from the source, and a read that fails sends
+// nothing (the scrape meta families count the failure).
+type scrapeCollector struct {
+	fams []family
+	read func(s *scrape) error
+}
+
+func (c scrapeCollector) describe(ch chan<- *prometheus.Desc) { describe(ch, c.fams...) }
+
+func (c scrapeCollector) update(ch chan<- prometheus.Metric) error {
+	s := newScrape()
+	if err := c.read(s); err != nil {
+		return err
+	}
+	s.emit(ch)
+	return nil
+}
+
 // scrape gathers the values a collector's source reports during one scrape,
 // summing values reported under equal label values, so that a source that
 // reports a label set twice yields one sample instead of a duplicate that

@@ -1,7 +1,5 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
-
 var (
 	enginePackets = counter("packets_total",
 		`Packets decided per rule and action; rule is "" for the chain's default policy.`,
@@ -16,33 +14,28 @@ var (
 		"Kernel flows adopted at start, after a resync or at an HA promotion because the policy admits their first packet.")
 )
 
-// engineCollector exports the policy engine's verdict, new-flow and packet
+// newEngineCollector exports the policy engine's verdict, new-flow and packet
 // log counters.
-type engineCollector struct{ src EngineSource }
-
-func newEngineCollector(src EngineSource) engineCollector { return engineCollector{src} }
-
-func (engineCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, enginePackets, engineVerdicts, engineNewFlows, logLines, logSuppressed, flowsPickedUp, flowsAdopted)
-}
-
-func (c engineCollector) update(ch chan<- prometheus.Metric) error {
-	s := newScrape()
-	c.src.RuleCounts(func(r RuleCount) {
-		s.add(enginePackets, float64(r.Packets), r.Chain, r.Rule, r.Action)
-	})
-	c.src.ReasonCounts(func(reason, action string, n uint64) {
-		s.add(engineVerdicts, float64(n), action, reason)
-	})
-	c.src.NewFlowCounts(func(proto string, n uint64) {
-		s.add(engineNewFlows, float64(n), proto)
-	})
-	written, suppressed := c.src.LogCounts()
-	s.add(logLines, float64(written))
-	s.add(logSuppressed, float64(suppressed))
-	picked, adopted := c.src.KnownFlowCounts()
-	s.add(flowsPickedUp, float64(picked))
-	s.add(flowsAdopted, float64(adopted))
-	s.emit(ch)
-	return nil
+func newEngineCollector(src EngineSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{enginePackets, engineVerdicts, engineNewFlows, logLines, logSuppressed, flowsPickedUp, flowsAdopted},
+		read: func(s *scrape) error {
+			src.RuleCounts(func(r RuleCount) {
+				s.add(enginePackets, float64(r.Packets), r.Chain, r.Rule, r.Action)
+			})
+			src.ReasonCounts(func(reason, action string, n uint64) {
+				s.add(engineVerdicts, float64(n), action, reason)
+			})
+			src.NewFlowCounts(func(proto string, n uint64) {
+				s.add(engineNewFlows, float64(n), proto)
+			})
+			written, suppressed := src.LogCounts()
+			s.add(logLines, float64(written))
+			s.add(logSuppressed, float64(suppressed))
+			picked, adopted := src.KnownFlowCounts()
+			s.add(flowsPickedUp, float64(picked))
+			s.add(flowsAdopted, float64(adopted))
+			return nil
+		},
+	}
 }

@@ -1,7 +1,5 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
-
 // Events of FTP expectations, the "event" label of
 // nfqfw_ftp_expectations_total.
 const (
@@ -18,25 +16,20 @@ var (
 	ftpMalformed = counter("ftp_malformed_total", "FTP control lines the helper could not parse.")
 )
 
-// ftpCollector exports the FTP helper's expectation counters.
-type ftpCollector struct{ src FTPSource }
-
-func newFTPCollector(src FTPSource) ftpCollector { return ftpCollector{src} }
-
-func (ftpCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, ftpExpectations, ftpRefused, ftpMalformed)
-}
-
-func (c ftpCollector) update(ch chan<- prometheus.Metric) error {
-	s := newScrape()
-	st := c.src.FTPStats()
-	s.add(ftpExpectations, float64(st.Created), FTPEventCreated)
-	s.add(ftpExpectations, float64(st.Used), FTPEventUsed)
-	s.add(ftpExpectations, float64(st.Expired), FTPEventExpired)
-	s.add(ftpMalformed, float64(st.Malformed))
-	c.src.FTPRefusals(func(reason string, n uint64) {
-		s.add(ftpRefused, float64(n), reason)
-	})
-	s.emit(ch)
-	return nil
+// newFTPCollector exports the FTP helper's expectation counters.
+func newFTPCollector(src FTPSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{ftpExpectations, ftpRefused, ftpMalformed},
+		read: func(s *scrape) error {
+			st := src.FTPStats()
+			s.add(ftpExpectations, float64(st.Created), FTPEventCreated)
+			s.add(ftpExpectations, float64(st.Used), FTPEventUsed)
+			s.add(ftpExpectations, float64(st.Expired), FTPEventExpired)
+			s.add(ftpMalformed, float64(st.Malformed))
+			src.FTPRefusals(func(reason string, n uint64) {
+				s.add(ftpRefused, float64(n), reason)
+			})
+			return nil
+		},
+	}
 }

@@ -1,7 +1,5 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
-
 var (
 	guardAttempts = counter("guard_attempts_total",
 		"New connections a rate guard judged, per result (allowed, limited).",
@@ -11,23 +9,18 @@ var (
 		"guard")
 )
 
-// guardCollector exports the rate guards' judgements.
-type guardCollector struct{ src GuardSource }
-
-func newGuardCollector(src GuardSource) guardCollector { return guardCollector{src} }
-
-func (guardCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, guardAttempts, guardEvictions)
-}
-
-func (c guardCollector) update(ch chan<- prometheus.Metric) error {
-	s := newScrape()
-	c.src.GuardAttempts(func(guard, result string, n uint64) {
-		s.add(guardAttempts, float64(n), guard, result)
-	})
-	c.src.GuardEvictions(func(guard string, n uint64) {
-		s.add(guardEvictions, float64(n), guard)
-	})
-	s.emit(ch)
-	return nil
+// newGuardCollector exports the rate guards' judgements.
+func newGuardCollector(src GuardSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{guardAttempts, guardEvictions},
+		read: func(s *scrape) error {
+			src.GuardAttempts(func(guard, result string, n uint64) {
+				s.add(guardAttempts, float64(n), guard, result)
+			})
+			src.GuardEvictions(func(guard string, n uint64) {
+				s.add(guardEvictions, float64(n), guard)
+			})
+			return nil
+		},
+	}
 }

@@ -1,10 +1,6 @@
 package metrics
 
-import (
-	"strconv"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "strconv"
 
 var (
 	kernelQueueLength = gauge("kernel_queue_length",
@@ -18,28 +14,23 @@ var (
 		"queue")
 )
 
-// kernelCollector exports the kernel's per-queue counters from
+// newKernelCollector exports the kernel's per-queue counters from
 // /proc/net/netfilter/nfnetlink_queue.
-type kernelCollector struct{ src ProcSource }
-
-func newKernelCollector(src ProcSource) kernelCollector { return kernelCollector{src} }
-
-func (kernelCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, kernelQueueLength, kernelQueueDropped, kernelQueueUserDropped)
-}
-
-func (c kernelCollector) update(ch chan<- prometheus.Metric) error {
-	qs, err := c.src()
-	if err != nil {
-		return err
+func newKernelCollector(src ProcSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{kernelQueueLength, kernelQueueDropped, kernelQueueUserDropped},
+		read: func(s *scrape) error {
+			qs, err := src()
+			if err != nil {
+				return err
+			}
+			for _, q := range qs {
+				n := strconv.Itoa(int(q.Queue))
+				s.add(kernelQueueLength, float64(q.Length), n)
+				s.add(kernelQueueDropped, float64(q.Dropped), n)
+				s.add(kernelQueueUserDropped, float64(q.UserDropped), n)
+			}
+			return nil
+		},
 	}
-	s := newScrape()
-	for _, q := range qs {
-		n := strconv.Itoa(int(q.Queue))
-		s.add(kernelQueueLength, float64(q.Length), n)
-		s.add(kernelQueueDropped, float64(q.Dropped), n)
-		s.add(kernelQueueUserDropped, float64(q.UserDropped), n)
-	}
-	s.emit(ch)
-	return nil
 }

@@ -1,7 +1,5 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
-
 var (
 	knockInProgress = gauge("knock_sources_in_progress", "Sources part way through a knock sequence now.", "sequence")
 	knockSuccess    = counter("knock_success_total", "Knock sequences completed.", "sequence")
@@ -9,25 +7,20 @@ var (
 	knockWindows    = gauge("knock_windows_open", "Sources whose completed knock sequence holds the service open now.", "sequence")
 )
 
-// knockCollector exports the knock sequences.
-type knockCollector struct{ src KnockSource }
-
-func newKnockCollector(src KnockSource) knockCollector { return knockCollector{src} }
-
-func (knockCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, knockInProgress, knockSuccess, knockFailures, knockWindows)
-}
-
-func (c knockCollector) update(ch chan<- prometheus.Metric) error {
-	s := newScrape()
-	c.src.KnockSequences(func(q KnockSequence) {
-		s.add(knockInProgress, float64(q.InProgress), q.Sequence)
-		s.add(knockSuccess, float64(q.Successes), q.Sequence)
-		s.add(knockWindows, float64(q.WindowsOpen), q.Sequence)
-	})
-	c.src.KnockFailures(func(sequence, reason string, n uint64) {
-		s.add(knockFailures, float64(n), sequence, reason)
-	})
-	s.emit(ch)
-	return nil
+// newKnockCollector exports the knock sequences.
+func newKnockCollector(src KnockSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{knockInProgress, knockSuccess, knockFailures, knockWindows},
+		read: func(s *scrape) error {
+			src.KnockSequences(func(q KnockSequence) {
+				s.add(knockInProgress, float64(q.InProgress), q.Sequence)
+				s.add(knockSuccess, float64(q.Successes), q.Sequence)
+				s.add(knockWindows, float64(q.WindowsOpen), q.Sequence)
+			})
+			src.KnockFailures(func(sequence, reason string, n uint64) {
+				s.add(knockFailures, float64(n), sequence, reason)
+			})
+			return nil
+		},
+	}
 }

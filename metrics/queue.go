@@ -1,10 +1,6 @@
 package metrics
 
-import (
-	"strconv"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "strconv"
 
 // Kinds of queue reader errors, the "kind" label of
 // nfqfw_queue_reader_errors_total.
@@ -23,24 +19,19 @@ var (
 		"queue")
 )
 
-// queueCollector exports the queue readers' counters.
-type queueCollector struct{ src QueueSource }
-
-func newQueueCollector(src QueueSource) queueCollector { return queueCollector{src} }
-
-func (queueCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, queuePackets, queueErrors, queuePanics)
-}
-
-func (c queueCollector) update(ch chan<- prometheus.Metric) error {
-	s := newScrape()
-	c.src.QueueStats(func(st QueueStats) {
-		q := strconv.Itoa(int(st.Queue))
-		s.add(queuePackets, float64(st.Packets), q)
-		s.add(queueErrors, float64(st.VerdictErrors), q, ErrorKindVerdict)
-		s.add(queueErrors, float64(st.OtherErrors), q, ErrorKindOther)
-		s.add(queuePanics, float64(st.Panics), q)
-	})
-	s.emit(ch)
-	return nil
+// newQueueCollector exports the queue readers' counters.
+func newQueueCollector(src QueueSource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{queuePackets, queueErrors, queuePanics},
+		read: func(s *scrape) error {
+			src.QueueStats(func(st QueueStats) {
+				q := strconv.Itoa(int(st.Queue))
+				s.add(queuePackets, float64(st.Packets), q)
+				s.add(queueErrors, float64(st.VerdictErrors), q, ErrorKindVerdict)
+				s.add(queueErrors, float64(st.OtherErrors), q, ErrorKindOther)
+				s.add(queuePanics, float64(st.Panics), q)
+			})
+			return nil
+		},
+	}
 }
