@@ -52,9 +52,9 @@ func TestExampleFTPServer(t *testing.T) {
 		tool ftpTool
 		host netip.Addr
 	}{
-		{curlEPSV, sb.Addr4(hostRole)},
-		{curlPASV, sb.Addr4(hostRole)},
-		{curlEPSV, sb.Addr6(hostRole)},
+		{ftpc.curlEPSV, sb.Addr4(hostRole)},
+		{ftpc.curlPASV, sb.Addr4(hostRole)},
+		{ftpc.curlEPSV, sb.Addr6(hostRole)},
 	} {
 		t.Run(tr.tool.name+" from "+tr.host.String(), func(t *testing.T) {
 			used := ftpMetric(fw, "used")

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -170,19 +169,7 @@ func (fw *firewall) reload() {
 // metrics scrapes the daemon's /metrics from inside its namespace.
 func (fw *firewall) metrics() string {
 	fw.t.Helper()
-	ns := fw.ns
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := ns.Do(func() (err error) {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}}
-	resp, err := client.Get("http://" + metricsAddr + "/metrics")
+	resp, err := fw.ns.HTTPClient().Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		fw.t.Fatalf("scrape metrics: %v", err)
 	}

@@ -150,15 +150,28 @@ func lftpTool(name string, passive bool) ftpTool {
 	}}
 }
 
-// The transfers of the tests. Over IPv6 curl always uses EPSV/EPRT.
-var (
-	curlEPSV    = curlTool("curl passive (EPSV)", ftpTransferTimeout)
-	curlPASV    = curlTool("curl passive (PASV)", ftpTransferTimeout, "--disable-epsv")
-	curlEPRT    = curlTool("curl active (EPRT)", ftpTransferTimeout, "-P", "-")
-	curlPORT    = curlTool("curl active (PORT)", ftpTransferTimeout, "-P", "-", "--disable-eprt")
-	lftpPassive = lftpTool("lftp passive", true)
-	lftpActive  = lftpTool("lftp active", false)
-)
+// ftpClients are the FTP clients of the tests, one per transfer mode.
+// Over IPv6 curl always uses EPSV/EPRT.
+type ftpClients struct {
+	curlEPSV, curlPASV, curlEPRT, curlPORT ftpTool
+	lftpPassive, lftpActive                ftpTool
+}
+
+// newFTPClients are the clients with curl's transfers bounded by maxTime
+// seconds; lftp's net:timeout is 8 s.
+func newFTPClients(maxTime int) ftpClients {
+	return ftpClients{
+		curlEPSV:    curlTool("curl passive (EPSV)", maxTime),
+		curlPASV:    curlTool("curl passive (PASV)", maxTime, "--disable-epsv"),
+		curlEPRT:    curlTool("curl active (EPRT)", maxTime, "-P", "-"),
+		curlPORT:    curlTool("curl active (PORT)", maxTime, "-P", "-", "--disable-eprt"),
+		lftpPassive: lftpTool("lftp passive", true),
+		lftpActive:  lftpTool("lftp active", false),
+	}
+}
+
+// ftpc are the transfers of the tests, bounded by ftpTransferTimeout.
+var ftpc = newFTPClients(ftpTransferTimeout)
 
 // fetch runs tool in ns against host and reports whether the file arrived
 // whole, with the tool's output.
@@ -215,6 +228,26 @@ type ftpTransfer struct {
 	ok   bool
 }
 
+// passive are the transfers in passive mode that must succeed: curl with
+// EPSV (IPv4 and IPv6) and PASV, lftp over IPv4 and IPv6.
+func (c ftpClients) passive() []ftpTransfer {
+	return []ftpTransfer{
+		{tool: c.curlEPSV, ok: true}, {tool: c.curlEPSV, v6: true, ok: true},
+		{tool: c.curlPASV, ok: true},
+		{tool: c.lftpPassive, ok: true}, {tool: c.lftpPassive, v6: true, ok: true},
+	}
+}
+
+// active are the transfers in active mode that must succeed: curl with
+// EPRT (IPv4 and IPv6) and PORT, lftp over IPv4 and IPv6.
+func (c ftpClients) active() []ftpTransfer {
+	return []ftpTransfer{
+		{tool: c.curlEPRT, ok: true}, {tool: c.curlEPRT, v6: true, ok: true},
+		{tool: c.curlPORT, ok: true},
+		{tool: c.lftpActive, ok: true}, {tool: c.lftpActive, v6: true, ok: true},
+	}
+}
+
 // runTransfers fetches the file once per transfer. A transfer that must
 // succeed must also have used an FTP expectation (the helper admitted its
 // data connection); one that must fail must not leave the file behind.
@@ -256,12 +289,17 @@ func relatedFlows(st control.StateResponse) []control.StateFlow {
 	return out
 }
 
-func newFTPLab(t *testing.T) (*sandbox.Sandbox, *vsftpdServer) {
+// newFTPLab builds the FTP lab with vsftpd on the server LAN, marks the
+// test parallel and starts the firewall on ftpConfig(helper, extra,
+// forward).
+func newFTPLab(t *testing.T, helper bool, extra, forward string) (*sandbox.Sandbox, *vsftpdServer, *firewall) {
 	t.Helper()
 	requireSandbox(t)
 	sandbox.Require(t, "vsftpd", "curl", "lftp")
 	sb := sandbox.New(t, sandbox.Options{LANs: ftpLANs})
-	return sb, startVsftpd(t, sb.NS(ftpServerRole))
+	srv := startVsftpd(t, sb.NS(ftpServerRole))
+	t.Parallel()
+	return sb, srv, startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, helper, extra, forward))
 }
 
 // TestFTPServerSide: the forward chain admits only the control connection
@@ -269,17 +307,8 @@ func newFTPLab(t *testing.T) (*sandbox.Sandbox, *vsftpdServer) {
 // IPv4 and IPv6, every data connection admitted by the helper as RELATED
 // to its control connection. A bounce attempt opens nothing.
 func TestFTPServerSide(t *testing.T) {
-	sb, srv := newFTPLab(t)
-	t.Parallel()
-	fw := startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, true, "", ftpServerSide))
-	runTransfers(t, sb, fw, srv, []ftpTransfer{
-		{tool: curlEPSV, ok: true}, {tool: curlEPSV, v6: true, ok: true},
-		{tool: curlPASV, ok: true},
-		{tool: curlEPRT, ok: true}, {tool: curlEPRT, v6: true, ok: true},
-		{tool: curlPORT, ok: true},
-		{tool: lftpPassive, ok: true}, {tool: lftpPassive, v6: true, ok: true},
-		{tool: lftpActive, ok: true}, {tool: lftpActive, v6: true, ok: true},
-	})
+	sb, srv, fw := newFTPLab(t, true, "", ftpServerSide)
+	runTransfers(t, sb, fw, srv, append(ftpc.passive(), ftpc.active()...))
 	if rel := relatedFlows(fw.state()); len(rel) == 0 {
 		t.Errorf("the state view shows no flow RELATED to an FTP control connection:\n%s", lines(fw.state()))
 	} else {
@@ -311,13 +340,8 @@ func checkBounce(t *testing.T, sb *sandbox.Sandbox, fw *firewall) {
 	listenIn(t, cli, netip.AddrPortFrom(netip.IPv4Unspecified(), ownPort))
 	refusedBefore := metricValue(fw.metrics(), `nfqfw_ftp_refused_total{reason="bounce"}`)
 
-	c := dialFTP(t, cli, netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21))
-	c.expect("220")
-	c.send("USER anonymous")
-	c.expect("331")
-	c.send("PASS bounce@")
-	c.expect("230")
-	c.send(fmt.Sprintf("PORT %s,%d,%d", strings.ReplaceAll(third.String(), ".", ","), bouncePort>>8, bouncePort&0xff))
+	c := loginFTP(t, cli, netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21), "bounce@")
+	c.sendPORT(third, bouncePort)
 	c.reply() // vsftpd refuses it too ("500 Illegal PORT command"); the firewall must not rely on that
 	c.send(fmt.Sprintf("EPRT |1|%s|%d|", third, eprtPort))
 	c.reply()
@@ -332,7 +356,7 @@ func checkBounce(t *testing.T, sb *sandbox.Sandbox, fw *firewall) {
 			t.Errorf("the server reached the third host %s:%d after a bounce PORT/EPRT", third, p)
 		}
 	}
-	c.send(fmt.Sprintf("PORT %s,%d,%d", strings.ReplaceAll(client.String(), ".", ","), ownPort>>8, ownPort&0xff))
+	c.sendPORT(client, ownPort)
 	c.expect("200")
 	if err := dialFrom(srvNS, netip.AddrPortFrom(client, ownPort)); err != nil {
 		t.Errorf("the client's own PORT did not open its data connection: %v", err)
@@ -343,14 +367,8 @@ func checkBounce(t *testing.T, sb *sandbox.Sandbox, fw *firewall) {
 // nothing open toward it; the server's active-mode data connections are
 // admitted by the helper. Passive mode needs no helper here.
 func TestFTPClientSide(t *testing.T) {
-	sb, srv := newFTPLab(t)
-	t.Parallel()
-	fw := startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, true, "", ftpClientSide))
-	runTransfers(t, sb, fw, srv, []ftpTransfer{
-		{tool: curlEPRT, ok: true}, {tool: curlEPRT, v6: true, ok: true},
-		{tool: curlPORT, ok: true},
-		{tool: lftpActive, ok: true}, {tool: lftpActive, v6: true, ok: true},
-	})
+	sb, srv, fw := newFTPLab(t, true, "", ftpClientSide)
+	runTransfers(t, sb, fw, srv, ftpc.active())
 	// Nothing but announced connections reaches the client.
 	cli := sb.NS(ftpClientRole)
 	listenIn(t, cli, netip.MustParseAddrPort("0.0.0.0:30020"))
@@ -363,20 +381,19 @@ func TestFTPClientSide(t *testing.T) {
 // control connection works, no data connection does: the helper is what
 // admits them.
 func TestFTPWithoutHelper(t *testing.T) {
-	sb, srv := newFTPLab(t)
-	t.Parallel()
-	fw := startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, false, "", ftpServerSide))
+	sb, srv, fw := newFTPLab(t, false, "", ftpServerSide)
 	cli := sb.NS(ftpClientRole)
 	c := dialFTP(t, cli, netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21))
 	c.expect("220")
+	blocked := newFTPClients(ftpBlockedTimeout)
 	for _, tr := range []struct {
 		tool ftpTool
 		v6   bool
 	}{
-		{curlTool("curl passive (EPSV)", ftpBlockedTimeout), false},
-		{curlTool("curl passive (PASV)", ftpBlockedTimeout, "--disable-epsv"), false},
-		{curlTool("curl passive (EPSV)", ftpBlockedTimeout), true},
-		{curlTool("curl active (PORT)", ftpBlockedTimeout, "-P", "-", "--disable-eprt"), false},
+		{blocked.curlEPSV, false},
+		{blocked.curlPASV, false},
+		{blocked.curlEPSV, true},
+		{blocked.curlPORT, false},
 	} {
 		host := sb.Addr4(ftpServerRole)
 		if tr.v6 {
@@ -400,11 +417,9 @@ func TestFTPWithoutHelper(t *testing.T) {
 // ("500 Illegal PORT command": the private address reached the server).
 // The server sees only the gateway.
 func TestFTPMasquerade(t *testing.T) {
-	sb, srv := newFTPLab(t)
-	t.Parallel()
 	nat := fmt.Sprintf("nat:\n  masquerade:\n    - {out: srv, src: [%s]}\n", ftpLANs[0].V4)
-	startFirewall(t, sb.NS(sandbox.Gateway), ftpConfig(sb, true, nat, ftpServerSide))
-	for _, tool := range []ftpTool{curlEPSV, curlPASV, lftpPassive, curlPORT, curlEPRT, lftpActive} {
+	sb, srv, _ := newFTPLab(t, true, nat, ftpServerSide)
+	for _, tool := range []ftpTool{ftpc.curlEPSV, ftpc.curlPASV, ftpc.lftpPassive, ftpc.curlPORT, ftpc.curlEPRT, ftpc.lftpActive} {
 		t.Run(tool.name+" over IPv4", func(t *testing.T) {
 			if ok, out := srv.fetch(t, sb.NS(ftpClientRole), tool, sb.Addr4(ftpServerRole)); !ok {
 				t.Errorf("transfer through MASQUERADE failed: %s", out)
@@ -421,13 +436,8 @@ func TestFTPMasquerade(t *testing.T) {
 	third := sb.Addr4(ftpThirdRole)
 	const bouncePort = 30004
 	listenIn(t, oth, netip.AddrPortFrom(netip.IPv4Unspecified(), bouncePort))
-	c := dialFTP(t, sb.NS(ftpClientRole), netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21))
-	c.expect("220")
-	c.send("USER anonymous")
-	c.expect("331")
-	c.send("PASS bounce@")
-	c.expect("230")
-	c.send(fmt.Sprintf("PORT %s,%d,%d", strings.ReplaceAll(third.String(), ".", ","), bouncePort>>8, bouncePort&0xff))
+	c := loginFTP(t, sb.NS(ftpClientRole), netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21), "bounce@")
+	c.sendPORT(third, bouncePort)
 	c.reply()
 	if err := dialFrom(sb.NS(ftpServerRole), netip.AddrPortFrom(third, bouncePort)); err == nil {
 		t.Errorf("the server reached the third host %s:%d after a bounce PORT through MASQUERADE", third, bouncePort)
@@ -443,16 +453,31 @@ type ftpConn struct {
 
 func dialFTP(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) *ftpConn {
 	t.Helper()
-	var c net.Conn
-	err := ns.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", dst.String(), ftpDialTimeout)
-		return err
-	})
+	c, err := ns.DialTimeout("tcp", dst.String(), ftpDialTimeout)
 	if err != nil {
 		t.Fatalf("dial %s: %v", dst, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return &ftpConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// loginFTP dials the FTP server dst from ns and logs in anonymously with
+// password pass.
+func loginFTP(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort, pass string) *ftpConn {
+	t.Helper()
+	c := dialFTP(t, ns, dst)
+	c.expect("220")
+	c.send("USER anonymous")
+	c.expect("331")
+	c.send("PASS " + pass)
+	c.expect("230")
+	return c
+}
+
+// sendPORT announces addr:port (IPv4) with a PORT command.
+func (f *ftpConn) sendPORT(addr netip.Addr, port uint16) {
+	f.t.Helper()
+	f.send(fmt.Sprintf("PORT %s,%d,%d", strings.ReplaceAll(addr.String(), ".", ","), port>>8, port&0xff))
 }
 
 func (f *ftpConn) send(line string) {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -558,7 +557,7 @@ func startPromServer(t *testing.T, ns *sandbox.Netns) *promServer {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(obsPromConfig, metricsAddr)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &promServer{ns: ns, http: obsHTTPClient(ns)}
+	p := &promServer{ns: ns, http: ns.HTTPClient()}
 	p.proc = ns.Start("prometheus",
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
@@ -594,19 +593,7 @@ func startPromServer(t *testing.T, ns *sandbox.Netns) *promServer {
 }
 
 // obsHTTPClient is an HTTP client whose connections are dialled inside ns.
-func obsHTTPClient(ns *sandbox.Netns) *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := ns.Do(func() (err error) {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
-	}}
-}
+func obsHTTPClient(ns *sandbox.Netns) *http.Client { return ns.HTTPClient() }
 
 // obsSample is one element of an instant query's result.
 type obsSample struct {

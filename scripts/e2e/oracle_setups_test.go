@@ -295,29 +295,22 @@ func ftpOn(role string) func(t *testing.T, s *oracleSide) {
 	return func(t *testing.T, s *oracleSide) { s.ftp = startVsftpd(t, s.sb.NS(role)) }
 }
 
-// FTP clients of the oracle, bounded by ftpOracleTimeout.
-var (
-	oracleEPSV = curlTool("curl passive (EPSV)", ftpOracleTimeout)
-	oraclePASV = curlTool("curl passive (PASV)", ftpOracleTimeout, "--disable-epsv")
-	oracleEPRT = curlTool("curl active (EPRT)", ftpOracleTimeout, "-P", "-")
-	oraclePORT = curlTool("curl active (PORT)", ftpOracleTimeout, "-P", "-", "--disable-eprt")
-	// lftp's net:timeout is ftpOracleTimeout.
-	oracleLFTPPassive = lftpTool("lftp passive", true)
-	oracleLFTPActive  = lftpTool("lftp active", false)
-)
+// oracleFTP are the FTP clients of the oracle, bounded by ftpOracleTimeout
+// (lftp's net:timeout is the same 8 s).
+var oracleFTP = newFTPClients(ftpOracleTimeout)
 
 // ftpProbes fetch the file of vsftpd on role to from role from, in every
 // mode: passive and active, IPv4 (EPSV, PASV, EPRT, PORT) and IPv6 (EPSV,
 // EPRT: the only ones IPv6 has).
 func ftpProbes(from, to string) []oracleProbe {
 	var out []oracleProbe
-	for _, tool := range []ftpTool{oracleEPSV, oraclePASV, oracleEPRT, oraclePORT} {
+	for _, tool := range []ftpTool{oracleFTP.curlEPSV, oracleFTP.curlPASV, oracleFTP.curlEPRT, oracleFTP.curlPORT} {
 		out = append(out, oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool})
 	}
-	for _, tool := range []ftpTool{oracleEPSV, oracleEPRT} {
+	for _, tool := range []ftpTool{oracleFTP.curlEPSV, oracleFTP.curlEPRT} {
 		out = append(out, oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool, v6: true})
 	}
-	for _, tool := range []ftpTool{oracleLFTPPassive, oracleLFTPActive} {
+	for _, tool := range []ftpTool{oracleFTP.lftpPassive, oracleFTP.lftpActive} {
 		out = append(out, both(oracleProbe{from: from, kind: ftpFetch, to: to, tool: tool})...)
 	}
 	return out
@@ -404,14 +397,14 @@ var natProbes = cat(
 	},
 	// FTP from the LAN to a server on the uplink, through the MASQUERADE.
 	[]oracleProbe{
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPSV},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oraclePASV},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPRT},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oraclePORT},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleLFTPPassive},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleLFTPActive},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPSV, v6: true},
-		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleEPRT, v6: true},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.curlEPSV},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.curlPASV},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.curlEPRT},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.curlPORT},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.lftpPassive},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.lftpActive},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.curlEPSV, v6: true},
+		{from: hostRole, kind: ftpFetch, to: clientRole, tool: oracleFTP.curlEPRT, v6: true},
 	},
 	// The guest network's multiport rules, the rest of them, both
 	// families, and guests toward the LAN.

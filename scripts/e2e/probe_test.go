@@ -581,11 +581,7 @@ func (c *conversation) cut(d time.Duration) bool {
 // until test cleanup.
 func converse(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) *conversation {
 	t.Helper()
-	var conn net.Conn
-	err := ns.Do(func() (err error) {
-		conn, err = net.DialTimeout("tcp", dst.String(), probeTimeout)
-		return err
-	})
+	conn, err := ns.DialTimeout("tcp", dst.String(), probeTimeout)
 	if err != nil {
 		t.Fatalf("conversation with %s: %v", dst, err)
 	}

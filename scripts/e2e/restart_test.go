@@ -27,17 +27,9 @@ import (
 func TestFTPControlAcrossRestart(t *testing.T) {
 	for _, pickup := range []string{"policy", "drop"} {
 		t.Run("tcp_pickup "+pickup, func(t *testing.T) {
-			sb, srv := newFTPLab(t)
-			t.Parallel()
-			cfg := ftpConfig(sb, true, "flows: {tcp_pickup: "+pickup+"}", ftpServerSide)
-			fw := startFirewall(t, sb.NS(sandbox.Gateway), cfg)
+			sb, srv, fw := newFTPLab(t, true, "flows: {tcp_pickup: "+pickup+"}", ftpServerSide)
 			cli := sb.NS(ftpClientRole)
-			c := dialFTP(t, cli, netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21))
-			c.expect("220")
-			c.send("USER anonymous")
-			c.expect("331")
-			c.send("PASS restart@")
-			c.expect("230")
+			c := loginFTP(t, cli, netip.AddrPortFrom(sb.Addr4(ftpServerRole), 21), "restart@")
 			c.list(cli, "before any restart")
 			c.retr(cli, srv, "before any restart")
 
@@ -97,8 +89,8 @@ func (f *ftpConn) pasv() netip.AddrPort {
 // dialData connects a passive data connection from ns to dst.
 func (f *ftpConn) dialData(ns *sandbox.Netns, dst netip.AddrPort) net.Conn {
 	f.t.Helper()
-	var d net.Conn
-	if err := ns.Do(func() (err error) { d, err = net.DialTimeout("tcp", dst.String(), ftpDialTimeout); return err }); err != nil {
+	d, err := ns.DialTimeout("tcp", dst.String(), ftpDialTimeout)
+	if err != nil {
 		f.t.Fatalf("data connection to %s: %v", dst, err)
 	}
 	d.SetDeadline(time.Now().Add(ftpDialTimeout))

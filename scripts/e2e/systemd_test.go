@@ -245,8 +245,8 @@ func TestQueueReaderFailureKeepsTheRuleset(t *testing.T) {
 // dialTCPConn connects from ns to dst and returns the connection.
 func dialTCPConn(t *testing.T, ns *sandbox.Netns, dst netip.AddrPort) net.Conn {
 	t.Helper()
-	var c net.Conn
-	if err := ns.Do(func() (err error) { c, err = net.DialTimeout("tcp", dst.String(), 2*time.Second); return err }); err != nil {
+	c, err := ns.DialTimeout("tcp", dst.String(), 2*time.Second)
+	if err != nil {
 		t.Fatalf("connect to %v: %v", dst, err)
 	}
 	return c
