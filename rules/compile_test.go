@@ -242,15 +242,7 @@ func TestCompileErrors(t *testing.T) {
 func TestHash(t *testing.T) {
 	hash := func(yml string) string {
 		t.Helper()
-		c, err := Parse("a.yaml", []byte(yml))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := Compile(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.Hash()
+		return compileYAML(t, "a.yaml", yml).Hash()
 	}
 	base := hash(lines("input:", "  rules:", "    - {name: ssh, proto: tcp, dport: 22, action: accept}"))
 	if len(base) != 64 {

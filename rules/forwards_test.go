@@ -31,22 +31,9 @@ forward:
 `
 
 func TestForwardAdmissions(t *testing.T) {
-	c, err := Parse("gw.yaml", []byte(gatewayYAML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, r := range p.Rules() {
-		if r.Hook == HookForward {
-			names = append(names, r.Name)
-		}
-	}
+	p := compileYAML(t, "gw.yaml", gatewayYAML)
 	// The operator's rules first, then one admission per forward.
-	if diff := cmp.Diff([]string{"lan-tcp", "no-bad-guy", "ssh", "web", "dns", "games", "web6"}, names); diff != "" {
+	if diff := cmp.Diff([]string{"lan-tcp", "no-bad-guy", "ssh", "web", "dns", "games", "web6"}, forwardRuleNames(p)); diff != "" {
 		t.Errorf("forward rules (-want +got):\n%s", diff)
 	}
 
@@ -91,7 +78,7 @@ func TestForwardAdmissions(t *testing.T) {
 // automatic admission cannot bypass it; a forward whose name a rule already
 // has gets a suffixed name.
 func TestForwardAdmissionClaimed(t *testing.T) {
-	c, err := Parse("gw.yaml", []byte(`
+	p := compileYAML(t, "gw.yaml", `
 guards:
   - {name: ssh-guard, limits: [{count: 3, window: 10s}]}
 nat:
@@ -102,21 +89,8 @@ forward:
   rules:
     - {name: ssh-guarded, in: wan0, dst: 10.99.11.0/24, proto: tcp, dport: 22, guard: ssh-guard, action: accept}
     - {name: web, in: lan1, proto: tcp, dport: 80, action: accept}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := Compile(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, r := range p.Rules() {
-		if r.Hook == HookForward {
-			names = append(names, r.Name)
-		}
-	}
-	if diff := cmp.Diff([]string{"ssh-guarded", "web", "web-port-forward"}, names); diff != "" {
+`)
+	if diff := cmp.Diff([]string{"ssh-guarded", "web", "web-port-forward"}, forwardRuleNames(p)); diff != "" {
 		t.Errorf("forward rules (-want +got):\n%s", diff)
 	}
 	pk := pkt{hook: fwd, proto: "tcp", src: "192.0.2.5:40000", dst: "10.99.11.2:22", in: "wan0", out: "lan1", flags: syn}.packet(t)

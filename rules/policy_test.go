@@ -71,9 +71,24 @@ func newAllowState(p *Policy, names ...string) *allowState {
 	return s
 }
 
+// loadExample loads and compiles rules/examples/name.
 func loadExample(t testing.TB, name string) *Policy {
 	t.Helper()
 	c, err := Load(filepath.Join("examples", name))
+	return mustCompile(t, c, err)
+}
+
+// compileYAML parses yml as the file name and compiles it.
+func compileYAML(t testing.TB, name, yml string) *Policy {
+	t.Helper()
+	c, err := Parse(name, []byte(yml))
+	return mustCompile(t, c, err)
+}
+
+// mustCompile compiles c; err (from reading c) or a compile error fails
+// the test.
+func mustCompile(t testing.TB, c *Config, err error) *Policy {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,6 +97,17 @@ func loadExample(t testing.TB, name string) *Policy {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// forwardRuleNames are the names of p's forward chain rules, in order.
+func forwardRuleNames(p *Policy) []string {
+	var names []string
+	for _, r := range p.Rules() {
+		if r.Hook == HookForward {
+			names = append(names, r.Name)
+		}
+	}
+	return names
 }
 
 // evalCase is a packet and the rule it must hit ("" = none: the chain

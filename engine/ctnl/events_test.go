@@ -62,12 +62,7 @@ func TestDecodeMatchesLibrary(t *testing.T) {
 	}
 	defer sock.f.Close()
 
-	udp4Srv := netip.MustParseAddrPort("127.0.0.1:9996")
-	udp6Srv := netip.MustParseAddrPort("[::1]:9996")
-	tcpSrv := netip.MustParseAddrPort("127.0.0.1:9995")
-	udpEcho(t, ns, udp4Srv)
-	udpEcho(t, ns, udp6Srv)
-	tcpAccept(t, ns, tcpSrv)
+	udp4Srv, udp6Srv, tcpSrv := loopbackServers(t, ns, 9996, 9995)
 	udpExchange(t, ns, netip.MustParseAddr("127.0.0.2"), udp4Srv)
 	udpExchange(t, ns, netip.MustParseAddr("::1"), udp6Srv)
 	tcpConnect(t, ns, tcpSrv)

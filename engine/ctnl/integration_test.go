@@ -102,12 +102,7 @@ func TestFollowerInNetns(t *testing.T) {
 	go fSkip.Run(ctx, logSkip.add)
 	t.Cleanup(func() { fSkip.Close() })
 
-	udp4Srv := netip.MustParseAddrPort("127.0.0.1:9998")
-	udp6Srv := netip.MustParseAddrPort("[::1]:9998")
-	tcpSrv := netip.MustParseAddrPort("127.0.0.1:9997")
-	udpEcho(t, ns, udp4Srv)
-	udpEcho(t, ns, udp6Srv)
-	tcpAccept(t, ns, tcpSrv)
+	udp4Srv, udp6Srv, tcpSrv := loopbackServers(t, ns, 9998, 9997)
 
 	udp4Cli := udpExchange(t, ns, netip.MustParseAddr("127.0.0.2"), udp4Srv)
 	udp6Cli := udpExchange(t, ns, netip.MustParseAddr("::1"), udp6Srv)
@@ -265,6 +260,20 @@ func contains(table []Event, ok func(Event) bool) bool {
 		}
 	}
 	return false
+}
+
+// loopbackServers starts, on loopback in ns, UDP echo servers on IPv4 and
+// IPv6 udpPort and a TCP acceptor on IPv4 tcpPort, and returns their
+// addresses.
+func loopbackServers(t *testing.T, ns *sandbox.Netns, udpPort, tcpPort uint16) (udp4, udp6, tcp netip.AddrPort) {
+	t.Helper()
+	udp4 = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), udpPort)
+	udp6 = netip.AddrPortFrom(netip.IPv6Loopback(), udpPort)
+	tcp = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), tcpPort)
+	udpEcho(t, ns, udp4)
+	udpEcho(t, ns, udp6)
+	tcpAccept(t, ns, tcp)
+	return udp4, udp6, tcp
 }
 
 // udpEcho answers every datagram to addr (inside ns) until cleanup.

@@ -110,13 +110,7 @@ func TestReaderInNetns(t *testing.T) {
 		t.Logf("second Open: %v", err)
 	})
 	t.Run("kernel queue table", func(t *testing.T) {
-		var qs []QueueProcStats
-		if err := ns.Do(func() (err error) {
-			qs, err = ReadProcStats("/proc/thread-self/net/netfilter/nfnetlink_queue")
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
+		qs := queueTable(t, ns)
 		if len(qs) != 1 || qs[0].Queue != testQueue || qs[0].IDSequence != 3 || qs[0].CopyMode != 2 || qs[0].CopyRange != maxCopyRange {
 			t.Errorf("queue table = %+v, want queue 7, copy packet %d, 3 packets queued", qs, maxCopyRange)
 		}
@@ -149,6 +143,19 @@ func TestReaderInNetns(t *testing.T) {
 		t.Fatalf("Open after Run returned: %v", err)
 	}
 	r3.Close()
+}
+
+// queueTable reads the kernel's queue table of ns.
+func queueTable(t *testing.T, ns *sandbox.Netns) []QueueProcStats {
+	t.Helper()
+	var qs []QueueProcStats
+	if err := ns.Do(func() (err error) {
+		qs, err = ReadProcStats("/proc/thread-self/net/netfilter/nfnetlink_queue")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return qs
 }
 
 func dialInNetns(t *testing.T, ns *sandbox.Netns) *net.UDPConn {
@@ -231,13 +238,7 @@ func TestFailOpenInNetns(t *testing.T) {
 			if got != tt.wantGot {
 				t.Errorf("listener got %d datagrams, want %d", got, tt.wantGot)
 			}
-			var qs []QueueProcStats
-			if err := ns.Do(func() (err error) {
-				qs, err = ReadProcStats("/proc/thread-self/net/netfilter/nfnetlink_queue")
-				return err
-			}); err != nil {
-				t.Fatal(err)
-			}
+			qs := queueTable(t, ns)
 			if len(qs) != 1 || qs[0].Dropped != tt.wantDropped || qs[0].QueueTotal != 1 {
 				t.Errorf("queue table = %+v, want 1 waiting and queue_dropped %d", qs, tt.wantDropped)
 			}

@@ -772,22 +772,26 @@ func (g gen) sourceOut(src []netip.Prefix, out []string) []string {
 		}
 		srcs = []string{""}
 	}
-	if len(srcs) == 0 {
-		return nil
-	}
-	ifs := rules.ExpandZones(g.c.Zones, out)
-	if len(ifs) == 0 {
-		ifs = []string{""}
+	return g.headers(srcs, "-o", out)
+}
+
+// headers returns the rule headers " -s SRC FLAG IF" (FLAG -i or -o) for
+// every source of srcs and every interface of the zones and names of ifs:
+// a source "" and an empty ifs leave that match out.
+func (g gen) headers(srcs []string, flag string, ifs []string) []string {
+	names := rules.ExpandZones(g.c.Zones, ifs)
+	if len(names) == 0 {
+		names = []string{""}
 	}
 	var hs []string
 	for _, s := range srcs {
-		for _, i := range ifs {
+		for _, i := range names {
 			h := ""
 			if s != "" {
 				h += " -s " + s
 			}
 			if i != "" {
-				h += ifMatch("-o", i)
+				h += ifMatch(flag, i)
 			}
 			hs = append(hs, h)
 		}
@@ -822,30 +826,16 @@ func (g gen) forward(i int, f rules.PortForward) ([]string, error) {
 	if len(f.Src) == 0 {
 		srcs = []string{""}
 	}
-	ifs := rules.ExpandZones(g.c.Zones, f.In)
-	if len(ifs) == 0 {
-		ifs = []string{""}
-	}
 	comment := "port forward"
 	if n := sanitize(f.Name); n != "" {
 		comment += " " + n
 	}
 	var out []string
-	for _, s := range srcs {
-		for _, in := range ifs {
-			h := ""
-			if s != "" {
-				h += " -s " + s
-			}
-			if in != "" {
-				h += ifMatch("-i", in)
-			}
-			h += " -p " + proto
-			out = append(out, rule("-A "+ChainPrerouting+h, comment,
-				"-m "+proto+" --dport "+portSpan(f.Port.First, f.Port.Last, ":"),
-				"-m addrtype --dst-type LOCAL",
-				"-j DNAT --to-destination "+to))
-		}
+	for _, h := range g.headers(srcs, "-i", f.In) {
+		out = append(out, rule("-A "+ChainPrerouting+h+" -p "+proto, comment,
+			"-m "+proto+" --dport "+portSpan(f.Port.First, f.Port.Last, ":"),
+			"-m addrtype --dst-type LOCAL",
+			"-j DNAT --to-destination "+to))
 	}
 	return out, nil
 }

@@ -33,6 +33,13 @@ func base() *rules.Config {
 	}
 }
 
+// sshForward is base with one port forward: tcp 22 to 10.0.0.2.
+func sshForward() *rules.Config {
+	c := base()
+	c.NAT.Forwards = []rules.PortForward{{Proto: 6, Port: rules.PortRange{First: 22, Last: 22}, To: netip.MustParseAddr("10.0.0.2")}}
+	return c
+}
+
 func tcp(name string, ports ...uint16) rules.Rule {
 	r := rules.Rule{Name: name, Proto: 6, Action: rules.ActionAccept}
 	for _, p := range ports {
@@ -330,21 +337,13 @@ func TestGenerateQueues(t *testing.T) {
 		},
 		{
 			name: "port forwards make the forward chain queue",
-			cfg: func() *rules.Config {
-				c := base()
-				c.NAT.Forwards = []rules.PortForward{{Proto: 6, Port: rules.PortRange{First: 22, Last: 22}, To: netip.MustParseAddr("10.0.0.2")}}
-				return c
-			},
-			fam: rules.FamilyIPv4, hook: rules.HookForward, queues: true,
+			cfg:  sshForward,
+			fam:  rules.FamilyIPv4, hook: rules.HookForward, queues: true,
 		},
 		{
 			name: "IPv4 port forwards leave the IPv6 forward chain alone",
-			cfg: func() *rules.Config {
-				c := base()
-				c.NAT.Forwards = []rules.PortForward{{Proto: 6, Port: rules.PortRange{First: 22, Last: 22}, To: netip.MustParseAddr("10.0.0.2")}}
-				return c
-			},
-			fam: rules.FamilyIPv6, hook: rules.HookForward, queues: false,
+			cfg:  sshForward,
+			fam:  rules.FamilyIPv6, hook: rules.HookForward, queues: false,
 		},
 	}
 	for _, tt := range tests {
