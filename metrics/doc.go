@@ -4,7 +4,8 @@
 // engine, the queue readers, the flow table and the stateful matchers keep
 // plain atomic counters, and the collectors here read them at scrape time
 // through small interfaces (EngineSource, FlowSource, QueueSource,
-// ProcSource, RecentSource, GuardSource, BanSource, KnockSource, FTPSource)
+// ProcSource, RecentSource, GuardSource, BanSource, KnockSource, FTPSource,
+// FleetSource, HASource)
 // that speak only plain values. The daemon adapts each package to its
 // interface in a few lines, for example:
 //

@@ -38,6 +38,7 @@ type Options struct {
 	Knock  KnockSource
 	FTP    FTPSource
 	Fleet  FleetSource // nil without a fleet
+	HA     HASource
 
 	// ConfigHash names the config loaded at start; with ConfigLoaded (its
 	// load time; zero means now) it sets nfqfw_config_info and the
@@ -105,6 +106,9 @@ func New(opts Options) *Metrics {
 	}
 	if opts.Fleet != nil {
 		add("fleet", newFleetCollector(opts.Fleet))
+	}
+	if opts.HA != nil {
+		add("ha", newHACollector(opts.HA))
 	}
 	m.reg.MustRegister(newScraper(opts.Logger, cs))
 	m.reg.MustRegister(m.latency)

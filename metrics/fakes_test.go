@@ -216,6 +216,7 @@ func testOptions() Options {
 		Knock:   testKnock,
 		FTP:     testFTP,
 		Fleet:   testFleet,
+		HA:      testHA,
 	}
 }
 
@@ -227,3 +228,11 @@ var testFleet = fakeFleet{FleetStats{Up: true, Backlog: 2, Cursor: 140, Connects
 	Kinds:     []FleetKind{{Kind: "ban", Published: 40, Received: 95, Refused: 1}, {Kind: "unban", Published: 2, Received: 3}},
 	Malformed: 1, Expired: 2,
 	LagBounds: []float64{.01, .1, 1}, LagBuckets: []uint64{60, 95, 98}, LagCount: 98, LagSum: 2.5}}
+
+type fakeHA struct{ st HAStats }
+
+func (f fakeHA) HAStats() HAStats { return f.st }
+
+// testHA is a backup gateway that was promoted twice and demoted three
+// times, once failing to read the kernel's flows.
+var testHA = fakeHA{HAStats{Role: "backup", ToPrimary: 2, ToBackup: 3, ReadErrors: 1}}

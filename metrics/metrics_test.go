@@ -97,6 +97,7 @@ func TestCollectorsExposeTheirSources(t *testing.T) {
 		{"state", newStateCollector(testState)},
 		{"knock", newKnockCollector(testKnock)},
 		{"ftp", newFTPCollector(testFTP)},
+		{"ha", newHACollector(testHA)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

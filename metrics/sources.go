@@ -187,3 +187,17 @@ type FleetStats struct {
 type FleetSource interface {
 	FleetStats() FleetStats
 }
+
+// HAStats are the gateway's role in a high-availability pair and its
+// counters since start.
+type HAStats struct {
+	Role                     string // one of HARoles
+	ToPrimary, ToBackup      uint64 // role changes
+	ReadErrors, FollowErrors uint64 // failures at role changes (see nfqfw_ha_errors_total)
+}
+
+// HASource is the daemon's role in a gateway pair.
+type HASource interface {
+	// HAStats returns the role and the counters.
+	HAStats() HAStats
+}

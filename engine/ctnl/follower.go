@@ -108,6 +108,18 @@ func (f *Follower) Stats() Stats {
 	}
 }
 
+// FollowNew joins the event socket to the new-flow group (on) or leaves
+// it, while Run runs or before: a consumer that learns of new flows on its
+// own (Options.SkipNew) may want them for a while, and the kernel builds
+// new-flow events only while somebody listens. Safe from any goroutine;
+// idempotent.
+func (f *Follower) FollowNew(on bool) error {
+	if err := f.ev.setNew(on); err != nil {
+		return fmt.Errorf("ctnl: follow new flows %v: %w", on, err)
+	}
+	return nil
+}
+
 // Close closes both sockets; a running Run returns ErrClosed. Idempotent.
 func (f *Follower) Close() error {
 	var err error

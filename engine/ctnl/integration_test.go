@@ -137,6 +137,29 @@ func TestFollowerInNetns(t *testing.T) {
 		}
 	})
 
+	t.Run("a listener that skips new flows follows them while asked to", func(t *testing.T) {
+		// A backup gateway's daemon: new flows (conntrackd injects its
+		// peer's) are wanted while it is backup, not after.
+		if err := fSkip.FollowNew(true); err != nil {
+			t.Fatal(err)
+		}
+		if err := fSkip.FollowNew(true); err != nil {
+			t.Errorf("FollowNew(true) twice: %v", err)
+		}
+		on := tuple(17, udpExchange(t, ns, netip.MustParseAddr("127.0.0.6"), udp4Srv), udp4Srv)
+		logSkip.await(t, "new flow while following new flows", and(on, ofType(EventNew)))
+		if err := fSkip.FollowNew(false); err != nil {
+			t.Fatal(err)
+		}
+		off := tuple(17, udpExchange(t, ns, netip.MustParseAddr("127.0.0.7"), udp4Srv), udp4Srv)
+		// Events arrive in order: a new-flow event would come before the
+		// reply's update.
+		logSkip.await(t, "reply after leaving the new-flow group", and(off, ofType(EventUpdate)))
+		if contains(logSkip.seen, and(off, ofType(EventNew))) {
+			t.Errorf("a new-flow event after FollowNew(false): %+v", logSkip.seen)
+		}
+	})
+
 	t.Run("dump lists the flows", func(t *testing.T) {
 		table, err := f.Dump(ctx)
 		if err != nil {

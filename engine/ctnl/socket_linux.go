@@ -75,3 +75,23 @@ func openEventSocket(netnsFD, readBuffer int, skipNew bool) (*eventSocket, error
 	}
 	return &eventSocket{f: f, rc: rc}, nil
 }
+
+// nfnlgrpConntrackNew is NFNLGRP_CONNTRACK_NEW, the new-flow group, as a
+// group number (not a bind mask bit) for NETLINK_ADD_MEMBERSHIP.
+const nfnlgrpConntrackNew = 1
+
+// setNew joins the event socket to the new-flow group, or leaves it.
+// Joining twice, or leaving a group it is not in, is not an error.
+func (s *eventSocket) setNew(on bool) error {
+	opt := unix.NETLINK_DROP_MEMBERSHIP
+	if on {
+		opt = unix.NETLINK_ADD_MEMBERSHIP
+	}
+	var serr error
+	if err := s.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, opt, nfnlgrpConntrackNew)
+	}); err != nil {
+		return err
+	}
+	return serr
+}

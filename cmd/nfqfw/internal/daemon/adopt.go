@@ -43,16 +43,20 @@ func (d *Daemon) adoptKernelFlows(ctx context.Context) {
 func (d *Daemon) adopt(flows []ctnl.Event) map[engine.AdoptResult]int {
 	n := map[engine.AdoptResult]int{}
 	routes := routeCache{}
-	now := clock.Now()
 	for i := range flows {
-		f, ok := kernelFlow(&flows[i], routes)
-		if !ok {
-			n[engine.AdoptSkipped]++
-			continue
-		}
-		n[d.eng.Adopt(f, now)]++
+		n[d.adoptOne(&flows[i], routes)]++
 	}
 	return n
+}
+
+// adoptOne gives one kernel flow to the engine's Adopt, looking its
+// addresses up in routes.
+func (d *Daemon) adoptOne(ev *ctnl.Event, routes routeCache) engine.AdoptResult {
+	f, ok := kernelFlow(ev, routes)
+	if !ok {
+		return engine.AdoptSkipped
+	}
+	return d.eng.Adopt(f, clock.Now())
 }
 
 // kernelFlow describes ev as the engine would have seen its first packet:

@@ -16,8 +16,14 @@ import (
 // is forgotten when the kernel forgets it.
 func (d *Daemon) followConntrack(ctx context.Context) error {
 	// New flows are the engine's own decisions: it needs their replies,
-	// assurance and destruction, not their creation.
-	return d.k.follow(ctx, ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true}, d.obs.setConntrack, d.conntrackEvent)
+	// assurance and destruction, not their creation. A backup gateway's
+	// new flows are the exception: conntrackd injects the primary's, and
+	// they are adopted as they appear (see haAction).
+	started := func(f *ctnl.Follower) {
+		d.obs.setConntrack(f)
+		d.followNew(f)
+	}
+	return d.k.follow(ctx, ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true}, started, d.conntrackEvent)
 }
 
 // keysOf returns the flow keys an event may be tracked under: its original
@@ -42,6 +48,9 @@ func (d *Daemon) conntrackEvent(ev ctnl.Event) {
 			t.Delete(k2)
 		}
 	case ctnl.EventNew, ctnl.EventUpdate, ctnl.EventDump:
+		if ev.Type == ctnl.EventNew && d.haRole() == roleBackup {
+			d.adoptNew(&ev)
+		}
 		u := engine.FlowUpdate{
 			TCPState: engine.TCPState(ev.TCPState),
 			Replied:  ev.SeenReply,

@@ -81,7 +81,7 @@ type Daemon struct {
 
 	expiryTick atomic.Int64 // unix nanoseconds of housekeeping's last round: the watchdog's proof of life
 	stalled    atomic.Bool  // the watchdog was not fed at its last ping
-	role       atomic.Value // string: the role "nfqfw ha" last set (rolePrimary, roleBackup); unset: roleStandalone
+	ha         haState      // the role in a gateway pair ("nfqfw ha")
 }
 
 // Run starts the daemon and blocks until ctx ends (an explicit stop: the

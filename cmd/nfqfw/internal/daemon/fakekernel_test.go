@@ -29,6 +29,7 @@ type fakeKernel struct {
 	queues     []*fakeQueue
 	sets       map[string]map[netip.Prefix]time.Duration
 	followErr  error // follow fails with it at once (an auxiliary subsystem's failure)
+	flowsErr   error // reading the conntrack table fails with it
 }
 
 func newFakeKernel(dir string) *fakeKernel {
@@ -52,7 +53,11 @@ func (k *fakeKernel) openQueue(c nfq.Config, d nfq.Decider) (queue, error) {
 
 func (k *fakeKernel) banSets() (banSets, error) { return fakeSets{k}, nil }
 
-func (k *fakeKernel) flows(context.Context) ([]ctnl.Event, error) { return nil, nil }
+func (k *fakeKernel) flows(context.Context) ([]ctnl.Event, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return nil, k.flowsErr
+}
 
 func (k *fakeKernel) deleteFlows(context.Context, netip.Prefix) (int, error) { return 0, nil }
 

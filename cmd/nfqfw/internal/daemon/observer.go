@@ -54,6 +54,7 @@ func newObserver(d *Daemon) *observer {
 		Bans:         banSource{o},
 		State:        stateSource{o},
 		Knock:        knockSource{o},
+		HA:           haSource{d},
 		ConfigHash:   d.eng.Policy().Hash(),
 		ConfigLoaded: time.Now(),
 		Logger:       d.log,
@@ -62,6 +63,15 @@ func newObserver(d *Daemon) *observer {
 }
 
 func (o *observer) setConntrack(f *ctnl.Follower) { o.ct.Store(f) }
+
+// haSource reads the role in a gateway pair and its counters.
+type haSource struct{ d *Daemon }
+
+func (s haSource) HAStats() metrics.HAStats {
+	h := &s.d.ha
+	return metrics.HAStats{Role: s.d.haRole(), ToPrimary: h.toPrimary.Load(), ToBackup: h.toBackup.Load(),
+		ReadErrors: h.readErrors.Load(), FollowErrors: h.followErrors.Load()}
+}
 
 func (o *observer) reloaded(ok bool, hash string) {
 	if o == nil {

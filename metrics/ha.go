@@ -1,0 +1,44 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// HARoles are the values of the role label of nfqfw_ha_role.
+var HARoles = []string{"primary", "backup", "standalone"}
+
+var (
+	haRole = gauge("ha_role",
+		"The gateway's role in a high-availability pair as its keepalived notify hook last set it (nfqfw ha): 1 for the current role, 0 for the others; standalone when never told.",
+		"role")
+	haTransitions = counter("ha_transitions_total",
+		"Changes of the role to primary (promotion) or backup (demotion).", "to")
+	haErrors = counter("ha_errors_total",
+		"Failures at a role change, by operation: read_flows (the kernel's flow table could not be read to adopt its flows), follow_new (the conntrack event socket could not join or leave the new-flow group a backup adopts from).",
+		"op")
+)
+
+// haCollector exports the gateway's role in a pair.
+type haCollector struct{ src HASource }
+
+func newHACollector(src HASource) haCollector { return haCollector{src} }
+
+func (haCollector) describe(ch chan<- *prometheus.Desc) {
+	describe(ch, haRole, haTransitions, haErrors)
+}
+
+func (c haCollector) update(ch chan<- prometheus.Metric) error {
+	st := c.src.HAStats()
+	s := newScrape()
+	for _, r := range HARoles {
+		v := 0.0
+		if r == st.Role {
+			v = 1
+		}
+		s.add(haRole, v, r)
+	}
+	s.add(haTransitions, float64(st.ToPrimary), "primary")
+	s.add(haTransitions, float64(st.ToBackup), "backup")
+	s.add(haErrors, float64(st.ReadErrors), "read_flows")
+	s.add(haErrors, float64(st.FollowErrors), "follow_new")
+	s.emit(ch)
+	return nil
+}
