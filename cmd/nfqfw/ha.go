@@ -19,15 +19,19 @@ func init() {
 the kernel's flow tables in step; rules/examples/ha/ has the shipped
 configs and hooks.
 
-promote   this gateway takes the virtual addresses. Run it right after
-          "conntrackd -c" has committed the synced flows to the kernel:
-          the daemon reads the kernel's flow table and takes the flows
-          its running policy admits as admitted, exactly as it does at
-          start, so their packets that reach the queue (FTP control
-          connections) continue here. Prints what it did with them.
-demote    this gateway hands the addresses over. Nothing is flushed:
-          flows, bans, knock windows and recent lists stay, ready for a
-          failback.
+promote   this gateway takes the virtual addresses: the daemon stops
+          following the kernel's new flows and reads the kernel's flow
+          table once more, taking the flows its running policy admits
+          as admitted (those it has not adopted as backup already),
+          exactly as it does at start, so their packets that reach the
+          queue (FTP control connections) continue here. Prints what it
+          did with them.
+demote    this gateway hands the addresses over, or starts as backup.
+          Nothing is flushed: flows, bans, knock windows and recent
+          lists stay, ready for a failback. The daemon adopts the
+          kernel's table once and then each new flow as it appears:
+          conntrackd (DisableExternalCache on) injects the primary's.
+          Prints what it did with the table.
 status    prints the role: primary, backup, or standalone (never told).`,
 		setup: func(fs *flag.FlagSet) { cf.setup(fs) },
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
@@ -47,7 +51,7 @@ status    prints the role: primary, backup, or standalone (never told).`,
 				return writeJSON(stdout, out)
 			}
 			fmt.Fprintf(stdout, "role: %s\n", out.Role)
-			if args[0] == control.HAPromote {
+			if args[0] != control.HAStatus {
 				fmt.Fprintf(stdout, "kernel flows: %d (admitted %d, already tracked %d, refused by the policy %d, skipped %d)\n",
 					out.Flows, out.Admitted, out.Tracked, out.Refused, out.Skipped)
 			}

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
@@ -39,6 +41,13 @@ const (
 	haProbePort    = 5002
 	haNewFlowPort  = 5003
 	haNATSUp       = 30 * time.Second // the NATS cluster healthy, the fleet links up
+	haAdminPort    = 8443             // the gateways' knocked admin port (gateway-*.yaml)
+	// haFleetWait bounds a decision's way from A to B through the fleet:
+	// milliseconds when all is well, but on the loaded machine a publish
+	// to the fresh 3-replica stream can time out (5 s) and be retried, and
+	// B's consumer, when it stalls, is made again at the next stall check
+	// (every 5 s): engine/fleet's own bounds, which add up to about 20 s.
+	haFleetWait = 30 * time.Second
 	haPromoteMatch = "ha -c "
 )
 
@@ -111,6 +120,9 @@ func newHALab(t *testing.T) *haLab {
 	l.startNATS()
 	l.a = l.startGateway(sandbox.PairPrimary, "a")
 	l.b = l.startGateway(sandbox.PairBackup, "b")
+	// The admin console a knock opens (gateway-*.yaml admin-knocked).
+	serveTCP(t, l.a.ns, haAdminPort)
+	serveTCP(t, l.b.ns, haAdminPort)
 	fleetUp(t, map[string]*firewall{"A": l.a.fw, "B": l.b.fw}, haNATSUp)
 	l.a.startKeepalived(t)
 	l.waitRole(l.a, "primary", 0)
@@ -119,30 +131,29 @@ func newHALab(t *testing.T) *haLab {
 	return l
 }
 
-// startNATS runs the fleet's JetStream cluster on the sync network: a
-// node on each gateway and one on the arbiter, a user per gateway.
+// haNATSFiles are the shipped nats-server configs of the pair's cluster,
+// by the namespace each runs in.
+var haNATSFiles = map[string]string{
+	sandbox.PairPrimary: "nats-a.conf",
+	sandbox.PairBackup:  "nats-b.conf",
+	sandbox.PairArbiter: "nats-arbiter.conf",
+}
+
+// startNATS runs the fleet's JetStream cluster on the sync network from
+// the shipped configs (a node on each gateway and one on the arbiter, a
+// user per gateway), with their store directories and passwords changed.
 func (l *haLab) startNATS() {
 	t := l.t
 	t.Helper()
 	bin := sandbox.NATSServerBin(t)
 	dir := tempDir(t)
-	roles := []string{sandbox.PairPrimary, sandbox.PairBackup, sandbox.PairArbiter}
-	for _, role := range roles {
-		var routes []string
-		for _, other := range roles {
-			if other != role {
-				routes = append(routes, fmt.Sprintf("nats://%s:%d", l.pair.SyncAddr(other), natsClusterPort))
-			}
-		}
-		conf := filepath.Join(dir, role+".conf")
-		writeFile(t, conf, fmt.Sprintf(`server_name: %s
-listen: "%s:%d"
-http: "127.0.0.1:%d"
-jetstream { store_dir: %q, max_mem: 64MB, max_file: 256MB }
-cluster { name: nfqfw-ha, listen: "%s:%d", routes: [%s] }
-authorization { users: [{user: gw-a, password: %q}, {user: gw-b, password: %q}] }
-`, role, l.pair.SyncAddr(role), natsClientPort, natsMonitorPort, filepath.Join(dir, role), l.pair.SyncAddr(role), natsClusterPort,
-			strings.Join(routes, ", "), fleetPassword("gw-a"), fleetPassword("gw-b")), 0o600)
+	for _, role := range []string{sandbox.PairPrimary, sandbox.PairBackup, sandbox.PairArbiter} {
+		name := haNATSFiles[role]
+		conf := filepath.Join(dir, name)
+		writeFile(t, conf, replaceAll(t, name, haExample(t, name),
+			"/var/lib/nats", filepath.Join(dir, role),
+			"change-me-a", fleetPassword("gw-a"),
+			"change-me-b", fleetPassword("gw-b")), 0o600)
 		n := &natsNode{role: role, ns: l.pair.NS(role), conf: conf, bin: bin}
 		n.start()
 		l.nats = append(l.nats, n)
@@ -259,7 +270,7 @@ func (g *haGateway) hookLines() string {
 // more than `before` times and every step of it has finished.
 func (l *haLab) waitRole(g *haGateway, state string, before int) {
 	l.t.Helper()
-	last := map[string]string{"primary": "conntrackd.conf -B", "backup": "conntrackd.conf -n", "fault": "conntrackd.conf -t"}[state]
+	last := map[string]string{"primary": "conntrackd.conf -B", "backup": "conntrackd.conf -n", "fault": "conntrackd.conf -f internal"}[state]
 	ok := eventually(haSettle, func() bool {
 		log := g.hookLines()
 		i := strings.LastIndex(log, "state "+state)
@@ -301,6 +312,41 @@ func (l *haLab) healthSays(g *haGateway, role, when string) {
 	if out, err := g.fw.cli("health"); err != nil || !strings.Contains(out, "\n  ha: "+role) {
 		l.t.Errorf("%s: %s's nfqfw health does not say ha: %s: %v\n%s", when, g.role, role, err, out)
 	}
+}
+
+// roleMetric checks that g's nfqfw_ha_role says role.
+func (l *haLab) roleMetric(g *haGateway, role, when string) {
+	l.t.Helper()
+	if v := metricValue(g.fw.metrics(), `nfqfw_ha_role{role="`+role+`"}`); v != 1 {
+		l.t.Errorf("%s: %s's nfqfw_ha_role{role=%q} = %v, want 1", when, g.role, role, v)
+	}
+}
+
+// adoptedWhileBackup waits until g, backup, has every transfer in its
+// nfqfw flow table: conntrackd injected them into its kernel and nfqfw
+// adopted them as they appeared, before any promotion.
+func (l *haLab) adoptedWhileBackup(g *haGateway, streams []*haStream) {
+	l.t.Helper()
+	var missing []int
+	took, ok := waitFor(haSettle, func() bool {
+		flows := g.fw.state().Flows
+		missing = missing[:0]
+		for _, st := range streams {
+			port := st.conn.LocalAddr().(*net.TCPAddr).Port
+			if !slices.ContainsFunc(flows, func(f control.StateFlow) bool {
+				return f.Src == l.pair.ClientAddr().String() && int(f.SPort) == port && f.DPort == haStreamPort
+			}) {
+				missing = append(missing, port)
+			}
+		}
+		return len(missing) == 0
+	})
+	if !ok {
+		l.t.Errorf("%s (backup): the transfers from client ports %v are not in its nfqfw flow table within %v", g.role, missing, haSettle)
+		return
+	}
+	l.roleMetric(g, "backup", "with the transfers adopted")
+	l.t.Logf("%s (backup) had adopted the %d transfers after %v", g.role, len(streams), took.Round(time.Millisecond))
 }
 
 // expects fails the test unless g's kernel expects the data connection
@@ -599,9 +645,27 @@ func TestHAFailover(t *testing.T) {
 			l.newFlowDecidedBy(l.a, "through A")
 			// A ban made on A reaches B through the fleet.
 			banAdd(t, l.a.fw, haBanned, "10m")
-			if _, ok := waitFor(haSettle, func() bool { _, in := inBanSet(t, l.b.ns, haBanned); return in }); !ok {
-				t.Fatalf("the ban of %s made on A is not in B's kernel ban set within %v", haBanned, haSettle)
+			if took, ok := waitFor(haFleetWait, func() bool { _, in := inBanSet(t, l.b.ns, haBanned); return in }); !ok {
+				t.Fatalf("the ban of %s made on A is not in B's kernel ban set within %v", haBanned, haFleetWait)
+			} else {
+				t.Logf("the ban made on A was in B's kernel set after %v", took.Round(time.Millisecond))
 			}
+			// A knock through A opens the admin port for the client; the
+			// window is shared with B through the fleet.
+			admin := netip.AddrPortFrom(sandbox.PairLANVIP, haAdminPort)
+			expectDial(t, cli, admin, timedOut, "the admin port before the knock")
+			knockWithGo(t, cli, sandbox.PairLANVIP, "tcp/7000", "udp/8000", "tcp/9000")
+			expectDial(t, cli, admin, connected, "the admin port through A after the knock")
+			if took, ok := waitFor(haFleetWait, func() bool {
+				return metricValue(l.b.fw.metrics(), `nfqfw_fleet_decisions_received_total{kind="knock-window"}`) >= 1
+			}); !ok {
+				t.Errorf("the knock window opened through A did not reach B within %v", haFleetWait)
+			} else {
+				t.Logf("the knock window opened through A reached B after %v", took.Round(time.Millisecond))
+			}
+			// B, still backup, has adopted the transfers conntrackd
+			// injected into its kernel: nothing is left for the promotion.
+			l.adoptedWhileBackup(l.b, s.streams)
 			// A passive data connection announced through A (the kernel's
 			// FTP helper expects it) and made only after the failover:
 			// conntrackd carries the expectation to B.
@@ -660,6 +724,8 @@ func TestHAFailover(t *testing.T) {
 			l.newFlowDecidedBy(l.b, "after the failover to B")
 			l.healthSays(l.b, "primary", "after the failover to B")
 			l.banHolds(l.b, "after the failover to B")
+			expectDial(t, cli, admin, connected, "the admin port through B after the failover (the knock went through A)")
+			l.roleMetric(l.b, "primary", "after the failover to B")
 
 			// Failback: A comes back and preempts B.
 			probe = startGapProbe(t, cli, netip.AddrPortFrom(l.pair.ServerAddr(), haProbePort))
@@ -694,6 +760,10 @@ func TestHAFailover(t *testing.T) {
 			l.newFlowDecidedBy(l.a, "after the failback to A")
 			l.healthSays(l.a, "primary", "after the failback to A")
 			l.healthSays(l.b, "backup", "after the failback to A")
+			l.roleMetric(l.a, "primary", "after the failback to A")
+			l.roleMetric(l.b, "backup", "after the failback to A")
+			// B, backup again, adopts what A now syncs to it.
+			l.adoptedWhileBackup(l.b, s.streams)
 		})
 	}
 }
