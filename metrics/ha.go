@@ -1,7 +1,5 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
-
 // HARoles are the values of the role label of nfqfw_ha_role.
 var HARoles = []string{"primary", "backup", "standalone"}
 
@@ -16,29 +14,24 @@ var (
 		"op")
 )
 
-// haCollector exports the gateway's role in a pair.
-type haCollector struct{ src HASource }
-
-func newHACollector(src HASource) haCollector { return haCollector{src} }
-
-func (haCollector) describe(ch chan<- *prometheus.Desc) {
-	describe(ch, haRole, haTransitions, haErrors)
-}
-
-func (c haCollector) update(ch chan<- prometheus.Metric) error {
-	st := c.src.HAStats()
-	s := newScrape()
-	for _, r := range HARoles {
-		v := 0.0
-		if r == st.Role {
-			v = 1
-		}
-		s.add(haRole, v, r)
+// newHACollector exports the gateway's role in a pair.
+func newHACollector(src HASource) scrapeCollector {
+	return scrapeCollector{
+		fams: []family{haRole, haTransitions, haErrors},
+		read: func(s *scrape) error {
+			st := src.HAStats()
+			for _, r := range HARoles {
+				v := 0.0
+				if r == st.Role {
+					v = 1
+				}
+				s.add(haRole, v, r)
+			}
+			s.add(haTransitions, float64(st.ToPrimary), "primary")
+			s.add(haTransitions, float64(st.ToBackup), "backup")
+			s.add(haErrors, float64(st.ReadErrors), "read_flows")
+			s.add(haErrors, float64(st.FollowErrors), "follow_new")
+			return nil
+		},
 	}
-	s.add(haTransitions, float64(st.ToPrimary), "primary")
-	s.add(haTransitions, float64(st.ToBackup), "backup")
-	s.add(haErrors, float64(st.ReadErrors), "read_flows")
-	s.add(haErrors, float64(st.FollowErrors), "follow_new")
-	s.emit(ch)
-	return nil
 }

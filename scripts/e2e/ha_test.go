@@ -612,8 +612,11 @@ func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
 // with A's links set down. Long TCP transfers and an FTP session
 // (passive, through the SNAT to the uplink's virtual address) started
 // through A survive on B and again on A; new flows are decided by the
-// nfqfw of the gateway holding the addresses; B's hook promoted its nfqfw
-// (it adopted the flows conntrackd committed). The gap a 1 ms UDP probe
+// nfqfw of the gateway holding the addresses; B, while still backup, has
+// adopted the transfers conntrackd injected into its kernel, and again
+// after the failback; nfqfw_ha_role names each gateway's role. A ban made
+// on A and a knock window opened through A hold through B (the fleet
+// link, the shipped 3-node NATS cluster). The gap a 1 ms UDP probe
 // through the virtual address sees, and the sessions kept and lost, are
 // logged for each transition.
 func TestHAFailover(t *testing.T) {
