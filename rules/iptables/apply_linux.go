@@ -83,6 +83,7 @@ func (in *Installer) swap(ctx context.Context, c, prev *rules.Config) error {
 // from the current iptables-save output. It runs no restore when there is
 // nothing to do.
 func (in *Installer) apply(ctx context.Context, fam rules.Family, c *rules.Config) error {
+	in.valid = false
 	if c != nil && fam == rules.FamilyIPv6 && !c.IPv6 {
 		c = nil // only remove what an earlier config installed
 	}
@@ -144,15 +145,24 @@ func tidy(stderr string) string {
 // there and returns, per family, a description of what another tool
 // changed (chains flushed or deleted, jumps removed; see Drift). It returns
 // no entry for a family whose ruleset is in place, and nothing at all when
-// nothing is installed. It runs one iptables-save per family and changes
-// nothing.
+// nothing is installed. It changes nothing.
+//
+// With the nft backend it first reads nf_tables' generation, which every
+// committed change of the namespace's tables moves (one netlink request),
+// and returns at once when it has not moved since a Check found the
+// ruleset in place; otherwise, and with the legacy backend or when the
+// generation cannot be read, it runs one iptables-save per family. A
+// gateway whose tables nobody touches is checked without a process.
 func (in *Installer) Check(ctx context.Context) (map[rules.Family]string, error) {
 	in.mu.Lock()
 	cur := in.cur
-	in.mu.Unlock()
-	if cur == nil {
+	gen, genOK := in.generation()
+	if cur == nil || (genOK && in.valid && in.checked == gen) {
+		in.mu.Unlock()
 		return nil, nil
 	}
+	in.saves++
+	in.mu.Unlock()
 	drift := map[rules.Family]string{}
 	for _, fam := range families {
 		c := cur
@@ -171,7 +181,27 @@ func (in *Installer) Check(ctx context.Context) (map[rules.Family]string, error)
 			drift[fam] = d
 		}
 	}
+	if genOK && len(drift) == 0 {
+		in.mu.Lock()
+		if in.cur == cur {
+			// An apply since the generation was read cleared valid
+			// and moved the generation: the next Check reads again.
+			in.checked, in.valid = gen, true
+		}
+		in.mu.Unlock()
+	}
 	return drift, nil
+}
+
+// generation returns nf_tables' generation when Check may rely on it: nft
+// backend, in the process's namespace or one whose path is known. Called
+// with in.mu held.
+func (in *Installer) generation() (uint32, bool) {
+	if in.b.Kind != rules.BackendNft || (in.b.prefix != nil && in.b.netns == "") {
+		return 0, false
+	}
+	g, err := in.gen.read()
+	return g, err == nil
 }
 
 // Reinstall installs the ruleset in force again in the families fams (all

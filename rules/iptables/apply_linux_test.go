@@ -111,6 +111,9 @@ func backendsIn(t *testing.T, ns []string) []Backend {
 			t.Logf("backend %s not tested: %v", k, err)
 			continue
 		}
+		if len(ns) == 4 && ns[0] == "ip" && ns[1] == "netns" && ns[2] == "exec" {
+			b.netns = "/run/netns/" + ns[3] // Check reads its nf_tables generation
+		}
 		bs = append(bs, b)
 	}
 	if len(bs) == 0 {

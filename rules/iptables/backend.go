@@ -14,6 +14,10 @@ type Backend struct {
 	// prefix runs every command through another one, e.g.
 	// ip netns exec NAME; tests use it to stay inside their namespace.
 	prefix []string
+	// netns is the path of the network namespace prefix runs in
+	// (/run/netns/NAME), for what is read over netlink rather than by a
+	// command; empty with prefix, such reads are not made.
+	netns string
 }
 
 // binaries returns the file names of kind's tools, in Backend field order.

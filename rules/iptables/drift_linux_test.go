@@ -78,3 +78,46 @@ func TestCheckReinstall(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckReadsOnlyAfterChange: with the nft backend a Check at an
+// unchanged nf_tables generation reads nothing, any committed change makes
+// the next one read (and name the damage), and so does nfqfw's own
+// reinstall; the legacy backend reads every time.
+func TestCheckReadsOnlyAfterChange(t *testing.T) {
+	eachBackend(t, func(t *testing.T, ns []string, b Backend) {
+		createBanSets(t, ns, families...)
+		in := NewInstaller(gateway(), b)
+		if err := in.Install(ctx(t)); err != nil {
+			t.Fatalf("Install: %v", err)
+		}
+		check := func(wantDrift bool) int {
+			t.Helper()
+			before := in.saves
+			d, err := in.Check(ctx(t))
+			if err != nil || (len(d) != 0) != wantDrift {
+				t.Fatalf("Check = %q, %v; want drift %v", d, err, wantDrift)
+			}
+			return in.saves - before
+		}
+		check(false)
+		quiet := check(false) + check(false)
+		unrelated := func() int {
+			// Another tool's change that leaves nfqfw's ruleset alone.
+			inNetns(t, ns, "", strings.TrimSuffix(b.Save4, "-save"), "-t", "mangle", "-A", "PREROUTING", "-j", "ACCEPT")
+			return check(false)
+		}()
+		inNetns(t, ns, "", strings.TrimSuffix(b.Save4, "-save"), "-F", ChainInput)
+		damaged := check(true)
+		if err := in.Reinstall(ctx(t)); err != nil {
+			t.Fatalf("Reinstall: %v", err)
+		}
+		repaired := check(false)
+		want := [4]int{0, 1, 1, 1}
+		if b.Kind == rules.BackendLegacy {
+			want[0] = 2
+		}
+		if got := [4]int{quiet, unrelated, damaged, repaired}; got != want {
+			t.Errorf("saves by Check when quiet, after another table changed, after damage, after the repair = %v, want %v", got, want)
+		}
+	})
+}

@@ -15,7 +15,9 @@ const rulesetCheckEvery = 250 * time.Millisecond
 
 // watchRuleset keeps nfqfw's kernel side in place: every
 // rulesetCheckEvery it compares the tables with the installed ruleset
-// (one iptables-save per family) and, when another tool flushed, deleted
+// (one iptables-save per family, only when nf_tables' generation moved
+// with the nft backend: see iptables.Installer.Check) and, when another
+// tool flushed, deleted
 // or replaced nfqfw's chains or jumps (iptables -F/-X, an iptables-restore
 // without --noflush), recreates the ban sets if they went too and installs
 // everything again: logged at warning level, counted by reason, and shown
