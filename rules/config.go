@@ -240,6 +240,9 @@ const (
 type RecentList struct {
 	Name string
 	Size int // maximum entries, oldest evicted (default 200, as xt_recent ip_list_tot)
+	// Shared: with fleet share recent, an address set in the list here
+	// is set in the list of the same name on every gateway sharing it.
+	Shared bool
 }
 
 // Guard is a rate guard: at most N new connections per window per source;

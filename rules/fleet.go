@@ -12,7 +12,7 @@ import (
 )
 
 // Fleet configures the fleet link: the decisions this gateway makes (bans,
-// knock windows, one-shot knock uses) are published to a NATS JetStream
+// knock windows, one-shot knock uses, allows, recent-list entries) are published to a NATS JetStream
 // stream and the decisions of the other gateways are applied here. The
 // zero value (no fleet: section) is a single gateway: nothing is shared.
 type Fleet struct {
@@ -52,6 +52,8 @@ type FleetShare struct {
 	Bans     bool // guard and manual bans and unbans (default true)
 	Knocks   bool // knock windows opened by sequences marked shared: true
 	OneShots bool // one-shot knock uses: a sequence used on one gateway is refused on the others
+	Allows   bool // temporary allows (nfqfw allows add) and their lifting
+	Recent   bool // addresses set in the recent lists marked shared: true
 }
 
 // MaxFleetReplicas is the largest stream replica count JetStream allows.
@@ -95,8 +97,12 @@ func (p *parser) fleet(n *yaml.Node, path string, f *Fleet) error {
 		"share": func(v *yaml.Node, path string) error {
 			f.Share = FleetShare{}
 			return p.list(v, path, true, func(el *yaml.Node, path string) error {
-				s, err := p.oneOf(el, path, "bans", "knocks", "one_shots")
+				s, err := p.oneOf(el, path, "bans", "knocks", "one_shots", "allows", "recent")
 				switch s {
+				case "allows":
+					f.Share.Allows = true
+				case "recent":
+					f.Share.Recent = true
 				case "bans":
 					f.Share.Bans = true
 				case "knocks":

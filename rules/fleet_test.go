@@ -22,6 +22,9 @@ func TestParseFleet(t *testing.T) {
 		{"empty section", "fleet:\n", Fleet{}},
 		{"defaults", "fleet: {servers: [nats://10.0.0.1:4222], gateway: gw-a}\n",
 			Fleet{Servers: []string{"nats://10.0.0.1:4222"}, Gateway: "gw-a", Stream: "NFQFW", Replicas: 1, Share: FleetShare{Bans: true}}},
+		{"every kind", "fleet: {servers: [nats://10.0.0.1:4222], gateway: gw-a, share: [bans, knocks, one_shots, allows, recent]}\n",
+			Fleet{Servers: []string{"nats://10.0.0.1:4222"}, Gateway: "gw-a", Stream: "NFQFW", Replicas: 1,
+				Share: FleetShare{Bans: true, Knocks: true, OneShots: true, Allows: true, Recent: true}}},
 		{"full", `fleet:
   servers: [nats://10.0.0.1:4222, tls://nats.example:4443]
   gateway: gw-b
@@ -59,7 +62,7 @@ func TestParseFleetErrors(t *testing.T) {
 		{"no port", "fleet: {gateway: a, servers: [nats://h]}\n",
 			`t.yaml:1: fleet.servers[0]: "nats://h" is not a NATS server: want nats://host:port or tls://host:port (credentials go under credentials:)`, ErrBadValue},
 		{"replicas", "fleet: {gateway: a, servers: [nats://h:1], replicas: 7}\n", "t.yaml:1: fleet.replicas: 7 out of range (1-5)", ErrBadValue},
-		{"share", "fleet: {gateway: a, servers: [nats://h:1], share: [flows]}\n", `t.yaml:1: fleet.share[0]: "flows" is not one of bans, knocks, one_shots`, ErrBadValue},
+		{"share", "fleet: {gateway: a, servers: [nats://h:1], share: [flows]}\n", `t.yaml:1: fleet.share[0]: "flows" is not one of bans, knocks, one_shots, allows, recent`, ErrBadValue},
 		{"stream", "fleet: {gateway: a, servers: [nats://h:1], stream: a.b}\n", `t.yaml:1: fleet.stream: stream "a.b": want 1 to 32 letters, digits, _ or -`, ErrBadValue},
 		{"user alone", "fleet: {gateway: a, servers: [nats://h:1], credentials: {user: u}}\n", "t.yaml:1: fleet.credentials: user and password_file go together", ErrConflict},
 		{"relative file", "fleet: {gateway: a, servers: [nats://h:1], credentials: {nkey_seed_file: seed}}\n", `t.yaml:1: fleet.credentials.nkey_seed_file: "seed" is not an absolute path`, ErrBadValue},

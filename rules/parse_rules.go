@@ -441,6 +441,7 @@ func (p *parser) recentLists(n *yaml.Node, path string) ([]RecentList, error) {
 				l.Size = int(x)
 				return err
 			},
+			"shared": func(v *yaml.Node, path string) (err error) { l.Shared, err = p.boolean(v, path); return err },
 		})
 		out = append(out, l)
 		return l.Name, m, err

@@ -596,7 +596,7 @@ func TestParseFull(t *testing.T) {
 		Trusted:    []string{"lo", "veth-lan1", "eth+"},
 		Interfaces: Interfaces{Dynamic: []string{"ppp0", "wg+"}},
 		Allowlist:  []netip.Prefix{pfx("192.0.2.0/24"), pfx("2001:db8::1/128")},
-		Recent:     []RecentList{{Name: "portscan", Size: 1000}, {Name: "seen", Size: 200}},
+		Recent:     []RecentList{{Name: "portscan", Size: 1000, Shared: true}, {Name: "seen", Size: 200}},
 		Guards: []Guard{{
 			Name:   "ssh-bruteforce",
 			Limits: []RateLimit{{3, 10 * time.Second}, {4, 30 * time.Minute}},

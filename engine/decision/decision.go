@@ -27,14 +27,20 @@ const (
 	KnockUse Kind = 4
 	// Allow: Scope is admitted (never banned) until Expires.
 	Allow Kind = 5
+	// Recent: Scope (one address) was set in the recent list List at
+	// Issued; the entry is of no use to any rule after Expires.
+	Recent Kind = 6
 
-	maxKind = Allow
+	// MaxKind is the highest kind: arrays indexed by kind have
+	// MaxKind+1 slots.
+	MaxKind = Recent
+	maxKind = MaxKind
 )
 
-var kindNames = [...]string{Ban: "ban", Unban: "unban", KnockWindow: "knock-window", KnockUse: "knock-use", Allow: "allow"}
+var kindNames = [...]string{Ban: "ban", Unban: "unban", KnockWindow: "knock-window", KnockUse: "knock-use", Allow: "allow", Recent: "recent"}
 
 // String returns the kind's name as logs, metrics labels and the CLI show
-// it: ban, unban, knock-window, knock-use, allow.
+// it: ban, unban, knock-window, knock-use, allow, recent.
 func (k Kind) String() string {
 	if k >= 1 && k <= maxKind {
 		return kindNames[k]
@@ -91,6 +97,7 @@ const (
 	MaxOrigin   = 64
 	MaxSource   = 64
 	MaxSequence = 64
+	MaxList     = 64
 	MaxReason   = 200
 )
 
@@ -128,6 +135,9 @@ type Decision struct {
 	// whose ports were used (the replay refused is of that step's
 	// ports); 0 for a static sequence and for every other kind.
 	TimeStep int64 `json:"time_step,omitempty"`
+	// List is the recent list of a Recent decision; empty for the other
+	// kinds.
+	List string `json:"list,omitempty"`
 	// Reason says why, for people.
 	Reason string `json:"reason,omitempty"`
 }
@@ -224,11 +234,19 @@ func (d *Decision) Validate() error {
 		return fmt.Errorf("%w: %s with time step %d", ErrInvalid, d.Kind, d.TimeStep)
 	case knock && !d.Single():
 		return fmt.Errorf("%w: %s of a prefix (%s): knock decisions are about one address", ErrInvalid, d.Kind, d.Scope)
+	case d.Kind == Recent && d.List == "":
+		return fmt.Errorf("%w: recent without a list", ErrInvalid)
+	case d.Kind != Recent && d.List != "":
+		return fmt.Errorf("%w: %s with a list", ErrInvalid, d.Kind)
+	case d.Kind == Recent && !d.Single():
+		return fmt.Errorf("%w: recent of a prefix (%s): a recent-list entry is one address", ErrInvalid, d.Scope)
+	case d.Kind == Recent && d.Issued.IsZero():
+		return fmt.Errorf("%w: recent without the time it was set (issued)", ErrInvalid)
 	}
 	for _, f := range [...]struct {
 		name, v string
 		max     int
-	}{{"origin", d.Origin, MaxOrigin}, {"source", d.Source, MaxSource}, {"sequence", d.Sequence, MaxSequence}, {"reason", d.Reason, MaxReason}} {
+	}{{"origin", d.Origin, MaxOrigin}, {"source", d.Source, MaxSource}, {"sequence", d.Sequence, MaxSequence}, {"list", d.List, MaxList}, {"reason", d.Reason, MaxReason}} {
 		if err := checkText(f.v, f.max); err != nil {
 			return fmt.Errorf("%w: %s: %v", ErrInvalid, f.name, err)
 		}
@@ -258,6 +276,9 @@ func (d Decision) String() string {
 	s := d.Kind.String() + " " + d.Scope.String()
 	if d.Sequence != "" {
 		s += " sequence " + d.Sequence
+	}
+	if d.List != "" {
+		s += " list " + d.List
 	}
 	if !d.Expires.IsZero() {
 		s += " until " + d.Expires.UTC().Format(time.RFC3339)

@@ -1,6 +1,8 @@
 package decision
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"strings"
@@ -66,6 +68,18 @@ func TestValidate(t *testing.T) {
 			d.Kind, d.Sequence, d.Scope = KnockWindow, "ssh-knock", netip.MustParsePrefix("192.0.2.7/32")
 		}, ok: true},
 		{name: "allow", edit: func(d *Decision) { d.Kind = Allow }, ok: true},
+		{name: "recent entry", edit: func(d *Decision) {
+			d.Kind, d.List, d.Scope = Recent, "portscan", netip.MustParsePrefix("192.0.2.7/32")
+		}, ok: true},
+		{name: "recent without a list", edit: func(d *Decision) { d.Kind, d.Scope = Recent, netip.MustParsePrefix("192.0.2.7/32") }},
+		{name: "recent of a prefix", edit: func(d *Decision) { d.Kind, d.List = Recent, "portscan" }},
+		{name: "recent without issue time", edit: func(d *Decision) {
+			d.Kind, d.List, d.Scope, d.Issued = Recent, "portscan", netip.MustParsePrefix("192.0.2.7/32"), time.Time{}
+		}},
+		{name: "ban with a list", edit: func(d *Decision) { d.List = "portscan" }},
+		{name: "long list name", edit: func(d *Decision) {
+			d.Kind, d.List, d.Scope = Recent, strings.Repeat("l", MaxList+1), netip.MustParsePrefix("192.0.2.7/32")
+		}},
 		{name: "time step of a ban", edit: func(d *Decision) { d.TimeStep = 7 }},
 		{name: "negative time step", edit: func(d *Decision) {
 			d.Kind, d.Sequence, d.Scope, d.TimeStep = KnockUse, "k", netip.MustParsePrefix("192.0.2.7/32"), -1
@@ -108,6 +122,9 @@ func TestWireRoundTrip(t *testing.T) {
 		{Kind: KnockWindow, Scope: netip.MustParsePrefix("2001:db8::7/128"), Issued: t0, Expires: t1, Source: "ssh-knock", Sequence: "ssh-knock"},
 		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "ssh-knock"},
 		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "rot", TimeStep: 59012345},
+		{Kind: Recent, Scope: netip.MustParsePrefix("198.51.100.9/32"), Issued: t0, Expires: t1, Origin: "gw-a", List: "portscan"},
+		{Kind: Recent, Scope: netip.MustParsePrefix("2001:db8::9/128"), Issued: t0, Expires: t1, Origin: strings.Repeat("o", MaxOrigin),
+			Source: strings.Repeat("s", MaxSource), Reason: strings.Repeat("r", MaxReason), List: strings.Repeat("l", MaxList)},
 		{Kind: Ban, Scope: netip.MustParsePrefix("::/0"), Expires: t1, Origin: strings.Repeat("o", MaxOrigin),
 			Source: strings.Repeat("s", MaxSource), Reason: strings.Repeat("r", MaxReason)},
 	} {
@@ -136,6 +153,51 @@ func TestWireRoundTrip(t *testing.T) {
 	}
 }
 
+// TestWireEarlierKinds pins the bytes of the kinds that existed before
+// Recent: adding a kind must leave them as they were, so that every
+// gateway reads what the others publish during a rolling upgrade, and the
+// outbox a state file kept is still read after one.
+func TestWireEarlierKinds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		hex  string
+		want Decision
+	}{
+		{
+			// A manual IPv4 /24 ban made at gw-a: header, 4 address
+			// bytes, issued 0, expires t1, four strings.
+			name: "ban",
+			hex:  "01010418c0000200" + "0000000000000000" + "18ee25ecb82ef07b" + "04" + "67772d61" + "066d616e75616c" + "00" + "0172",
+			want: Decision{Kind: Ban, Scope: netip.MustParsePrefix("192.0.2.0/24"), Expires: t1, Origin: "gw-a", Source: SourceManual, Reason: "r"},
+		},
+		{
+			// A one-shot use of a rotating sequence: the time step
+			// follows the times.
+			name: "knock-use",
+			hex:  "01040420c6336401" + "0000000000000000" + "18ee25ecb82ef07b" + "0000000000000007" + "00" + "00" + "016b" + "00",
+			want: Decision{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "k", TimeStep: 7},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := hex.DecodeString(tc.hex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Unmarshal(b)
+			if err != nil {
+				t.Fatalf("Unmarshal(%s): %v", tc.hex, err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+				t.Errorf("decoded (-want +got):\n%s", diff)
+			}
+			again, _ := got.Marshal()
+			if !bytes.Equal(again, b) {
+				t.Errorf("re-encoded %x, want %s", again, tc.hex)
+			}
+		})
+	}
+}
+
 func TestUnmarshalRefuses(t *testing.T) {
 	good, _ := (&Decision{Kind: Ban, Scope: netip.MustParsePrefix("192.0.2.0/24"), Expires: t1, Reason: "r"}).Marshal()
 	with := func(i int, v byte) []byte { b := append([]byte(nil), good...); b[i] = v; return b }
@@ -154,6 +216,19 @@ func TestUnmarshalRefuses(t *testing.T) {
 		{"trailing byte", append(append([]byte(nil), good...), 0)},
 		{"string longer than the rest", with(len(good)-2, 9)},
 		{"oversized", make([]byte, MaxSize+1)},
+		{"recent without its list", func() []byte {
+			b, _ := (&Decision{Kind: Recent, Scope: netip.MustParsePrefix("192.0.2.7/32"), Issued: t0, Expires: t1, List: "p"}).Marshal()
+			return b[:len(b)-2]
+		}()},
+		{"recent with an empty list", func() []byte {
+			b, _ := (&Decision{Kind: Recent, Scope: netip.MustParsePrefix("192.0.2.7/32"), Issued: t0, Expires: t1, List: "p"}).Marshal()
+			return append(b[:len(b)-2], 0)
+		}()},
+		{"recent with a list longer than the rest", func() []byte {
+			b, _ := (&Decision{Kind: Recent, Scope: netip.MustParsePrefix("192.0.2.7/32"), Issued: t0, Expires: t1, List: "p"}).Marshal()
+			b[len(b)-2] = 2
+			return b
+		}()},
 		{"mapped IPv6", func() []byte {
 			b := []byte{Version, byte(Ban), 6, 128}
 			b = append(b, netip.MustParseAddr("::ffff:192.0.2.7").AsSlice()...)

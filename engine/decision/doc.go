@@ -2,7 +2,7 @@
 // ban table (engine/guard), the knock windows (engine/knock), the daemon's
 // state file, the CLI and the fleet link share: who it is about (Scope, one
 // address or a prefix), what it is (Kind: a ban, its lifting, a knock
-// window, a one-shot knock use, an allowance), until when (Expires, wall
+// window, a one-shot knock use, an allowance, a recent-list entry), until when (Expires, wall
 // time), where it was made (Origin, a gateway name; empty for this one),
 // who made it (Source: a guard's name, "manual", "kernel") and why
 // (Reason).
@@ -32,6 +32,14 @@
 //	8 bytes       TimeStep, for KnockUse only (absent for other kinds)
 //	4 strings     Origin, Source, Sequence, Reason: one length byte, then
 //	              that many bytes of UTF-8
+//	1 string      List, for Recent only (absent for other kinds)
+//
+// Fields that only one kind has (TimeStep, List) are written only for it,
+// so adding a kind changes nothing of the others' bytes: a decoder of this
+// version reads every message of the kinds it knew before, and an older
+// decoder refuses a kind it does not know (the fleet link drops and counts
+// it) instead of misreading it. The version changes only if an existing
+// kind's layout does.
 //
 // Unmarshal is strict: a message longer than MaxSize, of another version,
 // with trailing bytes, an unknown kind, a prefix length beyond the family,

@@ -11,7 +11,8 @@ import (
 const Version = 1
 
 // MaxSize bounds an encoded decision: the header, an IPv6 address, two
-// times, a time step and the four strings at their longest.
+// times, a time step and the four strings at their longest (a Recent
+// decision's list, which has no sequence nor time step, fits in less).
 const MaxSize = 4 + 16 + 8 + 8 + 8 + 4 + MaxOrigin + MaxSource + MaxSequence + MaxReason
 
 // Marshal returns the wire encoding of d (see the package documentation),
@@ -41,6 +42,10 @@ func (d *Decision) AppendBinary(b []byte) ([]byte, error) {
 	for _, s := range [...]string{d.Origin, d.Source, d.Sequence, d.Reason} {
 		b = append(b, byte(len(s)))
 		b = append(b, s...)
+	}
+	if d.Kind == Recent {
+		b = append(b, byte(len(d.List)))
+		b = append(b, d.List...)
 	}
 	return b, nil
 }
@@ -116,6 +121,17 @@ func Unmarshal(b []byte) (Decision, error) {
 			return d, fmt.Errorf("%w: truncated string", ErrMalformed)
 		}
 		*s = string(v)
+	}
+	if d.Kind == Recent {
+		n := r.take(1)
+		if n == nil {
+			return d, fmt.Errorf("%w: truncated list", ErrMalformed)
+		}
+		v := r.take(int(n[0]))
+		if v == nil {
+			return d, fmt.Errorf("%w: truncated list", ErrMalformed)
+		}
+		d.List = string(v)
 	}
 	if len(r.b) != 0 {
 		return d, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))

@@ -18,6 +18,8 @@ func FuzzUnmarshal(f *testing.F) {
 		{Kind: KnockWindow, Scope: netip.MustParsePrefix("2001:db8::7/128"), Expires: t1, Sequence: "ssh-knock"},
 		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "k", TimeStep: 1234},
 		{Kind: Allow, Scope: netip.MustParsePrefix("10.0.0.0/8"), Expires: t1, Origin: "gw-b"},
+		{Kind: Recent, Scope: netip.MustParsePrefix("198.51.100.9/32"), Issued: t0, Expires: t1, Origin: "gw-b", List: "portscan"},
+		{Kind: Recent, Scope: netip.MustParsePrefix("2001:db8::9/128"), Issued: t0, Expires: t1, List: "l"},
 	} {
 		b, err := d.Marshal()
 		if err != nil {

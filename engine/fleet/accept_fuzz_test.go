@@ -18,6 +18,9 @@ func FuzzAccept(f *testing.F) {
 	f.Add("nfqfw.S.ban.gw-b", good)
 	f.Add("nfqfw.S.ban.gw-a", good)
 	f.Add("nfqfw.S.unban.gw-b", good)
+	recent, _ := (&decision.Decision{Kind: decision.Recent, Scope: netip.MustParsePrefix("192.0.2.10/32"),
+		Issued: time.Unix(1700000000, 0), Expires: time.Unix(1900000000, 0), Origin: "gw-b", List: "portscan"}).Marshal()
+	f.Add("nfqfw.S.recent.gw-b", recent)
 	f.Add("nfqfw.S.", []byte{})
 	f.Add("x", []byte{1, 1, 4, 32, 192, 0, 2, 10})
 	l, err := New(Options{Config: rules.Fleet{Servers: []string{"nats://127.0.0.1:1"}, Gateway: "gw-a", Stream: "S"}})
@@ -37,7 +40,7 @@ func FuzzAccept(f *testing.F) {
 		if d.Origin == "gw-a" || l.Subject(d.Kind, d.Origin) != subject {
 			t.Fatalf("accepted %v on %q", d, subject)
 		}
-		if d.Kind != decision.Unban && d.Scope.Overlaps(netip.MustParsePrefix("192.0.2.10/32")) {
+		if d.Kind != decision.Unban && d.Kind != decision.Allow && d.Scope.Overlaps(netip.MustParsePrefix("192.0.2.10/32")) {
 			t.Fatalf("accepted %v over a protected source", d)
 		}
 	})

@@ -20,8 +20,9 @@
 // encoding of engine/decision, whose strict decoder is fuzzed. A message
 // that does not decode, is larger than decision.MaxSize, or whose origin is
 // not the gateway its subject names is dropped and counted; a decision
-// whose scope overlaps a protected prefix (the allowlist, the management
-// sessions' sources) is refused and counted, so no gateway of the fleet can
+// that can block (any kind but an unban or an allow) whose scope overlaps
+// a protected prefix (the allowlist, the management sessions' sources, the
+// live allows) is refused and counted, so no gateway of the fleet can
 // lock another's operators out. Decisions carry absolute expiries: applying
 // one twice, or after a restart, never extends it.
 //

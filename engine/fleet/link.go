@@ -95,7 +95,7 @@ const (
 
 // counters are the link's statistics, by kind where it has one.
 type counters struct {
-	published, received, refused  [decision.Allow + 1]atomic.Uint64
+	published, received, refused  [decision.MaxKind + 1]atomic.Uint64
 	malformed, oversized, spoofed atomic.Uint64
 	expired, outboxDropped        atomic.Uint64
 	skippedOwn                    atomic.Uint64
@@ -643,7 +643,9 @@ func (l *Link) accept(subject string, data []byte, now time.Time) (decision.Deci
 		l.log.Warn("fleet message dropped: its subject does not match its origin or kind", "subject", subject, "decision", d.String())
 		return decision.Decision{}, false
 	}
-	if p := l.protect.Load(); p != nil && d.Kind != decision.Unban {
+	// An unban or an allow blocks no one: only the other kinds are
+	// checked against the protected sources.
+	if p := l.protect.Load(); p != nil && d.Kind != decision.Unban && d.Kind != decision.Allow {
 		for _, q := range *p {
 			if q.Overlaps(d.Scope) {
 				l.stats.refused[d.Kind].Add(1)
@@ -687,7 +689,7 @@ func (l *Link) Stats() Stats {
 		Connects: l.stats.connects.Load(), Disconnects: l.stats.disconnects.Load(),
 		Lag: l.stats.lag.snapshot(),
 	}
-	for k := decision.Ban; k <= decision.Allow; k++ {
+	for k := decision.Ban; k <= decision.MaxKind; k++ {
 		s.Published[k] = l.stats.published[k].Load()
 		s.Received[k] = l.stats.received[k].Load()
 		s.Refused[k] = l.stats.refused[k].Load()
