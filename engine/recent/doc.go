@@ -19,6 +19,12 @@
 // own mutex and an equal share of the size; eviction is then least-recent
 // within the shard.
 //
+// A list marked shared (rules.RecentList.Shared) in Lists built WithShare
+// hands every set to a channel (non-blocking; full: counted as dropped), at
+// most one per address per ShareEvery (the others are counted as
+// coalesced): the daemon publishes them to the fleet, and Apply records a
+// set made on another gateway as a hit at its time, with its origin.
+//
 // Match is called per packet by several queue readers at once: it takes one
 // shard lock, never allocates and never reads the clock (the caller passes
 // now, unix nanoseconds). Addresses are [16]byte as in rules.Packet (IPv4 in

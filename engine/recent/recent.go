@@ -34,14 +34,49 @@ type Lists struct {
 	names map[string]int
 	lists []*list
 	seed  uint64
+	sink  chan<- Set // WithShare's; nil: nothing is shared
+
+	omu     sync.Mutex
+	origins []string // origin index-1 -> gateway name (0: this gateway)
 }
 
 type list struct {
 	name   string
 	size   int
+	shared bool // sets are handed to the sink
 	mask   uint64
 	shards []shard
 }
+
+// Set is an address set in a list marked shared, as the sink given to
+// WithShare receives it.
+type Set struct {
+	List string
+	Addr netip.Addr
+	At   int64 // when, on the engine's clock (unix nanoseconds)
+}
+
+// ShareEvery is the least time between two Sets of the same address on
+// the same list: a set within ShareEvery of the last one handed over is
+// coalesced into it (counted), so a scanner probing thousands of ports
+// costs one Set a second, not one per probe.
+const ShareEvery = int64(time.Second)
+
+// maxOrigins bounds the gateway names an entry can record; an entry from a
+// gateway beyond them shows OtherOrigin.
+const maxOrigins = 255
+
+// OtherOrigin is shown for entries of a gateway past the first maxOrigins.
+const OtherOrigin = "fleet"
+
+// Option configures New.
+type Option func(*Lists)
+
+// WithShare makes every set on a list marked shared hand a Set to sink
+// (with a non-blocking send from the packet path: when sink is full the
+// set is counted as dropped), at most one per address and list per
+// ShareEvery.
+func WithShare(sink chan<- Set) Option { return func(l *Lists) { l.sink = sink } }
 
 // shard is one lock's worth of a list: a table from address to slot, the
 // slots chained in least-recently-hit order, and each slot's entry in ents.
@@ -51,6 +86,9 @@ type shard struct {
 	ents      []entry
 	hits      uint64
 	evictions uint64
+	shared    uint64   // sets handed to the sink
+	coalesced uint64   // sets within ShareEvery of the last one handed over
+	dropped   uint64   // sets not handed over: the sink was full
 	changes   uint64   // entries inserted, hit or removed: Changes
 	_         [64]byte // keep neighbouring shards' locks off this cache line
 }
@@ -59,13 +97,18 @@ type entry struct {
 	ttl     uint8
 	index   uint8 // next stamp slot
 	nstamps uint8
+	origin  uint8 // gateway of the last set: 0 this one, else Lists.origins[origin-1]
 	stamps  [MaxStamps]int64
+	shared  int64 // when the last Set of it was handed to the sink (0: never)
 }
 
 // New builds the lists declared by the configuration. A list with Size <= 0
 // gets DefaultSize.
-func New(lists []rules.RecentList) *Lists {
+func New(lists []rules.RecentList, opts ...Option) *Lists {
 	l := &Lists{names: make(map[string]int, len(lists)), seed: rand.Uint64()}
+	for _, o := range opts {
+		o(l)
+	}
 	for _, rl := range lists {
 		size := rl.Size
 		if size <= 0 {
@@ -75,7 +118,7 @@ func New(lists []rules.RecentList) *Lists {
 		for n < maxShards && n*2*minShard <= size {
 			n *= 2
 		}
-		li := &list{name: rl.Name, size: size, mask: uint64(n - 1), shards: make([]shard, n)}
+		li := &list{name: rl.Name, size: size, shared: rl.Shared && l.sink != nil, mask: uint64(n - 1), shards: make([]shard, n)}
 		for i := range li.shards {
 			c := size / n
 			if i < size%n {
@@ -114,14 +157,113 @@ func (l *Lists) Match(list int, m *rules.RecentMatch, addr [16]byte, ttl uint8, 
 	if uint(list) >= uint(len(l.lists)) {
 		return false
 	}
-	s := l.lists[list].shard(&addr, l.seed)
+	li := l.lists[list]
+	s := li.shard(&addr, l.seed)
 	s.mu.Lock()
 	matched := s.match(m, &addr, ttl, now)
 	if matched {
 		s.hits++
 	}
+	if m.Op == rules.RecentSet && li.shared {
+		s.share(l.sink, li.name, &addr, now)
+	}
 	s.mu.Unlock()
 	return matched
+}
+
+// share hands the set of addr at now to sink, unless the entry was handed
+// over less than ShareEvery ago (coalesced) or sink is full (dropped). The
+// entry becomes this gateway's. Called with s.mu held; never blocks nor
+// allocates.
+func (s *shard) share(sink chan<- Set, name string, addr *[16]byte, now int64) {
+	i, ok := s.lru.Get(*addr)
+	if !ok {
+		return // a list of size 0
+	}
+	e := &s.ents[i]
+	e.origin = 0
+	if e.shared != 0 && now-e.shared < ShareEvery && now >= e.shared {
+		s.coalesced++
+		return
+	}
+	select {
+	case sink <- Set{List: name, Addr: netip.AddrFrom16(*addr).Unmap(), At: now}:
+		e.shared = now
+		s.shared++
+	default:
+		s.dropped++
+	}
+}
+
+// Apply records a set of addr on the list called name made on the fleet
+// gateway origin at at (engine clock, unix nanoseconds; clamped to now):
+// the address is added to the list, or gains a hit, as if the packet had
+// been seen here at that time, so that checks and updates with seconds and
+// hitcount count it. An entry from a remote set has TTL 0 (a same_ttl
+// check does not match it). The same set applied twice adds one hit. It
+// is never handed to the sink again. Apply reports false when no list of
+// that name is declared or addr is invalid.
+func (l *Lists) Apply(name string, addr netip.Addr, at, now int64, origin string) bool {
+	li := l.Index(name)
+	if li < 0 || !addr.IsValid() {
+		return false
+	}
+	at = min(at, now)
+	o := l.origin(origin)
+	a := addr.As16()
+	s := l.lists[li].shard(&a, l.seed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.lru.Get(a)
+	if !ok {
+		s.insert(&a, 0, at)
+		if i, ok = s.lru.Get(a); !ok {
+			return true // a list of size 0
+		}
+	} else {
+		e := &s.ents[i]
+		for _, st := range e.stamps[:e.nstamps] {
+			if st == at {
+				return true
+			}
+		}
+		ttl := e.ttl
+		s.hit(i, ttl, at)
+	}
+	s.ents[i].origin = o
+	return true
+}
+
+// origin returns the index entries record for the gateway called name.
+func (l *Lists) origin(name string) uint8 {
+	if name == "" || name == "local" {
+		return 0
+	}
+	l.omu.Lock()
+	defer l.omu.Unlock()
+	for k, n := range l.origins {
+		if n == name {
+			return uint8(k + 1)
+		}
+	}
+	if len(l.origins) >= maxOrigins-1 {
+		return maxOrigins
+	}
+	l.origins = append(l.origins, name)
+	return uint8(len(l.origins))
+}
+
+// originName returns the gateway name of origin index o ("" for this one).
+func (l *Lists) originName(o uint8) string {
+	if o == 0 {
+		return ""
+	}
+	l.omu.Lock()
+	defer l.omu.Unlock()
+	if int(o) <= len(l.origins) && int(o) < maxOrigins {
+		return l.origins[o-1]
+	}
+	return OtherOrigin
 }
 
 // Peek tells what Match would answer, without changing the list: a set
@@ -267,6 +409,9 @@ type Entry struct {
 	LastSeen time.Time  `json:"last_seen"`
 	Hits     int        `json:"hits"` // hit timestamps held, at most MaxStamps
 	TTL      uint8      `json:"ttl"`  // TTL (hop limit) of the last hit
+	// Origin is the fleet gateway whose set the entry last took (list
+	// marked shared); empty when it is this gateway's.
+	Origin string `json:"origin,omitempty"`
 }
 
 // Walk calls fn for every entry of every list, list by list, least recent
@@ -277,6 +422,7 @@ func (l *Lists) Walk(fn func(Entry)) {
 		for si := range li.shards {
 			s := &li.shards[si]
 			buf = buf[:0]
+			var origins []uint8
 			s.mu.Lock()
 			for i := s.lru.Oldest(); i != lru.None; i = s.lru.Newer(i) {
 				e := &s.ents[i]
@@ -287,9 +433,11 @@ func (l *Lists) Walk(fn func(Entry)) {
 					Hits:     int(e.nstamps),
 					TTL:      e.ttl,
 				})
+				origins = append(origins, e.origin)
 			}
 			s.mu.Unlock()
-			for _, e := range buf {
+			for k, e := range buf {
+				e.Origin = l.originName(origins[k])
 				fn(e)
 			}
 		}
@@ -303,6 +451,10 @@ type Stats struct {
 	Capacity  int    // the list's size
 	Hits      uint64 // matches (Match returned true)
 	Evictions uint64 // entries evicted because the list was full
+	// Sets of a list marked shared: handed to the fleet, coalesced into
+	// the last one handed over (within ShareEvery), dropped (the fleet's
+	// queue was full).
+	Shared, Coalesced, ShareDropped uint64
 }
 
 // Stats returns the counters of every list, in declaration order.
@@ -316,6 +468,9 @@ func (l *Lists) Stats() []Stats {
 			st.Entries += s.lru.Len()
 			st.Hits += s.hits
 			st.Evictions += s.evictions
+			st.Shared += s.shared
+			st.Coalesced += s.coalesced
+			st.ShareDropped += s.dropped
 			s.mu.Unlock()
 		}
 		out[k] = st
@@ -348,6 +503,9 @@ type EntrySnapshot struct {
 	Addr netip.Addr  `json:"addr"`
 	TTL  uint8       `json:"ttl"`
 	Seen []time.Time `json:"seen"` // hit times, oldest first
+	// Origin is the fleet gateway whose set the entry last took; empty:
+	// this one.
+	Origin string `json:"origin,omitempty"`
 }
 
 // Snapshot returns every entry of every list for persistence.
@@ -357,6 +515,8 @@ func (l *Lists) Snapshot() []EntrySnapshot {
 		for si := range li.shards {
 			s := &li.shards[si]
 			s.mu.Lock()
+			first := len(out)
+			var origins []uint8
 			for i := s.lru.Oldest(); i != lru.None; i = s.lru.Newer(i) {
 				e := &s.ents[i]
 				seen := e.seen()
@@ -365,8 +525,12 @@ func (l *Lists) Snapshot() []EntrySnapshot {
 					snap.Seen[k] = clock.Wall(ns).UTC()
 				}
 				out = append(out, snap)
+				origins = append(origins, e.origin)
 			}
 			s.mu.Unlock()
+			for k, o := range origins {
+				out[first+k].Origin = l.originName(o)
+			}
 		}
 	}
 	return out
@@ -400,6 +564,7 @@ func (l *Lists) Restore(snaps []EntrySnapshot, now int64) int {
 		if len(seen) > MaxStamps {
 			seen = seen[len(seen)-MaxStamps:]
 		}
+		o := l.origin(it.snap.Origin)
 		s := l.lists[it.list].shard(&addr, l.seed)
 		s.mu.Lock()
 		if i, ok := s.lru.Get(addr); ok {
@@ -410,6 +575,7 @@ func (l *Lists) Restore(snaps []EntrySnapshot, now int64) int {
 			for _, t := range seen[1:] {
 				s.hit(i, it.snap.TTL, min(clock.Mono(t), now))
 			}
+			s.ents[i].origin = o
 		}
 		s.mu.Unlock()
 	}
