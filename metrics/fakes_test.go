@@ -98,7 +98,7 @@ func (f fakeRecent) RecentLists(fn func(RecentList)) {
 }
 
 var testRecent = fakeRecent{
-	{List: "portscan", Entries: 12, Hits: 340, Evictions: 0},
+	{List: "portscan", Entries: 12, Hits: 340, Evictions: 0, Shared: true, Published: 30, Coalesced: 290, Dropped: 2},
 	{List: "ssh", Entries: 3, Hits: 9, Evictions: 1},
 }
 

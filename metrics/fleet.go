@@ -10,7 +10,7 @@ var (
 	fleetRefused = counter("fleet_decisions_refused_total",
 		"Decisions of other gateways refused on receipt because their scope covers an allowlisted or management source, by kind.", "kind")
 	fleetDropped = counter("fleet_messages_dropped_total",
-		"Fleet messages dropped, by reason: malformed, oversized, spoofed (subject and origin differ), expired (on arrival), outbox_full (a decision of this gateway dropped from a full outbox).",
+		"Fleet messages dropped, by reason: malformed, oversized, spoofed (subject and origin differ), expired (on arrival), outbox_full (a decision of this gateway dropped from a full outbox), unshared (a recent-list entry of a list this gateway does not share).",
 		"reason")
 	fleetUp      = gauge("fleet_link_up", "1 while the fleet link is connected with its stream set up, 0 while this gateway decides alone.")
 	fleetBacklog = gauge("fleet_outbox_backlog", "Decisions of this gateway waiting to be published.")
@@ -40,7 +40,7 @@ func (c fleetCollector) update(ch chan<- prometheus.Metric) error {
 	for _, r := range []struct {
 		reason string
 		n      uint64
-	}{{"malformed", st.Malformed}, {"oversized", st.Oversized}, {"spoofed", st.Spoofed}, {"expired", st.Expired}, {"outbox_full", st.OutboxFull}} {
+	}{{"malformed", st.Malformed}, {"oversized", st.Oversized}, {"spoofed", st.Spoofed}, {"expired", st.Expired}, {"outbox_full", st.OutboxFull}, {"unshared", st.Unshared}} {
 		s.add(fleetDropped, float64(r.n), r.reason)
 	}
 	up := 0.0

@@ -89,6 +89,10 @@ type RecentList struct {
 	Entries   int    // addresses on the list now
 	Hits      uint64 // packets whose source matched the list
 	Evictions uint64 // entries evicted because the list was full
+	// Shared: the list is shared with the fleet; then its sets were
+	// Published, Coalesced into the last one published, or Dropped.
+	Shared                        bool
+	Published, Coalesced, Dropped uint64
 }
 
 // RecentSource is the set of recent lists.
@@ -175,6 +179,7 @@ type FleetStats struct {
 	Kinds                         []FleetKind
 	Malformed, Oversized, Spoofed uint64
 	Expired, OutboxFull           uint64
+	Unshared                      uint64 // recent-list entries of a list this gateway does not share
 	// The propagation lag histogram: LagBuckets[i] lags were at most
 	// LagBounds[i] seconds (cumulative); LagSum in seconds.
 	LagBounds  []float64

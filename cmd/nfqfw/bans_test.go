@@ -64,6 +64,8 @@ func startStateDaemon(t *testing.T) *stateDaemon {
 	d.lists.Match(0, &set, a("203.0.113.9"), 52, at(-30*time.Second))
 	d.lists.Match(0, &set, a("2001:db8::7"), 61, at(-2*time.Hour))
 	d.lists.Match(1, &set, a("198.51.100.4"), 64, at(0))
+	// An address another gateway of the fleet set in a shared list.
+	d.lists.Apply("portscan", netip.MustParseAddr("203.0.113.20"), at(-10*time.Second), at(0), "gw-b")
 
 	srv := control.NewServer(d.sock, nil)
 	clock := func() time.Time { return stateT0 }

@@ -19,8 +19,9 @@ func init() {
 		summary: "list the entries of the recent lists",
 		help: `Asks the running daemon for the addresses on its recent lists (as
 /proc/net/xt_recent did): the list, the address, the hits remembered (at
-most 20), when it was last seen and the TTL of that packet. With LIST,
-only that list.`,
+most 20), when it was last seen and the TTL of that packet, and the fleet
+gateway whose set it last took (local: this one; a list marked shared
+takes the sets of the gateways sharing it). With LIST, only that list.`,
 		setup: cf.setup,
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			fs := flag.NewFlagSet("nfqfw recent", flag.ContinueOnError)
@@ -51,9 +52,13 @@ func writeRecent(w io.Writer, resp control.RecentListResponse) error {
 		return err
 	}
 	tw := newTableWriter(w)
-	fmt.Fprintln(tw, "LIST\tADDRESS\tHITS\tLAST-SEEN\tTTL")
+	fmt.Fprintln(tw, "LIST\tADDRESS\tHITS\tLAST-SEEN\tTTL\tORIGIN")
 	for _, e := range resp.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\n", e.List, e.Addr, e.Hits, seenAgo(resp.Now, e.LastSeen), e.TTL)
+		origin := e.Origin
+		if origin == "" {
+			origin = "local"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", e.List, e.Addr, e.Hits, seenAgo(resp.Now, e.LastSeen), e.TTL, origin)
 	}
 	return tw.Flush()
 }

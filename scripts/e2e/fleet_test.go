@@ -24,12 +24,13 @@ var (
 	fleetNodes    = []string{"n1", "n2", "n3"}
 	fleetGateways = []string{"ga", "gb", "gc"}
 	fleetAttacker = "atk"
-	fleetClient   = "cl" // knocks; never banned
+	fleetClient   = "cl"  // knocks; never banned
+	fleetScanner  = "scn" // probes a trap port: listed in the shared recent list
 )
 
 func fleetLANs() []sandbox.LAN {
 	var lans []sandbox.LAN
-	for i, role := range append(append(append([]string(nil), fleetNodes...), fleetGateways...), fleetAttacker, fleetClient) {
+	for i, role := range append(append(append([]string(nil), fleetNodes...), fleetGateways...), fleetAttacker, fleetClient, fleetScanner) {
 		lans = append(lans, sandbox.LAN{Role: role, V4: netip.MustParsePrefix(fmt.Sprintf("10.97.%d.0/24", i+1))})
 	}
 	return lans
@@ -165,6 +166,8 @@ func (c *natsCluster) servers() string {
 // connections per WINDOW, then banned for BANFOR), and the fleet section.
 const fleetGatewayConfig = `
 allowlist: [ALLOW]
+recent:
+  - {name: portscan, size: 1000, shared: true}
 guards:
   - name: ssh-guard
     limits: [{count: LIMIT, window: WINDOW}]
@@ -183,6 +186,8 @@ knocks:
 input:
   policy: drop
   rules:
+    - {name: scanners, proto: tcp, recent: {list: portscan, op: check, seconds: 300}, action: drop}
+    - {name: trap, proto: tcp, dport: 23, recent: {list: portscan, op: set}, action: drop}
     - {name: ssh, proto: tcp, dport: 22, guard: ssh-guard, action: accept}
     - {name: admin, proto: tcp, dport: 2222, knock: shared-knock, action: accept}
     - {name: once, proto: tcp, dport: 2223, knock: once-knock, action: accept}
@@ -190,7 +195,7 @@ fleet:
   servers: SERVERS
   gateway: GATEWAY
   credentials: {user: GATEWAY, password_file: PASSFILE}
-  share: [bans, knocks, one_shots]
+  share: [bans, knocks, one_shots, recent]
   stream: NFQFW
   replicas: 3
 `
@@ -250,6 +255,33 @@ func fleetBans(t testing.TB, fw *firewall) map[string]fleetBan {
 	m := map[string]fleetBan{}
 	for _, b := range resp.Bans {
 		m[b.Scope] = b
+	}
+	return m
+}
+
+// fleetRecentEntry is an entry as `nfqfw recent --json` shows it.
+type fleetRecentEntry struct {
+	Addr   string `json:"addr"`
+	Hits   int    `json:"hits"`
+	Origin string `json:"origin"`
+}
+
+// fleetRecent returns fw's portscan list by address.
+func fleetRecent(t testing.TB, fw *firewall) map[string]fleetRecentEntry {
+	t.Helper()
+	out, err := fw.cli("recent", "--json", "portscan")
+	if err != nil {
+		t.Fatalf("nfqfw recent --json portscan: %v: %s", err, out)
+	}
+	var resp struct {
+		Entries []fleetRecentEntry `json:"entries"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("nfqfw recent --json portscan: %v: %s", err, out)
+	}
+	m := map[string]fleetRecentEntry{}
+	for _, e := range resp.Entries {
+		m[e.Addr] = e
 	}
 	return m
 }
@@ -404,6 +436,27 @@ func TestFleet(t *testing.T) {
 		}
 		knockWithGo(t, cl, sb.Addr4("gc"), "tcp/7100", "udp/8100", "tcp/9100")
 		expectDial(t, cl, netip.AddrPortFrom(sb.Addr4("gc"), 2223), timedOut, "the one-shot sequence replayed on gc")
+	})
+
+	t.Run("recent-list entry crosses", func(t *testing.T) {
+		scn := sb.NS(fleetScanner)
+		ssh := netip.AddrPortFrom(sb.Addr4("gc"), 22)
+		expectDial(t, scn, ssh, connected, "gc's ssh before the scanner probed ga")
+		dialQuick(scn, netip.AddrPortFrom(sb.Addr4("ga"), 23), 300*time.Millisecond)
+		var entry fleetRecentEntry
+		took, ok := waitFor(10*time.Second, func() bool {
+			var in bool
+			entry, in = fleetRecent(t, gc)[sb.Addr4(fleetScanner).String()]
+			return in
+		})
+		if !ok {
+			t.Fatalf("%s, listed on ga by the trap, is not on gc's portscan list within 10 s", sb.Addr4(fleetScanner))
+		}
+		t.Logf("the scanner listed on ga is on gc's list after %v", took)
+		if entry.Origin != "ga" {
+			t.Errorf("gc lists the scanner with origin %q, want ga", entry.Origin)
+		}
+		expectDial(t, scn, ssh, timedOut, "gc's ssh for a scanner ga listed")
 	})
 
 	t.Run("partition", func(t *testing.T) {

@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/fleet"
+	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/metrics"
 	"github.com/nfqfw/nfqfw/rules"
 )
@@ -43,6 +46,10 @@ type fleetMember struct {
 	log  *slog.Logger
 	// reload is poked by a reload: the allowlist may have changed.
 	reload chan struct{}
+	// recentIgnored counts the recent-list entries received for a list
+	// this gateway does not share; recentSaid, the lists logged.
+	recentIgnored atomic.Uint64
+	recentSaid    sync.Map
 }
 
 // reloaded tells the link a reload happened (the allowlist may differ).
@@ -101,6 +108,8 @@ func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 			bans = append(bans, d)
 		case decision.KnockWindow, decision.KnockUse:
 			m.applyKnock(sh.current.Load(), d)
+		case decision.Recent:
+			m.applyRecent(sh.current.Load(), d)
 		default:
 			log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
 		}
@@ -134,6 +143,94 @@ func (m *fleetMember) applyKnock(st *stateful, d decision.Decision) {
 		return
 	}
 	m.log.Info("fleet knock decision applied", "decision", d.String())
+}
+
+// applyRecent sets the address of a recent decision of another gateway in
+// its list, at the time it was set there, if this gateway shares recent
+// lists and marks that list shared. One that is not applied is counted
+// and its list logged once.
+func (m *fleetMember) applyRecent(st *stateful, d decision.Decision) {
+	if !m.cfg.Share.Recent || !sharedRecent(st.cfg)[d.List] {
+		m.recentIgnored.Add(1)
+		if _, said := m.recentSaid.LoadOrStore(d.List, true); !said {
+			m.log.Warn("fleet recent-list entries of a list this gateway does not share: not applied (mark the list shared: true and share: [recent])",
+				"list", d.List, "origin", d.Origin)
+		}
+		return
+	}
+	st.recent.Apply(d.List, d.Scope.Addr(), clock.Mono(d.Issued), clock.Now(), d.Origin)
+}
+
+// sharedRecent returns the names of cfg's recent lists marked shared.
+func sharedRecent(cfg *rules.Config) map[string]bool {
+	m := map[string]bool{}
+	for _, l := range cfg.Recent {
+		if l.Shared {
+			m[l.Name] = true
+		}
+	}
+	return m
+}
+
+// recentQueue bounds the sets of shared recent lists waiting to be
+// published; recentBacklog is the fleet backlog above which they wait:
+// recent-list entries never hold more than about recentBacklog of the
+// outbox's 65,536 slots, so a scan cannot push bans out of it. While they
+// wait the queue fills, and further sets are dropped and counted
+// (nfqfw_recent_shared_total{outcome="dropped"}).
+const (
+	recentQueue   = 4096
+	recentBacklog = 4096
+)
+
+// recentRetention is how long a set of each shared recent list matters to
+// the rules: the longest seconds of a check or update of the list, or the
+// stream's age when one has none (it counts every hit the entry holds).
+// It is the expiry of the decisions that share the sets.
+func recentRetention(cfg *rules.Config) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, ch := range []rules.Chain{cfg.Input, cfg.Forward, cfg.Output} {
+		for _, r := range ch.Rules {
+			m := r.Recent
+			if m == nil || (m.Op != rules.RecentCheck && m.Op != rules.RecentUpdate) {
+				continue
+			}
+			d := m.Seconds
+			if d <= 0 {
+				d = fleetMaxAge(cfg)
+			}
+			out[m.List] = max(out[m.List], d)
+		}
+	}
+	return out
+}
+
+// publishRecent publishes the sets of the shared recent lists until ctx
+// ends, holding them back while the fleet backlog is above recentBacklog.
+func (m *fleetMember) publishRecent(ctx context.Context, sh *sharedState) {
+	for {
+		var set recent.Set
+		select {
+		case <-ctx.Done():
+			return
+		case set = <-sh.recentSets:
+		}
+		for m.link.Backlog() >= recentBacklog {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		cfg := sh.current.Load().cfg
+		keep, ok := recentRetention(cfg)[set.List]
+		if !ok {
+			keep = fleetMaxAge(cfg)
+		}
+		at := clock.Wall(set.At)
+		m.publish(decision.Decision{Kind: decision.Recent, Scope: decision.ScopeOf(set.Addr), List: set.List,
+			Issued: at, Expires: at.Add(keep)})
+	}
 }
 
 // sharedKnocks returns the names of cfg's knock sequences marked shared.
@@ -180,6 +277,10 @@ func (m *fleetMember) publish(d decision.Decision) {
 		if !m.cfg.Share.OneShots {
 			return
 		}
+	case decision.Recent:
+		if !m.cfg.Share.Recent {
+			return
+		}
 	}
 	m.link.Publish(d)
 }
@@ -219,6 +320,7 @@ func (d *Daemon) runFleet(ctx context.Context) error {
 	m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
 	done := make(chan error, 1)
 	go func() { done <- m.link.Run(ctx) }()
+	go m.publishRecent(ctx, d.currentState().shared)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	start, refresh := time.Now(), time.Now()
@@ -278,9 +380,9 @@ type fleetSource struct{ m *fleetMember }
 func (f fleetSource) FleetStats() metrics.FleetStats {
 	s := f.m.link.Stats()
 	out := metrics.FleetStats{Up: s.Up, Backlog: s.Backlog, Cursor: s.Cursor, Connects: s.Connects,
-		Malformed: s.Malformed, Oversized: s.Oversized, Spoofed: s.Spoofed, Expired: s.Expired, OutboxFull: s.OutboxDropped,
+		Malformed: s.Malformed, Oversized: s.Oversized, Spoofed: s.Spoofed, Expired: s.Expired, OutboxFull: s.OutboxDropped, Unshared: f.m.recentIgnored.Load(),
 		LagBounds: fleet.LagBuckets[:], LagBuckets: s.Lag.Buckets, LagCount: s.Lag.Count, LagSum: s.Lag.Sum.Seconds()}
-	for _, k := range []decision.Kind{decision.Ban, decision.Unban, decision.KnockWindow, decision.KnockUse} {
+	for k := decision.Ban; k <= decision.MaxKind; k++ {
 		out.Kinds = append(out.Kinds, metrics.FleetKind{Kind: k.String(), Published: s.Published[k], Received: s.Received[k], Refused: s.Refused[k]})
 	}
 	return out

@@ -222,6 +222,9 @@ func statefulCounters(st *stateful, add func(key string, n uint64)) {
 	for _, l := range st.recent.Stats() {
 		add("recent_hits\x00"+l.Name, l.Hits)
 		add("recent_evictions\x00"+l.Name, l.Evictions)
+		add("recent_shared\x00"+l.Name, l.Shared)
+		add("recent_coalesced\x00"+l.Name, l.Coalesced)
+		add("recent_share_dropped\x00"+l.Name, l.ShareDropped)
 	}
 	for _, g := range st.guards.Stats() {
 		add("guard\x00"+g.Name+"\x00"+guardAllowed, g.Allowed+g.Allowlisted)
@@ -247,10 +250,18 @@ type recentSource struct{ o *observer }
 
 func (s recentSource) RecentLists(fn func(metrics.RecentList)) {
 	st, base := s.o.current()
+	var shared map[string]bool
+	if st.cfg.Fleet.Enabled() && st.cfg.Fleet.Share.Recent {
+		shared = sharedRecent(st.cfg)
+	}
 	for _, l := range st.recent.Stats() {
 		fn(metrics.RecentList{List: l.Name, Entries: l.Entries,
 			Hits:      base["recent_hits\x00"+l.Name] + l.Hits,
-			Evictions: base["recent_evictions\x00"+l.Name] + l.Evictions})
+			Evictions: base["recent_evictions\x00"+l.Name] + l.Evictions,
+			Shared:    shared[l.Name],
+			Published: base["recent_shared\x00"+l.Name] + l.Shared,
+			Coalesced: base["recent_coalesced\x00"+l.Name] + l.Coalesced,
+			Dropped:   base["recent_share_dropped\x00"+l.Name] + l.ShareDropped})
 	}
 }
 

@@ -79,8 +79,11 @@ type sharedState struct {
 	dirty   chan struct{}               // a ban changed: save soon
 	every   time.Duration               // the saver's timer: saveEvery (tests set it)
 	fleet   atomic.Pointer[fleetMember] // the fleet link, nil without one: publishes this gateway's decisions
-	saveMu  sync.Mutex
-	saves   saveStats
+	// recentSets receives the sets of the recent lists marked shared
+	// (from the packet path, never blocking), for the fleet publisher.
+	recentSets chan recent.Set
+	saveMu     sync.Mutex
+	saves      saveStats
 }
 
 // saveStats count the state saves, for metrics and health.
@@ -113,6 +116,7 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	sh.ftp = ftp.New(ftp.Options{Config: cfg.FTP, Logger: log, LogRate: cfg.Log.Rate})
 	sh.kernel = &kernelBans{log: log, k: k, maxBans: maxBans(cfg)}
 	sh.dirty = make(chan struct{}, 1)
+	sh.recentSets = make(chan recent.Set, recentQueue)
 	sh.every = saveEvery
 	sh.bans = guard.NewBans(guard.BanOptions{
 		OnBan:      func(p netip.Prefix, until time.Time) { sh.kernel.ban(p, until); sh.changed() },
@@ -233,8 +237,12 @@ func (sh *sharedState) saver(ctx context.Context, every time.Duration) {
 
 func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedState) *stateful {
 	shared := sharedKnocks(cfg)
+	var share []recent.Option
+	if cfg.Fleet.Enabled() && cfg.Fleet.Share.Recent {
+		share = append(share, recent.WithShare(sh.recentSets))
+	}
 	s := &stateful{cfg: cfg, pol: pol, log: log, shared: sh,
-		recent: recent.New(cfg.Recent),
+		recent: recent.New(cfg.Recent, share...),
 		// Knock decisions go to the fleet link (windows only of the
 		// sequences marked shared); Publish only queues them.
 		knock: knock.New(cfg.Knocks, knock.WithDecisions(func(d decision.Decision) {
