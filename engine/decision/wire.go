@@ -39,13 +39,14 @@ func (d *Decision) AppendBinary(b []byte) ([]byte, error) {
 	if d.Kind == KnockUse {
 		b = binary.BigEndian.AppendUint64(b, uint64(d.TimeStep))
 	}
-	for _, s := range [...]string{d.Origin, d.Source, d.Sequence, d.Reason} {
+	strs := [...]string{d.Origin, d.Source, d.Sequence, d.Reason, d.List}
+	n := len(strs) - 1 // the list is written for Recent only
+	if d.Kind == Recent {
+		n++
+	}
+	for _, s := range strs[:n] {
 		b = append(b, byte(len(s)))
 		b = append(b, s...)
-	}
-	if d.Kind == Recent {
-		b = append(b, byte(len(d.List)))
-		b = append(b, d.List...)
 	}
 	return b, nil
 }
@@ -111,7 +112,11 @@ func Unmarshal(b []byte) (Decision, error) {
 		}
 		d.TimeStep = int64(binary.BigEndian.Uint64(ts))
 	}
-	for _, s := range [...]*string{&d.Origin, &d.Source, &d.Sequence, &d.Reason} {
+	strs := []*string{&d.Origin, &d.Source, &d.Sequence, &d.Reason}
+	if d.Kind == Recent {
+		strs = append(strs, &d.List)
+	}
+	for _, s := range strs {
 		n := r.take(1)
 		if n == nil {
 			return d, fmt.Errorf("%w: truncated strings", ErrMalformed)
@@ -121,17 +126,6 @@ func Unmarshal(b []byte) (Decision, error) {
 			return d, fmt.Errorf("%w: truncated string", ErrMalformed)
 		}
 		*s = string(v)
-	}
-	if d.Kind == Recent {
-		n := r.take(1)
-		if n == nil {
-			return d, fmt.Errorf("%w: truncated list", ErrMalformed)
-		}
-		v := r.take(int(n[0]))
-		if v == nil {
-			return d, fmt.Errorf("%w: truncated list", ErrMalformed)
-		}
-		d.List = string(v)
 	}
 	if len(r.b) != 0 {
 		return d, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))

@@ -241,22 +241,7 @@ type fleetBan struct {
 
 // fleetBans returns fw's bans by scope ("10.97.60.1/32").
 func fleetBans(t testing.TB, fw *firewall) map[string]fleetBan {
-	t.Helper()
-	out, err := fw.cli("bans", "list", "--json")
-	if err != nil {
-		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
-	}
-	var resp struct {
-		Bans []fleetBan `json:"bans"`
-	}
-	if err := json.Unmarshal([]byte(out), &resp); err != nil {
-		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
-	}
-	m := map[string]fleetBan{}
-	for _, b := range resp.Bans {
-		m[b.Scope] = b
-	}
-	return m
+	return cliJSONList(t, fw, "bans", func(b fleetBan) string { return b.Scope }, "bans", "list", "--json")
 }
 
 // fleetRecentEntry is an entry as `nfqfw recent --json` shows it.
@@ -268,20 +253,28 @@ type fleetRecentEntry struct {
 
 // fleetRecent returns fw's portscan list by address.
 func fleetRecent(t testing.TB, fw *firewall) map[string]fleetRecentEntry {
+	return cliJSONList(t, fw, "entries", func(e fleetRecentEntry) string { return e.Addr }, "recent", "--json", "portscan")
+}
+
+// cliJSONList runs the CLI with args (a --json listing) and returns the
+// items of the answer's field, by key.
+func cliJSONList[T any](t testing.TB, fw *firewall, field string, key func(T) string, args ...string) map[string]T {
 	t.Helper()
-	out, err := fw.cli("recent", "--json", "portscan")
+	out, err := fw.cli(args...)
 	if err != nil {
-		t.Fatalf("nfqfw recent --json portscan: %v: %s", err, out)
+		t.Fatalf("nfqfw %s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	var resp struct {
-		Entries []fleetRecentEntry `json:"entries"`
-	}
+	var resp map[string]json.RawMessage
+	var items []T
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
-		t.Fatalf("nfqfw recent --json portscan: %v: %s", err, out)
+		t.Fatalf("nfqfw %s: %v: %s", strings.Join(args, " "), err, out)
 	}
-	m := map[string]fleetRecentEntry{}
-	for _, e := range resp.Entries {
-		m[e.Addr] = e
+	if err := json.Unmarshal(resp[field], &items); err != nil && resp[field] != nil {
+		t.Fatalf("nfqfw %s: %s: %v: %s", strings.Join(args, " "), field, err, out)
+	}
+	m := map[string]T{}
+	for _, x := range items {
+		m[key(x)] = x
 	}
 	return m
 }

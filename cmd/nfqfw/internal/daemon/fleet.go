@@ -163,10 +163,16 @@ func (m *fleetMember) applyRecent(st *stateful, d decision.Decision) {
 
 // sharedRecent returns the names of cfg's recent lists marked shared.
 func sharedRecent(cfg *rules.Config) map[string]bool {
+	return sharedNames(cfg.Recent, func(l rules.RecentList) (string, bool) { return l.Name, l.Shared })
+}
+
+// sharedNames returns the names of the items of xs that shared says are
+// shared.
+func sharedNames[T any](xs []T, shared func(T) (string, bool)) map[string]bool {
 	m := map[string]bool{}
-	for _, l := range cfg.Recent {
-		if l.Shared {
-			m[l.Name] = true
+	for _, x := range xs {
+		if name, ok := shared(x); ok {
+			m[name] = true
 		}
 	}
 	return m
@@ -235,13 +241,7 @@ func (m *fleetMember) publishRecent(ctx context.Context, sh *sharedState) {
 
 // sharedKnocks returns the names of cfg's knock sequences marked shared.
 func sharedKnocks(cfg *rules.Config) map[string]bool {
-	m := map[string]bool{}
-	for _, k := range cfg.Knocks {
-		if k.Shared {
-			m[k.Name] = true
-		}
-	}
-	return m
+	return sharedNames(cfg.Knocks, func(k rules.Knock) (string, bool) { return k.Name, k.Shared })
 }
 
 // fleetMaxAge is how long the stream keeps decisions: the longest ban the
