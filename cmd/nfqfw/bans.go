@@ -13,6 +13,7 @@ import (
 
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/decision"
+	"github.com/nfqfw/nfqfw/engine/guard"
 )
 
 func init() {
@@ -138,21 +139,14 @@ func listBans(ctx context.Context, cf *clientFlags, w io.Writer) error {
 
 // writeBans prints the ban table.
 func writeBans(w io.Writer, resp control.ListBansResponse) error {
-	if len(resp.Bans) == 0 {
-		_, err := fmt.Fprintln(w, "no sources are banned")
-		return err
-	}
-	tw := newTableWriter(w)
-	fmt.Fprintln(tw, "ADDRESS\tREASON\tSOURCE\tORIGIN\tOFFENCES\tBANNED-FOR\tLEFT")
-	for _, b := range resp.Bans {
+	return writeTable(w, resp.Bans, "no sources are banned", "ADDRESS\tREASON\tSOURCE\tORIGIN\tOFFENCES\tBANNED-FOR\tLEFT", func(tw io.Writer, b guard.Ban) {
 		origin := b.Origin
 		if origin == "" || origin == decision.OriginLocal {
 			origin = cmp.Or(resp.Gateway, decision.OriginLocal)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", scopeText(b.Scope), b.Reason, b.Source, origin, b.Offences,
 			shortDuration(b.Until.Sub(b.Since)), shortDuration(timeLeftUp(b.Until.Sub(resp.Now))))
-	}
-	return tw.Flush()
+	})
 }
 
 // scopeText prints a ban's scope: an address alone without its /32 or

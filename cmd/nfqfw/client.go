@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"runtime/debug"
 	"text/tabwriter"
@@ -62,6 +63,21 @@ func (f *clientFlags) call(ctx context.Context, cmd string, args, out any) error
 // Flush it when done.
 func newTableWriter(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+}
+
+// writeTable prints rows as a table: the tab-separated header, then one
+// line per row printed by row, aligned; without rows, the line empty alone.
+func writeTable[R any](w io.Writer, rows []R, empty, header string, row func(tw io.Writer, r R)) error {
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, empty)
+		return err
+	}
+	tw := newTableWriter(w)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		row(tw, r)
+	}
+	return tw.Flush()
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/recent"
 )
 
 func init() {
@@ -47,20 +48,13 @@ takes the sets of the gateways sharing it). With LIST, only that list.`,
 
 // writeRecent prints the recent list entries as a table.
 func writeRecent(w io.Writer, resp control.RecentListResponse) error {
-	if len(resp.Entries) == 0 {
-		_, err := fmt.Fprintln(w, "no entries")
-		return err
-	}
-	tw := newTableWriter(w)
-	fmt.Fprintln(tw, "LIST\tADDRESS\tHITS\tLAST-SEEN\tTTL\tORIGIN")
-	for _, e := range resp.Entries {
+	return writeTable(w, resp.Entries, "no entries", "LIST\tADDRESS\tHITS\tLAST-SEEN\tTTL\tORIGIN", func(tw io.Writer, e recent.Entry) {
 		origin := e.Origin
 		if origin == "" {
 			origin = "local"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%s\n", e.List, e.Addr, e.Hits, seenAgo(resp.Now, e.LastSeen), e.TTL, origin)
-	}
-	return tw.Flush()
+	})
 }
 
 // seenAgo prints how long before now t was, in whole seconds.

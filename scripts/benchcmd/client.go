@@ -61,32 +61,24 @@ func tcpClient(args []string) error {
 	var ops, errs atomic.Int64
 	lat := make([][]time.Duration, cf.conc)
 	d := net.Dialer{Timeout: time.Second}
-	start := time.Now()
-	end := start.Add(cf.dur)
-	var wg sync.WaitGroup
-	for w := range cf.conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for time.Now().Before(end) {
-				t0 := time.Now()
-				c, err := d.Dial("tcp4", cf.addr)
-				if err != nil {
-					errs.Add(1)
-					time.Sleep(time.Millisecond)
-					continue
-				}
-				if cf.latency && len(lat[w]) < maxLatencies {
-					lat[w] = append(lat[w], time.Since(t0))
-				}
-				c.(*net.TCPConn).SetLinger(0)
-				c.Close()
-				ops.Add(1)
+	took := runWorkers(cf, func(w int, end time.Time) {
+		for time.Now().Before(end) {
+			t0 := time.Now()
+			c, err := d.Dial("tcp4", cf.addr)
+			if err != nil {
+				errs.Add(1)
+				time.Sleep(time.Millisecond)
+				continue
 			}
-		}()
-	}
-	wg.Wait()
-	p := result(ops.Load(), errs.Load(), time.Since(start))
+			if cf.latency && len(lat[w]) < maxLatencies {
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+			c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+			ops.Add(1)
+		}
+	})
+	p := result(ops.Load(), errs.Load(), took)
 	if cf.latency {
 		all := slices.Concat(lat...)
 		slices.Sort(all)
@@ -111,39 +103,45 @@ func udpClient(args []string) error {
 	}
 	const lo, hi = 1024, 65535
 	var ops, errs atomic.Int64
+	took := runWorkers(cf, func(w int, end time.Time) {
+		msg, buf := udpRequest, make([]byte, 64)
+		port := lo + w
+		for time.Now().Before(end) {
+			laddr := &net.UDPAddr{Port: port}
+			port += cf.conc
+			if port > hi {
+				port = lo + w
+			}
+			c, err := net.DialUDP("udp4", laddr, raddr)
+			if err != nil {
+				continue // port in use: take the next
+			}
+			c.SetDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := c.Write(msg); err != nil {
+				errs.Add(1)
+			} else if _, err := c.Read(buf); err != nil {
+				errs.Add(1)
+			} else {
+				ops.Add(1)
+			}
+			c.Close()
+		}
+	})
+	return json.NewEncoder(os.Stdout).Encode(result(ops.Load(), errs.Load(), took))
+}
+
+// runWorkers runs work in cf.conc goroutines, each given its worker number
+// (0 to cf.conc-1) and the time the run ends, and returns how long the run
+// took once every worker returned.
+func runWorkers(cf clientFlags, work func(w int, end time.Time)) time.Duration {
 	start := time.Now()
 	end := start.Add(cf.dur)
 	var wg sync.WaitGroup
 	for w := range cf.conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			msg, buf := udpRequest, make([]byte, 64)
-			port := lo + w
-			for time.Now().Before(end) {
-				laddr := &net.UDPAddr{Port: port}
-				port += cf.conc
-				if port > hi {
-					port = lo + w
-				}
-				c, err := net.DialUDP("udp4", laddr, raddr)
-				if err != nil {
-					continue // port in use: take the next
-				}
-				c.SetDeadline(time.Now().Add(200 * time.Millisecond))
-				if _, err := c.Write(msg); err != nil {
-					errs.Add(1)
-				} else if _, err := c.Read(buf); err != nil {
-					errs.Add(1)
-				} else {
-					ops.Add(1)
-				}
-				c.Close()
-			}
-		}()
+		wg.Go(func() { work(w, end) })
 	}
 	wg.Wait()
-	return json.NewEncoder(os.Stdout).Encode(result(ops.Load(), errs.Load(), time.Since(start)))
+	return time.Since(start)
 }
 
 func result(ops, errs int64, d time.Duration) point {

@@ -25,14 +25,19 @@ const rulesNone = `*filter
 COMMIT
 `
 
-// rulesKernel is the server policy in the kernel alone.
-const rulesKernel = `*filter
+// statefulForward opens a forward chain of policy DROP that accepts the
+// packets of known flows and drops INVALID ones; what follows decides the
+// NEW flows.
+const statefulForward = `*filter
 :INPUT ACCEPT [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 -A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
 -A FORWARD -m conntrack --ctstate INVALID -j DROP
--A FORWARD -p tcp -m conntrack --ctstate NEW -m multiport --dports 22,80,443 -j ACCEPT
+`
+
+// rulesKernel is the server policy in the kernel alone.
+const rulesKernel = statefulForward + `-A FORWARD -p tcp -m conntrack --ctstate NEW -m multiport --dports 22,80,443 -j ACCEPT
 -A FORWARD -p udp -m conntrack --ctstate NEW --dport 53 -j ACCEPT
 -A FORWARD -p icmp --icmp-type echo-request -j ACCEPT
 -A FORWARD -p tcp -j REJECT --reject-with tcp-reset
@@ -43,13 +48,7 @@ COMMIT
 
 // rulesQueue sends every NEW flow to queue 0 (no bypass: nothing passes
 // without the reader).
-const rulesQueue = `*filter
-:INPUT ACCEPT [0:0]
-:FORWARD DROP [0:0]
-:OUTPUT ACCEPT [0:0]
--A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
--A FORWARD -m conntrack --ctstate INVALID -j DROP
--A FORWARD -m conntrack --ctstate NEW -j NFQUEUE --queue-num 0
+const rulesQueue = statefulForward + `-A FORWARD -m conntrack --ctstate NEW -j NFQUEUE --queue-num 0
 COMMIT
 `
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -30,9 +31,7 @@ func TestBansWithoutGuard(t *testing.T) {
 	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
 	talk := converse(t, cli, ssh)
-	if out, err := fw.cli("bans", "add", offender.String(), "--for", "30s"); err != nil {
-		t.Fatalf("nfqfw bans add: %v: %s", err, out)
-	}
+	fw.mustCLI(t, "bans", "add", offender.String(), "--for", "30s")
 	if e, in := set()[offender]; !in || e.Timeout < 25 || e.Timeout > 30 {
 		t.Errorf("after bans add --for 30s: kernel entry %+v (present %v), want timeout about 30", e, in)
 	}
@@ -42,12 +41,7 @@ func TestBansWithoutGuard(t *testing.T) {
 	expectDial(t, cli, ssh, timedOut, "banned source's new connection")
 	expectDial(t, other, ssh, connected, "another source meanwhile")
 
-	if out, err := fw.cli("bans", "del", offender.String()); err != nil {
-		t.Fatalf("nfqfw bans del: %v: %s", err, out)
-	}
-	if _, in := set()[offender]; in {
-		t.Errorf("%s still in the kernel set after bans del", offender)
-	}
+	liftBan(t, fw, set, offender)
 	expectDial(t, cli, ssh, connected, "after bans del")
 }
 
@@ -61,9 +55,7 @@ func TestBanAfterCrash(t *testing.T) {
 	fw := startFirewall(t, host, statefulConfig(sb, noGuardConfig))
 	set := func() map[netip.Addr]banEntry { return banSet(t, host, "nfqfw-bannet4") }
 
-	if out, err := fw.cli("bans", "add", offender.String(), "--for", "5m"); err != nil {
-		t.Fatalf("nfqfw bans add: %v: %s", err, out)
-	}
+	fw.mustCLI(t, "bans", "add", offender.String(), "--for", "5m")
 	fw.kill()
 	// Whatever was saved, the worst case is a state without the ban.
 	statePath := filepath.Join(filepath.Dir(fw.config), "state", "state.json")
@@ -79,11 +71,16 @@ func TestBanAfterCrash(t *testing.T) {
 		t.Errorf("bans list after the restart: %+v (found %v), want the kernel's ban with about 5 min left", b, ok)
 	}
 	expectDial(t, cli, ssh, timedOut, "banned source after the restart")
-	if out, err := fw.cli("bans", "del", offender.String()); err != nil {
-		t.Fatalf("nfqfw bans del after the restart: %v: %s", err, out)
-	}
-	if _, in := set()[offender]; in {
-		t.Errorf("%s still in the kernel set after bans del", offender)
-	}
+	liftBan(t, fw, set, offender)
 	expectDial(t, cli, ssh, connected, "after bans del")
+}
+
+// liftBan runs nfqfw bans del for k, which must then leave the kernel set
+// (read by set) within 2 s.
+func liftBan[K comparable](t *testing.T, fw *firewall, set func() map[K]banEntry, k K) {
+	t.Helper()
+	fw.mustCLI(t, "bans", "del", fmt.Sprint(k))
+	if _, ok := waitFor(2*time.Second, func() bool { _, in := set()[k]; return !in }); !ok {
+		t.Errorf("%v still in the kernel set after bans del", k)
+	}
 }

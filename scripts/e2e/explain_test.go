@@ -102,16 +102,12 @@ func TestExplainAndLockout(t *testing.T) {
 	})
 
 	t.Run("explain shows a ban", func(t *testing.T) {
-		if out, err := fw.cli("bans", "add", o4.String(), "--for", "1m"); err != nil {
-			t.Fatalf("nfqfw bans add: %v: %s", err, out)
-		}
+		fw.mustCLI(t, "bans", "add", o4.String(), "--for", "1m")
 		out := explain(o4, "2222")
 		if !strings.Contains(out, o4.String()+" is banned until") || !strings.Contains(out, "verdict  drop, reason banned") {
 			t.Errorf("banned source:\n%s", out)
 		}
-		if out, err := fw.cli("bans", "del", o4.String()); err != nil {
-			t.Fatalf("nfqfw bans del: %v: %s", err, out)
-		}
+		fw.mustCLI(t, "bans", "del", o4.String())
 	})
 
 	// The operator's session: an established connection from cli to ssh.
@@ -167,9 +163,7 @@ func TestExplainAndLockout(t *testing.T) {
 
 	t.Run("--force applies it", func(t *testing.T) {
 		rewrite("dport: 22, action: accept", "dport: 2022, action: accept")
-		if out, err := fw.cli("reload", "--force"); err != nil {
-			t.Fatalf("nfqfw reload --force: %v: %s", err, out)
-		}
+		fw.mustCLI(t, "reload", "--force")
 		expectDial(t, cli, netip.AddrPortFrom(h4, 22), timedOut, "a new connection after the forced reload")
 		if _, err := session.Write([]byte("still here\n")); err != nil {
 			t.Errorf("the established session after the forced reload: %v", err)

@@ -144,13 +144,20 @@ func (fw *firewall) cli(args ...string) (string, error) {
 	return string(out), err
 }
 
+// mustCLI is cli that fails t unless the command succeeds.
+func (fw *firewall) mustCLI(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := fw.cli(args...)
+	if err != nil {
+		t.Fatalf("nfqfw %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
 // state returns the daemon's flow table as `nfqfw state --json` prints it.
 func (fw *firewall) state() control.StateResponse {
 	fw.t.Helper()
-	out, err := fw.cli("state", "--json")
-	if err != nil {
-		fw.t.Fatalf("nfqfw state: %v: %s", err, out)
-	}
+	out := fw.mustCLI(fw.t, "state", "--json")
 	var resp control.StateResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		fw.t.Fatalf("nfqfw state --json: %v: %s", err, out)
@@ -161,9 +168,7 @@ func (fw *firewall) state() control.StateResponse {
 // reload runs `nfqfw reload` and fails the test unless it succeeds.
 func (fw *firewall) reload() {
 	fw.t.Helper()
-	if out, err := fw.cli("reload"); err != nil {
-		fw.t.Fatalf("nfqfw reload: %v: %s", err, out)
-	}
+	fw.mustCLI(fw.t, "reload")
 }
 
 // metrics scrapes the daemon's /metrics from inside its namespace.

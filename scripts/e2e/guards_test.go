@@ -435,12 +435,7 @@ func TestBans(t *testing.T) {
 		t.Fatalf("%s not in nfqfw-bannet4 3 s after its 4th SYN:\n%s", offender, host.MustExec("ipset", "list", "nfqfw-bannet4"))
 	}
 	t.Logf("ban latency (offending SYN -> kernel set entry, polled by ipset): %v", latency)
-	if e := set()[offender]; e.Timeout < 3 || e.Timeout > 6 {
-		t.Errorf("kernel ban entry timeout %ds, want about 6", e.Timeout)
-	}
-	if b, ok := banOf(bansOf(t, fw), offender); !ok || b.Until.Sub(b.Since) != 6*time.Second || b.Offences != 1 {
-		t.Errorf("bans list: %+v (found %v), want a 6 s ban, offence 1", b, ok)
-	}
+	checkBan(t, fw, set(), offender, 6*time.Second, 1)
 
 	t.Run("established connection is cut", func(t *testing.T) {
 		if !talk.cut(3 * time.Second) {
@@ -483,19 +478,12 @@ func TestBans(t *testing.T) {
 		if _, ok := waitFor(2*time.Second, func() bool { _, in := set()[offender]; return in }); !ok {
 			t.Fatalf("%s not banned again", offender)
 		}
-		if e := set()[offender]; e.Timeout < 9 || e.Timeout > 12 {
-			t.Errorf("repeat offence: kernel entry timeout %ds, want about 12", e.Timeout)
-		}
-		if b, ok := banOf(bansOf(t, fw), offender); !ok || b.Until.Sub(b.Since) != 12*time.Second || b.Offences != 2 {
-			t.Errorf("bans list: %+v (found %v), want a 12 s ban, offence 2", b, ok)
-		}
+		checkBan(t, fw, set(), offender, 12*time.Second, 2)
 	})
 
 	t.Run("bans add, list and del through the control socket", func(t *testing.T) {
 		target := sb.Addr4(lan2.Role)
-		if out, err := fw.cli("bans", "add", target.String(), "--for", "30s"); err != nil {
-			t.Fatalf("nfqfw bans add: %v: %s", err, out)
-		}
+		fw.mustCLI(t, "bans", "add", target.String(), "--for", "30s")
 		e, in := set()[target]
 		if !in || e.Timeout < 25 || e.Timeout > 30 {
 			t.Errorf("after bans add --for 30s: kernel entry %+v (present %v), want timeout about 30", e, in)
@@ -514,14 +502,22 @@ func TestBans(t *testing.T) {
 		if b, ok := banOf(bansOf(t, fw), target); !ok || b.Source != guard.SourceManual {
 			t.Errorf("bans list --json: %+v (found %v), want a manual ban", b, ok)
 		}
-		if out, err := fw.cli("bans", "del", target.String()); err != nil {
-			t.Fatalf("nfqfw bans del: %v: %s", err, out)
-		}
-		if _, ok := waitFor(2*time.Second, func() bool { _, in := set()[target]; return !in }); !ok {
-			t.Errorf("%s still in the kernel set after bans del", target)
-		}
+		liftBan(t, fw, set, target)
 		expectDial(t, other, ssh, connected, "after bans del")
 	})
+}
+
+// checkBan checks the ban of a: its entry in the kernel set (set) has at
+// most d and at least d-3s left, and bans list shows a ban of d at the
+// offences-th offence.
+func checkBan(t *testing.T, fw *firewall, set map[netip.Addr]banEntry, a netip.Addr, d time.Duration, offences int) {
+	t.Helper()
+	if e, want := set[a], int(d/time.Second); e.Timeout < want-3 || e.Timeout > want {
+		t.Errorf("kernel ban entry timeout %ds, want about %d", e.Timeout, want)
+	}
+	if b, ok := banOf(bansOf(t, fw), a); !ok || b.Until.Sub(b.Since) != d || b.Offences != offences {
+		t.Errorf("bans list: %+v (found %v), want a %v ban, offence %d", b, ok, d, offences)
+	}
 }
 
 // persistenceConfig combines setups 5, 6 and 7 on one host: a knock opens

@@ -191,9 +191,7 @@ func TestObservability(t *testing.T) {
 			{name: "ssh 4 trips the guard", kind: tcpConnect, dst: at(h6, 22), want: timedOut},
 			{name: "the banned source is dropped everywhere", kind: tcpConnect, dst: at(h6, 80), want: timedOut},
 		})
-		if out, err := fw.cli("bans", "add", obsManualBan, "--for", "5m", "--reason", "e2e"); err != nil {
-			t.Fatalf("nfqfw bans add: %v: %s", err, out)
-		}
+		fw.mustCLI(t, "bans", "add", obsManualBan, "--for", "5m", "--reason", "e2e")
 	})
 
 	var flood obsFlood

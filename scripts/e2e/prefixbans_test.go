@@ -74,9 +74,7 @@ func TestPrefixBanIPv6(t *testing.T) {
 		}
 	}
 	talk := converse(t, cli, ssh)
-	if out, err := fw.cli("bans", "add", scope.String(), "--for", "60s", "--reason", "a whole host"); err != nil {
-		t.Fatalf("nfqfw bans add %s: %v: %s", scope, err, out)
-	}
+	fw.mustCLI(t, "bans", "add", scope.String(), "--for", "60s", "--reason", "a whole host")
 	if e, in := set()[scope]; !in || e.Timeout < 55 || e.Timeout > 60 {
 		t.Errorf("after bans add %s --for 60s: kernel entry %+v (present %v) in %v, want the /64 with about 60 s", scope, e, in, set())
 	}
@@ -122,12 +120,7 @@ func TestPrefixBanIPv6(t *testing.T) {
 		t.Errorf("banned /64 after a restart: tcp %s from %s: %s, want timed out", ssh, second, got)
 	}
 
-	if out, err := fw.cli("bans", "del", scope.String()); err != nil {
-		t.Fatalf("nfqfw bans del %s: %v: %s", scope, err, out)
-	}
-	if _, in := set()[scope]; in {
-		t.Errorf("%s still in the kernel set after bans del", scope)
-	}
+	liftBan(t, fw, set, scope)
 	for _, src := range []netip.Addr{first, second} {
 		if got := dialFromAddr(cli, src, ssh); got != connected {
 			t.Errorf("after bans del: tcp %s from %s: %s, want connected", ssh, src, got)

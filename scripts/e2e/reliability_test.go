@@ -409,9 +409,7 @@ func TestReload(t *testing.T) {
 	expectDial(t, scanner, at(1), refused, "scanner touches the trap")
 	knockWithGo(t, knocker, h4, "tcp/7000", "udp/8000", "tcp/9000")
 	knocked := converse(t, knocker, at(2222))
-	if out, err := fw.cli("bans", "add", "192.0.2.99", "--for", "5m"); err != nil {
-		t.Fatalf("nfqfw bans add: %v: %s", err, out)
-	}
+	fw.mustCLI(t, "bans", "add", "192.0.2.99", "--for", "5m")
 	before := relState(t, fw, ssh, knocked)
 	if len(before.Established) != 2 || len(before.Bans) != 1 || len(before.Recent) != 1 || len(before.Knock) != 1 {
 		t.Fatalf("state to keep is incomplete: %+v", before)
@@ -657,9 +655,7 @@ func TestNoLockout(t *testing.T) {
 		})
 
 		t.Run("confirmed: the change stays", func(t *testing.T) {
-			if out, err := fw.cli("reload", "--force", "--confirm", "3s"); err != nil {
-				t.Fatalf("nfqfw reload --confirm 3s: %v: %s", err, out)
-			}
+			fw.mustCLI(t, "reload", "--force", "--confirm", "3s")
 			if out, err := fw.cli("confirm"); err != nil || strings.TrimSpace(out) != "confirmed" {
 				t.Fatalf("nfqfw confirm: %v: %q", err, out)
 			}
@@ -708,9 +704,7 @@ func TestNoLockout(t *testing.T) {
 
 		t.Run("confirmed: keeps running", func(t *testing.T) {
 			fw.startWith(t, "--confirm", "3s")
-			if out, err := fw.cli("confirm"); err != nil {
-				t.Fatalf("nfqfw confirm: %v: %s", err, out)
-			}
+			fw.mustCLI(t, "confirm")
 			time.Sleep(4 * time.Second)
 			if !fw.running() {
 				t.Fatalf("confirmed daemon stopped:\n%s", fw.proc.Output())

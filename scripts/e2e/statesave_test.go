@@ -35,9 +35,7 @@ func TestStateSavedOnChangeSurvivesACrash(t *testing.T) {
 	banned := "198.51.100.77"
 
 	start := time.Now()
-	if out, err := fw.cli("bans", "add", banned, "--for", "1h"); err != nil {
-		t.Fatalf("bans add: %v: %s", err, out)
-	}
+	fw.mustCLI(t, "bans", "add", banned, "--for", "1h")
 	// A connect to a closed port puts the client on tcp-portscan; a SYN to
 	// tcp/7000 is its first knock step.
 	expectDial(t, cli, netip.AddrPortFrom(sb.Addr4(hostRole), 7777), refused, "a closed port")

@@ -145,16 +145,23 @@ func parseDockerfile(r io.Reader) (*dockerfile, error) {
 // readDockerfile parses the repository's Dockerfile.
 func readDockerfile(t testing.TB) *dockerfile {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "Dockerfile"))
+	return parseRepoFile(t, "Dockerfile", parseDockerfile)
+}
+
+// parseRepoFile parses the repository's file name with parse; an error
+// fails the test.
+func parseRepoFile[T any](t testing.TB, name string, parse func(io.Reader) (T, error)) T {
+	t.Helper()
+	f, err := os.Open(filepath.Join(repoRoot(t), name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	df, err := parseDockerfile(f)
+	v, err := parse(f)
 	if err != nil {
-		t.Fatalf("Dockerfile: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
-	return df
+	return v
 }
 
 // keyValues parses ENV/ARG/LABEL arguments: KEY=VALUE words (values may be
@@ -272,17 +279,9 @@ func (di *dockerignore) excluded(rel string) bool {
 func buildContext(t testing.TB, dir string) []string {
 	t.Helper()
 	root := repoRoot(t)
-	f, err := os.Open(filepath.Join(root, ".dockerignore"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	di, err := parseDockerignore(f)
-	if err != nil {
-		t.Fatalf(".dockerignore: %v", err)
-	}
+	di := parseRepoFile(t, ".dockerignore", parseDockerignore)
 	var copied []string
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

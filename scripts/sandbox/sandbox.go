@@ -156,8 +156,12 @@ func checkLANs(lans []LAN) error {
 	return nil
 }
 
-// nth returns the n-th address of p (n=1: .1).
+// nth returns the n-th address of p (n=1: .1), or the zero Addr for the
+// zero Prefix (the IPv6 prefix of an IPv4-only LAN).
 func nth(p netip.Prefix, n int) netip.Addr {
+	if !p.IsValid() {
+		return netip.Addr{}
+	}
 	a := p.Masked().Addr()
 	for range n {
 		a = a.Next()
@@ -204,26 +208,14 @@ func (s *Sandbox) Addr4(role string) netip.Addr { return nth(s.lan(role).V4, 2) 
 
 // Addr6 returns the IPv6 address of the host namespace of LAN role (::2),
 // or the zero Addr for an IPv4-only LAN.
-func (s *Sandbox) Addr6(role string) netip.Addr {
-	li := s.lan(role)
-	if !li.V6.IsValid() {
-		return netip.Addr{}
-	}
-	return nth(li.V6, 2)
-}
+func (s *Sandbox) Addr6(role string) netip.Addr { return nth(s.lan(role).V6, 2) }
 
 // GatewayAddr4 returns the gateway's IPv4 address on LAN role (.1).
 func (s *Sandbox) GatewayAddr4(role string) netip.Addr { return nth(s.lan(role).V4, 1) }
 
 // GatewayAddr6 returns the gateway's IPv6 address on LAN role (::1), or
 // the zero Addr for an IPv4-only LAN.
-func (s *Sandbox) GatewayAddr6(role string) netip.Addr {
-	li := s.lan(role)
-	if !li.V6.IsValid() {
-		return netip.Addr{}
-	}
-	return nth(li.V6, 1)
-}
+func (s *Sandbox) GatewayAddr6(role string) netip.Addr { return nth(s.lan(role).V6, 1) }
 
 // Link returns the name of the host namespace's veth towards the gateway.
 func (s *Sandbox) Link(role string) string { return s.lan(role).hostLink }

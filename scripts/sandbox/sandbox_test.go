@@ -46,10 +46,11 @@ func TestCheckLANs(t *testing.T) {
 func TestNth(t *testing.T) {
 	p4 := netip.MustParsePrefix("10.99.1.0/24")
 	p6 := netip.MustParsePrefix("fd99:1::/64")
-	got := []netip.Addr{nth(p4, 1), nth(p4, 2), nth(p6, 1), nth(p6, 2)}
+	got := []netip.Addr{nth(p4, 1), nth(p4, 2), nth(p6, 1), nth(p6, 2), nth(netip.Prefix{}, 2)}
 	want := []netip.Addr{
 		netip.MustParseAddr("10.99.1.1"), netip.MustParseAddr("10.99.1.2"),
 		netip.MustParseAddr("fd99:1::1"), netip.MustParseAddr("fd99:1::2"),
+		{}, // no IPv6 prefix: no address
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("nth (-want +got):\n%s", diff)
