@@ -74,8 +74,12 @@ type haLab struct {
 }
 
 // haBanned is a second address of the client, banned on A through the
-// fleet.
-var haBanned = netip.MustParseAddr("10.98.1.20")
+// fleet; haScanner a third, which probes a trap port through A and is
+// listed in the shared portscan list.
+var (
+	haBanned  = netip.MustParseAddr("10.98.1.20")
+	haScanner = netip.MustParseAddr("10.98.1.30")
+)
 
 // haExample reads a shipped file of rules/examples/ha.
 func haExample(t *testing.T, name string) string {
@@ -116,7 +120,9 @@ func newHALab(t *testing.T) *haLab {
 	serveTCP(t, srv, haStreamPort, haNewFlowPort)
 	serveUDP(t, srv, haProbePort)
 	l.ftp = startVsftpd(t, srv)
-	l.pair.NS(sandbox.PairClient).MustExec("ip", "addr", "add", haBanned.String()+"/24", "dev", "br0")
+	for _, a := range []netip.Addr{haBanned, haScanner} {
+		l.pair.NS(sandbox.PairClient).MustExec("ip", "addr", "add", a.String()+"/24", "dev", "br0")
+	}
 	l.startNATS()
 	l.a = l.startGateway(sandbox.PairPrimary, "a")
 	l.b = l.startGateway(sandbox.PairBackup, "b")
@@ -292,18 +298,39 @@ func (l *haLab) banHolds(g *haGateway, when string) {
 	if b, ok := fleetBans(l.t, g.fw)[haBanned.String()+"/32"]; !ok || b.Origin != "gw-a" {
 		l.t.Errorf("%s: %s's bans list has %s as %+v (listed %v), want it with origin gw-a", when, g.role, haBanned, b, ok)
 	}
-	dst := netip.AddrPortFrom(l.pair.ServerAddr(), haNewFlowPort)
-	err := l.pair.NS(sandbox.PairClient).Do(func() error {
-		d := net.Dialer{Timeout: ftpDialTimeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(haBanned, 0))}
+	if err := l.dialFrom(haBanned, netip.AddrPortFrom(l.pair.ServerAddr(), haNewFlowPort)); err == nil {
+		l.t.Errorf("%s: a new connection from the banned %s reached the server through %s", when, haBanned, g.role)
+	}
+}
+
+// dialFrom connects from the client's address src to dst (closing the
+// connection at once) and returns the dial's error.
+func (l *haLab) dialFrom(src netip.Addr, dst netip.AddrPort) error {
+	return l.pair.NS(sandbox.PairClient).Do(func() error {
+		d := net.Dialer{Timeout: ftpDialTimeout, LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))}
 		c, err := d.Dial("tcp", dst.String())
 		if err == nil {
 			c.Close()
 		}
 		return err
 	})
-	if err == nil {
-		l.t.Errorf("%s: a new connection from the banned %s reached the server through %s", when, haBanned, g.role)
+}
+
+// scannerListed waits until g's shared portscan list has haScanner with
+// origin, and fails naming what it holds after haFleetWait.
+func (l *haLab) scannerListed(g *haGateway, origin, when string) {
+	l.t.Helper()
+	var e fleetRecentEntry
+	took, ok := waitFor(haFleetWait, func() bool {
+		var in bool
+		e, in = fleetRecent(l.t, g.fw)[haScanner.String()]
+		return in && e.Origin == origin
+	})
+	if !ok {
+		l.t.Errorf("%s: %s's portscan list has %s as %+v, want it with origin %q within %v", when, g.role, haScanner, e, origin, haFleetWait)
+		return
 	}
+	l.t.Logf("%s: %s listed the scanner after %v", when, g.role, took.Round(time.Millisecond))
 }
 
 // healthSays checks that g's nfqfw health reports role.
@@ -616,7 +643,8 @@ func (l *haLab) newFlowDecidedBy(g *haGateway, when string) {
 // adopted the transfers conntrackd injected into its kernel, and again
 // after the failback; nfqfw_ha_role names each gateway's role. A ban made
 // on A and a knock window opened through A hold through B (the fleet
-// link, the shipped 3-node NATS cluster). The gap a 1 ms UDP probe
+// link, the shipped 3-node NATS cluster), and so does a port-scan source
+// listed through A (the shared recent list). The gap a 1 ms UDP probe
 // through the virtual address sees, and the sessions kept and lost, are
 // logged for each transition.
 func TestHAFailover(t *testing.T) {
@@ -666,6 +694,18 @@ func TestHAFailover(t *testing.T) {
 			} else {
 				t.Logf("the knock window opened through A reached B after %v", took.Round(time.Millisecond))
 			}
+			// A port scan through A: a probe of a trap port on the LAN
+			// virtual address lists the scanner (it could reach the
+			// server before), and the shared list crosses to B.
+			server := netip.AddrPortFrom(l.pair.ServerAddr(), haNewFlowPort)
+			if err := l.dialFrom(haScanner, server); err != nil {
+				t.Errorf("%s to the server through A before its scan: %v", haScanner, err)
+			}
+			if err := l.dialFrom(haScanner, netip.AddrPortFrom(sandbox.PairLANVIP, 23)); err == nil {
+				t.Errorf("%s reached the trap port 23 through A", haScanner)
+			}
+			l.scannerListed(l.a, "", "after the scan through A")
+			l.scannerListed(l.b, "gw-a", "after the scan through A")
 			// B, still backup, has adopted the transfers conntrackd
 			// injected into its kernel: nothing is left for the promotion.
 			l.adoptedWhileBackup(l.b, s.streams)
@@ -728,6 +768,10 @@ func TestHAFailover(t *testing.T) {
 			l.healthSays(l.b, "primary", "after the failover to B")
 			l.banHolds(l.b, "after the failover to B")
 			expectDial(t, cli, admin, connected, "the admin port through B after the failover (the knock went through A)")
+			l.scannerListed(l.b, "gw-a", "after the failover to B")
+			if err := l.dialFrom(haScanner, server); err == nil {
+				t.Errorf("after the failover to B: the scanner %s listed through A reached the server through B", haScanner)
+			}
 			l.roleMetric(l.b, "primary", "after the failover to B")
 
 			// Failback: A comes back and preempts B.
