@@ -89,8 +89,10 @@ func TestAddMany(t *testing.T) {
 // daemon does at start (an empty set) and as a reload or restart finds it
 // (every entry already there: timeouts replaced), batched (AddMany, the
 // way ipset restore works) and with one netlink request per entry (Add).
-// It reports seconds per load. (The daemon's sets and ban table hold at
-// most 65,536 entries by default.)
+// The set is a fleet gateway's (EnsureSized for 262,144 entries, its hash
+// sized for them); "empty-grown" is an empty set created with the
+// kernel's default hash size, which the kernel grows while it fills. It
+// reports seconds per load.
 func BenchmarkLoadBans(b *testing.B) {
 	const n = 100_000
 	entries := bans(n)
@@ -106,20 +108,23 @@ func BenchmarkLoadBans(b *testing.B) {
 			}
 			return nil
 		}
-		for _, state := range []string{"empty", "full"} {
+		for _, state := range []string{"empty", "empty-grown", "full"} {
 			b.Run(fmt.Sprintf("%s/%s", how, state), func(b *testing.B) {
 				sets := setsIn(b)
 				var total time.Duration
 				for b.Loop() {
 					b.StopTimer()
 					sets.Destroy(Ban4)
-					// The daemon's sets hold 65,536 entries, as many as
-					// its ban table (guard.DefaultMaxBans); this one
-					// holds the 100,000.
-					zero := uint32(0)
-					if err := sets.h.IpsetCreate(Ban4, "hash:net", netlink.IpsetCreateOptions{
-						Family: unix.AF_INET, Timeout: &zero, MaxElements: 1 << 17,
-					}); err != nil {
+					var err error
+					if state == "empty-grown" {
+						zero := uint32(0)
+						err = sets.h.IpsetCreate(Ban4, "hash:net", netlink.IpsetCreateOptions{
+							Family: unix.AF_INET, Timeout: &zero, MaxElements: 1 << 18,
+						})
+					} else {
+						err = sets.EnsureSized(Ban4, rules.FamilyIPv4, true, 1<<18)
+					}
+					if err != nil {
 						b.Fatal(err)
 					}
 					if state == "full" {
@@ -137,5 +142,53 @@ func BenchmarkLoadBans(b *testing.B) {
 				b.ReportMetric(total.Seconds()/float64(b.N), "s/100k-bans")
 			})
 		}
+	}
+}
+
+// TestEnsureSizedCount: a set made for 262,144 entries starts with the
+// buckets it needs when full, one of the default size with the kernel's
+// 1,024; an existing set of the same size is kept, entries included, one
+// of another size is ErrSetMismatch; Count reads the entries from the
+// set's header.
+func TestEnsureSizedCount(t *testing.T) {
+	sets := setsIn(t)
+	header := func(name string) *netlink.IPSetResult {
+		t.Helper()
+		r, err := sets.h.IpsetList(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := header(Ban4); r.HashSize != defaultHashSize || r.MaxElements != 1<<16 {
+		t.Errorf("default set: hashsize %d maxelem %d, want %d and 65536", r.HashSize, r.MaxElements, defaultHashSize)
+	}
+	const big = "nfqfw-test-big"
+	if err := sets.EnsureSized(big, rules.FamilyIPv4, true, 1<<18); err != nil {
+		t.Fatal(err)
+	}
+	if r := header(big); r.HashSize != 1<<15 || r.MaxElements != 1<<18 || r.TypeName != "hash:net" || r.Timeout == nil {
+		t.Errorf("fleet-sized set: type %s hashsize %d maxelem %d timeout %v, want hash:net 32768 262144 0", r.TypeName, r.HashSize, r.MaxElements, r.Timeout)
+	}
+	if n, err := sets.Count(big); err != nil || n != 0 {
+		t.Errorf("Count of an empty set = %d, %v; want 0", n, err)
+	}
+	if err := sets.AddMany(big, bans(3000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := sets.EnsureSized(big, rules.FamilyIPv4, true, 1<<18); err != nil {
+		t.Errorf("EnsureSized of an existing set of the same size: %v", err)
+	}
+	if n, err := sets.Count(big); err != nil || n != 3000 {
+		t.Errorf("Count after 3,000 adds = %d, %v; want 3000", n, err)
+	}
+	if err := sets.EnsureSized(big, rules.FamilyIPv4, true, 1<<17); !errors.Is(err, ErrSetMismatch) {
+		t.Errorf("EnsureSized with another size = %v, want ErrSetMismatch", err)
+	}
+	if _, err := sets.Count("nfqfw-no-such-set"); !errors.Is(err, ErrNoSet) {
+		t.Errorf("Count of a missing set = %v, want ErrNoSet", err)
+	}
+	if err := sets.EnsureSized(big, rules.Family(9), true, 0); !errors.Is(err, ErrFamily) {
+		t.Errorf("EnsureSized of family 9 = %v, want ErrFamily", err)
 	}
 }

@@ -25,7 +25,8 @@ const MaxTimeout = 2147483 * time.Second
 type Sets struct {
 	mu   sync.Mutex
 	h    *netlink.Handle
-	bulk *nl.NetlinkSocket // AddMany's socket, in the same namespace
+	bulk *nl.NetlinkSocket // AddMany's, EnsureSized's and Count's socket, in the same namespace
+	seq  uint32            // the last sequence number exchange used
 }
 
 // Open returns a Sets for the calling thread's network namespace.
@@ -73,26 +74,6 @@ func (s *Sets) Close() {
 // ErrSetMismatch.
 func (s *Sets) Ensure(name string, family rules.Family, timeoutSupport bool) error {
 	return s.EnsureSized(name, family, timeoutSupport, 0)
-}
-
-// EnsureSized is Ensure for a set of at most maxElem entries (0: the
-// kernel's default, 65,536). The size is one of the set's options: an
-// existing set of another size is ErrSetMismatch.
-func (s *Sets) EnsureSized(name string, family rules.Family, timeoutSupport bool, maxElem uint32) error {
-	opts := netlink.IpsetCreateOptions{Replace: true, MaxElements: maxElem} // "-exist": no error if identical
-	switch family {
-	case rules.FamilyIPv4:
-		opts.Family = unix.AF_INET
-	case rules.FamilyIPv6:
-		opts.Family = unix.AF_INET6
-	default:
-		return fmt.Errorf("ipset: create %s: %w: family %d", name, ErrFamily, family)
-	}
-	if timeoutSupport {
-		zero := uint32(0)
-		opts.Timeout = &zero
-	}
-	return s.do("create "+name, false, func(h *netlink.Handle) error { return h.IpsetCreate(name, "hash:net", opts) })
 }
 
 // Add puts the prefix p into the set with the given timeout (rounded up to
