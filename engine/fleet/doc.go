@@ -8,8 +8,9 @@
 // publisher goroutine sends the outbox in order, holding a decision until
 // the stream acknowledged it, across disconnects (the daemon persists the
 // outbox in its state file, so a restart loses nothing unpublished).
-// Decisions of the other gateways arrive on the consumer's goroutine and
-// are passed to Options.Apply. While the servers are unreachable the
+// Decisions of the other gateways arrive on the consumer's goroutine,
+// which hands them in batches to the link's apply goroutine: it passes
+// them to Options.Apply while the consumer reads the next batch. While the servers are unreachable the
 // gateway goes on deciding and enforcing alone; on reconnect it publishes
 // its backlog and reads the stream from the sequence after the last one it
 // applied (Cursor, persisted by the daemon): a full read only when the

@@ -38,6 +38,11 @@ const (
 	stallCheck = 5 * time.Second
 	// MaxBatch is the most decisions one Apply call gets.
 	MaxBatch = 4096
+	// applyQueue is how many batches wait for Apply while the consumer
+	// reads the next: the stream is read while the kernel sets are
+	// written, and a slow Apply holds the consumer back (its pulls wait)
+	// instead of piling decisions up in memory.
+	applyQueue = 2
 	// duplicates is the stream's duplicate window: a decision published
 	// again within it (its ack was lost) is stored once.
 	duplicates = 2 * time.Minute
@@ -48,8 +53,9 @@ type Options struct {
 	Config rules.Fleet
 	Logger *slog.Logger
 	// Apply enforces decisions of other gateways, in stream order. It
-	// runs on the consumer's goroutine. Live decisions come one at a
-	// time; a backlog (a start, a reconnect after an outage) comes in
+	// runs on the link's apply goroutine, while the consumer reads the
+	// next batch; it must not keep the slice. Live decisions come one at
+	// a time; a backlog (a start, a reconnect after an outage) comes in
 	// batches of up to MaxBatch, so that the kernel sets are loaded in
 	// bulk.
 	Apply func([]decision.Decision)
@@ -79,12 +85,30 @@ type Link struct {
 	cursor  atomic.Uint64 // last stream sequence applied (or skipped)
 	protect atomic.Pointer[[]netip.Prefix]
 
-	batch []decision.Decision // accepted, not yet applied; the consumer's goroutine only
+	// The consumer hands batches to the apply goroutine through applyq;
+	// free returns their slices. queued is the last stream sequence
+	// handed over (a consumer made again starts after it); epoch counts
+	// the cursor's resets, so that a batch read before a reset does not
+	// move the cursor after it.
+	batch  []decision.Decision // accepted, not yet handed over; under recvMu
+	runCtx context.Context     // Run's; under recvMu
+	applyq chan applyJob
+	free   chan []decision.Decision
+	queued atomic.Uint64
+	epoch  atomic.Uint64
 
 	state  atomic.Int32 // linkDown, linkUp
 	reason atomic.Pointer[string]
 
 	stats counters
+}
+
+// applyJob is a batch for Apply and the stream sequence the cursor moves
+// to once it is applied.
+type applyJob struct {
+	ds    []decision.Decision
+	seq   uint64
+	epoch uint64
 }
 
 // Link states.
@@ -163,6 +187,8 @@ func New(opts Options) (*Link, error) {
 		subject: "nfqfw." + opts.Config.Stream + ".",
 		wake:    make(chan struct{}, 1),
 		resub:   make(chan struct{}, 1),
+		applyq:  make(chan applyJob, applyQueue),
+		free:    make(chan []decision.Decision, applyQueue+2),
 	}
 	l.setDown("not connected yet")
 	return l, nil
@@ -195,6 +221,7 @@ func (l *Link) Restore(outbox [][]byte, cursor uint64) {
 	}
 	l.mu.Unlock()
 	l.cursor.Store(cursor)
+	l.queued.Store(cursor)
 	l.poke()
 }
 
@@ -363,6 +390,9 @@ func readSecret(path string) (string, error) {
 // server is waited for, never an error. The caller's supervisor runs it
 // again after a returned error.
 func (l *Link) Run(ctx context.Context) error {
+	l.recvMu.Lock()
+	l.runCtx = ctx // receive's, before any consumer is made
+	l.recvMu.Unlock()
 	opts, err := l.connectOptions()
 	if err != nil {
 		l.setDown(err.Error())
@@ -405,8 +435,11 @@ func (l *Link) Run(ctx context.Context) error {
 	l.setUp()
 	done := make(chan struct{})
 	go func() { defer close(done); l.consume(ctx, js, cc) }()
+	applied := make(chan struct{})
+	go func() { defer close(applied); l.applyLoop(ctx) }()
 	l.publish(ctx, nc, js)
 	<-done
+	<-applied
 	return nil
 }
 
@@ -432,14 +465,17 @@ func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Con
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	}
 	info := st.CachedInfo()
-	start := l.cursor.Load() + 1
+	// After the decisions read already, applied or waiting for Apply.
+	start := max(l.queued.Load(), l.cursor.Load()) + 1
 	switch {
 	case start > info.State.LastSeq+1:
 		// The stream is younger than the cursor (it was deleted and made
 		// again): read it whole.
 		l.log.Warn("fleet stream is behind this gateway's cursor (recreated?): reading it whole", "cursor", start-1, "stream_last", info.State.LastSeq)
 		start = 1
+		l.epoch.Add(1)
 		l.cursor.Store(0)
+		l.queued.Store(0)
 	case info.State.Msgs > 0 && start < info.State.FirstSeq:
 		l.log.Warn("fleet stream no longer holds the decisions after this gateway's cursor: reading what it holds",
 			"cursor", start-1, "stream_first", info.State.FirstSeq)
@@ -584,9 +620,11 @@ func msgID(b []byte) string {
 }
 
 // receive handles one message of the stream, on the consumer's goroutine:
-// an accepted decision joins the batch, applied once the consumer has
-// nothing more pending (or the batch is full); the cursor then moves past
-// it.
+// an accepted decision joins the batch, handed to the apply goroutine once
+// the consumer has nothing more pending (or the batch is full); the cursor
+// moves past it once it is applied. While the apply goroutine has
+// applyQueue batches waiting, receive waits: the consumer then pulls no
+// more.
 func (l *Link) receive(m jetstream.Msg) {
 	l.recvMu.Lock()
 	defer l.recvMu.Unlock()
@@ -596,20 +634,54 @@ func (l *Link) receive(m jetstream.Msg) {
 		return
 	}
 	if d, ok := l.accept(m.Subject(), m.Data(), time.Now()); ok {
+		if l.batch == nil {
+			select {
+			case l.batch = <-l.free:
+			default:
+				l.batch = make([]decision.Decision, 0, 1)
+			}
+		}
 		l.batch = append(l.batch, d)
 	}
 	if md.NumPending > 0 && len(l.batch) < MaxBatch {
 		return
 	}
-	if len(l.batch) > 0 {
-		l.opts.Apply(l.batch)
-		clear(l.batch)
-		l.batch = l.batch[:0]
+	seq := md.Sequence.Stream
+	if seq <= l.queued.Load() && len(l.batch) == 0 {
+		return // read again by a consumer made again: nothing to do
 	}
-	if md.Sequence.Stream > l.cursor.Load() {
-		l.cursor.Store(md.Sequence.Stream)
+	select {
+	case l.applyq <- applyJob{ds: l.batch, seq: seq, epoch: l.epoch.Load()}:
+		l.queued.Store(max(seq, l.queued.Load()))
+	case <-l.runCtx.Done():
+		// Stopping: the next run reads it again from the cursor.
 	}
-	l.changed()
+	l.batch = nil
+}
+
+// applyLoop applies the batches receive hands over, in order, and moves
+// the cursor past each, until ctx ends (batches still waiting are read
+// again by the next run: the cursor has not passed them).
+func (l *Link) applyLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case j := <-l.applyq:
+			if len(j.ds) > 0 {
+				l.opts.Apply(j.ds)
+				clear(j.ds)
+				select {
+				case l.free <- j.ds[:0]:
+				default:
+				}
+			}
+			if j.epoch == l.epoch.Load() && j.seq > l.cursor.Load() {
+				l.cursor.Store(j.seq)
+			}
+			l.changed()
+		}
+	}
 }
 
 // accept decodes and checks one message published on subject; it reports
