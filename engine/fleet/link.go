@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +48,9 @@ const (
 	// duplicates is the stream's duplicate window: a decision published
 	// again within it (its ack was lost) is stored once.
 	duplicates = 2 * time.Minute
+	// updateTimeout bounds the wait for a stream update: a server whose
+	// permissions refuse it does not answer.
+	updateTimeout = 2 * time.Second
 )
 
 // Options configure a Link.
@@ -96,6 +101,8 @@ type Link struct {
 	free   chan []decision.Decision
 	queued atomic.Uint64
 	epoch  atomic.Uint64
+
+	updateRefused atomic.Bool // the stream's update was refused once: not tried again
 
 	state  atomic.Int32 // linkDown, linkUp
 	reason atomic.Pointer[string]
@@ -315,6 +322,9 @@ func (l *Link) connectOptions() ([]nats.Option, error) {
 	c := l.opts.Config.Credentials
 	opts := []nats.Option{
 		nats.Name("nfqfw " + l.opts.Config.Gateway),
+		// Replies come on this gateway's own inboxes: a server can
+		// let each gateway subscribe to its own only.
+		nats.CustomInboxPrefix(InboxPrefix(l.opts.Config.Gateway)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500 * time.Millisecond),
 		nats.ReconnectJitter(250*time.Millisecond, time.Second),
@@ -371,6 +381,11 @@ func (l *Link) connectOptions() ([]nats.Option, error) {
 	}
 	return opts, nil
 }
+
+// InboxPrefix is the prefix of the reply subjects of gateway's
+// connection: _INBOX.<gateway>. A server's permissions can allow each
+// gateway to subscribe to _INBOX.<gateway>.> only.
+func InboxPrefix(gateway string) string { return "_INBOX." + gateway }
 
 // readSecret reads a one-line secret file.
 func readSecret(path string) (string, error) {
@@ -443,28 +458,16 @@ func (l *Link) Run(ctx context.Context) error {
 	return nil
 }
 
-// setup creates or updates the stream and starts the ordered consumer
-// after the cursor.
+// setup creates the stream, or updates it, and starts the ordered
+// consumer after the cursor.
 func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.ConsumeContext, error) {
 	cfg := l.opts.Config
 	sctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
-	st, err := js.CreateOrUpdateStream(sctx, jetstream.StreamConfig{
-		Name:        cfg.Stream,
-		Description: "nfqfw fleet decisions",
-		Subjects:    []string{l.subject + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      l.opts.MaxAge,
-		MaxMsgSize:  decision.MaxSize,
-		Replicas:    cfg.Replicas,
-		Duplicates:  duplicates,
-	})
+	info, err := l.stream(sctx, js)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", cfg.Stream, err)
 	}
-	info := st.CachedInfo()
 	// After the decisions read already, applied or waiting for Apply.
 	start := max(l.queued.Load(), l.cursor.Load()) + 1
 	switch {
@@ -498,6 +501,62 @@ func (l *Link) setup(ctx context.Context, js jetstream.JetStream) (jetstream.Con
 		return nil, fmt.Errorf("consume: %w", err)
 	}
 	return cc, nil
+}
+
+// stream returns the stream's info, creating the stream when it does not
+// exist. An existing stream is updated only when it falls short of this
+// gateway's settings (subjects, replicas, duplicate window, a shorter
+// MaxAge or message size), so that gateways whose longest bans differ do
+// not take turns resetting it; a refused update (a server that does not
+// let gateways change the stream) is logged once and the stream used as
+// it is.
+func (l *Link) stream(ctx context.Context, js jetstream.JetStream) (*jetstream.StreamInfo, error) {
+	want := jetstream.StreamConfig{
+		Name:        l.opts.Config.Stream,
+		Description: "nfqfw fleet decisions",
+		Subjects:    []string{l.subject + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      l.opts.MaxAge,
+		MaxMsgSize:  decision.MaxSize,
+		Replicas:    l.opts.Config.Replicas,
+		Duplicates:  duplicates,
+	}
+	st, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if st, err = js.CreateStream(ctx, want); err != nil {
+			return nil, fmt.Errorf("create: %w", err)
+		}
+		l.log.Info("fleet stream created", "stream", want.Name, "replicas", want.Replicas, "max_age", want.MaxAge)
+		return st.CachedInfo(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info := st.CachedInfo()
+	have := info.Config
+	short := !slices.Equal(have.Subjects, want.Subjects) || have.Replicas != want.Replicas || have.Duplicates != want.Duplicates ||
+		(have.MaxAge != 0 && have.MaxAge < want.MaxAge) || (have.MaxMsgSize > 0 && have.MaxMsgSize < want.MaxMsgSize)
+	if !short || l.updateRefused.Load() {
+		return info, nil
+	}
+	upd := have
+	upd.Subjects, upd.Replicas, upd.Duplicates = want.Subjects, want.Replicas, want.Duplicates
+	upd.MaxAge, upd.MaxMsgSize = max(have.MaxAge, want.MaxAge), max(have.MaxMsgSize, want.MaxMsgSize)
+	uctx, cancel := context.WithTimeout(ctx, updateTimeout)
+	defer cancel()
+	if ust, uerr := js.UpdateStream(uctx, upd); uerr == nil {
+		l.log.Info("fleet stream updated", "stream", want.Name, "replicas", upd.Replicas, "max_age", upd.MaxAge)
+		return ust.CachedInfo(), nil
+	} else if ctx.Err() != nil {
+		return nil, ctx.Err()
+	} else {
+		l.updateRefused.Store(true)
+		l.log.Warn("fleet stream not updated to this gateway's settings (is this gateway allowed to?): using it as it is",
+			"stream", want.Name, "replicas", have.Replicas, "want_replicas", want.Replicas, "max_age", have.MaxAge, "want_max_age", want.MaxAge, "err", uerr)
+	}
+	return info, nil
 }
 
 // consume keeps the consumer until ctx ends. After a reconnect it makes

@@ -16,6 +16,7 @@ type natsServer struct {
 	bin  string
 	dir  string
 	port int
+	args []string // nats-server's arguments
 	cmd  *exec.Cmd
 }
 
@@ -33,6 +34,7 @@ func freePort(t testing.TB) int {
 // test ends.
 func startNATS(t testing.TB) *natsServer {
 	s := &natsServer{t: t, bin: sandbox.NATSServerBin(t), dir: t.TempDir(), port: freePort(t)}
+	s.args = []string{"-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir}
 	s.start()
 	t.Cleanup(s.stop)
 	return s
@@ -42,7 +44,7 @@ func (s *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.
 
 func (s *natsServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "-a", "127.0.0.1", "-p", fmt.Sprint(s.port), "-js", "-sd", s.dir)
+	s.cmd = exec.Command(s.bin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = nil, nil
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
