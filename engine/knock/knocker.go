@@ -412,16 +412,11 @@ func (k *Knocker) complete(sh *shard, s *sequence, i int, src [16]byte, ctr, now
 // least recently active source's windows evicted, counted) when src has
 // none. sh.mu is held.
 func (k *Knocker) openWindow(sh *shard, src [16]byte, i int) *window {
-	e, ok := sh.open.get(src)
-	if !ok {
-		var evicted bool
-		e, evicted = sh.open.insert(src)
-		if evicted {
-			k.evictedOpen.Add(1)
-		}
-		sh.nopen.Store(int32(sh.open.len()))
-	} else {
+	e, found := sh.open.getOrInsert(src, &k.evictedOpen)
+	if found {
 		sh.open.touch(e)
+	} else {
+		sh.nopen.Store(int32(sh.open.len()))
 	}
 	return &sh.open.values(e)[i]
 }

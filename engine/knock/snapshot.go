@@ -115,13 +115,7 @@ func (k *Knocker) Restore(snap Snap, now int64) {
 			src := sp.Source.As16()
 			sh := k.shard(src)
 			sh.mu.Lock()
-			e, ok := sh.prog.get(src)
-			if !ok {
-				var evicted bool
-				if e, evicted = sh.prog.insert(src); evicted {
-					k.evicted.Add(1)
-				}
-			}
+			e, _ := sh.prog.getOrInsert(src, &k.evicted)
 			sh.prog.values(e)[i] = p
 			sh.nprog.Store(int32(sh.prog.len()))
 			sh.mu.Unlock()
@@ -134,13 +128,7 @@ func (k *Knocker) Restore(snap Snap, now int64) {
 			src := so.Source.As16()
 			sh := k.shard(src)
 			sh.mu.Lock()
-			e, ok := sh.open.get(src)
-			if !ok {
-				var evicted bool
-				if e, evicted = sh.open.insert(src); evicted {
-					k.evictedOpen.Add(1)
-				}
-			}
+			e, _ := sh.open.getOrInsert(src, &k.evictedOpen)
 			w := &sh.open.values(e)[i]
 			w.until = max(w.until, until)
 			sh.nopen.Store(int32(sh.open.len()))

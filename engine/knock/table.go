@@ -1,6 +1,10 @@
 package knock
 
-import "github.com/nfqfw/nfqfw/engine/internal/lru"
+import (
+	"sync/atomic"
+
+	"github.com/nfqfw/nfqfw/engine/internal/lru"
+)
 
 // table is a bounded map from a source address to nseq values of V (one per
 // knock sequence), evicting the least recently used source when full.
@@ -45,6 +49,19 @@ func (t *table[V]) insert(src [16]byte) (e int32, evicted bool) {
 	}
 	clear(t.values(e))
 	return e, evicted
+}
+
+// getOrInsert returns the entry of src and whether it was there, inserting
+// src (as insert, an eviction counted in evictions) when it was not.
+func (t *table[V]) getOrInsert(src [16]byte, evictions *atomic.Uint64) (e int32, found bool) {
+	if e, found = t.get(src); found {
+		return e, true
+	}
+	e, evicted := t.insert(src)
+	if evicted {
+		evictions.Add(1)
+	}
+	return e, false
 }
 
 // touch makes e the most recently used entry.

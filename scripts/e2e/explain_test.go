@@ -40,9 +40,7 @@ output:
 // shell's SSH_CONNECTION) is refused naming what would refuse it, and
 // --force applies it; a start that would is refused too.
 func TestExplainAndLockout(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
+	sb := statefulSandbox(t, nil, lan2)
 	cli, host := sb.NS(clientRole), sb.NS(hostRole)
 	h4, c4, o4 := sb.Addr4(hostRole), sb.Addr4(clientRole), sb.Addr4(lan2.Role)
 	link := sb.Link(hostRole)

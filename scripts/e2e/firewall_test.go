@@ -154,15 +154,22 @@ func (fw *firewall) mustCLI(t testing.TB, args ...string) string {
 	return out
 }
 
+// cliJSON runs an nfqfw client command whose args ask for JSON and
+// decodes what it prints; a failure of either fails t.
+func cliJSON[T any](t testing.TB, fw *firewall, args ...string) T {
+	t.Helper()
+	out := fw.mustCLI(t, args...)
+	var v T
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("nfqfw %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return v
+}
+
 // state returns the daemon's flow table as `nfqfw state --json` prints it.
 func (fw *firewall) state() control.StateResponse {
 	fw.t.Helper()
-	out := fw.mustCLI(fw.t, "state", "--json")
-	var resp control.StateResponse
-	if err := json.Unmarshal([]byte(out), &resp); err != nil {
-		fw.t.Fatalf("nfqfw state --json: %v: %s", err, out)
-	}
-	return resp
+	return cliJSON[control.StateResponse](fw.t, fw, "state", "--json")
 }
 
 // reload runs `nfqfw reload` and fails the test unless it succeeds.

@@ -32,9 +32,13 @@ var (
 	lan4 = sandbox.LAN{Role: "lan4", V4: netip.MustParsePrefix("10.99.5.0/24"), V6: netip.MustParsePrefix("fd99:5::/64")}
 )
 
-// statefulSandbox is the reference sandbox plus extra client LANs.
-func statefulSandbox(t *testing.T, extra ...sandbox.LAN) *sandbox.Sandbox {
+// statefulSandbox is the reference sandbox plus extra client LANs, for a
+// parallel test that drives the stateful tools (requireStatefulTools) and
+// tools.
+func statefulSandbox(t *testing.T, tools []string, extra ...sandbox.LAN) *sandbox.Sandbox {
 	t.Helper()
+	requireStatefulTools(t, tools...)
+	t.Parallel()
 	lans := append(append([]sandbox.LAN(nil), sandbox.DefaultLANs...), extra...)
 	return sandbox.New(t, sandbox.Options{LANs: lans})
 }
@@ -50,9 +54,7 @@ type sshLab struct {
 
 func newSSHLab(t *testing.T, extra ...sandbox.LAN) sshLab {
 	t.Helper()
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, extra...)
+	sb := statefulSandbox(t, nil, extra...)
 	l := sshLab{
 		sb: sb, cli: sb.NS(clientRole), host: sb.NS(hostRole),
 		ssh4: netip.AddrPortFrom(sb.Addr4(hostRole), 22),
@@ -208,15 +210,7 @@ func chainCounters(t *testing.T, ns *sandbox.Netns, chain string, keys ...string
 // bans returns `nfqfw bans list --json`.
 func bansOf(t *testing.T, fw *firewall) control.ListBansResponse {
 	t.Helper()
-	out, err := fw.cli("bans", "list", "--json")
-	if err != nil {
-		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
-	}
-	var resp control.ListBansResponse
-	if err := json.Unmarshal([]byte(out), &resp); err != nil {
-		t.Fatalf("nfqfw bans list --json: %v: %s", err, out)
-	}
-	return resp
+	return cliJSON[control.ListBansResponse](t, fw, "bans", "list", "--json")
 }
 
 // banOf returns the ban of exactly the address a (its /32 or /128).
@@ -232,15 +226,7 @@ func banOf(resp control.ListBansResponse, a netip.Addr) (guard.Ban, bool) {
 // knockStatusOf returns `nfqfw knock-status --json`.
 func knockStatusOf(t *testing.T, fw *firewall) knock.Status {
 	t.Helper()
-	out, err := fw.cli("knock-status", "--json")
-	if err != nil {
-		t.Fatalf("nfqfw knock-status --json: %v: %s", err, out)
-	}
-	var st knock.Status
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("nfqfw knock-status --json: %v: %s", err, out)
-	}
-	return st
+	return cliJSON[knock.Status](t, fw, "knock-status", "--json")
 }
 
 // nmapPorts runs nmap from ns with args plus grepable output and returns
@@ -296,9 +282,7 @@ func portscanConfig(t *testing.T, sb *sandbox.Sandbox) string {
 // recent-list entry is older than the list window; other sources are not
 // affected.
 func TestPortScan(t *testing.T) {
-	requireStatefulTools(t, "nmap")
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
+	sb := statefulSandbox(t, []string{"nmap"}, lan2)
 	cli, host, good := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
 	h4 := sb.Addr4(hostRole)
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
@@ -608,9 +592,7 @@ type persistedData struct {
 // their time left, the recent lists, the knock windows and the guard
 // counters; a corrupt state file is set aside and the daemon starts empty.
 func TestStatePersistence(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2, lan3, lan4)
+	sb := statefulSandbox(t, nil, lan2, lan3, lan4)
 	host := sb.NS(hostRole)
 	h4 := sb.Addr4(hostRole)
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
@@ -744,9 +726,7 @@ func nfqfwHooks(t *testing.T, ns *sandbox.Netns) []string {
 // INVALID, dropped as the guide's INVALID rule drops them (nmap: open|
 // filtered), and leave their source off the list.
 func TestPortScanNonSYN(t *testing.T) {
-	requireStatefulTools(t, "nmap")
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
+	sb := statefulSandbox(t, []string{"nmap"}, lan2)
 	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
 	h4 := sb.Addr4(hostRole)
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }

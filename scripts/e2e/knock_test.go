@@ -118,9 +118,7 @@ func failedWith(st knock.Status, src netip.Addr, seq string, reason knock.FailRe
 // rotating sequence works with the ports knock-sequence prints and refuses
 // an old period's; windows survive a reload and a restart.
 func TestKnock(t *testing.T) {
-	requireStatefulTools(t, "knock")
-	t.Parallel()
-	sb := statefulSandbox(t, lan2)
+	sb := statefulSandbox(t, []string{"knock"}, lan2)
 	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
 	h4, h6 := sb.Addr4(hostRole), sb.Addr6(hostRole)
 	c4, o4, o6 := sb.Addr4(clientRole), sb.Addr4(lan2.Role), sb.Addr6(lan2.Role)

@@ -103,6 +103,15 @@ func nfqfwJumps(t *testing.T, ns *sandbox.Netns) map[string]int {
 	return got
 }
 
+// checkInstalledOnce fails t unless ns holds each of nfqfw's jumps once
+// (installedOnce); when says at which point of the test.
+func checkInstalledOnce(t *testing.T, ns *sandbox.Netns, when string) {
+	t.Helper()
+	if diff := cmp.Diff(installedOnce, nfqfwJumps(t, ns)); diff != "" {
+		t.Errorf("jumps to NFQFW chains %s (-want +got):\n%s", when, diff)
+	}
+}
+
 // TestLifecycle: the daemon installs its chains once, removes them all on
 // SIGTERM; a crash (SIGKILL) leaves them, and without queue bypass the
 // kernel then drops every NEW flow while established connections go on;
@@ -111,9 +120,7 @@ func TestLifecycle(t *testing.T) {
 	t.Run("SIGTERM removes every chain", func(t *testing.T) {
 		sb, _, host := newHostLab(t)
 		fw := startFirewall(t, host, exampleConfig(t, sb, "server.yaml"))
-		if diff := cmp.Diff(installedOnce, nfqfwJumps(t, host)); diff != "" {
-			t.Errorf("jumps to NFQFW chains while running (-want +got):\n%s", diff)
-		}
+		checkInstalledOnce(t, host, "while running")
 		fw.stop()
 		if left := nfqfwRules(t, host); len(left) > 0 {
 			t.Errorf("after SIGTERM, want no NFQFW rule in iptables-save or ip6tables-save, got:\n%s", strings.Join(left, "\n"))
@@ -129,9 +136,7 @@ func TestLifecycle(t *testing.T) {
 		talk := converse(t, cli, at(h4, 22))
 
 		fw.kill()
-		if diff := cmp.Diff(installedOnce, nfqfwJumps(t, host)); diff != "" {
-			t.Errorf("jumps to NFQFW chains left by the crashed daemon (-want +got):\n%s", diff)
-		}
+		checkInstalledOnce(t, host, "left by the crashed daemon")
 		runProbes(t, sb, cli, []probe{
 			{name: "no daemon: new ssh is dropped", kind: tcpConnect, dst: at(h4, 22), want: timedOut},
 			{name: "no daemon: new ssh over IPv6 is dropped", kind: tcpConnect, dst: at(h6, 22), want: timedOut},
@@ -140,9 +145,7 @@ func TestLifecycle(t *testing.T) {
 		talk.check(t, "with no daemon running")
 
 		fw.start()
-		if diff := cmp.Diff(installedOnce, nfqfwJumps(t, host)); diff != "" {
-			t.Errorf("jumps to NFQFW chains after the restart (-want +got):\n%s", diff)
-		}
+		checkInstalledOnce(t, host, "after the restart")
 		runProbes(t, sb, cli, []probe{
 			{name: "restarted: new ssh", kind: tcpConnect, dst: at(h4, 22), want: connected},
 			{name: "restarted: ping", kind: icmpEcho, dst: at(h4, 0), want: answered},

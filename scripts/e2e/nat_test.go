@@ -404,6 +404,27 @@ func addSpoofed(t *testing.T, sb *sandbox.Sandbox, role string, lan netip.Prefix
 	return a
 }
 
+// checkRPFilter sends a datagram from the uplink to dst (which reaches
+// lan2:53) from spoof and one from genuine: only the genuine one may
+// arrive, and the rpfilter drop counter of their family must grow.
+func (l *gatewayLab) checkRPFilter(t *testing.T, spoof, genuine netip.Addr, dst netip.AddrPort) {
+	t.Helper()
+	v6 := genuine.Is6()
+	before := l.rpfilterDrops(t, v6)
+	sendDatagram(t, l.up, spoof, dst, "spoofed")
+	sendDatagram(t, l.up, genuine, dst, "genuine")
+	if !eventually(2*time.Second, func() bool { return l.dns2.has(genuine, "genuine") }) {
+		t.Fatalf("the genuine datagram did not arrive at lan2:53; it got:\n%s", l.dns2)
+	}
+	time.Sleep(captureGrace)
+	if l.dns2.has(spoof, "spoofed") {
+		t.Errorf("a datagram from spoofed source %s reached lan2:53", spoof)
+	}
+	if after := l.rpfilterDrops(t, v6); after <= before {
+		t.Errorf("rpfilter drop counter %d -> %d, want it to grow", before, after)
+	}
+}
+
 // rpfilterDrops returns the packet counter of nfqfw's rpfilter rule in the
 // gateway's raw table for the family of v6.
 func (l *gatewayLab) rpfilterDrops(t *testing.T, v6 bool) int {
@@ -512,22 +533,10 @@ func TestNATGateway(t *testing.T) {
 	})
 
 	t.Run("rpfilter drops a lan source spoofed from the uplink", func(t *testing.T) {
-		before := l.rpfilterDrops(t, false)
 		// The same datagram to the forwarded udp port, once from the
 		// uplink's own address and once from a lan1 address: without
 		// rpfilter both would be forwarded to lan2:53.
-		sendDatagram(t, l.up, spoof, gw4(5353), "spoofed")
-		sendDatagram(t, l.up, l.sb.Addr4(uplinkRole), gw4(5353), "genuine")
-		if !eventually(2*time.Second, func() bool { return l.dns2.has(l.sb.Addr4(uplinkRole), "genuine") }) {
-			t.Fatalf("the genuine datagram did not arrive at lan2:53; it got:\n%s", l.dns2)
-		}
-		time.Sleep(captureGrace)
-		if l.dns2.has(spoof, "spoofed") {
-			t.Errorf("a datagram from spoofed source %s reached lan2:53", spoof)
-		}
-		if after := l.rpfilterDrops(t, false); after <= before {
-			t.Errorf("rpfilter drop counter %d -> %d, want it to grow", before, after)
-		}
+		l.checkRPFilter(t, spoof, l.sb.Addr4(uplinkRole), gw4(5353))
 	})
 
 	t.Run("metrics count the forwards under their own names", func(t *testing.T) {

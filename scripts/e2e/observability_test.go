@@ -778,14 +778,7 @@ func obsCheckState(t *testing.T, fw *firewall, host *sandbox.Netns, web *convers
 				present: []string{webKey}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				out, err := fw.cli(append([]string{"state", "--json"}, tc.args...)...)
-				if err != nil {
-					t.Fatalf("nfqfw state %v: %v: %s", tc.args, err, out)
-				}
-				var st control.StateResponse
-				if err := json.Unmarshal([]byte(out), &st); err != nil {
-					t.Fatalf("nfqfw state --json %v: %v: %s", tc.args, err, out)
-				}
+				st := cliJSON[control.StateResponse](t, fw, append([]string{"state", "--json"}, tc.args...)...)
 				if st.Matched != len(st.Flows) {
 					t.Errorf("matched %d, listed %d flows", st.Matched, len(st.Flows))
 				}

@@ -360,15 +360,7 @@ func relState(t *testing.T, fw *firewall, keep ...*conversation) relSnapshot {
 	for _, b := range bansOf(t, fw).Bans {
 		s.Bans = append(s.Bans, fmt.Sprintf("%s until %s (%s)", b.Scope, b.Until.Format(time.RFC3339Nano), b.Source))
 	}
-	out, err := fw.cli("recent", "--json")
-	if err != nil {
-		t.Fatalf("nfqfw recent --json: %v: %s", err, out)
-	}
-	var rl control.RecentListResponse
-	if err := json.Unmarshal([]byte(out), &rl); err != nil {
-		t.Fatalf("nfqfw recent --json: %v: %s", err, out)
-	}
-	s.Recent = rl.Entries
+	s.Recent = cliJSON[control.RecentListResponse](t, fw, "recent", "--json").Entries
 	st := knockStatusOf(t, fw)
 	for _, w := range st.Open {
 		s.Knock = append(s.Knock, relWindow{w.Source.String(), w.Sequence, w.Opens, st.Now.Add(w.TimeLeft)})
@@ -390,9 +382,7 @@ func relSameState(t *testing.T, when string, want, got relSnapshot) {
 // a bad value, a ruleset the kernel refuses) is refused with its error and
 // the running policy and kernel rules stay exactly as they were.
 func TestReload(t *testing.T) {
-	requireStatefulTools(t)
-	t.Parallel()
-	sb := statefulSandbox(t, lan2, lan3)
+	sb := statefulSandbox(t, nil, lan2, lan3)
 	cli, host, scanner, knocker := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role), sb.NS(lan3.Role)
 	h4 := sb.Addr4(hostRole)
 	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
@@ -783,9 +773,6 @@ func relVmHWM(t *testing.T, pid int) (hwm, rss int) {
 // sources fill the flow table; it stays within flows.max by evicting,
 // memory stays bounded, and a legitimate client still connects.
 func TestFloodResistance(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "hping3", "timeout")
-	t.Parallel()
 	const (
 		flowsMax    = 4096
 		floodCount  = 50000
@@ -794,7 +781,7 @@ func TestFloodResistance(t *testing.T) {
 		legitWait   = 2 * time.Second
 		legitMinPct = 80
 	)
-	sb := statefulSandbox(t, lan2)
+	sb := statefulSandbox(t, []string{"hping3", "timeout"}, lan2)
 	cli, gw, host, legit := sb.NS(clientRole), sb.NS(sandbox.Gateway), sb.NS(hostRole), sb.NS(lan2.Role)
 	// Spoofed sources must be routed: no reverse path filter on the
 	// gateway (whose only routes are the LANs) nor on the host.
