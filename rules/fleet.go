@@ -76,11 +76,7 @@ func (p *parser) fleet(n *yaml.Node, path string, f *Fleet) error {
 	err := p.mapping(n, path, map[string]handler{
 		"servers": func(v *yaml.Node, path string) error {
 			serversNode = v
-			return p.list(v, path, true, func(el *yaml.Node, path string) error {
-				s, sn, err := p.str(el, path)
-				if err != nil {
-					return err
-				}
+			return p.strList(v, path, func(s string, sn *yaml.Node, path string) error {
 				u, uerr := url.Parse(s)
 				if uerr != nil || (u.Scheme != "nats" && u.Scheme != "tls") || u.Host == "" || u.Port() == "" || u.User != nil || (u.Path != "" && u.Path != "/") {
 					return p.errf(sn, path, ErrBadValue, "%q is not a NATS server: want nats://host:port or tls://host:port (credentials go under credentials:)", s)

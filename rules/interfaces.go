@@ -23,11 +23,7 @@ type ifaceRef struct {
 // allowed, zones not (a zone is a group of these names, not one).
 func (p *parser) dynamicIfaces(n *yaml.Node, path string) ([]string, error) {
 	var out []string
-	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
-		s, sn, err := p.str(el, path)
-		if err != nil {
-			return err
-		}
+	err := p.strList(n, path, func(s string, sn *yaml.Node, path string) error {
 		if err := checkIfName(s); err != nil {
 			return p.errf(sn, path, ErrBadValue, "interface %q: %v", s, err)
 		}

@@ -311,6 +311,29 @@ func (p *parser) list(n *yaml.Node, path string, scalarOK bool, fn func(el *yaml
 	return p.errf(n, path, ErrBadType, "want a list, got %s", describe(n))
 }
 
+// strList parses a list of strings (a scalar allowed) and calls fn with
+// each string, its node and its path.
+func (p *parser) strList(n *yaml.Node, path string, fn func(s string, sn *yaml.Node, path string) error) error {
+	return p.list(n, path, true, func(el *yaml.Node, path string) error {
+		s, sn, err := p.str(el, path)
+		if err != nil {
+			return err
+		}
+		return fn(s, sn, path)
+	})
+}
+
+// listOf parses a list (a scalar allowed) with parse for each element.
+func listOf[T any](p *parser, n *yaml.Node, path string, parse func(*yaml.Node, string) (T, error)) ([]T, error) {
+	var out []T
+	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
+		v, err := parse(el, path)
+		out = append(out, v)
+		return err
+	})
+	return out, err
+}
+
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
@@ -734,11 +757,7 @@ func (p *parser) zoneMap(n *yaml.Node, path string) ([]Zone, error) {
 			return nil, p.errf(kn, path, ErrBadValue, "zone name %q: %v", name, err)
 		}
 		z := Zone{Name: name}
-		err = p.list(n.Content[i+1], zpath, true, func(el *yaml.Node, path string) error {
-			s, sn, err := p.str(el, path)
-			if err != nil {
-				return err
-			}
+		err = p.strList(n.Content[i+1], zpath, func(s string, sn *yaml.Node, path string) error {
 			if err := checkIfName(strings.TrimPrefix(s, "!")); err != nil {
 				return p.errf(sn, path, ErrBadValue, "interface %q: %v", s, err)
 			}
@@ -773,11 +792,7 @@ func appendUnique(list []string, s string) []string {
 // and, when the list names any others, one of those (see Rule.In).
 func (p *parser) ifaces(n *yaml.Node, path string) ([]string, error) {
 	var out []string
-	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
-		s, sn, err := p.str(el, path)
-		if err != nil {
-			return err
-		}
+	err := p.strList(n, path, func(s string, sn *yaml.Node, path string) error {
 		name, neg := strings.CutPrefix(s, "!")
 		if z, ok := p.zones[name]; ok {
 			for _, i := range z {

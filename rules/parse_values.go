@@ -98,13 +98,7 @@ func (p *parser) portNumber(sn *yaml.Node, path, s, whole string) (uint16, error
 
 // ports parses a port, a range or a list of both.
 func (p *parser) ports(n *yaml.Node, path string) ([]PortRange, error) {
-	var out []PortRange
-	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
-		r, err := p.port(el, path)
-		out = append(out, r)
-		return err
-	})
-	return out, err
+	return listOf(p, n, path, p.port)
 }
 
 // prefix parses a CIDR or a single address (/32 or /128).
@@ -136,13 +130,7 @@ func (p *parser) prefix(n *yaml.Node, path string) (netip.Prefix, error) {
 }
 
 func (p *parser) prefixes(n *yaml.Node, path string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
-		pfx, err := p.prefix(el, path)
-		out = append(out, pfx)
-		return err
-	})
-	return out, err
+	return listOf(p, n, path, p.prefix)
 }
 
 func (p *parser) addr(n *yaml.Node, path string) (netip.Addr, error) {
@@ -279,11 +267,7 @@ func (p *parser) icmpTypes(n *yaml.Node, path string, proto uint8) ([]ICMPMatch,
 	}
 	var out []ICMPMatch
 	anyType := false
-	err := p.list(n, path, true, func(el *yaml.Node, path string) error {
-		s, sn, err := p.str(el, path)
-		if err != nil {
-			return err
-		}
+	err := p.strList(n, path, func(s string, sn *yaml.Node, path string) error {
 		if s == "any" {
 			anyType = true
 			return nil

@@ -102,13 +102,7 @@ func removal(saved string) (*ruleset, error) {
 
 // jumpsToOurs reports whether a rule's target is an nfqfw chain.
 func jumpsToOurs(fields []string) bool {
-	for i := 0; i+1 < len(fields); i++ {
-		switch fields[i] {
-		case "-j", "--jump", "-g", "--goto":
-			return strings.HasPrefix(fields[i+1], ChainPrefix)
-		}
-	}
-	return false
+	return strings.HasPrefix(jumpTarget(fields), ChainPrefix)
 }
 
 // split splits a saved rule into words as iptables-restore does: blanks
