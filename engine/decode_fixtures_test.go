@@ -112,41 +112,25 @@ func decodeFixtures() []decodeFixture {
 	quotedPing6 := decBuild(decIPv6(layers.IPProtocolICMPv6, decCli6, decSrv6),
 		&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(128, 0)}, &layers.ICMPv6Echo{Identifier: 0x4242, SeqNumber: 1})
 
-	// The wanted results share their IP part.
+	// The wanted results share their IP part: ip fills it for family fam
+	// from src to dst, with header length hl unless the case sets one.
 	// v4bad and v6bad are for packets whose IP header is already bad:
-	// no IPHeaderLen.
-	v4bad := func(p Parsed) Parsed {
-		p.Family, p.TTL, p.Src, p.Dst = rules.FamilyIPv4, 64, decAddr(decCli4), decAddr(decSrv4)
-		return p
-	}
-	v6bad := func(p Parsed) Parsed {
-		p.Family, p.TTL, p.Src, p.Dst = rules.FamilyIPv6, 64, decAddr(decCli6), decAddr(decSrv6)
-		return p
-	}
-	v4 := func(p Parsed) Parsed {
-		p = v4bad(p)
-		if p.IPHeaderLen == 0 {
-			p.IPHeaderLen = ipv4HeaderLen
+	// no IPHeaderLen; v4back and v6back for the server's answers.
+	ip := func(fam rules.Family, src, dst netip.Addr, hl int) func(Parsed) Parsed {
+		return func(p Parsed) Parsed {
+			p.Family, p.TTL, p.Src, p.Dst = fam, 64, decAddr(src), decAddr(dst)
+			if p.IPHeaderLen == 0 {
+				p.IPHeaderLen = hl
+			}
+			return p
 		}
-		return p
 	}
-	v4back := func(p Parsed) Parsed { // the server's answer
-		p = v4(p)
-		p.Src, p.Dst = decAddr(decSrv4), decAddr(decCli4)
-		return p
-	}
-	v6 := func(p Parsed) Parsed {
-		p = v6bad(p)
-		if p.IPHeaderLen == 0 {
-			p.IPHeaderLen = ipv6HeaderLen
-		}
-		return p
-	}
-	v6back := func(p Parsed) Parsed {
-		p = v6(p)
-		p.Src, p.Dst = decAddr(decSrv6), decAddr(decCli6)
-		return p
-	}
+	v4bad := ip(rules.FamilyIPv4, decCli4, decSrv4, 0)
+	v6bad := ip(rules.FamilyIPv6, decCli6, decSrv6, 0)
+	v4 := ip(rules.FamilyIPv4, decCli4, decSrv4, ipv4HeaderLen)
+	v4back := ip(rules.FamilyIPv4, decSrv4, decCli4, ipv4HeaderLen)
+	v6 := ip(rules.FamilyIPv6, decCli6, decSrv6, ipv6HeaderLen)
+	v6back := ip(rules.FamilyIPv6, decSrv6, decCli6, ipv6HeaderLen)
 	synWant := Parsed{Packet: rules.Packet{Proto: protoTCP, TCPFlags: 0x02, SrcPort: 40000, DstPort: 22}, TCPSeq: 1000, TCPWindow: 64240}
 	pshWant := Parsed{Packet: rules.Packet{Proto: protoTCP, TCPFlags: 0x18, SrcPort: 40001, DstPort: 21}, TCPSeq: 5000, TCPAck: 9000, TCPWindow: 502, PayloadLen: 16}
 	udpWant := Parsed{Packet: rules.Packet{Proto: protoUDP, SrcPort: 40002, DstPort: 53}, PayloadLen: len(decDNSQuery)}

@@ -257,13 +257,7 @@ func TestDashboardQueriesRejectsNonDashboards(t *testing.T) {
 // query as a recording rule: a syntax error in a panel fails here rather
 // than as an empty panel.
 func TestDashboardQueriesParseWithPromtool(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("promtool not found (Debian package prometheus): %v", err)
-		}
-		t.Skipf("promtool not found (install the Debian package prometheus): %v", err)
-	}
+	promtool := lookPromtool(t)
 	qs, err := DashboardQueries(dashboardFile)
 	if err != nil {
 		t.Fatal(err)

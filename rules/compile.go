@@ -214,7 +214,7 @@ func claimed(rs []Rule, proto uint8, to netip.Addr, port uint16) bool {
 			continue
 		}
 		if slices.ContainsFunc(r.Dst, func(p netip.Prefix) bool { return p.Contains(to) }) &&
-			slices.ContainsFunc(r.DPort, func(pr PortRange) bool { return port >= pr.First && port <= pr.Last }) {
+			slices.ContainsFunc(r.DPort, func(pr PortRange) bool { return pr.Contains(port) }) {
 			return true
 		}
 	}

@@ -204,6 +204,23 @@ type Rule struct {
 // PortRange is an inclusive port range; a single port has First == Last.
 type PortRange struct{ First, Last uint16 }
 
+// Contains reports whether port is in r.
+func (r PortRange) Contains(port uint16) bool { return port >= r.First && port <= r.Last }
+
+// PortIn reports whether port is in one of ranges; no ranges hold every
+// port.
+func PortIn(port uint16, ranges []PortRange) bool {
+	if len(ranges) == 0 {
+		return true
+	}
+	for _, r := range ranges {
+		if r.Contains(port) {
+			return true
+		}
+	}
+	return false
+}
+
 // ICMPMatch is an ICMP or ICMPv6 type with an optional code (Code < 0: any).
 type ICMPMatch struct {
 	Type uint8

@@ -728,7 +728,7 @@ func (p *parser) knockPortsClosed(c *Config) error {
 		}
 		for _, r := range rules {
 			if r.Action != ActionAccept || r.Knock != "" || r.Recent != nil || len(r.In) > 0 ||
-				!anySource(r.Src) || (r.Proto != 0 && r.Proto != st.Proto) || !portIn(st.Port, r.DPort) ||
+				!anySource(r.Src) || (r.Proto != 0 && r.Proto != st.Proto) || !PortIn(st.Port, r.DPort) ||
 				(len(ks.dst) > 0 && !overlapAny(r.Dst, ks.dst)) {
 				continue
 			}
@@ -761,19 +761,6 @@ func anySource(src []netip.Prefix) bool {
 	}
 	for _, pf := range src {
 		if pf.Bits() == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// portIn reports whether port is in ranges (empty: every port).
-func portIn(port uint16, ranges []PortRange) bool {
-	if len(ranges) == 0 {
-		return true
-	}
-	for _, r := range ranges {
-		if port >= r.First && port <= r.Last {
 			return true
 		}
 	}

@@ -286,7 +286,7 @@ func (s *sequence) admits(dst [16]byte, proto uint8, dport uint16) bool {
 		if o.proto != 0 && o.proto != proto {
 			continue
 		}
-		if !inRanges(o.ports, dport) {
+		if !rules.PortIn(dport, o.ports) {
 			continue
 		}
 		if len(o.dst) > 0 && !inPrefixes(o.dst, netip.AddrFrom16(dst).Unmap()) {
@@ -310,18 +310,6 @@ func (s *sequence) targets(dst [16]byte, local bool) bool {
 func (s *sequence) isStep(pk step, ctr int64) bool {
 	for i := range s.steps {
 		if pk == s.stepAt(ctr, i) {
-			return true
-		}
-	}
-	return false
-}
-
-func inRanges(rs []rules.PortRange, p uint16) bool {
-	if len(rs) == 0 {
-		return true
-	}
-	for _, r := range rs {
-		if p >= r.First && p <= r.Last {
 			return true
 		}
 	}
