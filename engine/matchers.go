@@ -18,6 +18,10 @@ type Matchers struct {
 	Knock  *knock.Knocker
 	Guards *guard.Guards // rate guards of rules' guard conditions
 	FTP    Expectations  // nil: the FTP helper is disabled
+	// Allows are the temporary allows (nfqfw allows): a new connection
+	// from their sources is accepted (input) before bans, guards and
+	// rules see it, as the allowlist's. nil: none.
+	Allows *guard.Allows
 }
 
 // Expectations are the connections a protocol helper announced (FTP data
@@ -80,7 +84,8 @@ func newStateful(pol *rules.Policy, m *Matchers) *stateful {
 }
 
 // before looks at every NEW packet before the policy does, in this order:
-// a banned source is dropped; an expected FTP data connection is admitted
+// a source allowed by an allow in force is accepted (input); a banned
+// source is dropped; an expected FTP data connection is admitted
 // to flows as RELATED to its control connection; a knock step is observed
 // and dropped, so the sequence stays invisible. ok false: none of them
 // decides the packet.
@@ -89,6 +94,12 @@ func newStateful(pol *rules.Policy, m *Matchers) *stateful {
 // nothing changes: the matchers are asked with their side-effect-free
 // variants (Peek, Expected) and flows is not touched.
 func (s *stateful) before(p *Parsed, flows *Table, now int64, tr *Trace) (v Verdict, ok bool) {
+	if p.Hook == rules.HookInput && s.Allows.Covers(p.Src, now) {
+		if tr != nil {
+			tr.add("allows", "", true, "the source is allowed (nfqfw allows list): accepted before bans, guards and rules")
+		}
+		return Verdict{Action: rules.ActionAccept, Rule: -1, Reason: ReasonAllowlist}, true
+	}
 	if tr != nil {
 		tr.ban(s.Bans, p.Src, now)
 	}

@@ -135,6 +135,8 @@ func (f fakeBans) BansIssued(fn func(string, uint64)) {
 
 func (f fakeBans) BanNotificationsDropped() uint64 { return 0 }
 
+func (f fakeBans) Allows() AllowStats { return AllowStats{Active: 1, Lifted: 2, Refused: 1} }
+
 type fakeState struct{ ok, failed uint64 }
 
 func (f fakeState) StateSaves() (uint64, uint64) { return f.ok, f.failed }

@@ -122,6 +122,15 @@ type BanSource interface {
 	// BanNotificationsDropped returns the ban and unban notifications lost
 	// to a full queue: kernel set updates that did not happen.
 	BanNotificationsDropped() uint64
+	// Allows returns the temporary allows' state.
+	Allows() AllowStats
+}
+
+// AllowStats are the temporary allows (nfqfw allows).
+type AllowStats struct {
+	Active  int    // allows in force
+	Lifted  uint64 // bans lifted because an allow covers them
+	Refused uint64 // bans of this gateway refused because an allow covers them
 }
 
 // StateSource is the state saver.

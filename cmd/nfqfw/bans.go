@@ -43,45 +43,64 @@ unless the guard's ban says otherwise (ban.prefix6, ban.prefix4); repeat
 offenders get longer bans. Flags may follow the action.`,
 		setup: cf.setup,
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if len(args) == 0 {
-				return usagef("missing the action: list, add ADDR|PREFIX or del ADDR|PREFIX")
-			}
-			action := args[0]
-			if action != "list" && action != "add" && action != "del" {
-				return usagef("unknown action %q: want list, add ADDR|PREFIX or del ADDR|PREFIX", action)
-			}
-			fs := flag.NewFlagSet("nfqfw bans "+action, flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			var sub clientFlags
-			sub.setup(fs)
-			var (
-				dur    time.Duration
-				reason string
-			)
-			if action == "add" {
-				fs.DurationVar(&dur, "for", time.Hour, "ban `duration`")
-				fs.StringVar(&reason, "reason", "", "why, shown by bans list")
-			}
-			pos, err := parseInterspersed(fs, args[1:])
-			if err != nil {
-				return fmt.Errorf("%s: %w", action, err)
-			}
-			cf.merge(&sub)
-			switch {
-			case action == "list" && len(pos) == 0:
-				return listBans(ctx, &cf, stdout)
-			case action == "add" && len(pos) == 1:
-				return addBan(ctx, &cf, stdout, pos[0], dur, reason)
-			case action == "del" && len(pos) == 1:
-				return delBan(ctx, &cf, stdout, pos[0])
-			case action == "list":
-				return usagef("list takes no argument, got %q", pos[0])
-			case len(pos) == 0:
-				return usagef("%s needs the address or prefix", action)
-			}
-			return usagef("%s takes one address, got %q", action, strings.Join(pos, " "))
+			return runScopeCommand(ctx, &cf, args, stdout, "nfqfw bans", "ban", scopeActions{
+				list: func(ctx context.Context, w io.Writer) error { return listBans(ctx, &cf, w) },
+				add: func(ctx context.Context, w io.Writer, arg string, d time.Duration, reason string) error {
+					return addBan(ctx, &cf, w, arg, d, reason)
+				},
+				del: func(ctx context.Context, w io.Writer, arg string) error { return delBan(ctx, &cf, w, arg) },
+			})
 		},
 	})
+}
+
+// scopeActions are the actions of a command about scopes (bans, allows).
+type scopeActions struct {
+	list func(ctx context.Context, w io.Writer) error
+	add  func(ctx context.Context, w io.Writer, arg string, d time.Duration, reason string) error
+	del  func(ctx context.Context, w io.Writer, arg string) error
+}
+
+// runScopeCommand parses "list | add ADDR|PREFIX [--for D] [--reason R] |
+// del ADDR|PREFIX" with the client flags anywhere, and runs the action.
+func runScopeCommand(ctx context.Context, cf *clientFlags, args []string, stdout io.Writer, name, what string, do scopeActions) error {
+	if len(args) == 0 {
+		return usagef("missing the action: list, add ADDR|PREFIX or del ADDR|PREFIX")
+	}
+	action := args[0]
+	if action != "list" && action != "add" && action != "del" {
+		return usagef("unknown action %q: want list, add ADDR|PREFIX or del ADDR|PREFIX", action)
+	}
+	fs := flag.NewFlagSet(name+" "+action, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var sub clientFlags
+	sub.setup(fs)
+	var (
+		dur    time.Duration
+		reason string
+	)
+	if action == "add" {
+		fs.DurationVar(&dur, "for", time.Hour, what+" `duration`")
+		fs.StringVar(&reason, "reason", "", "why, shown by "+what+"s list")
+	}
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return fmt.Errorf("%s: %w", action, err)
+	}
+	cf.merge(&sub)
+	switch {
+	case action == "list" && len(pos) == 0:
+		return do.list(ctx, stdout)
+	case action == "add" && len(pos) == 1:
+		return do.add(ctx, stdout, pos[0], dur, reason)
+	case action == "del" && len(pos) == 1:
+		return do.del(ctx, stdout, pos[0])
+	case action == "list":
+		return usagef("list takes no argument, got %q", pos[0])
+	case len(pos) == 0:
+		return usagef("%s needs the address or prefix", action)
+	}
+	return usagef("%s takes one address, got %q", action, strings.Join(pos, " "))
 }
 
 // parseInterspersed parses flags wherever they appear among the positional

@@ -27,7 +27,29 @@ type stateDaemon struct {
 	sock, config string
 	bans         *guard.Bans
 	lists        *recent.Lists
+	allows       *guard.Allows
 }
+
+// cliAllows is the allow table of the state daemon: an allow lifts the
+// bans it overlaps, as the daemon's does.
+type cliAllows struct{ d *stateDaemon }
+
+func (c cliAllows) AddAllow(scope netip.Prefix, d time.Duration, reason string) (decision.Decision, []netip.Prefix, error) {
+	a := decision.Decision{Kind: decision.Allow, Scope: scope, Issued: stateT0, Expires: stateT0.Add(d), Source: decision.SourceManual, Reason: reason}
+	if _, err := c.d.allows.Add(a, stateT0); err != nil {
+		return decision.Decision{}, nil, err
+	}
+	var lifted []netip.Prefix
+	for _, b := range c.d.bans.List(stateT0.UnixNano()) {
+		if b.Scope.Overlaps(scope) && c.d.bans.Del(b.Scope) {
+			lifted = append(lifted, b.Scope)
+		}
+	}
+	return a, lifted, nil
+}
+
+func (c cliAllows) DelAllow(scope netip.Prefix) bool { return c.d.allows.Del(scope) }
+func (c cliAllows) ListAllows() []decision.Decision  { return c.d.allows.List(stateT0) }
 
 // startStateDaemon serves the bans and recent handlers on a socket under a
 // temp directory, with the daemon's clock at stateT0. Its state: an SSH
@@ -69,7 +91,13 @@ func startStateDaemon(t *testing.T) *stateDaemon {
 
 	srv := control.NewServer(d.sock, nil)
 	clock := func() time.Time { return stateT0 }
-	for _, hs := range []map[string]control.Handler{control.BanHandlers(d.bans, clock, func() string { return "gw-a" }), control.RecentHandlers(d.lists, clock)} {
+	d.allows = guard.NewAllows()
+	d.bans.SetAllows(d.allows)
+	// An allow another gateway of the fleet made.
+	d.allows.Add(decision.Decision{Kind: decision.Allow, Scope: netip.MustParsePrefix("203.0.113.0/28"), Issued: stateT0.Add(-time.Hour),
+		Expires: stateT0.Add(3 * time.Hour), Origin: "gw-b", Reason: "vendor maintenance"}, stateT0)
+	for _, hs := range []map[string]control.Handler{control.BanHandlers(d.bans, clock, func() string { return "gw-a" }), control.RecentHandlers(d.lists, clock),
+		control.AllowHandlers(cliAllows{d}, clock, func() string { return "gw-a" })} {
 		for cmd, h := range hs {
 			srv.Handle(cmd, h)
 		}

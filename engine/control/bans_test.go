@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/guard"
 )
 
@@ -38,7 +40,19 @@ func TestControlHandlerErrors(t *testing.T) {
 	}
 }
 
-// FuzzControlHandlers feeds arbitrary arguments to the ban handlers: they
+// testAllows is an AllowTable over a guard.Allows alone (no bans).
+type testAllows struct{ a *guard.Allows }
+
+func (t testAllows) AddAllow(scope netip.Prefix, d time.Duration, reason string) (decision.Decision, []netip.Prefix, error) {
+	a := decision.Decision{Kind: decision.Allow, Scope: scope, Issued: t0, Expires: t0.Add(d), Reason: reason}
+	_, err := t.a.Add(a, t0)
+	return a, nil, err
+}
+
+func (t testAllows) DelAllow(scope netip.Prefix) bool { return t.a.Del(scope) }
+func (t testAllows) ListAllows() []decision.Decision  { return t.a.List(t0) }
+
+// FuzzControlHandlers feeds arbitrary arguments to the ban and allow handlers: they
 // must answer (a value or an error), never panic, and leave the table
 // consistent.
 func FuzzControlHandlers(f *testing.F) {
@@ -58,6 +72,10 @@ func FuzzControlHandlers(f *testing.F) {
 		hs := BanHandlers(b, func() time.Time { return t0 }, nil)
 		for _, cmd := range []string{CmdAddBan, CmdDelBan, CmdListBans} {
 			hs[cmd](context.Background(), json.RawMessage(args))
+		}
+		as := AllowHandlers(testAllows{guard.NewAllows()}, func() time.Time { return t0 }, nil)
+		for _, cmd := range []string{CmdAddAllow, CmdListAllows, CmdDelAllow} {
+			as[cmd](context.Background(), json.RawMessage(args))
 		}
 		if st := b.Stats(); st.Active < 0 || st.Active > st.Records {
 			t.Fatalf("inconsistent table after %q: %+v", args, st)

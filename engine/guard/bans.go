@@ -101,6 +101,11 @@ type Bans struct {
 
 	banned, applied, expired, evictions, dropped atomic.Uint64
 
+	// allows: no ban may overlap one in force; refusals counted, of this
+	// gateway's bans (a guard's, bans add) and of other gateways'.
+	allows                              atomic.Pointer[Allows]
+	allowRefusedOwn, allowRefusedRemote atomic.Uint64
+
 	shards [banShards]bshard
 }
 
@@ -240,6 +245,10 @@ func (b *Bans) remember(spec rules.BanSpec) int64 {
 // already-banned path.
 func (b *Bans) Ban(addr [16]byte, spec rules.BanSpec, source, reason string, now int64) time.Time {
 	k := guardKey(addr, &spec)
+	if b.allowed(k, now) {
+		b.allowRefusedOwn.Add(1)
+		return time.Time{}
+	}
 	s := b.shard(&k)
 	s.mu.Lock()
 	r, ok := s.m[k]
@@ -315,6 +324,11 @@ func (b *Bans) Add(scope netip.Prefix, d time.Duration, reason string, now int64
 	if d <= 0 || d > MaxBan {
 		return Ban{}, fmt.Errorf("add ban %s: %w (got %v)", k.prefix(), ErrBadDuration, d)
 	}
+	if a, ok := b.allows.Load().overlapping(k.prefix(), now); ok {
+		b.allowRefusedOwn.Add(1)
+		return Ban{}, fmt.Errorf("add ban %s: %w: the allow of %s (until %s, nfqfw allows list); end it first with nfqfw allows del %s",
+			k.prefix(), ErrAllowed, a.scope, clock.Wall(a.until).UTC().Format(time.RFC3339), a.scope)
+	}
 	s := b.shard(&k)
 	s.mu.Lock()
 	r, ok := s.m[k]
@@ -328,6 +342,23 @@ func (b *Bans) Add(scope netip.Prefix, d time.Duration, reason string, now int64
 	s.mu.Unlock()
 	b.notify(event{ban: true, decide: true, k: k, since: now, until: r.until, source: SourceManual, reason: reason})
 	return r.ban(k), nil
+}
+
+// SetAllows makes the bans refuse any scope that overlaps an allow in
+// force in a: a guard's ban of it is not made, Add and Apply return an
+// error wrapping ErrAllowed. Each refusal is counted (AllowRefused).
+func (b *Bans) SetAllows(a *Allows) { b.allows.Store(a) }
+
+// allowed reports whether an allow in force at now overlaps k.
+func (b *Bans) allowed(k key, now int64) bool {
+	_, ok := b.allows.Load().overlapping(k.prefix(), now)
+	return ok
+}
+
+// AllowRefused returns how many bans an allow refused: of this gateway
+// (a guard's, bans add) and of other gateways (Apply, ApplyBatch).
+func (b *Bans) AllowRefused() (own, remote uint64) {
+	return b.allowRefusedOwn.Load(), b.allowRefusedRemote.Load()
 }
 
 // Adopt records a ban on scope for d from now unless scope is banned
@@ -452,6 +483,10 @@ func (b *Bans) apply(d decision.Decision, now int64, notify bool) (bool, error) 
 	until := clock.Mono(d.Expires)
 	if until <= now {
 		return false, nil
+	}
+	if b.allowed(k, now) {
+		b.allowRefusedRemote.Add(1)
+		return false, fmt.Errorf("apply decision %s: %w", d.String(), ErrAllowed)
 	}
 	since := now
 	if !d.Issued.IsZero() {

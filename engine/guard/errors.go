@@ -18,3 +18,7 @@ var ErrBadScope = errors.New("invalid ban scope")
 // ErrKind is returned by Bans.Apply for a decision that is not a ban or
 // an unban.
 var ErrKind = errors.New("not a ban decision")
+
+// ErrAllowed is wrapped by Bans.Add and Bans.Apply for a ban whose scope
+// overlaps an allow in force: an allowed source is never banned.
+var ErrAllowed = errors.New("an allow in force covers it")

@@ -32,6 +32,7 @@ type Guards struct {
 	names  map[string]int
 	guards []*guard
 	allow  []netip.Prefix
+	allows *Allows // nil: none
 	bans   *Bans
 	seed   uint64
 }
@@ -147,8 +148,17 @@ func (g *Guards) Index(name string) int {
 	return -1
 }
 
-// allowlisted reports whether src is a management source.
-func (g *Guards) allowlisted(src [16]byte) bool {
+// SetAllows makes the sources of the allows in force as free as the
+// allowlist's: never limited nor banned by a guard. Call it before the
+// guards are in use.
+func (g *Guards) SetAllows(a *Allows) { g.allows = a }
+
+// allowlisted reports whether src is a management source or admitted by an
+// allow in force at now.
+func (g *Guards) allowlisted(src [16]byte, now int64) bool {
+	if g.allows.Covers(src, now) {
+		return true
+	}
 	if len(g.allow) == 0 {
 		return false
 	}
@@ -174,7 +184,7 @@ func (g *Guards) Allow(guard int, src [16]byte, now int64) bool {
 		return true
 	}
 	gd := g.guards[guard]
-	if g.allowlisted(src) {
+	if g.allowlisted(src, now) {
 		gd.allowlisted.Add(1)
 		return true
 	}
@@ -239,8 +249,8 @@ func (g *Guards) Peek(guard int, src [16]byte, now int64) (admitted bool, why st
 		return true, "no such guard"
 	}
 	gd := g.guards[guard]
-	if g.allowlisted(src) {
-		return true, "source in the management allowlist"
+	if g.allowlisted(src, now) {
+		return true, "source in the management allowlist or allowed (nfqfw allows)"
 	}
 	s := &gd.shards[lru.Hash(&src, g.seed)%guardShards]
 	s.mu.Lock()

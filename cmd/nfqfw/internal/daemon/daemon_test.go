@@ -20,6 +20,7 @@ import (
 
 	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/store"
 	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/knock"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
@@ -140,16 +141,22 @@ func (td *testDaemon) wait() error {
 // the given flags ("S" SYN, "A" ACK), or a UDP datagram when flags is "".
 func packet(t testing.TB, src, dst string, dport uint16, flags string) []byte {
 	t.Helper()
+	return packetFrom(t, src, 40000, dst, dport, flags)
+}
+
+// packetFrom is packet from source port sport.
+func packetFrom(t testing.TB, src string, sport uint16, dst string, dport uint16, flags string) []byte {
+	t.Helper()
 	ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolUDP,
 		SrcIP: netip.MustParseAddr(src).AsSlice(), DstIP: netip.MustParseAddr(dst).AsSlice()}
 	var l4 gopacket.SerializableLayer
 	if flags == "" {
-		u := &layers.UDP{SrcPort: 40000, DstPort: layers.UDPPort(dport)}
+		u := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}
 		u.SetNetworkLayerForChecksum(ip)
 		l4 = u
 	} else {
 		ip.Protocol = layers.IPProtocolTCP
-		tc := &layers.TCP{SrcPort: 40000, DstPort: layers.TCPPort(dport), Seq: 1, Window: 1024,
+		tc := &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: 1, Window: 1024,
 			SYN: strings.Contains(flags, "S"), ACK: strings.Contains(flags, "A")}
 		tc.SetNetworkLayerForChecksum(ip)
 		l4 = tc
@@ -581,6 +588,22 @@ knocks:
 		})
 		if err != nil {
 			t.Fatalf("start with the client's knock window restored: %v", err)
+		}
+	})
+	t.Run("the client's allow saved: started", func(t *testing.T) {
+		_, err := runDaemon(t, config, sshConn, func(o *Options) {
+			dir := filepath.Dir(o.ConfigPath)
+			p := persisted{Allows: []decision.Decision{{Kind: decision.Allow, Scope: netip.MustParsePrefix("127.0.0.2/32"),
+				Issued: time.Now(), Expires: time.Now().Add(time.Hour)}}}
+			if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Save(filepath.Join(dir, "state", stateFile), &p); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if err != nil {
+			t.Fatalf("start with the client's allow restored: %v", err)
 		}
 	})
 }

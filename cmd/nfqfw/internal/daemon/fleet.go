@@ -13,6 +13,7 @@ import (
 	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/engine/fleet"
+	"github.com/nfqfw/nfqfw/engine/guard"
 	"github.com/nfqfw/nfqfw/engine/recent"
 	"github.com/nfqfw/nfqfw/metrics"
 	"github.com/nfqfw/nfqfw/rules"
@@ -46,10 +47,15 @@ type fleetMember struct {
 	log  *slog.Logger
 	// reload is poked by a reload: the allowlist may have changed.
 	reload chan struct{}
-	// recentIgnored counts the recent-list entries received for a list
-	// this gateway does not share; recentSaid, the lists logged.
-	recentIgnored atomic.Uint64
-	recentSaid    sync.Map
+	// unsharedN counts the decisions received of a kind or a recent list
+	// this gateway does not share; unsharedSaid, the reasons logged.
+	unsharedN    atomic.Uint64
+	unsharedSaid sync.Map
+	// allowsOf returns the scopes of the allows in force (protected).
+	allowsOf func() []netip.Prefix
+	// protected is the last set of protected prefixes given to the link.
+	protectMu sync.Mutex
+	protected []netip.Prefix
 }
 
 // reloaded tells the link a reload happened (the allowlist may differ).
@@ -70,7 +76,8 @@ func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*flee
 	if !cfg.Fleet.Enabled() {
 		return nil, nil
 	}
-	m := &fleetMember{cfg: cfg.Fleet, log: log, reload: make(chan struct{}, 1)}
+	m := &fleetMember{cfg: cfg.Fleet, log: log, reload: make(chan struct{}, 1),
+		allowsOf: func() []netip.Prefix { return allowScopes(sh.allows) }}
 	link, err := fleet.New(fleet.Options{
 		Config:  cfg.Fleet,
 		Logger:  log,
@@ -110,6 +117,17 @@ func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 			m.applyKnock(sh.current.Load(), d)
 		case decision.Recent:
 			m.applyRecent(sh.current.Load(), d)
+		case decision.Allow:
+			if !m.cfg.Share.Allows {
+				m.unshared(d, "allows are not shared here (share: [allows])")
+				continue
+			}
+			if _, err := sh.applyAllow(d, log); err != nil {
+				log.Warn("fleet allow not applied", "decision", d.String(), "err", err)
+			}
+			// The link refuses the bans of the next messages that
+			// overlap it.
+			m.link.SetProtected(append(m.protect(), d.Scope))
 		default:
 			log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
 		}
@@ -151,14 +169,26 @@ func (m *fleetMember) applyKnock(st *stateful, d decision.Decision) {
 // and its list logged once.
 func (m *fleetMember) applyRecent(st *stateful, d decision.Decision) {
 	if !m.cfg.Share.Recent || !sharedRecent(st.cfg)[d.List] {
-		m.recentIgnored.Add(1)
-		if _, said := m.recentSaid.LoadOrStore(d.List, true); !said {
-			m.log.Warn("fleet recent-list entries of a list this gateway does not share: not applied (mark the list shared: true and share: [recent])",
-				"list", d.List, "origin", d.Origin)
-		}
+		m.unshared(d, "recent list "+d.List+" is not shared here (mark it shared: true, and share: [recent])")
 		return
 	}
 	st.recent.Apply(d.List, d.Scope.Addr(), clock.Mono(d.Issued), clock.Now(), d.Origin)
+}
+
+// protect returns the protected prefixes last given to the link.
+func (m *fleetMember) protect() []netip.Prefix {
+	m.protectMu.Lock()
+	defer m.protectMu.Unlock()
+	return append([]netip.Prefix(nil), m.protected...)
+}
+
+// unshared counts a decision of a kind (or list) this gateway does not
+// share, and logs why once per reason.
+func (m *fleetMember) unshared(d decision.Decision, why string) {
+	m.unsharedN.Add(1)
+	if _, said := m.unsharedSaid.LoadOrStore(why, true); !said {
+		m.log.Warn("fleet decisions this gateway does not share: not applied", "why", why, "kind", d.Kind.String(), "origin", d.Origin)
+	}
 }
 
 // sharedRecent returns the names of cfg's recent lists marked shared.
@@ -281,6 +311,10 @@ func (m *fleetMember) publish(d decision.Decision) {
 		if !m.cfg.Share.Recent {
 			return
 		}
+	case decision.Allow:
+		if !m.cfg.Share.Allows {
+			return
+		}
 	}
 	m.link.Publish(d)
 }
@@ -303,9 +337,10 @@ func (m *fleetMember) restore(s *fleetSnapshot) {
 }
 
 // protected returns the prefixes no remote decision may ban: the
-// allowlist and the sources of the management sessions.
-func protected(ctx context.Context, cfg *rules.Config, sshConn string, dump func(context.Context) ([]ctnl.Event, error)) []netip.Prefix {
-	p := append([]netip.Prefix(nil), cfg.Allowlist...)
+// allowlist, the allows in force and the sources of the management
+// sessions.
+func protected(ctx context.Context, cfg *rules.Config, allows []netip.Prefix, sshConn string, dump func(context.Context) ([]ctnl.Event, error)) []netip.Prefix {
+	p := append(append([]netip.Prefix(nil), cfg.Allowlist...), allows...)
 	flows, _ := managementFlows(ctx, sshConn, dump)
 	for _, f := range flows {
 		p = append(p, decision.ScopeOf(f.flow.Src))
@@ -317,7 +352,14 @@ func protected(ctx context.Context, cfg *rules.Config, sshConn string, dump func
 // prefixes and its health line current until ctx ends.
 func (d *Daemon) runFleet(ctx context.Context) error {
 	m := d.fleet
-	m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
+	setProtected := func() {
+		p := protected(ctx, d.config(), m.allowsOf(), d.opts.SSHConnection, d.k.flows)
+		m.protectMu.Lock()
+		m.protected = p
+		m.protectMu.Unlock()
+		m.link.SetProtected(p)
+	}
+	setProtected()
 	done := make(chan error, 1)
 	go func() { done <- m.link.Run(ctx) }()
 	go m.publishRecent(ctx, d.currentState().shared)
@@ -330,7 +372,7 @@ func (d *Daemon) runFleet(ctx context.Context) error {
 		case err := <-done:
 			return err
 		case <-m.reload:
-			m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
+			setProtected()
 		case now := <-tick.C:
 			if up, why := m.link.Up(); up {
 				everUp = true
@@ -345,7 +387,7 @@ func (d *Daemon) runFleet(ctx context.Context) error {
 			}
 			if now.Sub(refresh) >= protectRefresh {
 				refresh = now
-				m.link.SetProtected(protected(ctx, d.config(), d.opts.SSHConnection, d.k.flows))
+				setProtected()
 			}
 		}
 	}
@@ -375,15 +417,23 @@ func sum(m map[decision.Kind]uint64) uint64 {
 }
 
 // fleetSource is the fleet link as the metrics exporter reads it.
-type fleetSource struct{ m *fleetMember }
+type fleetSource struct {
+	m    *fleetMember
+	bans *guard.Bans
+}
 
 func (f fleetSource) FleetStats() metrics.FleetStats {
 	s := f.m.link.Stats()
 	out := metrics.FleetStats{Up: s.Up, Backlog: s.Backlog, Cursor: s.Cursor, Connects: s.Connects,
-		Malformed: s.Malformed, Oversized: s.Oversized, Spoofed: s.Spoofed, Expired: s.Expired, OutboxFull: s.OutboxDropped, Unshared: f.m.recentIgnored.Load(),
+		Malformed: s.Malformed, Oversized: s.Oversized, Spoofed: s.Spoofed, Expired: s.Expired, OutboxFull: s.OutboxDropped, Unshared: f.m.unsharedN.Load(),
 		LagBounds: fleet.LagBuckets[:], LagBuckets: s.Lag.Buckets, LagCount: s.Lag.Count, LagSum: s.Lag.Sum.Seconds()}
+	_, allowRefused := f.bans.AllowRefused() // bans of a batch that an allow before them in it covers
 	for k := decision.Ban; k <= decision.MaxKind; k++ {
-		out.Kinds = append(out.Kinds, metrics.FleetKind{Kind: k.String(), Published: s.Published[k], Received: s.Received[k], Refused: s.Refused[k]})
+		refused := s.Refused[k]
+		if k == decision.Ban {
+			refused += allowRefused
+		}
+		out.Kinds = append(out.Kinds, metrics.FleetKind{Kind: k.String(), Published: s.Published[k], Received: s.Received[k], Refused: refused})
 	}
 	return out
 }

@@ -69,7 +69,7 @@ func TestApplyRecent(t *testing.T) {
 	if diff := cmp.Diff([]string{"portscan 192.0.2.66 gw-a"}, got); diff != "" {
 		t.Errorf("entries (-want +got):\n%s", diff)
 	}
-	if n := m.recentIgnored.Load(); n != 2 {
+	if n := m.unsharedN.Load(); n != 2 {
 		t.Errorf("%d entries of a list not shared counted, want 2", n)
 	}
 	if len(sh.recentSets) != 0 {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine"
+	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/guard"
@@ -39,7 +40,7 @@ func newObserver(d *Daemon) *observer {
 	o := &observer{d: d}
 	var fleetSrc metrics.FleetSource
 	if d.fleet != nil {
-		fleetSrc = fleetSource{d.fleet}
+		fleetSrc = fleetSource{m: d.fleet, bans: d.state.shared.bans}
 	}
 	o.metrics = metrics.New(metrics.Options{
 		Fleet:        fleetSrc,
@@ -290,6 +291,12 @@ type banSource struct{ o *observer }
 
 func (s banSource) BanNotificationsDropped() uint64 {
 	return s.o.d.currentState().shared.bans.Stats().DroppedNotifications
+}
+
+func (s banSource) Allows() metrics.AllowStats {
+	sh := s.o.d.currentState().shared
+	own, _ := sh.bans.AllowRefused()
+	return metrics.AllowStats{Active: len(sh.allows.List(clock.Wall(clock.Now()))), Lifted: sh.allowLifted.Load(), Refused: own}
 }
 
 type stateSource struct{ o *observer }

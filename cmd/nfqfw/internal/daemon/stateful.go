@@ -39,6 +39,7 @@ type persisted struct {
 	Bans   []guard.BanSnapshot     `json:"bans,omitempty"`
 	Guards []guard.CounterSnapshot `json:"guards,omitempty"`
 	Fleet  *fleetSnapshot          `json:"fleet,omitempty"`
+	Allows []decision.Decision     `json:"allows,omitempty"`
 }
 
 // stateful holds the engine's stateful matchers (recent lists, rate
@@ -62,12 +63,15 @@ type stateful struct {
 type sharedState struct {
 	path   string
 	bans   *guard.Bans
-	kernel *kernelBans
-	flows  *engine.Table   // the engine's: expected FTP data connections are admitted as RELATED here
-	ftp    *ftp.Helper     // control connections and expectations, kept across reloads
-	ctx    context.Context // ends with cancel: the ban worker's and the saver's
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	allows *guard.Allows // temporary allows, of this gateway and of the fleet
+	// allowLifted counts the bans lifted because an allow covers them.
+	allowLifted atomic.Uint64
+	kernel      *kernelBans
+	flows       *engine.Table   // the engine's: expected FTP data connections are admitted as RELATED here
+	ftp         *ftp.Helper     // control connections and expectations, kept across reloads
+	ctx         context.Context // ends with cancel: the ban worker's and the saver's
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 
 	// restored is set once restore loaded the state file (or found none):
 	// only then may it be saved over.
@@ -124,6 +128,8 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 		OnDecision: func(d decision.Decision) { sh.fleet.Load().publish(d) },
 		MaxEntries: maxBans(cfg),
 	})
+	sh.allows = guard.NewAllows()
+	sh.bans.SetAllows(sh.allows)
 	ctx, cancel := context.WithCancel(context.Background())
 	sh.cancel = cancel
 	sh.wg.Add(1)
@@ -166,7 +172,8 @@ func (s *stateful) restore() error {
 		n := sh.bans.Restore(p.Bans, now)
 		sh.fleet.Load().restore(p.Fleet)
 		g := s.guards.Restore(p.Guards, now)
-		s.log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g)
+		a := sh.allows.Restore(p.Allows, clock.Wall(now))
+		s.log.Info("state restored", "file", sh.path, "recent_entries", len(p.Recent), "bans", n, "guard_sources", g, "allows", a)
 	}
 	sh.restored.Store(true)
 	sh.wg.Add(1)
@@ -252,6 +259,7 @@ func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedSta
 		})),
 		guards: guard.New(cfg.Guards, cfg.Allowlist, sh.bans),
 	}
+	s.guards.SetAllows(sh.allows)
 	if cfg.FTP.Enabled {
 		s.ftp = sh.ftp
 	}
@@ -260,7 +268,7 @@ func build(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, sh *sharedSta
 
 // matchers returns the matchers the engine decides with.
 func (s *stateful) matchers() *engine.Matchers {
-	m := &engine.Matchers{Bans: s.shared.bans, Recent: s.recent, Knock: s.knock, Guards: s.guards}
+	m := &engine.Matchers{Bans: s.shared.bans, Recent: s.recent, Knock: s.knock, Guards: s.guards, Allows: s.shared.allows}
 	if s.ftp != nil {
 		m.FTP = s.ftp
 	}
@@ -320,6 +328,7 @@ func (s *stateful) expire(now time.Time) {
 	s.knock.Expire(n)
 	s.guards.Expire(n)
 	s.shared.bans.Expire(n)
+	s.shared.expireAllows(s.log)
 	if now.Sub(s.shared.refreshed) >= kernelRefresh {
 		s.shared.refreshed = now
 		s.shared.kernel.refresh(s.shared.bans.List(n), now)
@@ -335,7 +344,7 @@ func (s *stateful) save() {
 	sh.saveMu.Lock()
 	defer sh.saveMu.Unlock()
 	p := persisted{Recent: s.recent.Snapshot(), Knock: s.knock.Snapshot(), Bans: sh.bans.Snapshot(), Guards: s.guards.Snapshot(),
-		Fleet: sh.fleet.Load().snapshot()}
+		Fleet: sh.fleet.Load().snapshot(), Allows: sh.allows.Snapshot()}
 	if err := store.Save(sh.path, &p); err != nil {
 		sh.saves.failed.Add(1)
 		msg := err.Error()
@@ -362,6 +371,9 @@ func (s *stateful) close() {
 func (s *stateful) controlHandlers(cur func() *stateful) map[string]control.Handler {
 	hs := map[string]control.Handler{}
 	for k, h := range control.BanHandlers(s.shared.bans, nil, func() string { return gatewayName(cur().cfg) }) {
+		hs[k] = h
+	}
+	for k, h := range control.AllowHandlers(allowTable{sh: s.shared, log: s.log}, nil, func() string { return gatewayName(cur().cfg) }) {
 		hs[k] = h
 	}
 	// Recent lists and knocks are rebuilt by a reload: look up the current
