@@ -10,7 +10,7 @@ var (
 	fleetRefused = counter("fleet_decisions_refused_total",
 		"Decisions of other gateways refused on receipt because their scope covers an allowlisted or management source, by kind.", "kind")
 	fleetDropped = counter("fleet_messages_dropped_total",
-		"Fleet messages dropped, by reason: malformed, oversized, spoofed (subject and origin differ), expired (on arrival), outbox_full (a decision of this gateway dropped from a full outbox), unshared (a recent-list entry of a list this gateway does not share).",
+		"Fleet messages dropped, by reason: malformed, oversized, spoofed (subject and origin differ), expired (on arrival), outbox_full (a decision of this gateway dropped from a full outbox), unshared (an allow or a recent-list entry of a kind or list this gateway does not share).",
 		"reason")
 	fleetUp      = gauge("fleet_link_up", "1 while the fleet link is connected with its stream set up, 0 while this gateway decides alone.")
 	fleetBacklog = gauge("fleet_outbox_backlog", "Decisions of this gateway waiting to be published.")

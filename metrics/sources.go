@@ -188,7 +188,7 @@ type FleetStats struct {
 	Kinds                         []FleetKind
 	Malformed, Oversized, Spoofed uint64
 	Expired, OutboxFull           uint64
-	Unshared                      uint64 // recent-list entries of a list this gateway does not share
+	Unshared                      uint64 // allows and recent-list entries of a kind or list this gateway does not share
 	// The propagation lag histogram: LagBuckets[i] lags were at most
 	// LagBounds[i] seconds (cumulative); LagSum in seconds.
 	LagBounds  []float64

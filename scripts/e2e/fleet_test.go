@@ -195,7 +195,7 @@ fleet:
   servers: SERVERS
   gateway: GATEWAY
   credentials: {user: GATEWAY, password_file: PASSFILE}
-  share: [bans, knocks, one_shots, recent]
+  share: [bans, knocks, one_shots, recent, allows]
   stream: NFQFW
   replicas: 3
 `
@@ -254,6 +254,17 @@ type fleetRecentEntry struct {
 // fleetRecent returns fw's portscan list by address.
 func fleetRecent(t testing.TB, fw *firewall) map[string]fleetRecentEntry {
 	return cliJSONList(t, fw, "entries", func(e fleetRecentEntry) string { return e.Addr }, "recent", "--json", "portscan")
+}
+
+// fleetAllow is an allow as `nfqfw allows list --json` shows it.
+type fleetAllow struct {
+	Scope  string `json:"scope"`
+	Origin string `json:"origin"`
+}
+
+// fleetAllows returns fw's allows by scope.
+func fleetAllows(t testing.TB, fw *firewall) map[string]fleetAllow {
+	return cliJSONList(t, fw, "allows", func(a fleetAllow) string { return a.Scope }, "allows", "list", "--json")
 }
 
 // cliJSONList runs the CLI with args (a --json listing) and returns the
@@ -354,6 +365,11 @@ func TestFleet(t *testing.T) {
 			allow = netip.MustParseAddr("10.97.201.1") // ga may ban it; the others refuse it
 		}
 		serveTCP(t, sb.NS(gw), 22, 2222, 2223)
+		if gw == "gb" {
+			// gb does not share allows: it still bans what the others allow.
+			gws[gw] = startGuardedGateway(t, sb, cluster, gw, allow, "LIMIT", "3", "WINDOW", "10s", "BANFOR", "10m", "recent, allows]", "recent]")
+			continue
+		}
 		gws[gw] = startFleetGateway(t, sb, cluster, gw, allow)
 	}
 	fleetUp(t, gws, 30*time.Second)
@@ -450,6 +466,45 @@ func TestFleet(t *testing.T) {
 			t.Errorf("gc lists the scanner with origin %q, want ga", entry.Origin)
 		}
 		expectDial(t, scn, ssh, timedOut, "gc's ssh for a scanner ga listed")
+	})
+
+	t.Run("allow crosses", func(t *testing.T) {
+		// The attacker ga's guard banned above is allowed on ga: the
+		// allow lifts its ban on ga and gc, a guard offence on gc no
+		// longer bans it, and gb (which does not share allows) banning
+		// it again is refused on receipt by gc.
+		atk := sb.Addr4(fleetAttacker)
+		out, err := ga.cli("allows", "add", atk.String(), "--for", "10m", "--reason", "e2e")
+		if err != nil || !strings.Contains(out, "lifted the ban on "+atk.String()) {
+			t.Fatalf("nfqfw allows add on ga: %v: %s", err, out)
+		}
+		took, ok := waitFor(10*time.Second, func() bool {
+			_, banned := inBanSet(t, sb.NS("gc"), atk)
+			return fleetAllows(t, gc)[atk.String()+"/32"].Origin == "ga" && !banned
+		})
+		if !ok {
+			t.Fatalf("gc does not hold ga's allow of %s, its ban lifted, within 10 s: %v", atk, fleetAllows(t, gc))
+		}
+		t.Logf("ga's allow on gc, the ban lifted, after %v", took)
+		ssh := netip.AddrPortFrom(sb.Addr4("gc"), 22)
+		for i := range 6 {
+			if r := dialQuick(sb.NS(fleetAttacker), ssh, time.Second); r != connected {
+				t.Fatalf("connection %d of the allowed %s to gc's guarded ssh: %v", i+1, atk, r)
+			}
+		}
+		if _, banned := inBanSet(t, sb.NS("gc"), atk); banned || fleetBans(t, gc)[atk.String()+"/32"].Scope != "" {
+			t.Errorf("gc's guard banned the allowed %s", atk)
+		}
+		banAdd(t, gb, atk, "5m")
+		marker := netip.MustParseAddr("10.97.52.1")
+		banAdd(t, gb, marker, "5m")
+		waitBanned(t, sb, []string{"gc"}, []netip.Addr{marker}, 10*time.Second)
+		if _, banned := inBanSet(t, sb.NS("gc"), atk); banned {
+			t.Errorf("gc applied gb's ban of %s, which ga's allow covers", atk)
+		}
+		if m := gc.metrics(); !strings.Contains(m, `nfqfw_fleet_decisions_refused_total{kind="ban"} 2`) {
+			t.Errorf("gc: gb's ban of the allowed source not counted as refused:\n%s", grepLines(m, "nfqfw_fleet_decisions_refused"))
+		}
 	})
 
 	t.Run("partition", func(t *testing.T) {
