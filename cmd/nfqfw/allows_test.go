@@ -1,19 +1,10 @@
 package main
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestAllowsAddDelList(t *testing.T) {
 	d := startStateDaemon(t)
-	steps := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  string
-	}{
+	runCLISteps(t, []cliStep{
 		{"add over a ban", []string{"allows", "-s", d.sock, "add", "192.0.2.0/24", "--for", "2h", "--reason", "office"}, 0,
 			"allowed 192.0.2.0/24 for 2h\nlifted the ban on 192.0.2.66\n", ""},
 		{"ban inside it", []string{"bans", "-s", d.sock, "add", "192.0.2.9"}, 1, "",
@@ -24,14 +15,7 @@ func TestAllowsAddDelList(t *testing.T) {
 		{"del", []string{"allows", "-s", d.sock, "del", "2001:db8::1"}, 0, "ended the allow of 2001:db8::1\n", ""},
 		{"del again", []string{"allows", "-s", d.sock, "del", "2001:db8::1"}, 1, "", "2001:db8::1 is not allowed"},
 		{"unknown action", []string{"allows", "-s", d.sock, "flush"}, 2, "", "nfqfw allows: unknown action \"flush\""},
-	}
-	for _, s := range steps {
-		out, errOut, code := runCLI(t, s.args...)
-		if code != s.wantCode || out != s.wantOut || !strings.Contains(errOut, s.wantErr) {
-			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q",
-				s.name, code, out, errOut, s.wantCode, s.wantOut, s.wantErr)
-		}
-	}
+	})
 	out, _, _ := runCLI(t, "allows", "-s", d.sock, "list")
 	checkGolden(t, "allows-list.golden", out)
 }

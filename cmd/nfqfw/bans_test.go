@@ -165,15 +165,30 @@ func TestBansListJSON(t *testing.T) {
 	}
 }
 
+// cliStep is one CLI run and what it must give.
+type cliStep struct {
+	name     string
+	args     []string
+	wantCode int
+	wantOut  string
+	wantErr  string // contained in stderr
+}
+
+// runCLISteps runs the steps in order.
+func runCLISteps(t *testing.T, steps []cliStep) {
+	t.Helper()
+	for _, s := range steps {
+		out, errOut, code := runCLI(t, s.args...)
+		if code != s.wantCode || out != s.wantOut || !strings.Contains(errOut, s.wantErr) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q",
+				s.name, code, out, errOut, s.wantCode, s.wantOut, s.wantErr)
+		}
+	}
+}
+
 func TestBansAddDel(t *testing.T) {
 	d := startStateDaemon(t)
-	steps := []struct {
-		name     string
-		args     []string
-		wantCode int
-		wantOut  string
-		wantErr  string
-	}{
+	steps := []cliStep{
 		{"add with flags after the address", []string{"bans", "-s", d.sock, "add", "198.51.100.23", "--for", "2h", "--reason", "port scan"}, 0,
 			"banned 198.51.100.23 for 2h (offence 1)\n", ""},
 		{"add with the default duration", []string{"bans", "add", "-s", d.sock, "2001:db8::1"}, 0,
@@ -198,13 +213,7 @@ func TestBansAddDel(t *testing.T) {
 		{"del again", []string{"bans", "-s", d.sock, "del", "2001:db8:bad::/48"}, 1, "", "2001:db8:bad::/48 is not banned"},
 		{"unknown action", []string{"bans", "-s", d.sock, "flush"}, 2, "", "nfqfw bans: unknown action \"flush\": want list, add ADDR|PREFIX or del ADDR|PREFIX\n\nUsage: nfqfw bans"},
 	}
-	for _, s := range steps {
-		out, errOut, code := runCLI(t, s.args...)
-		if code != s.wantCode || out != s.wantOut || !strings.Contains(errOut, s.wantErr) {
-			t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d, stdout %q, stderr containing %q",
-				s.name, code, out, errOut, s.wantCode, s.wantOut, s.wantErr)
-		}
-	}
+	runCLISteps(t, steps)
 	out, _, _ := runCLI(t, "bans", "-s", d.sock, "list")
 	checkGolden(t, "bans-list-after-add-del.golden", out)
 }

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/cmd/nfqfw/internal/store"
 	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/control"
 	"github.com/nfqfw/nfqfw/engine/guard"
@@ -91,19 +91,11 @@ func TestAllows(t *testing.T) {
 	if err := td.wait(); err != nil {
 		t.Fatal(err)
 	}
-	td2 := startDaemon(t, allowConfig, func(o *Options) {
-		b, err := os.ReadFile(filepath.Join(td.dir, "state", stateFile))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := filepath.Join(filepath.Dir(o.ConfigPath), "state")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, stateFile), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	})
+	var saved persisted
+	if err := store.Load(filepath.Join(td.dir, "state", stateFile), &saved); err != nil {
+		t.Fatal(err)
+	}
+	td2 := startDaemon(t, allowConfig, savedState(t, saved))
 	list, _ := td2.call(control.CmdListAllows, nil)
 	allows := list.(control.ListAllowsResponse).Allows
 	if len(allows) != 1 || allows[0].Scope != pfx("192.0.2.0/24") || !allows[0].Expires.Equal(added.Allow.Expires) || allows[0].Reason != "vendor" {

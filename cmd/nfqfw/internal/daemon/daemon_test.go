@@ -550,6 +550,20 @@ func TestPolicySwapWhilePacketsAreDecided(t *testing.T) {
 // is open only through a knock, so a start from an SSH session is refused
 // with nothing installed, unless the saved state holds that client's open
 // knock window.
+// savedState is a runDaemon option that writes p as the state file the
+// daemon starts from.
+func savedState(t *testing.T, p persisted) func(*Options) {
+	return func(o *Options) {
+		dir := filepath.Join(filepath.Dir(o.ConfigPath), "state")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Save(filepath.Join(dir, stateFile), &p); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestStartLockoutWithRestoredState(t *testing.T) {
 	config := `
 trusted: []
@@ -575,33 +589,15 @@ knocks:
 		}
 	})
 	t.Run("the client's window saved: started", func(t *testing.T) {
-		_, err := runDaemon(t, config, sshConn, func(o *Options) {
-			dir := filepath.Dir(o.ConfigPath)
-			p := persisted{Knock: knock.Snap{Sequences: []knock.SnapSequence{{Name: "ssh-knock",
-				Open: []knock.SnapOpen{{Source: netip.MustParseAddr("127.0.0.2"), Until: time.Now().Add(time.Hour)}}}}}}
-			if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := store.Save(filepath.Join(dir, "state", stateFile), &p); err != nil {
-				t.Fatal(err)
-			}
-		})
+		_, err := runDaemon(t, config, sshConn, savedState(t, persisted{Knock: knock.Snap{Sequences: []knock.SnapSequence{{Name: "ssh-knock",
+			Open: []knock.SnapOpen{{Source: netip.MustParseAddr("127.0.0.2"), Until: time.Now().Add(time.Hour)}}}}}}))
 		if err != nil {
 			t.Fatalf("start with the client's knock window restored: %v", err)
 		}
 	})
 	t.Run("the client's allow saved: started", func(t *testing.T) {
-		_, err := runDaemon(t, config, sshConn, func(o *Options) {
-			dir := filepath.Dir(o.ConfigPath)
-			p := persisted{Allows: []decision.Decision{{Kind: decision.Allow, Scope: netip.MustParsePrefix("127.0.0.2/32"),
-				Issued: time.Now(), Expires: time.Now().Add(time.Hour)}}}
-			if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
-				t.Fatal(err)
-			}
-			if err := store.Save(filepath.Join(dir, "state", stateFile), &p); err != nil {
-				t.Fatal(err)
-			}
-		})
+		_, err := runDaemon(t, config, sshConn, savedState(t, persisted{Allows: []decision.Decision{{Kind: decision.Allow,
+			Scope: netip.MustParsePrefix("127.0.0.2/32"), Issued: time.Now(), Expires: time.Now().Add(time.Hour)}}}))
 		if err != nil {
 			t.Fatalf("start with the client's allow restored: %v", err)
 		}
