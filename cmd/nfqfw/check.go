@@ -34,10 +34,8 @@ firewall (scripts/install.sh --enable checks so).`,
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.BoolVar(&strict, "strict-host", false, "an interface name absent from this host is an error, not a warning")
 		},
-		run: func(_ context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(_ context.Context, _ []string, stdout io.Writer) error {
 			c, err := rules.Load(config)
 			if err != nil {
 				return err

@@ -45,10 +45,8 @@ monitoring agents and scripts: "nfqfw health && echo up".`,
 			cf.setup(fs)
 			fs.DurationVar(&timeout, "timeout", defaultHealthTimeout, "give up when the daemon has not answered within this `duration`")
 		},
-		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, stdout io.Writer) error {
 			if timeout <= 0 {
 				return fmt.Errorf("--timeout %s: want a positive duration", timeout)
 			}

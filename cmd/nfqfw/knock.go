@@ -38,10 +38,8 @@ With --watch the view refreshes every second until interrupted.`,
 			cf.setup(fs)
 			fs.BoolVar(&watch, "watch", false, "refresh every second until interrupted")
 		},
-		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, stdout io.Writer) error {
 			if !watch {
 				return knockStatus(ctx, &cf, stdout)
 			}

@@ -27,6 +27,9 @@ type command struct {
 	// arguments. Output goes to stdout; errors are returned.
 	setup func(fs *flag.FlagSet)
 	run   func(ctx context.Context, args []string, stdout io.Writer) error
+	// flagsOnly: the command takes no arguments besides its flags; any is
+	// refused as a usage error before run is called.
+	flagsOnly bool
 	// signals are delivered to signalsFromStart from the moment the
 	// command is known, before its flags are parsed: such a signal is
 	// queued for the command, never fatal.
@@ -126,7 +129,14 @@ func runMain(argv []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := c.run(ctx, fs.Args(), stdout); err != nil {
+	var err error
+	if c.flagsOnly {
+		err = noArgs(fs.Args())
+	}
+	if err == nil {
+		err = c.run(ctx, fs.Args(), stdout)
+	}
+	if err != nil {
 		if errors.Is(err, errUsage) {
 			if err != errUsage {
 				fmt.Fprintf(stderr, "nfqfw %s: %v\n\n", c.name, err)

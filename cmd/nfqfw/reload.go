@@ -43,10 +43,8 @@ management allowlist are accepted by the kernel first, so they pass.`,
 			fs.BoolVar(&force, "force", false, "apply a config that would refuse a new connection of a management session")
 			fs.DurationVar(&confirm, "confirm", 0, "roll the change back unless \"nfqfw confirm\" follows within this `duration` (like iptables-apply)")
 		},
-		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, stdout io.Writer) error {
 			var out map[string]string
 			req := control.ReloadRequest{SSHConnection: os.Getenv("SSH_CONNECTION"), Force: force}
 			if confirm > 0 {
@@ -76,11 +74,9 @@ from a NEW connection to the host: that it gets through proves the new
 policy does not lock you out. Without it, the previous config comes back
 (or, for a start, nfqfw stops and removes its ruleset) when D has passed.
 It fails when nothing is waiting for confirmation.`,
-		setup: func(fs *flag.FlagSet) { cf.setupSocket(fs) },
-		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		setup:     func(fs *flag.FlagSet) { cf.setupSocket(fs) },
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, stdout io.Writer) error {
 			if err := cf.call(ctx, "confirm", nil, nil); err != nil {
 				return err
 			}

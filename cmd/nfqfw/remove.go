@@ -38,10 +38,8 @@ answer keep the ruleset, and the next start takes it over atomically.`,
 			fs.StringVar(&config, "c", defaultConfig, "config `file` (for its iptables backend)")
 			fs.StringVar(&unit, "systemd-unit", "", "remove only when systemd is stopping this `unit` (not restarting it)")
 		},
-		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, stdout io.Writer) error {
 			if unit != "" {
 				systemctl, err := exec.LookPath("systemctl")
 				job := ""

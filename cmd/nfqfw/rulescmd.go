@@ -40,10 +40,8 @@ hash:net family inet timeout 0; likewise nfqfw-bannet6 with family inet6).`,
 			fs.StringVar(&config, "c", defaultConfig, "config `file`")
 			fs.StringVar(&family, "family", "", "only this family: ipv4 or ipv6 (default: both)")
 		},
-		run: func(_ context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(_ context.Context, _ []string, stdout io.Writer) error {
 			want := map[string]rules.Family{"ipv4": rules.FamilyIPv4, "ipv6": rules.FamilyIPv6}
 			if _, ok := want[family]; family != "" && !ok {
 				return usagef("-family %q: want ipv4 or ipv6", family)

@@ -70,11 +70,9 @@ management connection (an allowlist, or a rule for SSH) and start it with
 			fs.BoolVar(&force, "force", false, "start even if the policy would refuse a new connection of a management session")
 			fs.DurationVar(&wait, "wait-interfaces", 0, "wait up to this `duration` for the interfaces the config names to appear")
 		},
-		signals: []os.Signal{syscall.SIGHUP, syscall.SIGUSR2},
-		run: func(ctx context.Context, args []string, _ io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		signals:   []os.Signal{syscall.SIGHUP, syscall.SIGUSR2},
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, _ io.Writer) error {
 			// Every flag is checked before anything is installed.
 			switch rules.Backend(backend) {
 			case "", rules.BackendAuto, rules.BackendLegacy, rules.BackendNft:

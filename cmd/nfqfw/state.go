@@ -36,10 +36,8 @@ SYN_SENT, ...), UNREPLIED, ASSURED or RELATED.`,
 			fs.StringVar(&req.State, "state", "", "only flows in this state")
 			fs.IntVar(&req.Limit, "limit", 0, "print at most this many flows (0: all)")
 		},
-		run: func(ctx context.Context, args []string, stdout io.Writer) error {
-			if err := noArgs(args); err != nil {
-				return err
-			}
+		flagsOnly: true,
+		run: func(ctx context.Context, _ []string, stdout io.Writer) error {
 			if port > 65535 {
 				return fmt.Errorf("--port %d: out of range", port)
 			}

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
 // TestDemo runs scripts/demo.sh (make demo without its install and build)
@@ -18,8 +16,7 @@ import (
 // outcome as the client saw it, the logged drop, and the INVALID packet
 // the kernel dropped itself apart from the refusals nfqfw counted.
 func TestDemo(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "bash", "hping3", "socat", "nc", "curl", "ping", "timeout")
+	requireSandbox(t, "bash", "hping3", "socat", "nc", "curl", "ping", "timeout")
 	t.Parallel()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {

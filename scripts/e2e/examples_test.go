@@ -17,8 +17,7 @@ import (
 // client knocks tcp/7000, udp/8000, tcp/9000, then open for that client
 // and not for another source.
 func TestExampleKnock(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "knock")
+	requireSandbox(t, "knock")
 	t.Parallel()
 	sb := sandbox.New(t, sandbox.Options{})
 	cli, host, gw := sb.NS(clientRole), sb.NS(hostRole), sb.NS(sandbox.Gateway)
@@ -39,8 +38,7 @@ func TestExampleKnock(t *testing.T) {
 // whole because the FTP helper admits each announced data connection; any
 // other TCP port is reset, as guide 000's server script does.
 func TestExampleFTPServer(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "vsftpd", "curl")
+	requireSandbox(t, "vsftpd", "curl")
 	t.Parallel()
 	sb := sandbox.New(t, sandbox.Options{})
 	cli, host := sb.NS(clientRole), sb.NS(hostRole)

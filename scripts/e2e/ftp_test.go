@@ -294,8 +294,7 @@ func relatedFlows(st control.StateResponse) []control.StateFlow {
 // forward).
 func newFTPLab(t *testing.T, helper bool, extra, forward string) (*sandbox.Sandbox, *vsftpdServer, *firewall) {
 	t.Helper()
-	requireSandbox(t)
-	sandbox.Require(t, "vsftpd", "curl", "lftp")
+	requireSandbox(t, "vsftpd", "curl", "lftp")
 	sb := sandbox.New(t, sandbox.Options{LANs: ftpLANs})
 	srv := startVsftpd(t, sb.NS(ftpServerRole))
 	t.Parallel()

@@ -78,8 +78,7 @@ func statefulConfig(sb *sandbox.Sandbox, text string, vars ...string) string {
 // drive: ipset to read the kernel ban sets, nmap and knock as clients.
 func requireStatefulTools(t testing.TB, tools ...string) {
 	t.Helper()
-	requireSandbox(t)
-	sandbox.Require(t, append([]string{"ipset"}, tools...)...)
+	requireSandbox(t, append([]string{"ipset"}, tools...)...)
 }
 
 // dialQuick connects from ns to dst with a short timeout and reports what
@@ -282,11 +281,8 @@ func portscanConfig(t *testing.T, sb *sandbox.Sandbox) string {
 // recent-list entry is older than the list window; other sources are not
 // affected.
 func TestPortScan(t *testing.T) {
-	sb := statefulSandbox(t, []string{"nmap"}, lan2)
-	cli, host, good := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
-	h4 := sb.Addr4(hostRole)
-	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
-	serveTCP(t, host, 22, 80)
+	sb, cli, host, good, at := portScanLab(t)
+	h4 := at(0).Addr()
 	serveUDP(t, host, 53)
 	// The kernel rate-limits the ICMP errors it sends a peer (a burst of
 	// 6, then 1/s): the scan would see open|filtered where the firewall
@@ -717,6 +713,18 @@ func nfqfwHooks(t *testing.T, ns *sandbox.Netns) []string {
 	return hooks
 }
 
+// portScanLab is the sandbox of the port scan tests: nmap on the client
+// and on lan2's host (other), ssh and http served on the host; at(port) is
+// the host's IPv4 address with port.
+func portScanLab(t *testing.T) (sb *sandbox.Sandbox, cli, host, other *sandbox.Netns, at func(uint16) netip.AddrPort) {
+	t.Helper()
+	sb = statefulSandbox(t, []string{"nmap"}, lan2)
+	cli, host, other = sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
+	h4 := sb.Addr4(hostRole)
+	serveTCP(t, host, 22, 80)
+	return sb, cli, host, other, func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
+}
+
 // TestPortScanNonSYN: the non-SYN scans of guide 004's "tricking port
 // scanners", against portscan.yaml. An ACK scan is answered with resets on
 // every port, so nmap -sA sees the ports unfiltered as through the
@@ -726,11 +734,8 @@ func nfqfwHooks(t *testing.T, ns *sandbox.Netns) []string {
 // INVALID, dropped as the guide's INVALID rule drops them (nmap: open|
 // filtered), and leave their source off the list.
 func TestPortScanNonSYN(t *testing.T) {
-	sb := statefulSandbox(t, []string{"nmap"}, lan2)
-	cli, host, other := sb.NS(clientRole), sb.NS(hostRole), sb.NS(lan2.Role)
-	h4 := sb.Addr4(hostRole)
-	at := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(h4, port) }
-	serveTCP(t, host, 22, 80)
+	sb, cli, host, other, at := portScanLab(t)
+	h4 := at(0).Addr()
 	startFirewall(t, host, portscanConfig(t, sb))
 
 	ports, ignored := nmapPorts(t, cli, "-sA", "-p", "1-30,80", h4.String())

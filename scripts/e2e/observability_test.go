@@ -134,8 +134,7 @@ const (
 //     greps for, and a flood is written at the configured rate with the
 //     rest counted as suppressed.
 func TestObservability(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "prometheus", "promtool", "conntrack")
+	requireSandbox(t, "prometheus", "promtool", "conntrack")
 	t.Parallel()
 
 	sb := sandbox.New(t, sandbox.Options{})

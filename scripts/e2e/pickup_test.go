@@ -49,9 +49,8 @@ forward:
 // rule opens reaches nothing. With flows.tcp_pickup: drop every session
 // stops at the flush, as it did before pickup existed.
 func TestPickupAfterConntrackFlush(t *testing.T) {
-	requireSandbox(t)
+	requireSandbox(t, "conntrack")
 	t.Parallel()
-	sandbox.Require(t, "conntrack")
 	for _, tt := range []struct {
 		pickup    string
 		continues bool

@@ -650,8 +650,8 @@ func linkLocal(t *testing.T, ns *sandbox.Netns, link string) netip.Addr {
 }
 
 // requireSandbox skips (or, under CI=true, fails) t where the sandbox and
-// the daemon cannot run.
-func requireSandbox(t testing.TB) {
+// the daemon cannot run, or one of the test's own tools is missing.
+func requireSandbox(t testing.TB, tools ...string) {
 	t.Helper()
-	sandbox.Require(t, "iptables", "iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore")
+	sandbox.Require(t, append([]string{"iptables", "iptables-save", "ip6tables-save", "iptables-restore", "ip6tables-restore"}, tools...)...)
 }

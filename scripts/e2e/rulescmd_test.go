@@ -13,8 +13,7 @@ import (
 // ip6tables-restore (F ipv6): in a fresh namespace holding the ban sets,
 // --test accepts it and a real restore installs nfqfw's chains and jumps.
 func TestRulesPipeIntoRestore(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "ipset")
+	requireSandbox(t, "ipset")
 	t.Parallel()
 	for _, example := range []string{"server.yaml", "nat-gateway.yaml"} {
 		t.Run(example, func(t *testing.T) {

@@ -12,8 +12,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nfqfw/nfqfw/scripts/sandbox"
 )
 
 // tourLine is one command of README's tour and the output fragments its
@@ -77,8 +75,7 @@ func readmeTour(t *testing.T, path string) []tourLine {
 // so runs of this test from several checkouts take turns (lockTour), and
 // a tour a person set up here fails the test rather than being disturbed.
 func TestReadmeTour(t *testing.T) {
-	requireSandbox(t)
-	sandbox.Require(t, "make", "bash", "setsid", "socat", "vsftpd", "nc", "nmap", "knock", "curl")
+	requireSandbox(t, "make", "bash", "setsid", "socat", "vsftpd", "nc", "nmap", "knock", "curl")
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
