@@ -30,13 +30,12 @@ banned, and it counts as admitted in the lockout check of run and reload.
             it is lifted (listed, logged and counted), and a later ban
             that would overlap it is refused: bans add says so, a
             guard's is not made, another gateway's is refused on receipt
-  del ADDR  end the allow of exactly ADDR or PREFIX on this gateway
+  del ADDR  end the allow of exactly ADDR or PREFIX
 
 Flags of add: --for DURATION (Go syntax: 90s, 30m, 2h; default 1h) and
 --reason TEXT (shown by list). With a fleet sharing allows (share:
-[allows]) an allow made here is made on every gateway; its end by del is
-not shared: elsewhere it lasts until its expiry. Flags may follow the
-action.`,
+[allows]) an allow made here, and its end by del, are made on every
+gateway that shares allows. Flags may follow the action.`,
 		setup: cf.setup,
 		run: func(ctx context.Context, args []string, stdout io.Writer) error {
 			return runScopeCommand(ctx, &cf, args, stdout, "nfqfw allows", "allow", scopeActions{

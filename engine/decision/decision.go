@@ -30,23 +30,35 @@ const (
 	// Recent: Scope (one address) was set in the recent list List at
 	// Issued; the entry is of no use to any rule after Expires.
 	Recent Kind = 6
+	// Unallow ends the allow of exactly Scope before its expiry; it has
+	// no expiry.
+	Unallow Kind = 7
 
 	// MaxKind is the highest kind: arrays indexed by kind have
 	// MaxKind+1 slots.
-	MaxKind = Recent
+	MaxKind = Unallow
 	maxKind = MaxKind
 )
 
-var kindNames = [...]string{Ban: "ban", Unban: "unban", KnockWindow: "knock-window", KnockUse: "knock-use", Allow: "allow", Recent: "recent"}
+var kindNames = [...]string{Ban: "ban", Unban: "unban", KnockWindow: "knock-window", KnockUse: "knock-use", Allow: "allow", Recent: "recent", Unallow: "unallow"}
 
 // String returns the kind's name as logs, metrics labels and the CLI show
-// it: ban, unban, knock-window, knock-use, allow, recent.
+// it: ban, unban, knock-window, knock-use, allow, recent, unallow.
 func (k Kind) String() string {
 	if k >= 1 && k <= maxKind {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
+
+// lifts reports whether k ends an earlier decision (Unban, Unallow): a
+// kind without an expiry.
+func (k Kind) lifts() bool { return k == Unban || k == Unallow }
+
+// Blocks reports whether a decision of kind k can refuse someone's
+// traffic: every kind but the liftings and an allow. The fleet refuses
+// those that would over a protected source.
+func (k Kind) Blocks() bool { return !k.lifts() && k != Allow }
 
 // Valid reports whether k is one of the kinds above.
 func (k Kind) Valid() bool { return k >= 1 && k <= maxKind }
@@ -120,7 +132,7 @@ type Decision struct {
 	// measures propagation from it.
 	Issued time.Time `json:"issued,omitzero"`
 	// Expires is when the decision ends. Required for every kind but
-	// Unban, which must leave it zero.
+	// Unban and Unallow, which must leave it zero.
 	Expires time.Time `json:"expires,omitzero"`
 	// Origin is the gateway that made the decision; empty or OriginLocal
 	// for this one.
@@ -211,9 +223,9 @@ func (d *Decision) Validate() error {
 		return fmt.Errorf("%w: %s: scope %v is not a masked prefix", ErrInvalid, d.Kind, d.Scope)
 	}
 	switch {
-	case d.Kind == Unban && !d.Expires.IsZero():
-		return fmt.Errorf("%w: unban with an expiry", ErrInvalid)
-	case d.Kind != Unban && d.Expires.IsZero():
+	case d.Kind.lifts() && !d.Expires.IsZero():
+		return fmt.Errorf("%w: %s with an expiry", ErrInvalid, d.Kind)
+	case !d.Kind.lifts() && d.Expires.IsZero():
 		return fmt.Errorf("%w: %s without an expiry", ErrInvalid, d.Kind)
 	}
 	for _, t := range [...]struct {

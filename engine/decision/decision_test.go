@@ -64,6 +64,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "a guard's prefix ban", edit: func(*Decision) {}, ok: true},
 		{name: "unban without expiry", edit: func(d *Decision) { d.Kind, d.Expires = Unban, time.Time{} }, ok: true},
+		{name: "unallow without expiry", edit: func(d *Decision) { d.Kind, d.Expires = Unallow, time.Time{} }, ok: true},
+		{name: "unallow with expiry", edit: func(d *Decision) { d.Kind = Unallow }},
 		{name: "knock window of one address", edit: func(d *Decision) {
 			d.Kind, d.Sequence, d.Scope = KnockWindow, "ssh-knock", netip.MustParsePrefix("192.0.2.7/32")
 		}, ok: true},
@@ -123,6 +125,7 @@ func TestWireRoundTrip(t *testing.T) {
 		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "ssh-knock"},
 		{Kind: KnockUse, Scope: netip.MustParsePrefix("198.51.100.1/32"), Expires: t1, Sequence: "rot", TimeStep: 59012345},
 		{Kind: Recent, Scope: netip.MustParsePrefix("198.51.100.9/32"), Issued: t0, Expires: t1, Origin: "gw-a", List: "portscan"},
+		{Kind: Unallow, Scope: netip.MustParsePrefix("192.0.2.0/24"), Issued: t0, Origin: "gw-a", Source: SourceManual},
 		{Kind: Recent, Scope: netip.MustParsePrefix("2001:db8::9/128"), Issued: t0, Expires: t1, Origin: strings.Repeat("o", MaxOrigin),
 			Source: strings.Repeat("s", MaxSource), Reason: strings.Repeat("r", MaxReason), List: strings.Repeat("l", MaxList)},
 		{Kind: Ban, Scope: netip.MustParsePrefix("::/0"), Expires: t1, Origin: strings.Repeat("o", MaxOrigin),

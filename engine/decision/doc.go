@@ -2,7 +2,8 @@
 // ban table (engine/guard), the knock windows (engine/knock), the daemon's
 // state file, the CLI and the fleet link share: who it is about (Scope, one
 // address or a prefix), what it is (Kind: a ban, its lifting, a knock
-// window, a one-shot knock use, an allowance, a recent-list entry), until when (Expires, wall
+// window, a one-shot knock use, an allowance and its end, a recent-list
+// entry), until when (Expires, wall
 // time), where it was made (Origin, a gateway name; empty for this one),
 // who made it (Source: a guard's name, "manual", "kernel") and why
 // (Reason).

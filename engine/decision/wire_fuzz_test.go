@@ -20,6 +20,7 @@ func FuzzUnmarshal(f *testing.F) {
 		{Kind: Allow, Scope: netip.MustParsePrefix("10.0.0.0/8"), Expires: t1, Origin: "gw-b"},
 		{Kind: Recent, Scope: netip.MustParsePrefix("198.51.100.9/32"), Issued: t0, Expires: t1, Origin: "gw-b", List: "portscan"},
 		{Kind: Recent, Scope: netip.MustParsePrefix("2001:db8::9/128"), Issued: t0, Expires: t1, List: "l"},
+		{Kind: Unallow, Scope: netip.MustParsePrefix("10.0.0.0/8"), Issued: t0, Origin: "gw-b"},
 	} {
 		b, err := d.Marshal()
 		if err != nil {

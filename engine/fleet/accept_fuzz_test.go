@@ -40,7 +40,7 @@ func FuzzAccept(f *testing.F) {
 		if d.Origin == "gw-a" || l.Subject(d.Kind, d.Origin) != subject {
 			t.Fatalf("accepted %v on %q", d, subject)
 		}
-		if d.Kind != decision.Unban && d.Kind != decision.Allow && d.Scope.Overlaps(netip.MustParsePrefix("192.0.2.10/32")) {
+		if d.Kind.Blocks() && d.Scope.Overlaps(netip.MustParsePrefix("192.0.2.10/32")) {
 			t.Fatalf("accepted %v over a protected source", d)
 		}
 	})

@@ -21,7 +21,8 @@
 // encoding of engine/decision, whose strict decoder is fuzzed. A message
 // that does not decode, is larger than decision.MaxSize, or whose origin is
 // not the gateway its subject names is dropped and counted; a decision
-// that can block (any kind but an unban or an allow) whose scope overlaps
+// that can block (decision.Kind.Blocks: not an unban, an allow or its end)
+// whose scope overlaps
 // a protected prefix (the allowlist, the management sessions' sources, the
 // live allows) is refused and counted, so no gateway of the fleet can
 // lock another's operators out. Decisions carry absolute expiries: applying

@@ -774,9 +774,9 @@ func (l *Link) accept(subject string, data []byte, now time.Time) (decision.Deci
 		l.log.Warn("fleet message dropped: its subject does not match its origin or kind", "subject", subject, "decision", d.String())
 		return decision.Decision{}, false
 	}
-	// An unban or an allow blocks no one: only the other kinds are
-	// checked against the protected sources.
-	if p := l.protect.Load(); p != nil && d.Kind != decision.Unban && d.Kind != decision.Allow {
+	// An unban, an allow or its end blocks no one: only the kinds that
+	// can are checked against the protected sources.
+	if p := l.protect.Load(); p != nil && d.Kind.Blocks() {
 		for _, q := range *p {
 			if q.Overlaps(d.Scope) {
 				l.stats.refused[d.Kind].Add(1)

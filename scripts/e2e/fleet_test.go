@@ -471,8 +471,9 @@ func TestFleet(t *testing.T) {
 	t.Run("allow crosses", func(t *testing.T) {
 		// The attacker ga's guard banned above is allowed on ga: the
 		// allow lifts its ban on ga and gc, a guard offence on gc no
-		// longer bans it, and gb (which does not share allows) banning
-		// it again is refused on receipt by gc.
+		// longer bans it, gb (which does not share allows) banning it
+		// again is refused on receipt by gc, and its end on ga ends it
+		// on gc.
 		atk := sb.Addr4(fleetAttacker)
 		out, err := ga.cli("allows", "add", atk.String(), "--for", "10m", "--reason", "e2e")
 		if err != nil || !strings.Contains(out, "lifted the ban on "+atk.String()) {
@@ -504,6 +505,13 @@ func TestFleet(t *testing.T) {
 		}
 		if m := gc.metrics(); !strings.Contains(m, `nfqfw_fleet_decisions_refused_total{kind="ban"} 2`) {
 			t.Errorf("gc: gb's ban of the allowed source not counted as refused:\n%s", grepLines(m, "nfqfw_fleet_decisions_refused"))
+		}
+		// Its end on ga ends it on gc.
+		if out, err := ga.cli("allows", "del", atk.String()); err != nil {
+			t.Fatalf("nfqfw allows del on ga: %v: %s", err, out)
+		}
+		if _, ok := waitFor(10*time.Second, func() bool { return len(fleetAllows(t, gc)) == 0 }); !ok {
+			t.Errorf("ga's allows del does not end the allow on gc within 10 s: %v", fleetAllows(t, gc))
 		}
 	})
 
@@ -576,7 +584,8 @@ func TestFleet(t *testing.T) {
 
 	t.Run("dashboard fleet row", func(t *testing.T) {
 		// A real Prometheus scrapes gc, which received, refused and
-		// reconnected above: every query of the Fleet row has data.
+		// reconnected above and shares a recent list: every query of
+		// the Fleet row has data.
 		prom := startPromServer(t, sb.NS("gc"))
 		prom.waitFor(t, `count_over_time(nfqfw_fleet_link_up[1m]) >= 2`)
 		queries, err := metrics.DashboardQueries(filepath.Join("..", "..", metrics.DashboardPath))
@@ -585,7 +594,7 @@ func TestFleet(t *testing.T) {
 		}
 		n := 0
 		for _, q := range queries {
-			if !strings.Contains(q, "nfqfw_fleet_") {
+			if !strings.Contains(q, "nfqfw_fleet_") && !strings.Contains(q, "nfqfw_recent_shared_") {
 				continue
 			}
 			n++

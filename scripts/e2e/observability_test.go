@@ -686,10 +686,11 @@ func obsExposedFamilies(exposition string) map[string]bool {
 }
 
 // obsOptionalFamilies are the families the daemon may leave out: the FTP
-// helper's, when no FTP source is wired, and the fleet link's, without a
-// fleet (TestFleet evaluates the fleet row). Every other family must have
+// helper's, when no FTP source is wired, the fleet link's, without a
+// fleet, and the shared recent lists', without a list shared with one
+// (TestFleet evaluates the fleet row, both). Every other family must have
 // data in the scenario.
-var obsOptionalFamilies = regexp.MustCompile(`^nfqfw_(ftp|fleet)_`)
+var obsOptionalFamilies = regexp.MustCompile(`^nfqfw_(ftp_|fleet_|recent_shared_total$)`)
 
 var obsFamilyRef = regexp.MustCompile(`\b(nfqfw_[a-z0-9_]+|process_[a-z0-9_]+|go_[a-z0-9_]+)`)
 

@@ -30,13 +30,24 @@ func (t allowTable) AddAllow(scope netip.Prefix, d time.Duration, reason string)
 	return a, lifted, nil
 }
 
-// DelAllow ends the allow of exactly scope, on this gateway only.
+// DelAllow ends the allow of exactly scope, and on the fleet's gateways
+// when it shares allows.
 func (t allowTable) DelAllow(scope netip.Prefix) bool {
-	if !t.sh.allows.Del(scope) {
+	if !t.sh.endAllow(scope, decision.OriginLocal, t.log) {
 		return false
 	}
-	t.log.Info("allow ended by hand", "src", scope)
-	t.sh.allowsChanged()
+	t.sh.fleet.Load().publish(decision.Decision{Kind: decision.Unallow, Scope: scope, Issued: clock.Wall(clock.Now()), Source: decision.SourceManual})
+	return true
+}
+
+// endAllow ends the allow of exactly scope (by origin's word) and reports
+// whether there was one.
+func (sh *sharedState) endAllow(scope netip.Prefix, origin string, log *slog.Logger) bool {
+	if !sh.allows.Del(scope) {
+		return false
+	}
+	log.Info("allow ended by hand", "src", scope, "origin", origin)
+	sh.allowsChanged()
 	return true
 }
 

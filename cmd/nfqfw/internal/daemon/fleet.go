@@ -117,6 +117,12 @@ func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 			m.applyKnock(sh.current.Load(), d)
 		case decision.Recent:
 			m.applyRecent(sh.current.Load(), d)
+		case decision.Unallow:
+			if !m.cfg.Share.Allows {
+				m.unshared(d, "allows are not shared here (share: [allows])")
+				continue
+			}
+			sh.endAllow(d.Scope, d.Origin, log)
 		case decision.Allow:
 			if !m.cfg.Share.Allows {
 				m.unshared(d, "allows are not shared here (share: [allows])")
@@ -311,7 +317,7 @@ func (m *fleetMember) publish(d decision.Decision) {
 		if !m.cfg.Share.Recent {
 			return
 		}
-	case decision.Allow:
+	case decision.Allow, decision.Unallow:
 		if !m.cfg.Share.Allows {
 			return
 		}
