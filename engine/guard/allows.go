@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -13,9 +14,9 @@ import (
 	"github.com/nfqfw/nfqfw/engine/decision"
 )
 
-// MaxAllows bounds the allows in force: they are looked up by a scan (a
-// guard's check of a new connection), and an allow is an operator's
-// exception, not a list to fill from elsewhere.
+// MaxAllows bounds the allows in force: an allow is an operator's
+// exception, not a list to fill from elsewhere, and a ban is checked
+// against each of them.
 const MaxAllows = 1024
 
 // ErrAllowsFull is returned by Allows.Add when MaxAllows allows are in force.
@@ -29,13 +30,27 @@ type Allows struct {
 	mu sync.Mutex
 	m  map[netip.Prefix]decision.Decision
 
-	live atomic.Pointer[[]liveAllow] // the scopes in force, for Covers
+	live atomic.Pointer[liveAllows] // the scopes in force, for Covers
 }
 
-// liveAllow is one allow as Covers scans it.
+// liveAllow is one allow as Covers and overlapping read it.
 type liveAllow struct {
 	scope netip.Prefix
 	until int64 // engine clock
+}
+
+// liveAllows is an immutable copy of the allows: every one, and for
+// Covers one table per prefix length in use, per family, so that a source
+// costs one lookup per length (usually one or two), not one per allow.
+type liveAllows struct {
+	all    []liveAllow
+	v4, v6 []lenTable
+}
+
+// lenTable holds the allows of one prefix length, by masked scope.
+type lenTable struct {
+	bits int
+	m    map[netip.Prefix]int64 // scope -> until (engine clock)
 }
 
 // NewAllows returns an empty table.
@@ -47,11 +62,22 @@ func NewAllows() *Allows {
 
 // publish rebuilds the copy Covers reads; a.mu held (or not yet shared).
 func (a *Allows) publish() {
-	l := make([]liveAllow, 0, len(a.m))
+	l := &liveAllows{all: make([]liveAllow, 0, len(a.m))}
 	for p, d := range a.m {
-		l = append(l, liveAllow{scope: p, until: clock.Mono(d.Expires)})
+		until := clock.Mono(d.Expires)
+		l.all = append(l.all, liveAllow{scope: p, until: until})
+		tabs := &l.v6
+		if p.Addr().Is4() {
+			tabs = &l.v4
+		}
+		i := slices.IndexFunc(*tabs, func(t lenTable) bool { return t.bits == p.Bits() })
+		if i < 0 {
+			*tabs = append(*tabs, lenTable{bits: p.Bits(), m: map[netip.Prefix]int64{}})
+			i = len(*tabs) - 1
+		}
+		(*tabs)[i].m[p] = until
 	}
-	a.live.Store(&l)
+	a.live.Store(l)
 }
 
 // Add puts the allow d in force (a decision of kind Allow whose expiry is
@@ -145,7 +171,7 @@ func (a *Allows) overlapping(p netip.Prefix, now int64) (liveAllow, bool) {
 	if a == nil {
 		return liveAllow{}, false
 	}
-	for _, l := range *a.live.Load() {
+	for _, l := range a.live.Load().all {
 		if l.until > now && l.scope.Overlaps(p) {
 			return l, true
 		}
@@ -154,18 +180,24 @@ func (a *Allows) overlapping(p netip.Prefix, now int64) (liveAllow, bool) {
 }
 
 // Covers reports whether an allow in force at now (engine clock) admits
-// src. It never locks nor allocates.
+// src: one map lookup per prefix length in use in src's family. It never
+// locks nor allocates.
 func (a *Allows) Covers(src [16]byte, now int64) bool {
 	if a == nil {
 		return false
 	}
-	l := *a.live.Load()
-	if len(l) == 0 {
+	l := a.live.Load()
+	if len(l.all) == 0 {
 		return false
 	}
 	addr := netip.AddrFrom16(src).Unmap()
-	for i := range l {
-		if l[i].until > now && l[i].scope.Contains(addr) {
+	tabs := l.v6
+	if addr.Is4() {
+		tabs = l.v4
+	}
+	for _, t := range tabs {
+		p, _ := addr.Prefix(t.bits)
+		if until, ok := t.m[p]; ok && until > now {
 			return true
 		}
 	}

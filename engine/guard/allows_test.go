@@ -109,3 +109,23 @@ func TestCoversDoesNotAllocate(t *testing.T) {
 		t.Errorf("Covers allocates %v times", n)
 	}
 }
+
+// BenchmarkCovers: the check of a new connection's source against the
+// allows in force, none of which covers it (the scan goes to the end).
+func BenchmarkCovers(b *testing.B) {
+	now := clock.Wall(clock.Now())
+	src := netip.MustParseAddr("198.51.100.1").As16()
+	for _, n := range []int{0, 16, MaxAllows} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			a := NewAllows()
+			for i := range n {
+				a.Add(decision.Decision{Kind: decision.Allow, Scope: pfx(fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)), Expires: now.Add(time.Hour)}, now)
+			}
+			t := clock.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Covers(src, t)
+			}
+		})
+	}
+}
