@@ -147,7 +147,9 @@ func TestShippedPermissions(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	ctx := func() (context.Context, context.CancelFunc) { return context.WithTimeout(context.Background(), 2*time.Second) }
+	ctx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 2*time.Second)
+	}
 
 	forged := ban("10.98.0.66", until)
 	forged.Origin, forged.Issued = "gw-b", time.Now()

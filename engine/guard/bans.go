@@ -439,6 +439,9 @@ func (b *Bans) Apply(d decision.Decision, now int64) (bool, error) {
 // netlink request each). A decision it cannot apply is skipped; the first
 // such error is returned after the rest are applied.
 func (b *Bans) ApplyBatch(ds []decision.Decision, now int64) (banned []Ban, lifted []netip.Prefix, err error) {
+	if len(ds) > 0 {
+		banned = make([]Ban, 0, len(ds))
+	}
 	for _, d := range ds {
 		changed, aerr := b.apply(d, now, false)
 		if aerr != nil {

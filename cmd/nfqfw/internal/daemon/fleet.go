@@ -82,7 +82,7 @@ func newFleetMember(cfg *rules.Config, sh *sharedState, log *slog.Logger) (*flee
 		Config:  cfg.Fleet,
 		Logger:  log,
 		Apply:   func(ds []decision.Decision) { m.applyRemote(sh, ds) },
-		Changed: sh.changed,
+		Changed: sh.changed, // after a decision published, after the last of the remote decisions pending
 		MaxAge:  fleetMaxAge(cfg),
 	})
 	if err != nil {
@@ -108,7 +108,7 @@ const liveBatch = 64
 func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 	log := m.log
 	start := time.Now()
-	bans := ds[:0:0]
+	bans := make([]decision.Decision, 0, len(ds))
 	for _, d := range ds {
 		switch d.Kind {
 		case decision.Ban, decision.Unban:
@@ -144,9 +144,8 @@ func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 	}
 	live := len(ds) <= liveBatch
 	sh.kernel.loadBatch(banned, lifted, live)
-	if len(banned)+len(lifted) > 0 {
-		sh.changed()
-	}
+	// The state is saved once the link has applied all it had pending
+	// (its Changed is sh.changed), not after each batch of a backlog.
 	if !live {
 		log.Info("fleet decisions applied in bulk", "decisions", len(ds), "bans", len(banned), "unbans", len(lifted),
 			"took", time.Since(start).Round(time.Millisecond))

@@ -116,7 +116,12 @@ func newStateful(cfg *rules.Config, pol *rules.Policy, log *slog.Logger, flows *
 	if err := os.MkdirAll(cfg.State.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile), flows: flows}
+	// The first renewal of long bans' kernel entries is an hour after
+	// start: reconcile gives every ban missing from the sets its entry,
+	// and one already there has more than an hour left (renewals keep
+	// MaxTimeout less two hours at least), so listing 100,000 bans is
+	// not added to a start's load.
+	sh := &sharedState{path: filepath.Join(cfg.State.Dir, stateFile), flows: flows, refreshed: time.Now()}
 	sh.ftp = ftp.New(ftp.Options{Config: cfg.FTP, Logger: log, LogRate: cfg.Log.Rate})
 	sh.kernel = &kernelBans{log: log, k: k, maxBans: maxBans(cfg)}
 	sh.dirty = make(chan struct{}, 1)
@@ -541,7 +546,7 @@ func (k *kernelBans) loadBatch(banned []guard.Ban, lifted []netip.Prefix, cut bo
 	sets := k.sets
 	k.mu.Unlock()
 	if sets != nil {
-		bySet := map[string][]ipset.Entry{}
+		bySet := make(map[string][]ipset.Entry, 2)
 		for _, b := range banned {
 			set := iptables.BanSetOf(b.Scope.Addr())
 			bySet[set] = append(bySet[set], ipset.Entry{Prefix: b.Scope, Timeout: time.Until(b.Until)})
