@@ -20,6 +20,22 @@ type envelope struct {
 	Data    json.RawMessage `json:"data"`
 }
 
+// envelopeAround returns what goes before and after the data (compact
+// JSON, as json.Marshal returns it) of an envelope saved at: head, data,
+// tail are what json.Marshal of the envelope writes, and a newline. Save
+// writes the three, without copying and validating data again
+// (json.Marshal compacts a RawMessage: 30% of a save of 100,000 bans,
+// BenchmarkSave).
+func envelopeAround(at time.Time) (head, tail []byte, err error) {
+	t, err := at.MarshalJSON()
+	if err != nil {
+		return nil, nil, err
+	}
+	head = append(strconv.AppendInt([]byte(`{"version":`), Version, 10), `,"saved_at":`...)
+	head = append(append(head, t...), `,"data":`...)
+	return head, []byte("}\n"), nil
+}
+
 // Save writes v as JSON inside a versioned envelope to path, atomically and
 // durably: temporary file in the same directory (mode 0600), fsync, rename,
 // fsync of the directory. The directory must exist.
@@ -28,11 +44,10 @@ func Save(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("store: save %s: encode: %w", path, err)
 	}
-	b, err := json.Marshal(envelope{Version: Version, SavedAt: time.Now().UTC(), Data: data})
+	head, tail, err := envelopeAround(time.Now().UTC())
 	if err != nil {
 		return fmt.Errorf("store: save %s: encode envelope: %w", path, err)
 	}
-	b = append(b, '\n')
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -49,8 +64,10 @@ func Save(path string, v any) error {
 	if err := f.Chmod(0o600); err != nil {
 		return fmt.Errorf("store: save %s: chmod: %w", path, err)
 	}
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("store: save %s: write: %w", path, err)
+	for _, b := range [][]byte{head, data, tail} {
+		if _, err := f.Write(b); err != nil {
+			return fmt.Errorf("store: save %s: write: %w", path, err)
+		}
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("store: save %s: fsync: %w", path, err)
