@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"os"
 	"slices"
@@ -331,8 +332,10 @@ func (l *Link) connectOptions() ([]nats.Option, error) {
 		// let each gateway subscribe to its own only.
 		nats.CustomInboxPrefix(InboxPrefix(l.opts.Config.Gateway)),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(500 * time.Millisecond),
-		nats.ReconnectJitter(250*time.Millisecond, time.Second),
+		// A server back after an outage is tried again within about
+		// 0.3 s: the backlog then waits for nothing else.
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(true),
 		nats.Timeout(2 * time.Second),
 		nats.PingInterval(2 * time.Second),
@@ -572,7 +575,7 @@ func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream
 	defer func() { cc.Stop() }()
 	tick := time.NewTicker(stallCheck)
 	defer tick.Stop()
-	var lastCursor uint64
+	var lastCursor, lastConnects uint64
 	for {
 		select {
 		case <-ctx.Done():
@@ -581,10 +584,11 @@ func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream
 		case <-tick.C:
 			// A consumer that stopped delivering while the stream
 			// holds more (its server died and its own recovery
-			// stalled) is made again from the cursor.
-			cur := l.cursor.Load()
-			stalled := cur == lastCursor && l.behind(ctx, js, cur)
-			lastCursor = cur
+			// stalled) is made again from the cursor. One across a
+			// reconnect is not judged: the reconnect makes it again.
+			cur, conns := l.cursor.Load(), l.stats.connects.Load()
+			stalled := cur == lastCursor && conns == lastConnects && l.behind(ctx, js, cur)
+			lastCursor, lastConnects = cur, conns
 			if !stalled {
 				continue
 			}
@@ -593,7 +597,11 @@ func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream
 		for wait := retryMin; ; wait = min(2*wait, retryMax) {
 			next, err := l.setup(ctx, js)
 			if err == nil {
-				cc.Stop()
+				// The old consumer is stopped aside: its Stop waits
+				// for its own recovery attempt (4 s measured after a
+				// reconnect). What it still delivers meanwhile is
+				// applied twice, which changes nothing.
+				go cc.Stop()
 				cc = next
 				break
 			}
@@ -603,6 +611,15 @@ func (l *Link) consume(ctx context.Context, js jetstream.JetStream, cc jetstream
 				return
 			case <-time.After(wait):
 			}
+		}
+		// A consumer just made is judged after a whole stallCheck, not
+		// by a cursor that stood still while the link was down; a
+		// reconnect it was made after asks for nothing more.
+		tick.Reset(stallCheck)
+		lastCursor = math.MaxUint64
+		select {
+		case <-l.resub:
+		default:
 		}
 	}
 }

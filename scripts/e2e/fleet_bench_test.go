@@ -91,7 +91,8 @@ func BenchmarkFleet(b *testing.B) {
 			took := waitSetSize(b, sb.NS("gd"), fleetBenchLoad, 120*time.Second)
 			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-s")
 			b.Logf("gd's log:\n%s", bulkLines(gd))
-			b.Logf("reconnect: %d decisions in gd's kernel set %v after the heal (its link's own reconnect included)", fleetBenchLoad, took)
+			b.Logf("reconnect: %d decisions in gd's kernel set %v after the heal at %s (its link's own reconnect included)",
+				fleetBenchLoad, took, healed.UTC().Format("15:04:05.000"))
 			rss1 := rssOf(b, gd)
 			b.ReportMetric(float64(rss1-rss0)/fleetBenchLoad, "rss-bytes/decision")
 			b.Logf("gd RSS %d KiB before, %d KiB after: %d bytes per decision", rss0>>10, rss1>>10, (rss1-rss0)/fleetBenchLoad)
@@ -229,17 +230,21 @@ func waitSetSize(b testing.TB, ns *sandbox.Netns, n int, d time.Duration) time.D
 	return d
 }
 
-// bulkLines returns the daemon's log lines about bulk loads: the first
-// and the last, to time the load from the daemon's side.
+// bulkLines returns the daemon's log lines about its link (connects,
+// link up and down, consumers made again) and the first and the last of
+// its bulk loads, to time the load from the daemon's side.
 func bulkLines(fw *firewall) string {
-	var ls []string
+	var ls, bulk []string
 	for _, l := range strings.Split(fw.proc.Output(), "\n") {
-		if strings.Contains(l, "applied in bulk") || strings.Contains(l, "fleet link up") || strings.Contains(l, "fleet server") {
+		switch {
+		case strings.Contains(l, "applied in bulk"):
+			bulk = append(bulk, l)
+		case strings.Contains(l, "fleet link") || strings.Contains(l, "fleet server") || strings.Contains(l, "fleet consumer"):
 			ls = append(ls, l)
 		}
 	}
-	if len(ls) > 4 {
-		ls = append(ls[:2], ls[len(ls)-2:]...)
+	if len(bulk) > 0 {
+		ls = append(ls, fmt.Sprintf("%s (first of %d)", bulk[0], len(bulk)), bulk[len(bulk)-1])
 	}
 	return strings.Join(ls, "\n")
 }
