@@ -200,7 +200,7 @@ func TestShippedPermissions(t *testing.T) {
 
 	// gw-c configured with 1 replica may not change the stream to it: it
 	// says so and uses the stream as it is.
-	var logs syncWriter
+	var logs sandbox.LockedBuffer
 	cfg := shippedGateway(t, urls, "c")
 	cfg.Replicas = 1
 	ac := newApplied()
@@ -219,24 +219,6 @@ func TestShippedPermissions(t *testing.T) {
 	if l := logs.String(); !strings.Contains(l, "fleet stream not updated") || !strings.Contains(l, "want_replicas=1") {
 		t.Errorf("gw-c's log does not say the stream was not updated:\n%s", l)
 	}
-}
-
-// syncWriter is a log written and read from several goroutines.
-type syncWriter struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncWriter) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitUpWithin waits until l is up, failing after d.

@@ -17,7 +17,7 @@ type Proc struct {
 	// exec replaces itself with the command).
 	Cmd *exec.Cmd
 
-	out  lockedBuffer
+	out  LockedBuffer
 	done chan struct{}
 	err  error // valid once done is closed
 	once sync.Once
@@ -76,18 +76,20 @@ func (p *Proc) Stop() error {
 	return p.err
 }
 
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer written and read from several
+// goroutines: a process's output, a logger's.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
