@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nfqfw/nfqfw/engine/clock"
+	"github.com/nfqfw/nfqfw/engine/decision"
 	"github.com/nfqfw/nfqfw/rules"
 )
 
@@ -74,4 +76,47 @@ func benchLookup(b *testing.B, bans *Bans, name string, addr [16]byte, banned bo
 			bans.IsBanned(addr, at(1))
 		}
 	})
+}
+
+// fleetBacklog returns n ban decisions of another gateway, one per
+// address, as a fleet link hands them over at start.
+func fleetBacklog(n int) []decision.Decision {
+	now := time.Now()
+	ds := make([]decision.Decision, n)
+	for i := range ds {
+		ds[i] = decision.Decision{Kind: decision.Ban, Scope: decision.ScopeOf(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)})),
+			Issued: now, Expires: now.Add(time.Hour), Origin: "gw-x", Source: "ssh-guard", Reason: "more than 3 new connections in 10s"}
+	}
+	return ds
+}
+
+// BenchmarkApplyBatch applies a backlog of 100,000 remote bans to an
+// empty table in batches of 4,096, as a fleet gateway does at start.
+func BenchmarkApplyBatch(b *testing.B) {
+	ds := fleetBacklog(100_000)
+	b.ReportAllocs()
+	for b.Loop() {
+		bans := NewBans(BanOptions{MaxEntries: 1 << 18})
+		now := clock.Now()
+		for i := 0; i < len(ds); i += 4096 {
+			if _, _, err := bans.ApplyBatch(ds[i:min(i+4096, len(ds))], now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkSnapshot takes the snapshot of 100,000 bans a state save
+// encodes.
+func BenchmarkSnapshot(b *testing.B) {
+	bans := NewBans(BanOptions{MaxEntries: 1 << 18})
+	if _, _, err := bans.ApplyBatch(fleetBacklog(100_000), clock.Now()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if n := len(bans.Snapshot()); n != 100_000 {
+			b.Fatalf("%d records", n)
+		}
+	}
 }
