@@ -165,6 +165,9 @@ func TestLinkOutage(t *testing.T) {
 	until := time.Now().Add(time.Hour)
 	a.Publish(ban("198.51.100.1", until))
 	aB.wait(t, 1)
+	for i := 0; i < 100 && b.Cursor() == 0; i++ {
+		time.Sleep(20 * time.Millisecond) // the cursor moves just after the apply
+	}
 	cursor := b.Cursor()
 	stopB()
 

@@ -194,6 +194,10 @@ func TestShippedPermissions(t *testing.T) {
 	if len(ds) != 2 || ds[1].Scope != netip.MustParsePrefix("10.98.0.3/32") {
 		t.Errorf("gw-b applied %v, want gw-a's two bans and nothing else", ds)
 	}
+	// The cursor moves just after the apply.
+	for deadline := time.Now().Add(5 * time.Second); links["b"].Cursor() < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if s := links["b"].Stats(); s.Spoofed != 0 || s.Cursor != 3 {
 		t.Errorf("gw-b: cursor %d, %d spoofed messages; want 3 and 0 (the stream holds the three real bans only)", s.Cursor, s.Spoofed)
 	}
