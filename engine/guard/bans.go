@@ -428,7 +428,8 @@ func (b *Bans) del(k key, decide, notify bool) bool {
 // not this gateway's). Other kinds are ErrKind; an invalid decision or a
 // scope wider than MinPrefix4/MinPrefix6 is an error.
 func (b *Bans) Apply(d decision.Decision, now int64) (bool, error) {
-	return b.apply(d, now, true)
+	changed, _, err := b.apply(d, now, clock.Read(), true)
+	return changed, err
 }
 
 // ApplyBatch applies decisions made elsewhere as Apply does, in order, but
@@ -442,8 +443,11 @@ func (b *Bans) ApplyBatch(ds []decision.Decision, now int64) (banned []Ban, lift
 	if len(ds) > 0 {
 		banned = make([]Ban, 0, len(ds))
 	}
+	// One reading of the clock converts the whole batch's times: a
+	// reading per time was a sixth of a backlog's cost.
+	f := clock.Read()
 	for _, d := range ds {
-		changed, aerr := b.apply(d, now, false)
+		changed, ban, aerr := b.apply(d, now, f, false)
 		if aerr != nil {
 			if err == nil {
 				err = aerr
@@ -457,43 +461,39 @@ func (b *Bans) ApplyBatch(ds []decision.Decision, now int64) (banned []Ban, lift
 			lifted = append(lifted, d.Scope)
 			continue
 		}
-		k, _ := scopeKey(d.Scope)
-		s := b.shard(&k)
-		s.mu.Lock()
-		if r, ok := s.m[k]; ok && r.until > now {
-			banned = append(banned, r.ban(k))
-		}
-		s.mu.Unlock()
+		banned = append(banned, ban)
 	}
 	return banned, lifted, err
 }
 
-func (b *Bans) apply(d decision.Decision, now int64, notify bool) (bool, error) {
+// apply applies d at now, converting its times with f; a ban it puts in
+// force or lengthens is returned as recorded.
+func (b *Bans) apply(d decision.Decision, now int64, f clock.Frame, notify bool) (bool, Ban, error) {
 	if err := d.Validate(); err != nil {
-		return false, fmt.Errorf("apply decision: %w", err)
+		return false, Ban{}, fmt.Errorf("apply decision: %w", err)
 	}
 	k, err := scopeKey(d.Scope)
 	if err != nil {
-		return false, fmt.Errorf("apply decision: %w", err)
+		return false, Ban{}, fmt.Errorf("apply decision: %w", err)
 	}
 	switch d.Kind {
 	case decision.Unban:
-		return b.del(k, false, notify), nil
+		return b.del(k, false, notify), Ban{}, nil
 	case decision.Ban:
 	default:
-		return false, fmt.Errorf("apply decision %s: %w", d.Kind, ErrKind)
+		return false, Ban{}, fmt.Errorf("apply decision %s: %w", d.Kind, ErrKind)
 	}
-	until := clock.Mono(d.Expires)
+	until := f.Mono(d.Expires)
 	if until <= now {
-		return false, nil
+		return false, Ban{}, nil
 	}
 	if b.allowed(k, now) {
 		b.allowRefusedRemote.Add(1)
-		return false, fmt.Errorf("apply decision %s: %w", d.String(), ErrAllowed)
+		return false, Ban{}, fmt.Errorf("apply decision %s: %w", d.String(), ErrAllowed)
 	}
 	since := now
 	if !d.Issued.IsZero() {
-		since = min(clock.Mono(d.Issued), now)
+		since = min(f.Mono(d.Issued), now)
 	}
 	origin := d.Origin
 	if d.Local() {
@@ -504,7 +504,7 @@ func (b *Bans) apply(d decision.Decision, now int64, notify bool) (bool, error) 
 	r, ok := s.m[k]
 	if ok && r.until >= until {
 		s.mu.Unlock()
-		return false, nil
+		return false, Ban{}, nil
 	}
 	if ok && r.until == 0 && r.forget <= now {
 		r = record{}
@@ -512,12 +512,14 @@ func (b *Bans) apply(d decision.Decision, now int64, notify bool) (bool, error) 
 	r.offences = max(r.offences, 1)
 	r.source, r.reason, r.origin = d.Source, d.Reason, origin
 	b.set(s, k, ok, r, since, until, int64(b.opts.Remember))
+	r.since, r.until = since, until
+	ban := r.banAt(k, f)
 	s.mu.Unlock()
 	b.applied.Add(1)
 	if notify {
 		b.notify(event{ban: true, k: k, until: until})
 	}
-	return true, nil
+	return true, ban, nil
 }
 
 // IsBanned reports whether a ban in force at now (unix nanoseconds) covers
@@ -602,14 +604,17 @@ func (bn *Ban) Decision() decision.Decision {
 		Origin: bn.Origin, Source: bn.Source, Reason: bn.Reason}
 }
 
-func (r *record) ban(k key) Ban {
+func (r *record) ban(k key) Ban { return r.banAt(k, clock.Read()) }
+
+// banAt is ban with the times converted by f.
+func (r *record) banAt(k key, f clock.Frame) Ban {
 	return Ban{
 		Scope:    k.prefix(),
 		Reason:   r.reason,
 		Source:   r.source,
 		Origin:   r.origin,
-		Since:    clock.Wall(r.since),
-		Until:    clock.Wall(r.until),
+		Since:    f.Wall(r.since),
+		Until:    f.Wall(r.until),
 		Offences: r.offences,
 	}
 }
@@ -631,12 +636,13 @@ func (b *Bans) records() int {
 // List returns the bans in force at now, sorted by scope.
 func (b *Bans) List(now int64) []Ban {
 	out := make([]Ban, 0, max(b.active.Load(), 0))
+	f := clock.Read()
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
 		for k, r := range s.m {
 			if r.until > now {
-				out = append(out, r.ban(k))
+				out = append(out, r.banAt(k, f))
 			}
 		}
 		s.mu.Unlock()
@@ -788,6 +794,7 @@ func (sn *BanSnapshot) scope() netip.Prefix {
 // Snapshot returns every ban and offence record for persistence.
 func (b *Bans) Snapshot() []BanSnapshot {
 	out := make([]BanSnapshot, 0, b.records())
+	f := clock.Read() // one reading for every record's four times
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
@@ -795,11 +802,11 @@ func (b *Bans) Snapshot() []BanSnapshot {
 			p := k.prefix()
 			sn := BanSnapshot{
 				Scope: p, Addr: p.Addr(), Source: r.source, Reason: r.reason, Origin: r.origin,
-				Since: clock.Wall(r.since).UTC(), Offences: r.offences,
-				LastOffence: clock.Wall(r.lastOffence).UTC(), Forget: clock.Wall(r.forget).UTC(),
+				Since: f.Wall(r.since).UTC(), Offences: r.offences,
+				LastOffence: f.Wall(r.lastOffence).UTC(), Forget: f.Wall(r.forget).UTC(),
 			}
 			if r.until != 0 {
-				sn.Until = clock.Wall(r.until).UTC()
+				sn.Until = f.Wall(r.until).UTC()
 			}
 			out = append(out, sn)
 		}
