@@ -271,6 +271,9 @@ func checkText(s string, max int) error {
 	if len(s) > max {
 		return fmt.Errorf("%d bytes, at most %d", len(s), max)
 	}
+	if printableASCII(s) {
+		return nil
+	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("not UTF-8")
 	}
@@ -280,6 +283,17 @@ func checkText(s string, max int) error {
 		}
 	}
 	return nil
+}
+
+// printableASCII reports whether s holds only printable ASCII (space to
+// tilde): the common case, valid UTF-8 and printable without decoding.
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // String prints d for logs: "ban 2001:db8::/64 until 2026-12-04T20:00:00Z

@@ -262,3 +262,20 @@ func TestKindText(t *testing.T) {
 		t.Error("kind 0 marshals")
 	}
 }
+
+// BenchmarkUnmarshal decodes a remote ban as the fleet link does for each
+// message of a backlog.
+func BenchmarkUnmarshal(b *testing.B) {
+	d := Decision{Kind: Ban, Scope: ScopeOf(netip.MustParseAddr("172.16.1.2")), Issued: time.Now(),
+		Expires: time.Now().Add(time.Hour), Origin: "gw-x", Source: "ssh", Reason: "4 connections in 1m0s"}
+	m, err := d.Marshal()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Unmarshal(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

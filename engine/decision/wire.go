@@ -112,20 +112,25 @@ func Unmarshal(b []byte) (Decision, error) {
 		}
 		d.TimeStep = int64(binary.BigEndian.Uint64(ts))
 	}
-	strs := []*string{&d.Origin, &d.Source, &d.Sequence, &d.Reason}
+	strs := [...]*string{&d.Origin, &d.Source, &d.Sequence, &d.Reason, &d.List}
+	nstr := len(strs) - 1
 	if d.Kind == Recent {
-		strs = append(strs, &d.List)
+		nstr++
 	}
-	for _, s := range strs {
+	// The strings are cut from one copy of the rest of the message: one
+	// allocation per decision instead of one per string (a backlog of
+	// 100,000 decodes in the link).
+	rest := string(r.b)
+	for _, s := range strs[:nstr] {
 		n := r.take(1)
 		if n == nil {
 			return d, fmt.Errorf("%w: truncated strings", ErrMalformed)
 		}
-		v := r.take(int(n[0]))
-		if v == nil {
+		at := len(rest) - len(r.b)
+		if r.take(int(n[0])) == nil {
 			return d, fmt.Errorf("%w: truncated string", ErrMalformed)
 		}
-		*s = string(v)
+		*s = rest[at : at+int(n[0])]
 	}
 	if len(r.b) != 0 {
 		return d, fmt.Errorf("%w: %d trailing bytes", ErrMalformed, len(r.b))
