@@ -770,9 +770,10 @@ func (l *Link) applyLoop(ctx context.Context) {
 // accept decodes and checks one message published on subject; it reports
 // whether the decision is to be applied. Everything it drops is counted.
 func (l *Link) accept(subject string, data []byte, now time.Time) (decision.Decision, bool) {
-	gw, ok := strings.CutPrefix(subject, l.subject)
+	kind, ok := strings.CutPrefix(subject, l.subject)
+	var gw string
 	if ok {
-		_, gw, ok = strings.Cut(gw, ".")
+		kind, gw, ok = strings.Cut(kind, ".")
 	}
 	if !ok || gw == "" {
 		l.stats.malformed.Add(1)
@@ -793,7 +794,7 @@ func (l *Link) accept(subject string, data []byte, now time.Time) (decision.Deci
 		l.log.Warn("fleet message dropped: malformed", "from", gw, "err", err)
 		return decision.Decision{}, false
 	}
-	if d.Origin != gw || d.Kind.String() != strings.SplitN(strings.TrimPrefix(subject, l.subject), ".", 2)[0] {
+	if d.Origin != gw || d.Kind.String() != kind {
 		l.stats.spoofed.Add(1)
 		l.log.Warn("fleet message dropped: its subject does not match its origin or kind", "subject", subject, "decision", d.String())
 		return decision.Decision{}, false

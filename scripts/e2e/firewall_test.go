@@ -33,6 +33,14 @@ const (
 // loopback. Every namespace has its own, so one port serves every test.
 const metricsAddr = "127.0.0.1:9469"
 
+// pprofEnv, when set in the environment (to a directory), makes every
+// daemon serve net/http/pprof on pprofAddr in its namespace, and the
+// benchmarks that profile a daemon write its CPU profiles there.
+const (
+	pprofEnv  = "NFQFW_E2E_PPROF"
+	pprofAddr = "127.0.0.1:6060"
+)
+
 // Bounds of the waits around the daemon.
 const (
 	readyTimeout = 10 * time.Second // from start until `nfqfw state` answers
@@ -114,6 +122,9 @@ func (fw *firewall) start() {
 // it is ready; t is the test that fails when it is not.
 func (fw *firewall) startWith(t testing.TB, flags ...string) {
 	t.Helper()
+	if os.Getenv(pprofEnv) != "" {
+		flags = append(flags, "--pprof", pprofAddr) // each daemon on its own namespace's loopback
+	}
 	fw.proc = fw.ns.Start(append([]string{nfqfwBin, "run", "-c", fw.config}, flags...)...)
 	deadline := time.Now().Add(readyTimeout)
 	for {

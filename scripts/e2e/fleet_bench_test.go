@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,10 +89,14 @@ func BenchmarkFleet(b *testing.B) {
 				b.Fatal("gd's health does not say its link is down 20 s into the partition")
 			}
 			fleetPublishMany(b, sb, cluster, "gx", fleetBenchLoad)
+			cpu0 := cpuOf(b, gd)
 			healed := time.Now()
 			sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "up")
+			prof := profileCPU(b, sb.NS("gd"), "reconnect")
 			took := waitSetSize(b, sb.NS("gd"), fleetBenchLoad, 120*time.Second)
 			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-s")
+			reportLoadCPU(b, gd, cpu0, "reconnect")
+			prof()
 			b.Logf("gd's log:\n%s", bulkLines(gd))
 			b.Logf("reconnect: %d decisions in gd's kernel set %v after the heal at %s (its link's own reconnect included)",
 				fleetBenchLoad, took, healed.UTC().Format("15:04:05.000"))
@@ -102,8 +109,11 @@ func BenchmarkFleet(b *testing.B) {
 			gd.kill()
 			t0 := time.Now()
 			ge := start("ge")
+			prof = profileCPU(b, sb.NS("ge"), "start")
 			took = waitSetSize(b, sb.NS("ge"), fleetBenchLoad, 120*time.Second)
 			b.ReportMetric(time.Since(t0).Seconds(), "start-s")
+			reportLoadCPU(b, ge, 0, "start")
+			prof()
 			b.Logf("ge's log:\n%s", bulkLines(ge))
 			b.Logf("start: %d decisions in ge's kernel set %v after nfqfw run (%v after it was ready)", fleetBenchLoad, time.Since(t0), took)
 			ge.kill()
@@ -247,6 +257,49 @@ func bulkLines(fw *firewall) string {
 		ls = append(ls, fmt.Sprintf("%s (first of %d)", bulk[0], len(bulk)), bulk[len(bulk)-1])
 	}
 	return strings.Join(ls, "\n")
+}
+
+// reportLoadCPU reports the CPU fw's daemon used since cpu0 for the load
+// of fleetBenchLoad decisions, per decision: when the set is full, and 3 s
+// later (the state save after the backlog included).
+func reportLoadCPU(b *testing.B, fw *firewall, cpu0 time.Duration, what string) {
+	b.Helper()
+	loaded := cpuOf(b, fw) - cpu0
+	time.Sleep(3 * time.Second)
+	saved := cpuOf(b, fw) - cpu0
+	us := func(d time.Duration) float64 { return float64(d) / 1e3 / fleetBenchLoad }
+	b.ReportMetric(us(loaded), what+"-cpu-us/decision")
+	b.ReportMetric(us(saved), what+"-cpu-saved-us/decision")
+	b.Logf("%s: daemon CPU %v when the set is full (%.1f us per decision), %v 3 s later (%.1f us)", what, loaded, us(loaded), saved, us(saved))
+}
+
+// profileCPU starts a 6 s CPU profile of the daemon in ns when pprofEnv
+// names a directory, and returns a function that waits for it and writes
+// it there as fleet-<what>.prof; otherwise it does nothing.
+func profileCPU(b *testing.B, ns *sandbox.Netns, what string) (wait func()) {
+	dir := os.Getenv(pprofEnv)
+	if dir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c := http.Client{Transport: &http.Transport{Dial: nsDialer{ns}.Dial}}
+		resp, err := c.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=6")
+		if err != nil {
+			b.Logf("profile of %s: %v", what, err)
+			return
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		path := filepath.Join(dir, "fleet-"+what+".prof")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			b.Logf("profile of %s: %v", what, err)
+			return
+		}
+		b.Logf("CPU profile of the daemon at %s: %s", what, path)
+	}()
+	return func() { <-done }
 }
 
 // rssOf returns the daemon's resident set size in bytes.
