@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -40,6 +41,15 @@ type persisted struct {
 	Guards []guard.CounterSnapshot `json:"guards,omitempty"`
 	Fleet  *fleetSnapshot          `json:"fleet,omitempty"`
 	Allows []decision.Decision     `json:"allows,omitempty"`
+}
+
+// WriteJSON writes p as json.Marshal would, its bans last and marshalled
+// in pieces (store.JSONWriter): a fleet gateway's state holds 100,000
+// bans and more.
+func (p *persisted) WriteJSON(w io.Writer) error {
+	q := *p
+	q.Bans = nil
+	return store.WriteWithArray(w, &q, "bans", p.Bans)
 }
 
 // stateful holds the engine's stateful matchers (recent lists, rate
@@ -547,9 +557,10 @@ func (k *kernelBans) loadBatch(banned []guard.Ban, lifted []netip.Prefix, cut bo
 	k.mu.Unlock()
 	if sets != nil {
 		bySet := make(map[string][]ipset.Entry, 2)
+		now := time.Now() // one reading for the batch: the timeouts are whole seconds
 		for _, b := range banned {
 			set := iptables.BanSetOf(b.Scope.Addr())
-			bySet[set] = append(bySet[set], ipset.Entry{Prefix: b.Scope, Timeout: time.Until(b.Until)})
+			bySet[set] = append(bySet[set], ipset.Entry{Prefix: b.Scope, Timeout: b.Until.Sub(now)})
 		}
 		for set, entries := range bySet {
 			if err := sets.AddMany(set, entries); err != nil {

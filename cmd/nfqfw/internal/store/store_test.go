@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -203,10 +204,60 @@ func BenchmarkSave(b *testing.B) {
 		st.Bans = append(st.Bans, ban{Addr: "10.1." + strconv.Itoa(i>>8&255) + "." + strconv.Itoa(i&255), Until: until})
 	}
 	path := filepath.Join(b.TempDir(), "state.json")
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := Save(path, &st); err != nil {
-			b.Fatal(err)
-		}
+	// "marshal": json.Marshal of the whole state; "pieces": the bans
+	// written in pieces (a JSONWriter, as the daemon's state is).
+	for name, v := range map[string]any{"marshal": &st, "pieces": &streamed{st}} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := Save(path, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// streamed is a state that writes its bans in pieces.
+type streamed struct{ state }
+
+func (s *streamed) WriteJSON(w io.Writer) error {
+	rest := struct {
+		Lists map[string]int `json:"lists"`
+	}{s.Lists}
+	return WriteWithArray(w, &rest, "bans", s.Bans)
+}
+
+// TestWriteWithArray: a state written in pieces loads as the same state,
+// with no items, fewer than a piece, and several pieces and a part.
+func TestWriteWithArray(t *testing.T) {
+	until := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, n := range []int{0, 1, arrayChunk, 2*arrayChunk + 7} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			want := state{Lists: map[string]int{"portscan": n}}
+			for i := range n {
+				want.Bans = append(want.Bans, ban{Addr: "10.2.0." + strconv.Itoa(i), Until: until.Add(time.Duration(i))})
+			}
+			path := filepath.Join(t.TempDir(), "state.json")
+			if err := Save(path, &streamed{want}); err != nil {
+				t.Fatal(err)
+			}
+			var got state
+			if err := Load(path, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("loaded state (-want +got):\n%s", diff)
+			}
+			data, _ := os.ReadFile(path)
+			if !json.Valid(data) {
+				t.Errorf("not JSON: %.200s", data)
+			}
+		})
+	}
+	// An empty object gets the field without a comma.
+	var b strings.Builder
+	if err := WriteWithArray(&b, struct{}{}, "bans", []int{1, 2}); err != nil || b.String() != `{"bans":[1,2]}` {
+		t.Errorf(`WriteWithArray of {} = %q, %v; want {"bans":[1,2]}`, b.String(), err)
 	}
 }
