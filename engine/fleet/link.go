@@ -337,7 +337,10 @@ func (l *Link) connectOptions() ([]nats.Option, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(true),
-		nats.Timeout(2 * time.Second),
+		nats.Timeout(dialTimeout),
+		// A new connection attempt every 0.25 s while a server does
+		// not answer: a heal is seen within about that.
+		nats.SetCustomDialer(eagerDialer{timeout: dialTimeout, redial: redial}),
 		nats.PingInterval(2 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.ReconnectBufSize(-1), // the outbox is the buffer: publish only while connected
