@@ -95,6 +95,10 @@ func BenchmarkFleet(b *testing.B) {
 			prof := profileCPU(b, sb.NS("gd"), "reconnect")
 			took := waitSetSize(b, sb.NS("gd"), fleetBenchLoad, 120*time.Second)
 			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-s")
+			if at, ok := reconnectedAt(gd, healed); ok {
+				b.ReportMetric(at.Sub(healed).Seconds(), "relink-s")
+				b.Logf("reconnect: gd's link connected again %v after the heal", at.Sub(healed))
+			}
 			reportLoadCPU(b, gd, cpu0, "reconnect")
 			prof()
 			b.Logf("gd's log:\n%s", bulkLines(gd))
@@ -257,6 +261,25 @@ func bulkLines(fw *firewall) string {
 		ls = append(ls, fmt.Sprintf("%s (first of %d)", bulk[0], len(bulk)), bulk[len(bulk)-1])
 	}
 	return strings.Join(ls, "\n")
+}
+
+// reconnectedAt returns the time of the first "fleet server reconnected"
+// line of fw's log after t.
+func reconnectedAt(fw *firewall, t time.Time) (time.Time, bool) {
+	for _, l := range strings.Split(fw.proc.Output(), "\n") {
+		if !strings.Contains(l, "fleet server reconnected") {
+			continue
+		}
+		f := strings.Fields(l)
+		if len(f) == 0 {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.TrimPrefix(f[0], "time="))
+		if err == nil && at.After(t) {
+			return at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // reportLoadCPU reports the CPU fw's daemon used since cpu0 for the load
