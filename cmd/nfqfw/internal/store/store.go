@@ -109,11 +109,18 @@ type JSONWriter interface {
 	WriteJSON(w io.Writer) error
 }
 
+// JSONAppender is an item that appends its JSON, as json.Marshal encodes
+// it, to b: WriteWithArray uses it instead of reflection.
+type JSONAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
+}
+
 // arrayChunk is how many items WriteWithArray marshals at once.
 const arrayChunk = 1024
 
 // WriteWithArray writes the JSON object json.Marshal makes of obj with
-// the field key: items added last, marshalled arrayChunk items at a time;
+// the field key: items added last, marshalled arrayChunk items at a time
+// (by their AppendJSON when *T is a JSONAppender);
 // no field when items is empty (as omitempty). obj must marshal to an
 // object without key.
 func WriteWithArray[T any](w io.Writer, obj any, key string, items []T) error {
@@ -140,12 +147,28 @@ func WriteWithArray[T any](w io.Writer, obj any, key string, items []T) error {
 	if _, err := w.Write(out); err != nil {
 		return err
 	}
+	_, appends := any(&items[0]).(JSONAppender)
+	var buf []byte
 	for i := 0; i < len(items); i += arrayChunk {
-		b, err := json.Marshal(items[i:min(i+arrayChunk, len(items))])
-		if err != nil {
-			return err
+		chunk := items[i:min(i+arrayChunk, len(items))]
+		var b []byte
+		if appends {
+			buf = buf[:0]
+			for j := range chunk {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				if buf, err = any(&chunk[j]).(JSONAppender).AppendJSON(buf); err != nil {
+					return err
+				}
+			}
+			b = buf
+		} else {
+			if b, err = json.Marshal(chunk); err != nil {
+				return err
+			}
+			b = b[1 : len(b)-1] // the chunk's items, without its brackets
 		}
-		b = b[1 : len(b)-1] // the chunk's items, without its brackets
 		if i > 0 {
 			if _, err := w.Write([]byte{','}); err != nil {
 				return err
