@@ -78,25 +78,34 @@ func appendAdd(b []byte, set string, e Entry, seq uint32, ack bool) []byte {
 	b = binary.NativeEndian.AppendUint32(b, seq)
 	b = binary.NativeEndian.AppendUint32(b, 0)
 	b = append(b, unix.AF_NETLINK, nl.NFNETLINK_V0, 0, 0) // nfgenmsg
+	// Nothing here allocates: 100,000 entries are appended at a
+	// fleet gateway's start.
 	b = appendAttr(b, nl.IPSET_ATTR_PROTOCOL, []byte{nl.IPSET_PROTOCOL})
-	b = appendAttr(b, nl.IPSET_ATTR_SETNAME, append([]byte(set), 0))
+	var name [nl.IPSET_MAXNAMELEN]byte
+	if len(set) < len(name) {
+		b = appendAttr(b, nl.IPSET_ATTR_SETNAME, name[:copy(name[:], set)+1])
+	} else {
+		b = appendAttr(b, nl.IPSET_ATTR_SETNAME, append([]byte(set), 0)) // the kernel refuses it
+	}
 	data := len(b)
 	b = appendAttr(b, nl.IPSET_ATTR_DATA|int(nl.NLA_F_NESTED), nil)
 	if e.Timeout > 0 {
 		secs := uint32((min(e.Timeout, MaxTimeout) + time.Second - 1) / time.Second)
-		b = appendAttr(b, nl.IPSET_ATTR_TIMEOUT|int(nl.NLA_F_NET_BYTEORDER), binary.BigEndian.AppendUint32(nil, secs))
+		var t [4]byte
+		binary.BigEndian.PutUint32(t[:], secs)
+		b = appendAttr(b, nl.IPSET_ATTR_TIMEOUT|int(nl.NLA_F_NET_BYTEORDER), t[:])
 	}
-	en := entry(e.Prefix)
-	addr := e.Prefix.Addr().Unmap()
-	typ := nl.IPSET_ATTR_IPADDR_IPV6
+	addr, cidr := ipAndCIDR(e.Prefix)
+	a16 := addr.As16()
+	typ, raw := nl.IPSET_ATTR_IPADDR_IPV6, a16[:]
 	if addr.Is4() {
-		typ = nl.IPSET_ATTR_IPADDR_IPV4
+		typ, raw = nl.IPSET_ATTR_IPADDR_IPV4, a16[12:]
 	}
 	ip := len(b)
 	b = appendAttr(b, nl.IPSET_ATTR_IP|int(nl.NLA_F_NESTED), nil)
-	b = appendAttr(b, typ|int(nl.NLA_F_NET_BYTEORDER), addr.AsSlice())
+	b = appendAttr(b, typ|int(nl.NLA_F_NET_BYTEORDER), raw)
 	binary.NativeEndian.PutUint16(b[ip:], uint16(len(b)-ip))
-	b = appendAttr(b, nl.IPSET_ATTR_CIDR, []byte{en.CIDR})
+	b = appendAttr(b, nl.IPSET_ATTR_CIDR, []byte{cidr})
 	binary.NativeEndian.PutUint16(b[data:], uint16(len(b)-data))
 	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b

@@ -152,12 +152,18 @@ func (s *Sets) List(name string) ([]Entry, error) {
 }
 
 func entry(p netip.Prefix) *netlink.IPSetEntry {
-	addr := p.Addr().Unmap()
+	addr, cidr := ipAndCIDR(p)
+	return &netlink.IPSetEntry{IP: net.IP(addr.AsSlice()), CIDR: cidr}
+}
+
+// ipAndCIDR returns the address of p as the kernel set holds it (an
+// IPv4-mapped address as IPv4) and its prefix length.
+func ipAndCIDR(p netip.Prefix) (netip.Addr, uint8) {
 	bits := p.Bits()
 	if p.Addr().Is4In6() {
 		bits -= 96
 	}
-	return &netlink.IPSetEntry{IP: net.IP(addr.AsSlice()), CIDR: uint8(bits)}
+	return p.Addr().Unmap(), uint8(bits)
 }
 
 // do runs one netlink operation, naming it in errors and mapping kernel
