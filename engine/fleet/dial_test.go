@@ -3,12 +3,13 @@ package fleet
 import (
 	"errors"
 	"net"
+	"syscall"
 	"testing"
 	"time"
 )
 
-// TestEagerDialer: a listening server is connected to, a closed port is
-// refused with the dial's error, not after the timeout.
+// TestEagerDialer: a listening server is connected to; a closed port ends
+// the dial with its refusal, not with the timeout.
 func TestEagerDialer(t *testing.T) {
 	d := eagerDialer{timeout: 10 * time.Second, redial: 10 * time.Millisecond}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -22,13 +23,8 @@ func TestEagerDialer(t *testing.T) {
 	c.Close()
 	addr := ln.Addr().String()
 	ln.Close()
-	start := time.Now()
-	_, err = d.Dial("tcp", addr)
-	var op *net.OpError
-	if !errors.As(err, &op) || op.Op != "dial" {
-		t.Fatalf("dial a closed port: %v, want its dial error", err)
-	}
-	if took := time.Since(start); took >= d.timeout {
-		t.Errorf("dial a closed port returned after %v, the whole timeout", took)
+	// The refusal ends the dial, not its timeout.
+	if _, err = d.Dial("tcp", addr); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial a closed port: %v, want connection refused", err)
 	}
 }
