@@ -30,18 +30,18 @@ import (
 
 // Bounds of the HA test's waits.
 const (
-	haSettle       = 15 * time.Second // a VRRP transition and its hook
-	haStreamWait   = 10 * time.Second // one round trip of a session across a failover (TCP retransmits back off)
-	haProbeEvery   = time.Millisecond // the gap prober's interval
-	haProbeMax     = 20000            // at most this many probes (20 s) per measured transition
-	haProbeTail    = 1500 * time.Millisecond
-	haStreams      = 4 // long TCP sessions through the pair
-	haStreamChunk  = 16 << 10
-	haStreamPort   = 5001
-	haProbePort    = 5002
-	haNewFlowPort  = 5003
-	haNATSUp       = 30 * time.Second // the NATS cluster healthy, the fleet links up
-	haAdminPort    = 8443             // the gateways' knocked admin port (gateway-*.yaml)
+	haSettle      = 15 * time.Second // a VRRP transition and its hook
+	haStreamWait  = 10 * time.Second // one round trip of a session across a failover (TCP retransmits back off)
+	haProbeEvery  = time.Millisecond // the gap prober's interval
+	haProbeMax    = 20000            // at most this many probes (20 s) per measured transition
+	haProbeTail   = 1500 * time.Millisecond
+	haStreams     = 4 // long TCP sessions through the pair
+	haStreamChunk = 16 << 10
+	haStreamPort  = 5001
+	haProbePort   = 5002
+	haNewFlowPort = 5003
+	haNATSUp      = 30 * time.Second // the NATS cluster healthy, the fleet links up
+	haAdminPort   = 8443             // the gateways' knocked admin port (gateway-*.yaml)
 	// haFleetWait bounds a decision's way from A to B through the fleet:
 	// milliseconds when all is well (10-144 ms measured), but on the
 	// loaded machine a publish to the fresh 3-replica stream can time out
@@ -51,7 +51,7 @@ const (
 	// (seen once: A's link down with "publish: context deadline
 	// exceeded" for the whole wait) is a fault of the link or the
 	// cluster, not a slow crossing; the failure shows both links' health.
-	haFleetWait = 30 * time.Second
+	haFleetWait    = 30 * time.Second
 	haPromoteMatch = "ha -c "
 )
 
