@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
 
 	"github.com/nfqfw/nfqfw/engine/control"
@@ -98,20 +99,6 @@ func addAllow(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d t
 }
 
 func delAllow(ctx context.Context, cf *clientFlags, w io.Writer, arg string) error {
-	scope, err := banScope(arg)
-	if err != nil {
-		return fmt.Errorf("del: %w", err)
-	}
-	var resp control.DelAllowResponse
-	if err := callDaemon(ctx, cf, control.CmdDelAllow, control.DelAllowRequest{Scope: scope}, &resp); err != nil {
-		return err
-	}
-	if cf.json {
-		return writeJSON(w, resp)
-	}
-	if !resp.Deleted {
-		return fmt.Errorf("del: %s is not allowed", scopeText(scope))
-	}
-	_, err = fmt.Fprintf(w, "ended the allow of %s\n", scopeText(scope))
-	return err
+	return delScope(ctx, cf, w, arg, control.CmdDelAllow, func(scope netip.Prefix) any { return control.DelAllowRequest{Scope: scope} },
+		func(r *control.DelAllowResponse) bool { return r.Deleted }, "is not allowed", "ended the allow of %s\n")
 }

@@ -211,21 +211,29 @@ func addBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string, d tim
 }
 
 func delBan(ctx context.Context, cf *clientFlags, w io.Writer, arg string) error {
+	return delScope(ctx, cf, w, arg, control.CmdDelBan, func(scope netip.Prefix) any { return control.DelBanRequest{Scope: scope} },
+		func(r *control.DelBanResponse) bool { return r.Deleted }, "is not banned", "unbanned %s\n")
+}
+
+// delScope ends what cmd keeps for the scope arg names (a ban, an allow):
+// req builds the request, deleted reads the answer, absent says why
+// nothing ended, done prints what did.
+func delScope[R any](ctx context.Context, cf *clientFlags, w io.Writer, arg, cmd string, req func(netip.Prefix) any, deleted func(*R) bool, absent, done string) error {
 	scope, err := banScope(arg)
 	if err != nil {
 		return fmt.Errorf("del: %w", err)
 	}
-	var resp control.DelBanResponse
-	if err := callDaemon(ctx, cf, control.CmdDelBan, control.DelBanRequest{Scope: scope}, &resp); err != nil {
+	var resp R
+	if err := callDaemon(ctx, cf, cmd, req(scope), &resp); err != nil {
 		return err
 	}
 	if cf.json {
 		return writeJSON(w, resp)
 	}
-	if !resp.Deleted {
-		return fmt.Errorf("del: %s is not banned", scopeText(scope))
+	if !deleted(&resp) {
+		return fmt.Errorf("del: %s %s", scopeText(scope), absent)
 	}
-	_, err = fmt.Fprintf(w, "unbanned %s\n", scopeText(scope))
+	_, err = fmt.Fprintf(w, done, scopeText(scope))
 	return err
 }
 
