@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -124,7 +125,9 @@ type bshard struct {
 	m     map[key]record
 	short [65]map[uint64]int64   // bits 0..64: masked first 8 bytes
 	long  [64]map[[16]byte]int64 // bits 65..128, at bits-65
-	_     [64]byte
+	// room is how many records m was last sized for by Reserve.
+	room int
+	_    [64]byte
 }
 
 // setUntil records the end of k's ban; the shard is locked.
@@ -140,6 +143,62 @@ func (s *bshard) setUntil(k key, until int64) {
 		s.long[k.bits-65] = make(map[[16]byte]int64)
 	}
 	s.long[k.bits-65][k.a] = until
+}
+
+// Reserve sizes the table for n more bans of other gateways, shaped like
+// the sample ds (its share of each prefix length): a fleet link's backlog
+// of 100,000 decisions otherwise grows every map of the table from empty
+// one doubling at a time, rehashing what it holds at each step. A shard
+// already sized for as many is left as it is, so calling it before each
+// batch of a backlog with what is still pending resizes once. It never
+// sizes a shard beyond the table's bound (MaxEntries).
+func (b *Bans) Reserve(ds []decision.Decision, n int) {
+	var perBits [129]int
+	sampled := 0
+	for i := range ds {
+		if ds[i].Kind != decision.Ban {
+			continue
+		}
+		if k, err := scopeKey(ds[i].Scope); err == nil {
+			perBits[k.bits]++
+			sampled++
+		}
+	}
+	if sampled == 0 || n <= 0 {
+		return
+	}
+	n = n * sampled / len(ds) // the bans among the n, as in the sample
+	// A shard gets an eighth more than its even share: the spread of
+	// the hash over 32 shards.
+	per := func(c int) int { return min(c+c/8+8, b.perCap) }
+	need := per(n / banShards)
+	for i := range b.shards {
+		s := &b.shards[i]
+		s.mu.Lock()
+		if want := min(len(s.m)+need, b.perCap); want > s.room {
+			s.m = grown(s.m, want)
+			s.room = want
+			for bits, c := range perBits {
+				if c == 0 {
+					continue
+				}
+				more := per(n * c / sampled / banShards)
+				if bits <= 64 {
+					s.short[bits] = grown(s.short[bits], len(s.short[bits])+more)
+				} else {
+					s.long[bits-65] = grown(s.long[bits-65], len(s.long[bits-65])+more)
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// grown returns a map with room for size entries holding m's.
+func grown[K comparable, V any](m map[K]V, size int) map[K]V {
+	g := make(map[K]V, size)
+	maps.Copy(g, m)
+	return g
 }
 
 // clearUntil forgets k's ban; the shard is locked.

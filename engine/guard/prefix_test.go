@@ -342,3 +342,45 @@ func TestStatsCountApplied(t *testing.T) {
 		t.Errorf("Stats = %+v, want 2 banned of which 1 applied", st)
 	}
 }
+
+// TestReserve: sizing the table for a backlog keeps what it holds and
+// changes nothing of what a batch then does, and the table's bound
+// still holds.
+func TestReserve(t *testing.T) {
+	b := NewBans(BanOptions{MaxEntries: 256})
+	b.Ban(a16("198.51.100.7"), rules.BanSpec{Duration: time.Hour}, "ssh", "r", at(0))
+	b.Ban(a16("2001:db8:1::1"), rules.BanSpec{Duration: time.Hour}, "ssh", "r", at(0))
+	var ds []decision.Decision
+	for i := range 1000 {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32)
+		if i%2 == 1 {
+			p = netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 2, byte(i >> 8), byte(i)}), 64)
+		}
+		ds = append(ds, decision.Decision{Kind: decision.Ban, Scope: p, Issued: t0, Expires: t0.Add(time.Hour), Origin: "gw-b", Source: "ssh"})
+	}
+	b.Reserve(ds[:10], 100_000) // far more than the bound
+	b.Reserve(ds[:10], 100_000) // sized already: nothing to do
+	for _, s := range []string{"198.51.100.7", "2001:db8:1::1"} {
+		if !b.IsBanned(a16(s), at(1)) {
+			t.Errorf("%s no longer banned after Reserve", s)
+		}
+	}
+	banned, _, err := b.ApplyBatch(ds, at(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(banned) != len(ds) {
+		t.Errorf("%d bans applied, want %d", len(banned), len(ds))
+	}
+	if st := b.Stats(); st.Records > 256 {
+		t.Errorf("%d records after Reserve and a batch of %d, want at most the bound 256", st.Records, len(ds))
+	}
+	if !b.IsBanned(ds[999].Scope.Addr().As16(), at(1)) || !b.IsBanned(ds[998].Scope.Addr().As16(), at(1)) {
+		t.Error("the batch's last bans are not in force")
+	}
+	for i := range b.shards {
+		if s := &b.shards[i]; s.room > b.perCap {
+			t.Errorf("shard %d sized for %d records, beyond its bound %d", i, s.room, b.perCap)
+		}
+	}
+}
