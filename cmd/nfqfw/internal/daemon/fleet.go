@@ -108,11 +108,17 @@ const liveBatch = 64
 func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 	log := m.log
 	start := time.Now()
-	bans := make([]decision.Decision, 0, len(ds))
-	for _, d := range ds {
+	// The bans and unbans are gathered at the front of ds (the link
+	// reuses it after Apply): a copy of a backlog's decisions took a
+	// tenth of the apply, mostly in write barriers.
+	bans := ds[:0]
+	for i, d := range ds {
 		switch d.Kind {
 		case decision.Ban, decision.Unban:
-			bans = append(bans, d)
+			if len(bans) != i {
+				ds[len(bans)] = d
+			}
+			bans = bans[:len(bans)+1]
 		case decision.KnockWindow, decision.KnockUse:
 			m.applyKnock(sh.current.Load(), d)
 		case decision.Recent:
@@ -138,11 +144,16 @@ func (m *fleetMember) applyRemote(sh *sharedState, ds []decision.Decision) {
 			log.Debug("fleet decision of a kind this gateway does not apply", "decision", d.String())
 		}
 	}
+	live := len(ds) <= liveBatch
+	if !live {
+		// A backlog: the ban table is sized once for what the
+		// link still has to read, not grown map by map.
+		sh.bans.Reserve(bans, len(bans)+m.link.Pending())
+	}
 	banned, lifted, err := sh.bans.ApplyBatch(bans, clock.Now())
 	if err != nil {
 		log.Warn("fleet decisions not all applied", "err", err)
 	}
-	live := len(ds) <= liveBatch
 	sh.kernel.loadBatch(banned, lifted, live)
 	// The state is saved once the link has applied all it had pending
 	// (its Changed is sh.changed), not after each batch of a backlog.
