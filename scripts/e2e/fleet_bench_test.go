@@ -40,8 +40,11 @@ const (
 //     in gateway gc's kernel set, over 100 sources: median and p99;
 //   - load: 100,000 decisions in the stream loaded into the kernel set of a
 //     gateway that starts with an empty state, and of one that was cut off
-//     from the cluster while they were made (at reconnect); and the
-//     daemon's memory per decision.
+//     from the cluster while they were made (at reconnect), for two
+//     partitions: the gateway's own link set down (its first hop's
+//     neighbour entry fails meanwhile), and its NATS traffic dropped on
+//     the path by the router's iptables (a WAN outage away from it); and
+//     the daemon's memory and CPU per decision.
 func BenchmarkFleet(b *testing.B) {
 	requireStatefulTools(b)
 	roles := append(append([]string(nil), fleetNodes...), "ga", "gc", "gd", "ge", fleetAttacker)
@@ -88,7 +91,7 @@ func BenchmarkFleet(b *testing.B) {
 			}); !ok {
 				b.Fatal("gd's health does not say its link is down 20 s into the partition")
 			}
-			fleetPublishMany(b, sb, cluster, "gx", fleetBenchLoad)
+			fleetPublishMany(b, sb, cluster, "gx", 0, fleetBenchLoad)
 			cpu0 := cpuOf(b, gd)
 			healed := time.Now()
 			sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "up")
@@ -120,6 +123,39 @@ func BenchmarkFleet(b *testing.B) {
 			prof()
 			b.Logf("ge's log:\n%s", bulkLines(ge))
 			b.Logf("start: %d decisions in ge's kernel set %v after nfqfw run (%v after it was ready)", fleetBenchLoad, time.Since(t0), took)
+
+			// The second partition: ge's NATS traffic dropped on
+			// the path (the router's FORWARD chain), its own link
+			// up: a WAN outage away from the gateway. ge holds the
+			// first 100,000 and gets 100,000 more at the heal.
+			drop := func(op string) {
+				for _, dir := range [][]string{{"-s", sb.Addr4("ge").String(), "--dport"}, {"-d", sb.Addr4("ge").String(), "--sport"}} {
+					sb.MustExec(sandbox.Gateway, "iptables", op, "FORWARD", dir[0], dir[1], "-p", "tcp", dir[2], strconv.Itoa(natsClientPort), "-j", "DROP")
+				}
+			}
+			drop("-I")
+			if _, ok := waitFor(20*time.Second, func() bool {
+				out, _ := ge.cli("health")
+				return strings.Contains(out, "link down")
+			}); !ok {
+				b.Fatal("ge's health does not say its link is down 20 s into the partition")
+			}
+			fleetPublishMany(b, sb, cluster, "gx", fleetBenchLoad, fleetBenchLoad)
+			cpu0 = cpuOf(b, ge)
+			healed = time.Now()
+			drop("-D")
+			prof = profileCPU(b, sb.NS("ge"), "reconnect-drop")
+			took = waitSetSize(b, sb.NS("ge"), 2*fleetBenchLoad, 120*time.Second)
+			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-drop-s")
+			if at, ok := reconnectedAt(ge, healed); ok {
+				b.ReportMetric(at.Sub(healed).Seconds(), "relink-drop-s")
+				b.Logf("reconnect after a drop on the path: ge's link connected again %v after the heal", at.Sub(healed))
+			}
+			reportLoadCPU(b, ge, cpu0, "reconnect-drop")
+			prof()
+			b.Logf("ge's log:\n%s", bulkLines(ge))
+			b.Logf("reconnect after a drop on the path: %d more decisions in ge's kernel set %v after the heal at %s (its link's own reconnect included)",
+				fleetBenchLoad, took, healed.UTC().Format("15:04:05.000"))
 			ge.kill()
 		}
 	})
@@ -188,9 +224,9 @@ func (d nsDialer) Dial(network, addr string) (c net.Conn, err error) {
 }
 
 // fleetPublishMany publishes n ban decisions of gateway gw (from the
-// attacker's namespace, as a fleet member would) and waits for every
-// acknowledgement.
-func fleetPublishMany(b testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw string, n int) {
+// attacker's namespace, as a fleet member would), of the sources from
+// the from-th on, and waits for every acknowledgement.
+func fleetPublishMany(b testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw string, from, n int) {
 	b.Helper()
 	nc, err := nats.Connect(fmt.Sprintf("nats://%s:%d", sb.Addr4("n1"), natsClientPort),
 		nats.SetCustomDialer(nsDialer{sb.NS(fleetAttacker)}), nats.UserInfo(gw, fleetPassword(gw)))
@@ -204,7 +240,7 @@ func fleetPublishMany(b testing.TB, sb *sandbox.Sandbox, c *natsCluster, gw stri
 	}
 	until := time.Now().Add(time.Hour)
 	subject := "nfqfw.NFQFW.ban." + gw
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		d := decision.Decision{Kind: decision.Ban, Scope: decision.ScopeOf(netip.AddrFrom4([4]byte{172, 16 + byte(i>>16), byte(i >> 8), byte(i)})),
 			Issued: time.Now(), Expires: until, Origin: gw, Source: "bench", Reason: "load " + strconv.Itoa(i)}
 		msg, err := d.Marshal()
