@@ -84,29 +84,9 @@ func BenchmarkFleet(b *testing.B) {
 			// gd is cut off, its link seen down, while gx makes
 			// 100,000 decisions.
 			link := sb.GatewayLink("gd")
-			sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "down")
-			if _, ok := waitFor(20*time.Second, func() bool {
-				out, _ := gd.cli("health")
-				return strings.Contains(out, "link down")
-			}); !ok {
-				b.Fatal("gd's health does not say its link is down 20 s into the partition")
-			}
-			fleetPublishMany(b, sb, cluster, "gx", 0, fleetBenchLoad)
-			cpu0 := cpuOf(b, gd)
-			healed := time.Now()
-			sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "up")
-			prof := profileCPU(b, sb.NS("gd"), "reconnect")
-			took := waitSetSize(b, sb.NS("gd"), fleetBenchLoad, 120*time.Second)
-			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-s")
-			if at, ok := reconnectedAt(gd, healed); ok {
-				b.ReportMetric(at.Sub(healed).Seconds(), "relink-s")
-				b.Logf("reconnect: gd's link connected again %v after the heal", at.Sub(healed))
-			}
-			reportLoadCPU(b, gd, cpu0, "reconnect")
-			prof()
-			b.Logf("gd's log:\n%s", bulkLines(gd))
-			b.Logf("reconnect: %d decisions in gd's kernel set %v after the heal at %s (its link's own reconnect included)",
-				fleetBenchLoad, took, healed.UTC().Format("15:04:05.000"))
+			fleetPartitionLoad(b, sb, cluster, gd, "gd", 0, "",
+				func() { sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "down") },
+				func() { sb.MustExec(sandbox.Gateway, "ip", "link", "set", link, "up") })
 			rss1 := rssOf(b, gd)
 			b.ReportMetric(float64(rss1-rss0)/fleetBenchLoad, "rss-bytes/decision")
 			b.Logf("gd RSS %d KiB before, %d KiB after: %d bytes per decision", rss0>>10, rss1>>10, (rss1-rss0)/fleetBenchLoad)
@@ -116,8 +96,8 @@ func BenchmarkFleet(b *testing.B) {
 			gd.kill()
 			t0 := time.Now()
 			ge := start("ge")
-			prof = profileCPU(b, sb.NS("ge"), "start")
-			took = waitSetSize(b, sb.NS("ge"), fleetBenchLoad, 120*time.Second)
+			prof := profileCPU(b, sb.NS("ge"), "start")
+			took := waitSetSize(b, sb.NS("ge"), fleetBenchLoad, 120*time.Second)
 			b.ReportMetric(time.Since(t0).Seconds(), "start-s")
 			reportLoadCPU(b, ge, 0, "start")
 			prof()
@@ -133,32 +113,43 @@ func BenchmarkFleet(b *testing.B) {
 					sb.MustExec(sandbox.Gateway, "iptables", op, "FORWARD", dir[0], dir[1], "-p", "tcp", dir[2], strconv.Itoa(natsClientPort), "-j", "DROP")
 				}
 			}
-			drop("-I")
-			if _, ok := waitFor(20*time.Second, func() bool {
-				out, _ := ge.cli("health")
-				return strings.Contains(out, "link down")
-			}); !ok {
-				b.Fatal("ge's health does not say its link is down 20 s into the partition")
-			}
-			fleetPublishMany(b, sb, cluster, "gx", fleetBenchLoad, fleetBenchLoad)
-			cpu0 = cpuOf(b, ge)
-			healed = time.Now()
-			drop("-D")
-			prof = profileCPU(b, sb.NS("ge"), "reconnect-drop")
-			took = waitSetSize(b, sb.NS("ge"), 2*fleetBenchLoad, 120*time.Second)
-			b.ReportMetric(time.Since(healed).Seconds(), "reconnect-drop-s")
-			if at, ok := reconnectedAt(ge, healed); ok {
-				b.ReportMetric(at.Sub(healed).Seconds(), "relink-drop-s")
-				b.Logf("reconnect after a drop on the path: ge's link connected again %v after the heal", at.Sub(healed))
-			}
-			reportLoadCPU(b, ge, cpu0, "reconnect-drop")
-			prof()
-			b.Logf("ge's log:\n%s", bulkLines(ge))
-			b.Logf("reconnect after a drop on the path: %d more decisions in ge's kernel set %v after the heal at %s (its link's own reconnect included)",
-				fleetBenchLoad, took, healed.UTC().Format("15:04:05.000"))
+			fleetPartitionLoad(b, sb, cluster, ge, "ge", fleetBenchLoad, "-drop", func() { drop("-I") }, func() { drop("-D") })
 			ge.kill()
 		}
 	})
+}
+
+// fleetPartitionLoad cuts fw (gateway gw, holding the first from
+// decisions) off the cluster with cut, waits for its health to say its
+// link is down, has gx make fleetBenchLoad decisions more, heals the
+// partition with heal and reports how long after the heal they are all
+// in fw's kernel set (reconnect<kind>-s), when its link connected again
+// (relink<kind>-s) and the daemon's CPU per decision.
+func fleetPartitionLoad(b *testing.B, sb *sandbox.Sandbox, cluster *natsCluster, fw *firewall, gw string, from int, kind string, cut, heal func()) {
+	b.Helper()
+	cut()
+	if _, ok := waitFor(20*time.Second, func() bool {
+		out, _ := fw.cli("health")
+		return strings.Contains(out, "link down")
+	}); !ok {
+		b.Fatalf("%s's health does not say its link is down 20 s into the partition", gw)
+	}
+	fleetPublishMany(b, sb, cluster, "gx", from, fleetBenchLoad)
+	cpu0 := cpuOf(b, fw)
+	healed := time.Now()
+	heal()
+	prof := profileCPU(b, sb.NS(gw), "reconnect"+kind)
+	took := waitSetSize(b, sb.NS(gw), from+fleetBenchLoad, 120*time.Second)
+	b.ReportMetric(time.Since(healed).Seconds(), "reconnect"+kind+"-s")
+	if at, ok := reconnectedAt(fw, healed); ok {
+		b.ReportMetric(at.Sub(healed).Seconds(), "relink"+kind+"-s")
+		b.Logf("reconnect%s: %s's link connected again %v after the heal", kind, gw, at.Sub(healed))
+	}
+	reportLoadCPU(b, fw, cpu0, "reconnect"+kind)
+	prof()
+	b.Logf("%s's log:\n%s", gw, bulkLines(fw))
+	b.Logf("reconnect%s: %d decisions more in %s's kernel set %v after the heal at %s (its link's own reconnect included)",
+		kind, fleetBenchLoad, gw, took, healed.UTC().Format("15:04:05.000"))
 }
 
 // fleetPropagation bans fleetBenchSamples sources on ga, one at a time,
