@@ -151,7 +151,8 @@ func (s *bshard) setUntil(k key, until int64) {
 // one doubling at a time, rehashing what it holds at each step. A shard
 // already sized for as many is left as it is, so calling it before each
 // batch of a backlog with what is still pending resizes once. It never
-// sizes a shard beyond the table's bound (MaxEntries).
+// sizes a shard beyond the table's bound (MaxEntries), nor copies one for
+// fewer than a quarter of the records it holds.
 func (b *Bans) Reserve(ds []decision.Decision, n int) {
 	var perBits [129]int
 	sampled := 0
@@ -175,7 +176,11 @@ func (b *Bans) Reserve(ds []decision.Decision, n int) {
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.mu.Lock()
-		if want := min(len(s.m)+need, b.perCap); want > s.room {
+		// A shard is copied only for a backlog of at least a quarter
+		// of what it holds: a few decisions more (a burst of live
+		// ones, a short reconnect) grow it as they come instead of
+		// copying a large table for each batch.
+		if want := min(len(s.m)+need, b.perCap); want > s.room && need >= len(s.m)/4 {
 			s.m = grown(s.m, want)
 			s.room = want
 			for bits, c := range perBits {

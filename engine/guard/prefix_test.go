@@ -383,4 +383,28 @@ func TestReserve(t *testing.T) {
 			t.Errorf("shard %d sized for %d records, beyond its bound %d", i, s.room, b.perCap)
 		}
 	}
+	// A few decisions more than a large table was sized for: no shard
+	// is copied for them.
+	big := NewBans(BanOptions{MaxEntries: 1 << 16})
+	backlog := make([]decision.Decision, 20_000)
+	for i := range backlog {
+		backlog[i] = decision.Decision{Kind: decision.Ban, Scope: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 32),
+			Issued: t0, Expires: t0.Add(time.Hour), Origin: "gw-b", Source: "ssh"}
+	}
+	big.Reserve(backlog[:100], len(backlog))
+	if _, _, err := big.ApplyBatch(backlog, at(1)); err != nil {
+		t.Fatal(err)
+	}
+	rooms := make([]int, len(big.shards))
+	for i := range big.shards {
+		big.shards[i].room = len(big.shards[i].m) // filled up to its size
+		rooms[i] = big.shards[i].room
+	}
+	big.Reserve(ds[:10], 70)
+	for i := range big.shards {
+		if big.shards[i].room != rooms[i] {
+			t.Errorf("shard %d holding %d records was sized again for a batch of 70", i, len(big.shards[i].m))
+			break
+		}
+	}
 }
