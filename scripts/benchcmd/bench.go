@@ -28,7 +28,7 @@ type bench struct {
 	iperfRounds                     int  // established rounds per repetition
 	blocks                          bool // run the blocks (false: established phase only)
 	kprof                           bool // kernel profile of every established run
-	kernelEvents                    string
+	kernelEvents, altKernelEvents   string
 	profile                         bool
 	out, dir                        string
 	stamp                           string
@@ -73,6 +73,7 @@ func runBench(args []string) error {
 	fs.DurationVar(&b.point, "point", 5*time.Second, "duration of each measured point (5 per block)")
 	fs.IntVar(&b.queues, "queues", 1, "nfqfw queue.count")
 	fs.StringVar(&b.kernelEvents, "kernel-events", "all", "nfqfw flows.kernel_events: all or minimal")
+	fs.StringVar(&b.altKernelEvents, "alt-kernel-events", "", "flows.kernel_events of gateway (f); empty: as -kernel-events")
 	fs.BoolVar(&b.profile, "pprof", false, "capture nfqfw CPU and allocation profiles in the first (d) block")
 	fs.StringVar(&b.out, "out", "scripts/out", "output `directory` for the JSON (and profiles)")
 	only := fs.String("only", "abcde", "gateways to run, in order")

@@ -16,7 +16,10 @@
 //
 // With -alt BIN and f in -only, gateway (f) runs another nfqfw binary with
 // the same policy, interleaved with the others: an A/B comparison of two
-// builds under the same interference.
+// builds under the same interference. Gateway (g), creader-ct, is (e) with
+// a second thread following the conntrack table's update and destroy
+// events as nfqfw does, each read and dropped (creader -ctevents): what
+// listening to conntrack costs a reader that does nothing else with it.
 //
 // Each block measures new TCP connections per second at concurrency 1, 8
 // and 32 (connect, close with RST: port 80), connect latency p50/p99 at

@@ -112,8 +112,8 @@ func (b *bench) gateways() []gateway {
 	none := func() { restore(context.Background(), rulesNone) }
 	// queueReader starts an accept-all reader on queue 0, then points the
 	// NEW flows at it.
-	queueReader := func(ctx context.Context, bin string) (*proc, error) {
-		p, err := b.sb.start(b.sb.gw, bin, "-queue", "0")
+	queueReader := func(ctx context.Context, bin string, flags ...string) (*proc, error) {
+		p, err := b.sb.start(b.sb.gw, append([]string{bin, "-queue", "0"}, flags...)...)
 		if err != nil {
 			return nil, err
 		}
@@ -158,6 +158,9 @@ func (b *bench) gateways() []gateway {
 			}
 			return b.startNfqfw(ctx, b.alt)
 		}, down: stopNfqfw},
+		{key: "g", label: "creader-ct", up: func(ctx context.Context) (*proc, error) {
+			return queueReader(ctx, b.creader, "-ctevents")
+		}, down: stopReader},
 	}
 }
 
@@ -166,7 +169,11 @@ func (b *bench) gateways() []gateway {
 func (b *bench) startNfqfw(ctx context.Context, bin string) (*proc, error) {
 	cfg := filepath.Join(b.dir, "nfqfw.yaml")
 	os.RemoveAll(filepath.Join(b.dir, "state"))
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, b.kernelEvents, b.dir, b.dir)), 0o600); err != nil {
+	events := b.kernelEvents
+	if bin == b.alt && b.altKernelEvents != "" {
+		events = b.altKernelEvents
+	}
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, events, b.dir, b.dir)), 0o600); err != nil {
 		return nil, err
 	}
 	args := []string{bin, "run", "-c", cfg}

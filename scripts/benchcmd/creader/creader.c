@@ -6,12 +6,20 @@
  * readers (8 MiB, 4096, GSO, no ENOBUFS). SIGTERM or SIGINT ends it; it
  * prints the packets it accepted.
  *
- *   creader [-queue N]
+ * With -ctevents a second thread follows the conntrack table as nfqfw
+ * does: a netlink socket joined to the update and destroy event groups
+ * (8 MiB receive buffer), blocking in recv(2), every event read and
+ * dropped. It prices what listening alone costs: the kernel builds and
+ * queues an event only for groups somebody listens to.
+ *
+ *   creader [-queue N] [-ctevents]
  *
  * scripts/bench builds it: gcc -O2 creader.c $(pkg-config --libs libnetfilter_queue)
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netlink.h>
+#include <pthread.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <libnfnetlink/libnfnetlink.h>
 #include <linux/netfilter.h>
@@ -29,6 +37,32 @@ static volatile sig_atomic_t stopping;
 static unsigned long long packets;
 
 static void on_signal(int sig) { (void)sig; stopping = 1; }
+
+static unsigned long long ct_bytes, ct_reads;
+
+/* follow_conntrack reads conntrack update and destroy events until the
+ * process ends (NFNLGRP_CONNTRACK_UPDATE and _DESTROY, groups 2 and 3). */
+static void *follow_conntrack(void *arg)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER);
+	int size = 8 << 20;
+	struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = (1 << 1) | (1 << 2)};
+	static char buf[65536];
+	(void)arg;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		fprintf(stderr, "creader: conntrack events: %s\n", strerror(errno));
+		exit(1);
+	}
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		if (n > 0) {
+			ct_bytes += (unsigned long long)n;
+			ct_reads++;
+		}
+	}
+	return NULL;
+}
 
 static int on_packet(struct nfq_q_handle *qh, struct nfgenmsg *m, struct nfq_data *d, void *data)
 {
@@ -49,11 +83,16 @@ static void die(const char *what)
 int main(int argc, char **argv)
 {
 	unsigned queue = 0;
-	if (argc == 3 && strcmp(argv[1], "-queue") == 0)
-		queue = (unsigned)atoi(argv[2]);
-	else if (argc != 1) {
-		fprintf(stderr, "usage: creader [-queue N]\n");
-		return 2;
+	int ctevents = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-queue") == 0 && i + 1 < argc)
+			queue = (unsigned)atoi(argv[++i]);
+		else if (strcmp(argv[i], "-ctevents") == 0)
+			ctevents = 1;
+		else {
+			fprintf(stderr, "usage: creader [-queue N] [-ctevents]\n");
+			return 2;
+		}
 	}
 	/* No SA_RESTART: a signal makes the blocked recv return EINTR. */
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -76,6 +115,10 @@ int main(int argc, char **argv)
 	nfnl_rcvbufsiz(nfq_nfnlh(h), 8 << 20);
 	setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof one);
 
+	pthread_t ct;
+	if (ctevents && pthread_create(&ct, NULL, follow_conntrack, NULL) != 0)
+		die("conntrack thread");
+
 	char buf[65536] __attribute__((aligned));
 	while (!stopping) {
 		ssize_t n = recv(fd, buf, sizeof buf, 0);
@@ -87,5 +130,7 @@ int main(int argc, char **argv)
 	nfq_destroy_queue(qh);
 	nfq_close(h);
 	printf("packets %llu\n", packets);
+	if (ctevents)
+		printf("conntrack reads %llu bytes %llu\n", ct_reads, ct_bytes);
 	return 0;
 }
