@@ -234,11 +234,14 @@ func generate(c *rules.Config, fam rules.Family) (*ruleset, error) {
 
 // kernelEvents (flows.kernel_events minimal) asks conntrack to report only
 // the events the engine follows (a flow saw its first reply, became
-// assured, was destroyed) for new flows, through a CT template set in the
-// raw table before conntrack creates the flow: 3 events per short TCP
-// connection instead of 6. The price is one more hook for every packet
-// (see rules.Flows.KernelEvents). An operator's own CT rules come after
-// nfqfw's hook and so take precedence.
+// assured, was destroyed) for new TCP flows, through a CT template set in
+// the raw table on the SYN before conntrack creates the flow: 3 events per
+// short TCP connection instead of 6, where the kernel reports every state
+// change. Other protocols have no state changes to leave out, so nothing
+// else takes the template. Every packet crosses the one rule: established
+// TCP and other protocols fail its native header matches (the comment
+// comes after them), and only a SYN pays for the template. An operator's
+// own CT rules come after nfqfw's hook and so take precedence.
 func (g gen) kernelEvents(t *table) {
 	const target = "-j CT --ctevents destroy,reply,assured"
 	if !slices.Contains(t.chains, ChainPrerouting) {
@@ -246,13 +249,7 @@ func (g gen) kernelEvents(t *table) {
 		t.hooks = append(t.hooks, hook("PREROUTING", ChainPrerouting))
 	}
 	for _, chain := range []string{ChainPrerouting, ChainOutput} {
-		// A TCP packet other than a SYN belongs to a flow that exists
-		// (or one conntrack picks up mid-stream, which then reports all
-		// its events): it skips the template, and established TCP costs
-		// one rule of native header matches here (no comment: see rule)
-		// instead of a template set and put per packet.
-		t.rules = append(t.rules, rule("-A "+chain+" -p tcp", "", "-m tcp ! --tcp-flags FIN,SYN,RST,ACK SYN", "-j RETURN"))
-		t.rules = append(t.rules, rule("-A "+chain, "conntrack events the engine follows", target))
+		t.rules = append(t.rules, rule("-A "+chain+" -p tcp -m tcp --tcp-flags FIN,SYN,RST,ACK SYN", "conntrack events the engine follows", target))
 	}
 	t.chains = append(t.chains, ChainOutput)
 	t.hooks = append(t.hooks, hook("OUTPUT", ChainOutput))

@@ -11,19 +11,43 @@ import (
 	"github.com/nfqfw/nfqfw/engine/clock"
 )
 
+// conntrackOptions are the event follower's: new flows are the engine's
+// own decisions: it needs their replies, assurance and destruction, not
+// their creation. A backup gateway's new flows are the exception:
+// conntrackd injects the primary's, and they are adopted as they appear
+// (see haAction).
+func (d *Daemon) conntrackOptions() ctnl.Options {
+	return ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true}
+}
+
+// listenConntrack subscribes to conntrack's events before the ruleset is
+// installed and the first packet is decided. The kernel (with the default
+// net.netfilter.nf_conntrack_events=2) gives a flow its event cache only
+// while somebody listens, and a CT --ctevents template (flows.kernel_events
+// minimal) its event mask only if somebody listened when the rule was
+// made: a flow admitted before the follower listens, or a template made
+// before it, would report every event or none, for good. A failure is
+// left to followConntrack, which opens its own follower and is
+// supervised.
+func (d *Daemon) listenConntrack() {
+	f, err := d.k.listen(d.conntrackOptions())
+	if err != nil {
+		d.log.Warn("conntrack events: subscribing before the ruleset is installed failed; the follower retries", "err", err)
+		return
+	}
+	d.ctEarly.Store(f)
+}
+
 // followConntrack keeps the engine's flow table in step with the kernel's:
 // an admitted flow becomes ESTABLISHED/ASSURED when the kernel says so and
-// is forgotten when the kernel forgets it.
+// is forgotten when the kernel forgets it. Its first run reads the events
+// the follower of listenConntrack queued since the start.
 func (d *Daemon) followConntrack(ctx context.Context) error {
-	// New flows are the engine's own decisions: it needs their replies,
-	// assurance and destruction, not their creation. A backup gateway's
-	// new flows are the exception: conntrackd injects the primary's, and
-	// they are adopted as they appear (see haAction).
 	started := func(f *ctnl.Follower) {
 		d.obs.setConntrack(f)
 		d.followNew(f)
 	}
-	return d.k.follow(ctx, ctnl.Options{Logger: d.log, Resync: d.resync, SkipNew: true}, started, d.conntrackEvent)
+	return d.k.follow(ctx, d.ctEarly.Swap(nil), d.conntrackOptions(), started, d.conntrackEvent)
 }
 
 // keysOf returns the flow keys an event may be tracked under: its original

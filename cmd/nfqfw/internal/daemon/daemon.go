@@ -17,6 +17,7 @@ import (
 	"github.com/nfqfw/nfqfw/engine"
 	"github.com/nfqfw/nfqfw/engine/clock"
 	"github.com/nfqfw/nfqfw/engine/control"
+	"github.com/nfqfw/nfqfw/engine/ctnl"
 	"github.com/nfqfw/nfqfw/engine/nfq"
 	"github.com/nfqfw/nfqfw/rules"
 )
@@ -78,6 +79,9 @@ type Daemon struct {
 	start    time.Time
 	queues   []*queueReader
 	fleet    *fleetMember // nil without a fleet: section
+	// ctEarly is the conntrack follower opened before the ruleset is
+	// installed, until followConntrack takes it (see listenConntrack).
+	ctEarly atomic.Pointer[ctnl.Follower]
 
 	expiryTick atomic.Int64 // unix nanoseconds of housekeeping's last round: the watchdog's proof of life
 	stalled    atomic.Bool  // the watchdog was not fed at its last ping
@@ -240,6 +244,14 @@ func Run(ctx context.Context, opts Options) error {
 		go func() { defer wg.Done(); d.health.supervise(ctx, sub, fn) }()
 	}
 
+	// Conntrack's events are subscribed to before anything is installed
+	// or decided (see listenConntrack).
+	d.listenConntrack()
+	defer func() {
+		if f := d.ctEarly.Swap(nil); f != nil {
+			f.Close() // a start that failed before following
+		}
+	}()
 	// The kernel's flows, from before this start, admitted as the policy
 	// says before any queued packet of theirs is decided.
 	d.adoptKernelFlows(ctx)

@@ -61,7 +61,9 @@ func (k *fakeKernel) flows(context.Context) ([]ctnl.Event, error) {
 
 func (k *fakeKernel) deleteFlows(context.Context, netip.Prefix) (int, error) { return 0, nil }
 
-func (k *fakeKernel) follow(ctx context.Context, _ ctnl.Options, _ func(*ctnl.Follower), _ func(ctnl.Event)) error {
+func (k *fakeKernel) listen(ctnl.Options) (*ctnl.Follower, error) { return nil, nil }
+
+func (k *fakeKernel) follow(ctx context.Context, _ *ctnl.Follower, _ ctnl.Options, _ func(*ctnl.Follower), _ func(ctnl.Event)) error {
 	k.mu.Lock()
 	err := k.followErr
 	k.mu.Unlock()

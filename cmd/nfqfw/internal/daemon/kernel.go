@@ -33,9 +33,13 @@ type kernel interface {
 	flows(ctx context.Context) ([]ctnl.Event, error)
 	// deleteFlows deletes the conntrack entries of the sources in p.
 	deleteFlows(ctx context.Context, p netip.Prefix) (int, error)
-	// follow follows conntrack events until ctx ends; started is called
-	// with the follower once it listens (nil from a fake).
-	follow(ctx context.Context, o ctnl.Options, started func(*ctnl.Follower), fn func(ctnl.Event)) error
+	// listen subscribes to conntrack events (nil from a fake); they queue
+	// in the follower's socket until follow reads them.
+	listen(o ctnl.Options) (*ctnl.Follower, error)
+	// follow follows conntrack events with f, or with a follower it opens
+	// when f is nil, until ctx ends; started is called with the follower
+	// once it listens (nil from a fake).
+	follow(ctx context.Context, f *ctnl.Follower, o ctnl.Options, started func(*ctnl.Follower), fn func(ctnl.Event)) error
 }
 
 // ruleset installs, replaces, checks and removes the kernel ruleset
@@ -112,10 +116,14 @@ func (hostKernel) deleteFlows(ctx context.Context, p netip.Prefix) (int, error) 
 	return ctnl.DeleteByPrefix(ctx, ctnl.Options{}, p)
 }
 
-func (hostKernel) follow(ctx context.Context, o ctnl.Options, started func(*ctnl.Follower), fn func(ctnl.Event)) error {
-	f, err := ctnl.Listen(o)
-	if err != nil {
-		return err
+func (hostKernel) listen(o ctnl.Options) (*ctnl.Follower, error) { return ctnl.Listen(o) }
+
+func (hostKernel) follow(ctx context.Context, f *ctnl.Follower, o ctnl.Options, started func(*ctnl.Follower), fn func(ctnl.Event)) error {
+	if f == nil {
+		var err error
+		if f, err = ctnl.Listen(o); err != nil {
+			return err
+		}
 	}
 	started(f)
 	defer f.Close()
