@@ -161,6 +161,9 @@ func (b *bench) gateways() []gateway {
 		{key: "g", label: "creader-ct", up: func(ctx context.Context) (*proc, error) {
 			return queueReader(ctx, b.creader, "-ctevents")
 		}, down: stopReader},
+		{key: "h", label: "creader-ctpoll", up: func(ctx context.Context) (*proc, error) {
+			return queueReader(ctx, b.creader, "-ctevents", "-ctpoll", "10")
+		}, down: stopReader},
 	}
 }
 

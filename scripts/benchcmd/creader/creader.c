@@ -10,9 +10,11 @@
  * does: a netlink socket joined to the update and destroy event groups
  * (8 MiB receive buffer), blocking in recv(2), every event read and
  * dropped. It prices what listening alone costs: the kernel builds and
- * queues an event only for groups somebody listens to.
+ * queues an event only for groups somebody listens to. With -ctpoll MS
+ * the thread sleeps MS milliseconds between reads of all waiting events
+ * instead, so that no event wakes it.
  *
- *   creader [-queue N] [-ctevents]
+ *   creader [-queue N] [-ctevents [-ctpoll MS]]
  *
  * scripts/bench builds it: gcc -O2 creader.c $(pkg-config --libs libnetfilter_queue)
  */
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #ifndef NETLINK_NO_ENOBUFS
 #define NETLINK_NO_ENOBUFS 5
@@ -39,6 +42,7 @@ static unsigned long long packets;
 static void on_signal(int sig) { (void)sig; stopping = 1; }
 
 static unsigned long long ct_bytes, ct_reads;
+static int ct_poll_ms;
 
 /* follow_conntrack reads conntrack update and destroy events until the
  * process ends (NFNLGRP_CONNTRACK_UPDATE and _DESTROY, groups 2 and 3). */
@@ -55,8 +59,10 @@ static void *follow_conntrack(void *arg)
 		exit(1);
 	}
 	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof buf, 0);
-		if (n > 0) {
+		if (ct_poll_ms > 0)
+			usleep((useconds_t)ct_poll_ms * 1000);
+		ssize_t n;
+		while ((n = recv(fd, buf, sizeof buf, ct_poll_ms > 0 ? MSG_DONTWAIT : 0)) > 0) {
 			ct_bytes += (unsigned long long)n;
 			ct_reads++;
 		}
@@ -89,8 +95,10 @@ int main(int argc, char **argv)
 			queue = (unsigned)atoi(argv[++i]);
 		else if (strcmp(argv[i], "-ctevents") == 0)
 			ctevents = 1;
+		else if (strcmp(argv[i], "-ctpoll") == 0 && i + 1 < argc)
+			ct_poll_ms = atoi(argv[++i]);
 		else {
-			fprintf(stderr, "usage: creader [-queue N] [-ctevents]\n");
+			fprintf(stderr, "usage: creader [-queue N] [-ctevents [-ctpoll MS]]\n");
 			return 2;
 		}
 	}
