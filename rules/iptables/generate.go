@@ -236,8 +236,10 @@ func generate(c *rules.Config, fam rules.Family) (*ruleset, error) {
 // the events the engine follows (a flow saw its first reply, became
 // assured, was destroyed) for new TCP flows, through a CT template set in
 // the raw table on the SYN before conntrack creates the flow: 3 events per
-// short TCP connection instead of 6, where the kernel reports every state
-// change. Other protocols have no state changes to leave out, so nothing
+// short TCP connection closed with FIN instead of 7, where the kernel
+// reports every state change (TestKernelEventsMinimal). The kernel gives
+// the template its mask only if a conntrack listener exists when the rule
+// is made: the daemon's follower listens before the ruleset is installed. Other protocols have no state changes to leave out, so nothing
 // else takes the template. Every packet crosses the one rule: established
 // TCP and other protocols fail its native header matches (the comment
 // comes after them), and only a SYN pays for the template. An operator's

@@ -147,7 +147,7 @@ func (b *bench) gateways() []gateway {
 			return queueReader(ctx, b.minreader)
 		}, down: stopReader},
 		{key: "d", label: "nfqfw", up: func(ctx context.Context) (*proc, error) {
-			return b.startNfqfw(ctx, b.nfqfw)
+			return b.startNfqfw(ctx, b.nfqfw, b.kernelEvents)
 		}, down: stopNfqfw},
 		{key: "e", label: "creader", up: func(ctx context.Context) (*proc, error) {
 			return queueReader(ctx, b.creader)
@@ -156,7 +156,11 @@ func (b *bench) gateways() []gateway {
 			if b.alt == "" {
 				return nil, fmt.Errorf("gateway (f) needs -alt")
 			}
-			return b.startNfqfw(ctx, b.alt)
+			events := b.altKernelEvents
+			if events == "" {
+				events = b.kernelEvents
+			}
+			return b.startNfqfw(ctx, b.alt, events)
 		}, down: stopNfqfw},
 		{key: "g", label: "creader-ct", up: func(ctx context.Context) (*proc, error) {
 			return queueReader(ctx, b.creader, "-ctevents")
@@ -167,15 +171,11 @@ func (b *bench) gateways() []gateway {
 	}
 }
 
-// startNfqfw runs the nfqfw binary bin with the server policy and waits
-// until it is ready.
-func (b *bench) startNfqfw(ctx context.Context, bin string) (*proc, error) {
+// startNfqfw runs the nfqfw binary bin with the server policy and
+// flows.kernel_events events, and waits until it is ready.
+func (b *bench) startNfqfw(ctx context.Context, bin, events string) (*proc, error) {
 	cfg := filepath.Join(b.dir, "nfqfw.yaml")
 	os.RemoveAll(filepath.Join(b.dir, "state"))
-	events := b.kernelEvents
-	if bin == b.alt && b.altKernelEvents != "" {
-		events = b.altKernelEvents
-	}
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(nfqfwConfig, b.queues, events, b.dir, b.dir)), 0o600); err != nil {
 		return nil, err
 	}

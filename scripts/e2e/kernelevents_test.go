@@ -62,8 +62,9 @@ func TestKernelEventsMinimal(t *testing.T) {
 		return true
 	})
 
-	// One short connection to port 80, closed with a reset, then deleted:
-	// its reply, its assurance and its destruction, nothing else.
+	// One short connection to port 80, closed by the client (FIN), then
+	// deleted: its reply, its assurance and its destruction, not its
+	// FIN_WAIT and CLOSE_WAIT (without the template: 4 updates).
 	events := host.Start("conntrack", "-E", "-e", "UPDATE,DESTROY", "-p", "tcp", "--orig-port-dst", "80")
 	time.Sleep(200 * time.Millisecond) // subscribed before the SYN
 	c, err := cli.DialTimeout("tcp", netip.AddrPortFrom(h4, 80).String(), probeTimeout)

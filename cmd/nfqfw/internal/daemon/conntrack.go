@@ -32,7 +32,9 @@ func (d *Daemon) conntrackOptions() ctnl.Options {
 func (d *Daemon) listenConntrack() {
 	f, err := d.k.listen(d.conntrackOptions())
 	if err != nil {
-		d.log.Warn("conntrack events: subscribing before the ruleset is installed failed; the follower retries", "err", err)
+		// The follower retries under supervision (health, metrics); a
+		// minimal template made meanwhile keeps no mask until a reload.
+		d.log.Warn("conntrack events: subscribing before the ruleset is installed failed; the follower retries, and flows.kernel_events minimal takes effect only at a reload after it listens", "err", err)
 		return
 	}
 	d.ctEarly.Store(f)
